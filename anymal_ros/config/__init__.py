@@ -1,0 +1,13 @@
+"""Typed, validated configuration (layer 1: imports nothing else from the package but the
+observation layout constants)."""
+
+from anymal_ros.config.base import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_config,
+    load_yaml,
+    to_dict,
+)
+
+__all__ = ["ConfigError", "apply_overrides", "from_dict", "load_config", "load_yaml", "to_dict"]

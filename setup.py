@@ -1,0 +1,47 @@
+"""ament_python package definition for anymal_ros.
+
+`pip install -e .` and `colcon build` both use this file. ROS 2 client libraries are not listed
+in install_requires: a robot gets them from its ROS distribution, the Makefile from PyPI.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "anymal_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    package_data={PACKAGE: ["sim/assets/*.xml"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/policies", glob("policies/*")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy",
+        "pyyaml",
+        "einops",
+        "onnx",
+        "onnxruntime",
+        "torch",
+        "mujoco",
+        "tqdm",
+    ],
+    extras_require={"test": ["pytest", "ruff"]},
+    zip_safe=True,
+    maintainer="anymal_ros maintainers",
+    maintainer_email="maintainers@anymal-ros.invalid",
+    description="Teacher-student perceptive locomotion: MuJoCo training, ONNX export, ROS 2 nodes.",
+    license="BSD-3-Clause",
+    entry_points={
+        "console_scripts": [
+            "anymal-ros = anymal_ros.cli:main",
+        ],
+    },
+)

@@ -1,0 +1,69 @@
+"""Configuration errors name the key at fault; overrides and nesting work."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from anymal_ros.config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+from anymal_ros.config.models import StudentConfig, TeacherConfig
+
+
+def test_defaults_are_the_papers_sizes():
+    t = TeacherConfig()
+    assert (t.proprio_dim, t.privileged_dim, t.policy_mlp) == (133, 50, (256, 160, 128))
+    s = StudentConfig()
+    assert (s.gru_layers, s.gru_hidden, s.belief_dim, s.extero_latent_dim) == (2, 50, 120, 96)
+
+
+def test_unknown_key_is_named_with_suggestion():
+    with pytest.raises(ConfigError, match=r"action\.num_actons: unknown key.*num_actions"):
+        from_dict(TeacherConfig, {"action": {"num_actons": 3}})
+
+
+def test_wrong_type_is_named():
+    with pytest.raises(ConfigError, match=r"policy_mlp\[1\]: expected an integer"):
+        from_dict(TeacherConfig, {"policy_mlp": [256, "wide"]})
+    with pytest.raises(ConfigError, match=r"action\.type: 'beta' is not one of"):
+        from_dict(TeacherConfig, {"action": {"type": "beta"}})
+    with pytest.raises(ConfigError, match="expected true/false"):
+
+        @dataclass(frozen=True)
+        class Flag:
+            on: bool = False
+
+        from_dict(Flag, {"on": "yes"})
+
+
+def test_post_init_validation_is_a_config_error():
+    with pytest.raises(ConfigError, match="log_std_range"):
+        from_dict(TeacherConfig, {"action": {"log_std_range": [1.0, -1.0]}})
+
+
+def test_overrides_and_round_trip(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("action:\n  type: categorical\n  num_actions: 4\n")
+    cfg = load_config(TeacherConfig, path, ["policy_mlp=[64, 64]", "action.init_std=0.5"])
+    assert cfg.policy_mlp == (64, 64) and cfg.action.type == "categorical"
+    assert cfg.action.init_std == 0.5
+    assert from_dict(TeacherConfig, to_dict(cfg)) == cfg
+    with pytest.raises(ConfigError, match="expected key.path=value"):
+        apply_overrides({}, ["oops"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(TeacherConfig, tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(TeacherConfig, bad)
+
+
+def test_required_fields_are_reported():
+    @dataclass(frozen=True)
+    class Needs:
+        path: str
+        extra: list[int] = field(default_factory=list)
+
+    with pytest.raises(ConfigError, match=r"missing required keys \['path'\]"):
+        from_dict(Needs, {})
