@@ -67,3 +67,15 @@ def test_required_fields_are_reported():
 
     with pytest.raises(ConfigError, match=r"missing required keys \['path'\]"):
         from_dict(Needs, {})
+
+
+def test_joint_mapping_is_by_name():
+    import numpy as np
+
+    from anymal_ros.obs.layout import JOINT_NAMES, index_by_name
+
+    shuffled = list(reversed(JOINT_NAMES)) + ["arm_joint"]
+    values = np.array([JOINT_NAMES.index(n) if n in JOINT_NAMES else -1 for n in shuffled])
+    np.testing.assert_array_equal(values[index_by_name(shuffled)], np.arange(12))
+    with pytest.raises(KeyError, match="LF_KFE"):
+        index_by_name([n for n in JOINT_NAMES if n != "LF_KFE"])

@@ -152,3 +152,16 @@ PRIVILEGED_LAYOUT = ObsLayout(
     )
 )
 PRIVILEGED_DIM = PRIVILEGED_LAYOUT.dim  # 50
+
+
+def index_by_name(names: list[str] | tuple[str, ...], wanted: tuple[str, ...] = JOINT_NAMES):
+    """Indices into ``names`` that pick ``wanted`` in order (extra names are ignored).
+
+    Raises ``KeyError`` listing every wanted joint that is absent, so a robot whose joint
+    names do not match the policy is refused instead of being driven with a wrong mapping.
+    """
+    position = {n: i for i, n in enumerate(names)}
+    missing = [n for n in wanted if n not in position]
+    if missing:
+        raise KeyError(f"joints missing from message: {missing}")
+    return np.array([position[n] for n in wanted], dtype=np.intp)
