@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,7 +135,9 @@ CHILD = textwrap.dedent(
     from test_episode_store import FIELDS, make_episode
     from anymal_ros.replay.store import EpisodeStore
 
-    store = EpisodeStore.create({path!r}, FIELDS, max_episode_length=40, chunk_episodes=2)
+    store = EpisodeStore.create(
+        {path!r}, FIELDS, max_episode_length=40, chunk_episodes=2, fsync={fsync}
+    )
     w = store.writer()
     i = 0
     while True:
@@ -150,14 +153,13 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("wait_for", [0, 5])
+@pytest.mark.parametrize(("wait_for", "fsync"), [(0, True), (5, True), (5, False)])
 def test_sigkill_mid_episode_keeps_committed_episodes_and_store_stays_appendable(
-    tmp_path, wait_for
+    tmp_path, wait_for, fsync
 ):
     path = tmp_path / "s"
-    code = CHILD.format(
-        root=str(__import__("pathlib").Path(__file__).parent), path=str(path), wait_for=wait_for
-    )
+    root = str(Path(__file__).parent)
+    code = CHILD.format(root=root, path=str(path), wait_for=wait_for, fsync=fsync)
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         line = child.stdout.readline()

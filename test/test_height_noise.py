@@ -134,7 +134,8 @@ def test_curriculum_factor_ramps_linearly():
 
 
 def test_modes_are_redrawn_mid_episode_at_the_configured_rate():
-    noise = HeightNoise(HeightNoiseConfig(mode_resample_prob=0.01), num_envs=1000, seed=6)
+    cfg = HeightNoiseConfig(mode_resample_prob=0.01)
+    noise = HeightNoise(cfg, num_envs=1000, num_feet=1, points_per_foot=1, seed=6)
     changes = 0
     for _ in range(100):
         before = noise.modes

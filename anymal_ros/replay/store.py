@@ -120,14 +120,21 @@ def quadruped_fields(
     return fields
 
 
-def _atomic_write_json(path: Path, data: Any) -> None:
+def _atomic_write_json(path: Path, data: Any, fsync: bool = True) -> None:
+    """Temporary file, fsync, rename over ``path``, fsync of the directory.
+
+    Readers see the old or the new content, never a mix. Without ``fsync`` the rename is
+    still atomic for a killed process, but not across a power cut.
+    """
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w") as f:
         json.dump(data, f, separators=(",", ":"))
         f.flush()
-        os.fsync(f.fileno())
+        if fsync:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if fsync:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -157,10 +164,11 @@ class EpisodeStore:
     so it can travel into DataLoader workers.
     """
 
-    def __init__(self, path: Path, mode: Literal["r", "a"]) -> None:
+    def __init__(self, path: Path, mode: Literal["r", "a"], fsync: bool = True) -> None:
         # Use create() / open(); this only loads and checks what is on disk.
         self.path = Path(path)
         self.mode = mode
+        self.fsync = fsync
         self._lock_fd: int | None = None
         self._maps: dict[int, dict[str, np.memmap]] = {}
         self._closed = False
@@ -204,6 +212,7 @@ class EpisodeStore:
         max_episode_length: int,
         chunk_episodes: int = 64,
         exist_ok: bool = False,
+        fsync: bool = True,
     ) -> EpisodeStore:
         """Create a store at ``path`` (a new directory) and open it for appending.
 
@@ -213,6 +222,10 @@ class EpisodeStore:
             chunk_episodes: episodes per chunk file (growth step).
             exist_ok: if a store already exists at ``path`` with the same schema, open it for
                 appending (resuming a job); a different schema raises SchemaMismatchError.
+            fsync: flush each committed episode and the index to the disk before the commit
+                returns, so a power cut keeps it too. ``False`` still keeps every committed
+                episode when the *process* dies (the page cache survives it) and writes
+                several times faster; use it for data that can be regenerated.
         """
         path = Path(path)
         specs = {str(n): FieldSpec.make(str(n), s) for n, s in fields.items()}
@@ -229,7 +242,9 @@ class EpisodeStore:
         if (path / SCHEMA_FILE).exists():
             if not exist_ok:
                 raise FileExistsError(f"{path}: a store already exists (pass exist_ok=True)")
-            return cls.open(path, "a", fields=specs, max_episode_length=max_episode_length)
+            return cls.open(
+                path, "a", fields=specs, max_episode_length=max_episode_length, fsync=fsync
+            )
         if path.exists() and any(path.iterdir()):
             raise FileExistsError(f"{path}: directory exists and is not an episode store")
         path.mkdir(parents=True, exist_ok=True)
@@ -244,7 +259,7 @@ class EpisodeStore:
         }
         # The schema is written last: its presence marks a complete store.
         _atomic_write_json(path / SCHEMA_FILE, schema)
-        return cls(path, "a")
+        return cls(path, "a", fsync=fsync)
 
     @classmethod
     def open(
@@ -253,18 +268,19 @@ class EpisodeStore:
         mode: Literal["r", "a"] = "r",
         fields: Mapping[str, Any] | None = None,
         max_episode_length: int | None = None,
+        fsync: bool = True,
     ) -> EpisodeStore:
         """Open an existing store; ``mode="a"`` takes the writer lock and allows appending.
 
         ``fields`` / ``max_episode_length``, when given, must equal the stored schema
-        (SchemaMismatchError lists every difference).
+        (SchemaMismatchError lists every difference). ``fsync``: see :meth:`create`.
         """
         if mode not in ("r", "a"):
             raise ValueError(f"mode must be 'r' or 'a', got {mode!r}")
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"{path}: no episode store here")
-        store = cls(path, mode)
+        store = cls(path, mode, fsync=fsync)
         try:
             store._check_schema(fields, max_episode_length)
         except BaseException:
@@ -449,13 +465,14 @@ class EpisodeStore:
 
     def _commit(self, slots_lengths: Sequence[tuple[int, int]]) -> list[int]:
         """Flush the slots' pages, then publish them in the index atomically."""
-        for k in sorted({s // self.chunk_episodes for s, _ in slots_lengths}):
-            for mm in self._chunk(k).values():
-                mm.flush()
+        if self.fsync:
+            for k in sorted({s // self.chunk_episodes for s, _ in slots_lengths}):
+                for mm in self._chunk(k).values():
+                    mm.flush()  # msync: the data is on disk before the index names it
         first = len(self._episodes)
         new = np.asarray(slots_lengths, dtype=np.int64).reshape(-1, 2)
         episodes = np.concatenate([self._episodes, new])
-        _atomic_write_json(self.path / INDEX_FILE, {"episodes": episodes.tolist()})
+        _atomic_write_json(self.path / INDEX_FILE, {"episodes": episodes.tolist()}, self.fsync)
         self._episodes = episodes
         return list(range(first, len(episodes)))
 
