@@ -41,7 +41,7 @@ class RobotConfig:
     joint_velocity_limit: float = 7.5  # rad/s (penalised by the joint_vel_limit reward)
     init_height: float = 0.6  # m above the terrain at the spawn point
     init_joint_noise: float = 0.1  # rad, uniform around the default pose
-    init_xy_noise: float = 1.0  # m, uniform around the tile centre
+    init_xy_noise: float = 0.5  # m, uniform around the tile centre (inside the platform)
 
     def __post_init__(self) -> None:
         for name in ("kp", "kd", "torque_limit", "joint_velocity_limit", "init_height"):
