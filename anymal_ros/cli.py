@@ -11,7 +11,9 @@ import importlib
 import sys
 
 # name -> (module, one-line help). Each module provides `add_arguments(parser)` and `run(args)`.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sim-render": ("anymal_ros.commands.sim_render", "record the MuJoCo simulator to MP4/GIF/PNG"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,8 @@ the ``info`` keys.
 
 from __future__ import annotations
 
+import copy
+import time
 from typing import Any
 
 import mujoco
@@ -281,6 +283,15 @@ class QuadrupedVecEnv:
         ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.intp)
         self.commands.fixed[ids] = False
         self.commands.sample(ids, self.rng)
+
+    def physics_benchmark(self, num_steps: int) -> float:
+        """Seconds that ``num_steps`` bare physics control steps (``mj_step`` x decimation,
+        no observations or rewards) take on a copy of the current state: the physics bound."""
+        data = copy.copy(self.data)
+        start = time.perf_counter()
+        for _ in range(num_steps):
+            mujoco.mj_step(self.model, data, nstep=self.decimation)
+        return time.perf_counter() - start
 
     def close(self) -> None:
         """Nothing to release (kept for interface parity with the multi-process env)."""
