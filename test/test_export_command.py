@@ -8,7 +8,7 @@ import torch
 
 from anymal_ros.cli import main
 from anymal_ros.config import to_dict
-from anymal_ros.config.models import StudentConfig, TeacherConfig
+from anymal_ros.config.models import ActionHeadConfig, StudentConfig, TeacherConfig
 from anymal_ros.deploy.runtime import OnnxPolicy
 from anymal_ros.models.checkpoint import CheckpointError, save_checkpoint
 from anymal_ros.models.student import Student
@@ -16,10 +16,10 @@ from anymal_ros.models.teacher import Teacher
 
 
 def test_export_student_uses_stored_model_and_deploy_config(tmp_path):
-    cfg = StudentConfig(proprio_dim=120, gru_hidden=32)
+    cfg = StudentConfig(proprio_dim=120, gru_hidden=32, action=ActionHeadConfig(num_actions=12))
     student = Student(cfg)
-    deploy = {"action_scale": 0.25, "control_period": 0.01, "joint_pos_lower": [-2.0] * 12,
-              "joint_pos_upper": [2.0] * 12}  # fmt: skip
+    deploy = {"actions": {"mode": "joint_residual", "scale": 0.25}, "control_period": 0.01,
+              "joint_pos_lower": [-2.0] * 12, "joint_pos_upper": [2.0] * 12}  # fmt: skip
     ckpt = save_checkpoint(
         tmp_path / "run.pt",
         models={"student": student, "teacher": Teacher()},
