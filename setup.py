@@ -42,6 +42,7 @@ setup(
     entry_points={
         "console_scripts": [
             "anymal-ros = anymal_ros.cli:main",
+            "policy_node = anymal_ros.nodes.policy_node:main",
         ],
     },
 )
