@@ -11,7 +11,10 @@ import importlib
 import sys
 
 # name -> (module, one-line help). Each module provides `add_arguments(parser)` and `run(args)`.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "export": ("anymal_ros.commands.export", "export a checkpoint's student/teacher to ONNX"),
+    "demo": ("anymal_ros.commands.demo", "interim demo: export a student, time onnxruntime"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
