@@ -125,3 +125,10 @@ def test_parameter_files_use_declared_parameters(node):
         default = PARAMETERS[name][0]
         if isinstance(default, (bool, str, list)):
             assert type(value) is type(default), f"{node}.{name}: {value!r} vs {default!r}"
+
+
+def test_policy_node_missing_height_fill_matches_the_noise_model():
+    from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+
+    data = yaml.safe_load((REPO / "config/policy_node.yaml").read_text())
+    assert data["policy_node"]["ros__parameters"]["missing_height_fill"] == MISSING_HEIGHT_FILL

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
 from anymal_ros.nodes.diagnostics import LatencyWindow
 from anymal_ros.nodes.inputs import (
@@ -71,7 +72,7 @@ class ControllerConfig:
     command_high: tuple[float, float, float] = (1.0, 0.5, 1.0)
     #: Height fed for missing points (NaN in the cloud, or everything in blind walking);
     #: must equal the value the training noise model writes for missing points.
-    missing_height_fill: float = -2.0
+    missing_height_fill: float = MISSING_HEIGHT_FILL
     #: Joint limits overriding the file's (``[J]`` in the model's joint order), or None.
     joint_lower: tuple[float, ...] | None = None
     joint_upper: tuple[float, ...] | None = None

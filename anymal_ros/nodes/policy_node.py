@@ -49,6 +49,7 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.nodes.diagnostics import status_level, status_values
 from anymal_ros.nodes.safety import Mode, SafetyConfig
 
@@ -77,7 +78,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "height_samples_timeout": (0.5, "s; older -> STAND, or blind walking if blind_walk"),
     "cmd_vel_timeout": (0.5, "s; older -> command is zero"),
     "blind_walk": (False, "keep walking on stale heights, fed as missing points"),
-    "missing_height_fill": (-2.0, "m; height fed for missing points (training's fill value)"),
+    "missing_height_fill": (
+        MISSING_HEIGHT_FILL,
+        "m; height fed for missing points (the training noise model's fill value)",
+    ),
     "stand_duration": (2.0, "s; interpolation from the measured pose to the default pose"),
     "max_tilt": (0.8, "rad; |roll| or |pitch| beyond this -> PASSIVE"),
     "cmd_vel_min": ([-1.0, -0.5, -1.0], "lower clip of (vx, vy, yaw rate)"),
