@@ -132,3 +132,10 @@ def test_policy_node_missing_height_fill_matches_the_noise_model():
 
     data = yaml.safe_load((REPO / "config/policy_node.yaml").read_text())
     assert data["policy_node"]["ros__parameters"]["missing_height_fill"] == MISSING_HEIGHT_FILL
+
+
+def test_bundled_policy_falls_back_to_the_source_tree(monkeypatch):
+    from anymal_ros.nodes.policy_node import bundled_policy_path
+
+    monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
+    assert bundled_policy_path() == REPO / "policies" / "student.onnx"

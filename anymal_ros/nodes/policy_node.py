@@ -42,6 +42,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -106,7 +107,7 @@ def bundled_policy_path() -> Path:
             share = Path(get_package_share_directory(PACKAGE))
             if (share / "policies" / BUNDLED_POLICY).is_file():
                 return share / "policies" / BUNDLED_POLICY
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # not installed / no AMENT_PREFIX_PATH
             pass
     except ImportError:
         pass
@@ -129,6 +130,8 @@ class PolicyNode(LifecycleNode):
         self.ticks = 0
         self.missed_ticks = 0
         self._joint_stamp = None
+        self._stand_pending = False
+        self._stand_warned = False
 
     def p(self, name: str):
         return self.get_parameter(name).value
@@ -237,16 +240,27 @@ class PolicyNode(LifecycleNode):
         self._active = True
         self._last_tick = None
         self._next_tick = now
-        if self.p("activate_mode") == "stand":
-            ok, message = c.request(Mode.STAND, now, "lifecycle activate")
-            if not ok:
-                self.get_logger().warning(f"activate: staying PASSIVE: {message}")
+        # Stand up as soon as joint_states and imu are fresh (at once if they already are).
+        self._stand_pending = self.p("activate_mode") == "stand"
+        self._try_pending_stand(now)
         if self.p("control_trigger") == "timer":
             self._control_timer = self.create_timer(c.control_period, self._control_step)
         return super().on_activate(state)
 
+    def _try_pending_stand(self, now: float) -> None:
+        if not self._stand_pending:
+            return
+        ok, message = self.controller.request(Mode.STAND, now, "lifecycle activate")
+        if ok:
+            self._stand_pending = False
+            self.get_logger().info(message)
+        elif not self._stand_warned:
+            self._stand_warned = True
+            self.get_logger().warning(f"activate: PASSIVE until inputs arrive ({message})")
+
     def _stop_control(self) -> None:
         self._active = False
+        self._stand_pending = False
         if self._control_timer is not None:
             self.destroy_timer(self._control_timer)
             self._control_timer = None
@@ -290,6 +304,8 @@ class PolicyNode(LifecycleNode):
         return handle
 
     def _control_step(self) -> None:
+        if not self.context.ok():  # shutting down (e.g. SIGTERM): nothing may be published
+            return
         now = self.now()
         period = self.controller.control_period
         if self._last_tick is not None and now - self._last_tick > 1.5 * period:
@@ -298,6 +314,7 @@ class PolicyNode(LifecycleNode):
         # Next tick on the period grid; if far behind, restart the grid from now.
         self._next_tick = max(self._next_tick + period, now + 0.5 * period)
         self.ticks += 1
+        self._try_pending_stand(now)
         before = self.controller.mode
         targets = self.controller.tick(now)
         after = self.controller.mode
@@ -358,7 +375,7 @@ def main(args: list[str] | None = None) -> int:
                 return 1
             node.trigger_activate()
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()
