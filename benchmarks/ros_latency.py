@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's anymal_ros, not an installed one
 
 
 def cpu_seconds(pid: int) -> float:
