@@ -1,6 +1,4 @@
-"""`anymal-ros export` from a real checkpoint, and the interim `anymal-ros demo`."""
-
-import json
+"""`anymal-ros export` from a real checkpoint (the demo is tested in test_demo.py)."""
 
 import numpy as np
 import pytest
@@ -68,12 +66,3 @@ def test_export_refuses_mismatched_checkpoint(tmp_path):
     )
     with pytest.raises(SystemExit, match="deploy.scale: unknown key"):
         main(["export", str(bad_cfg), "--out", str(tmp_path / "y.onnx")])
-
-
-def test_demo_exports_and_times(tmp_path, capsys):
-    assert main(["demo", "--out-dir", str(tmp_path), "--steps", "100"]) == 0
-    text = capsys.readouterr().out
-    assert "onnxruntime OnnxPolicy.step" in text and "torch eager" in text
-    result = json.loads((tmp_path / "demo_latency.json").read_text())
-    assert [r["steps"] for r in result["rows"]] == [100, 100, 100]
-    assert OnnxPolicy(tmp_path / "demo_student.onnx").metadata.kind == "student"
