@@ -11,7 +11,10 @@ import importlib
 import sys
 
 # name -> (module, one-line help). Each module provides `add_arguments(parser)` and `run(args)`.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("anymal_ros.commands.train", "train a policy with PPO or PPG"),
+    "plot": ("anymal_ros.commands.plot", "plot a training run's learning curves"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
