@@ -143,6 +143,8 @@ class Runner:
         self.env_steps = 0
         self.episodes = 0
         self.wall_time = 0.0
+        self._sim_time = 0.0
+        self._terms: dict[str, float] = {}
         self.recent_returns: deque[float] = deque(maxlen=rc.return_window)
         self.recent_lengths: deque[float] = deque(maxlen=rc.return_window)
         self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
@@ -165,12 +167,15 @@ class Runner:
         """Fill the storage with ``num_steps`` steps of every environment and compute GAE."""
         policy, storage = self.policy, self.storage
         storage.clear()
+        term_sums: dict[str, float] = {}
         for _ in range(storage.T):
             dist = policy.distribution(self.obs)
             actions = dist.sample()
             log_probs = dist.log_prob(actions)
             values = policy.value(self.obs)
+            t_sim = time.perf_counter()
             next_obs, rewards, terminated, truncated, info = self.env.step(actions)
+            self._sim_time += time.perf_counter() - t_sim
             next_obs = {k: v.to(self.device) for k, v in next_obs.items()}
             rewards = rewards.to(self.device, torch.float32)
             terminated = terminated.to(self.device, torch.bool)
@@ -189,14 +194,21 @@ class Runner:
             if done.any() and "episode_return" in info:
                 self.recent_returns.extend(info["episode_return"][done.cpu()].tolist())
                 self.recent_lengths.extend(info["episode_length"][done.cpu()].float().tolist())
+            for name, value in info.get("reward_terms", {}).items():
+                # Per-term rewards from the simulator (e.g. velocity tracking), step means.
+                term_sums[f"reward/{name}"] = term_sums.get(f"reward/{name}", 0.0) + float(
+                    value.float().mean()
+                )
             self.episodes += int(done.sum())
             self.episode_start = done
             self.obs = next_obs
         storage.compute_returns(policy.value(self.obs), self.cfg.ppo.gamma, self.cfg.ppo.lam)
+        self._terms = {k: v / storage.T for k, v in term_sums.items()}
         self.env_steps += storage.T * storage.N
 
     def train_iteration(self) -> dict[str, float]:
         t0 = time.perf_counter()
+        self._sim_time = 0.0
         self.collect_rollout()
         t1 = time.perf_counter()
         stats = self.algorithm.update(self.storage, self.iteration)
@@ -207,12 +219,15 @@ class Runner:
         self.iteration += 1
         self.wall_time += t2 - t0
         storage_size = self.storage.T * self.storage.N
+        stats.update(self._terms)
         stats.update(
             iteration=self.iteration,
             env_steps=self.env_steps,
             wall_time=self.wall_time,
             steps_per_second=storage_size / max(t2 - t0, 1e-9),
             collect_time=t1 - t0,
+            sim_time=self._sim_time,
+            mean_step_reward=float(self.storage.rewards.mean()),
             learn_time=t2 - t1,
             episodes=self.episodes,
             mean_return=self.mean_return,
