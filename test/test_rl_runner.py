@@ -139,3 +139,23 @@ def test_cli_train_resume_and_plot(tmp_path, capsys):
     assert (run / "learning_curves.png").is_file()
     assert cli_main(["train", "ppo", "--config", str(cfg), "ppo.learning_rat=1"]) == 2
     assert "did you mean 'learning_rate'" in capsys.readouterr().out
+
+
+def test_sigint_saves_a_checkpoint_and_stops(tmp_path):
+    import os
+    import signal
+
+    r = Runner(_cfg(seed=0, iterations=50), run_dir=tmp_path)
+    original = r.train_iteration
+
+    def iteration_then_ctrl_c():
+        stats = original()
+        if r.iteration == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C
+        return stats
+
+    r.train_iteration = iteration_then_ctrl_c
+    summary = r.learn()
+    assert summary["stopped_by"] == "SIGINT" and summary["iterations"] == 2
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["counters"]["iteration"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
