@@ -12,6 +12,8 @@ import sys
 
 # name -> (module, one-line help). Each module provides `add_arguments(parser)` and `run(args)`.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "export": ("anymal_ros.commands.export", "export a checkpoint's student/teacher to ONNX"),
+    "demo": ("anymal_ros.commands.demo", "interim demo: export a student, time onnxruntime"),
     "train": ("anymal_ros.commands.train", "train a policy with PPO or PPG"),
     "plot": ("anymal_ros.commands.plot", "plot a training run's learning curves"),
 }

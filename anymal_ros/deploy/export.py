@@ -1,0 +1,168 @@
+"""Export a student or teacher to a self-describing ONNX file.
+
+The graph contains the observation normalisers; the file's ``metadata_props`` carry
+:class:`~anymal_ros.deploy.metadata.PolicyMetadata`. Graph interface (batch 1):
+
+* student: inputs ``proprio [1, P]``, ``extero [1, 4, 52]``, ``hidden [L, 1, H]``;
+  outputs ``action [1, A]`` and ``hidden_out [L, 1, H]``.
+* teacher: inputs ``proprio [1, P]``, ``extero [1, 4, 52]``, ``privileged [1, 50]``;
+  output ``action [1, A]``.
+
+``action`` is the deterministic action: the Gaussian mean, or for a categorical head the
+logits (metadata ``action_output = logits``; the runtime takes the argmax).
+
+torch 2.13's default exporter (``dynamo=True``) needs the ``onnxscript`` package, which this
+project does not install; the TorchScript exporter (``dynamo=False``) maps ``nn.GRU`` onto the
+ONNX ``GRU`` operator directly and is what the parity tests check, so we use it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import Tensor, nn
+
+from anymal_ros.config.deploy import DeployConfig
+from anymal_ros.deploy.metadata import PolicyMetadata, student_defaults
+from anymal_ros.models.student import Student
+from anymal_ros.models.teacher import Teacher
+from anymal_ros.obs.layout import ObsLayout, ObsTerm, proprio_layout
+
+OPSET = 17
+STUDENT_INPUTS = ("proprio", "extero", "hidden")
+STUDENT_OUTPUTS = ("action", "hidden_out")
+TEACHER_INPUTS = ("proprio", "extero", "privileged")
+TEACHER_OUTPUTS = ("action",)
+
+
+class _StudentGraph(nn.Module):
+    def __init__(self, student: Student) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, proprio: Tensor, extero: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        return self.student.step_deterministic(proprio, extero, hidden)
+
+
+class _TeacherGraph(nn.Module):
+    def __init__(self, teacher: Teacher) -> None:
+        super().__init__()
+        self.teacher = teacher
+
+    def forward(self, proprio: Tensor, extero: Tensor, privileged: Tensor) -> Tensor:
+        obs = {"proprio": proprio, "extero": extero, "privileged": privileged}
+        return self.teacher.action_head.deterministic(self.teacher.features(obs))
+
+
+def _layout_for(proprio_dim: int) -> ObsLayout:
+    """The contract's layout when the size matches one, else a single opaque term."""
+    for cpg in (True, False):
+        layout = proprio_layout(cpg)
+        if layout.dim == proprio_dim:
+            return layout
+    return ObsLayout((ObsTerm("proprio", proprio_dim),))
+
+
+def build_metadata(
+    kind: str, model: Student | Teacher, deploy: DeployConfig | None = None, **extra: str
+) -> PolicyMetadata:
+    """Metadata for ``model``; unset deployment settings take :func:`student_defaults`."""
+    deploy = deploy or DeployConfig()
+    cfg = model.cfg
+    defaults = student_defaults(cfg.proprio_dim)
+    is_student = kind == "student"
+    return PolicyMetadata(
+        kind=kind,
+        proprio_dim=cfg.proprio_dim,
+        action_dim=cfg.action.num_actions,
+        proprio_layout=_layout_for(cfg.proprio_dim),
+        extero_shape=(cfg.num_feet, cfg.points_per_foot),
+        privileged_dim=0 if is_student else cfg.privileged_dim,
+        hidden_shape=(cfg.gru_layers, 1, cfg.gru_hidden) if is_student else (),
+        joint_pos_lower=deploy.joint_pos_lower,
+        joint_pos_upper=deploy.joint_pos_upper,
+        action_type=deploy.action_type or defaults["action_type"],
+        action_head=cfg.action.type,
+        action_scale=deploy.action_scale,
+        control_period=deploy.control_period,
+        extra=dict(extra),
+    )
+
+
+def export_student(
+    student: Student, path: str | Path, deploy: DeployConfig | None = None, **extra: str
+) -> Path:
+    """Write ``student`` as ONNX to ``path`` (atomically) and return the path."""
+    model = copy.deepcopy(student).float().cpu().eval()
+    args = (
+        torch.zeros(1, model.cfg.proprio_dim),
+        torch.zeros(1, model.cfg.num_feet, model.cfg.points_per_foot),
+        model.initial_hidden(1),
+    )
+    meta = build_metadata("student", model, deploy, **extra)
+    return _export(_StudentGraph(model), args, STUDENT_INPUTS, STUDENT_OUTPUTS, meta, path)
+
+
+def export_teacher(
+    teacher: Teacher, path: str | Path, deploy: DeployConfig | None = None, **extra: str
+) -> Path:
+    """Write ``teacher`` (actor only) as ONNX to ``path`` (atomically); for simulator use."""
+    model = copy.deepcopy(teacher).float().cpu().eval()
+    cfg = model.cfg
+    args = (
+        torch.zeros(1, cfg.proprio_dim),
+        torch.zeros(1, cfg.num_feet, cfg.points_per_foot),
+        torch.zeros(1, cfg.privileged_dim),
+    )
+    meta = build_metadata("teacher", model, deploy, **extra)
+    return _export(_TeacherGraph(model), args, TEACHER_INPUTS, TEACHER_OUTPUTS, meta, path)
+
+
+def _export(
+    graph: nn.Module,
+    args: tuple[Tensor, ...],
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    meta: PolicyMetadata,
+    path: str | Path,
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            # The legacy exporter announces its deprecation and traces a few shape checks.
+            warnings.simplefilter("ignore")
+            with torch.no_grad():
+                torch.onnx.export(
+                    graph,
+                    args,
+                    tmp,
+                    input_names=list(inputs),
+                    output_names=list(outputs),
+                    opset_version=OPSET,
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
+        model = onnx.load(tmp)
+        for key, value in meta.to_props().items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        model.producer_name = "anymal_ros"
+        onnx.checker.check_model(model)
+        with open(tmp, "wb") as f:
+            f.write(model.SerializeToString())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,283 @@
+"""Self-description of an exported policy, stored in the ONNX file's ``metadata_props``.
+
+numpy only (no torch, no onnx): the onboard runtime reads it through onnxruntime's
+``custom_metadata_map``. Every value is a string; lists and layouts are JSON. Reading
+validates every key and raises :class:`PolicyFileError` naming what is missing or wrong, so a
+robot never runs a policy whose contract it does not understand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from anymal_ros.obs.layout import (
+    CONTRACT_VERSION,
+    DEFAULT_JOINT_POS,
+    EXTERO_SHAPE,
+    JOINT_NAMES,
+    PRIVILEGED_DIM,
+    ObsLayout,
+    proprio_layout,
+)
+
+#: Prefix of every key we write, so our keys never collide with a tool's own metadata.
+PREFIX = "anymal_ros."
+KINDS = ("student", "teacher")
+ACTION_TYPES = ("joint_residual", "cpg")
+ACTION_HEADS = ("gaussian", "categorical")
+
+
+class PolicyFileError(ValueError):
+    """A policy file is unreadable, incomplete, or of a contract this code does not speak."""
+
+
+@dataclass(frozen=True)
+class PolicyMetadata:
+    """What a runtime needs to drive a robot with an exported policy.
+
+    ``hidden_shape`` is ``(layers, 1, H)`` for a student and ``()`` for a teacher (no
+    recurrent state). ``action_output`` says what the graph's ``action`` output holds:
+    ``"mean"`` (Gaussian) or ``"logits"`` (categorical; take the argmax).
+    """
+
+    kind: str
+    proprio_dim: int
+    action_dim: int
+    proprio_layout: ObsLayout
+    extero_shape: tuple[int, int] = EXTERO_SHAPE
+    privileged_dim: int = 0  # teacher only
+    hidden_shape: tuple[int, ...] = ()
+    joint_names: tuple[str, ...] = JOINT_NAMES
+    default_joint_pos: tuple[float, ...] = tuple(DEFAULT_JOINT_POS[n] for n in JOINT_NAMES)
+    joint_pos_lower: tuple[float, ...] | None = None
+    joint_pos_upper: tuple[float, ...] | None = None
+    action_type: str = "joint_residual"
+    action_head: str = "gaussian"
+    action_scale: float = 0.5
+    control_period: float = 0.02
+    contract_version: int = CONTRACT_VERSION
+    extra: dict[str, str] = field(default_factory=dict)  # free text (e.g. source checkpoint)
+
+    @property
+    def action_output(self) -> str:
+        return "logits" if self.action_head == "categorical" else "mean"
+
+    @property
+    def recurrent(self) -> bool:
+        return len(self.hidden_shape) > 0
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # --- (de)serialisation ---------------------------------------------------------------
+    def to_props(self) -> dict[str, str]:
+        """String key/values for ONNX ``metadata_props``."""
+        values: dict[str, Any] = {
+            "contract_version": str(self.contract_version),
+            "kind": self.kind,
+            "proprio_dim": str(self.proprio_dim),
+            "extero_shape": json.dumps(list(self.extero_shape)),
+            "privileged_dim": str(self.privileged_dim),
+            "hidden_shape": json.dumps(list(self.hidden_shape)),
+            "proprio_layout": self.proprio_layout.to_json(),
+            "joint_names": json.dumps(list(self.joint_names)),
+            "default_joint_pos": json.dumps(list(self.default_joint_pos)),
+            "joint_pos_lower": json.dumps(_opt_list(self.joint_pos_lower)),
+            "joint_pos_upper": json.dumps(_opt_list(self.joint_pos_upper)),
+            "action_type": self.action_type,
+            "action_head": self.action_head,
+            "action_output": self.action_output,
+            "action_dim": str(self.action_dim),
+            "action_scale": repr(float(self.action_scale)),
+            "control_period": repr(float(self.control_period)),
+            "extra": json.dumps(self.extra),
+        }
+        return {PREFIX + k: v for k, v in values.items()}
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str]) -> PolicyMetadata:
+        """Parse and validate; raises :class:`PolicyFileError` naming the bad key."""
+        reader = _Reader(props)
+        version = reader.integer("contract_version")
+        if version != CONTRACT_VERSION:
+            raise PolicyFileError(
+                f"unsupported contract version {version} (key {PREFIX}contract_version); "
+                f"this anymal_ros understands version {CONTRACT_VERSION}: re-export the policy "
+                "with a matching anymal_ros"
+            )
+        try:
+            layout = ObsLayout.from_json(reader.text("proprio_layout"))
+        except ValueError as err:
+            raise PolicyFileError(f"metadata key {PREFIX}proprio_layout: {err}") from err
+        kwargs = dict(
+            kind=reader.text("kind"),
+            proprio_dim=reader.integer("proprio_dim"),
+            extero_shape=tuple(reader.int_list("extero_shape")),
+            privileged_dim=reader.integer("privileged_dim"),
+            hidden_shape=tuple(reader.int_list("hidden_shape")),
+            proprio_layout=layout,
+            joint_names=tuple(reader.json("joint_names", list, "a list of joint names")),
+            default_joint_pos=tuple(reader.float_list("default_joint_pos")),
+            joint_pos_lower=reader.opt_float_list("joint_pos_lower"),
+            joint_pos_upper=reader.opt_float_list("joint_pos_upper"),
+            action_type=reader.text("action_type"),
+            action_head=reader.text("action_head"),
+            action_dim=reader.integer("action_dim"),
+            action_scale=reader.number("action_scale"),
+            control_period=reader.number("control_period"),
+            contract_version=version,
+            extra=reader.json("extra", dict, "a JSON object", optional=True) or {},
+        )
+        try:
+            return cls(**kwargs)
+        except PolicyFileError:
+            raise
+        except (ValueError, TypeError) as err:
+            raise PolicyFileError(f"policy metadata is inconsistent: {err}") from err
+
+
+def _opt_list(v: tuple[float, ...] | None) -> list[float] | None:
+    return None if v is None else [float(x) for x in v]
+
+
+def _validate(m: PolicyMetadata) -> None:
+    def bad(key: str, why: str) -> PolicyFileError:
+        return PolicyFileError(f"metadata key {PREFIX}{key}: {why}")
+
+    if m.kind not in KINDS:
+        raise bad("kind", f"{m.kind!r} is not one of {list(KINDS)}")
+    if m.action_type not in ACTION_TYPES:
+        raise bad("action_type", f"{m.action_type!r} is not one of {list(ACTION_TYPES)}")
+    if m.action_head not in ACTION_HEADS:
+        raise bad("action_head", f"{m.action_head!r} is not one of {list(ACTION_HEADS)}")
+    if m.proprio_dim < 1:
+        raise bad("proprio_dim", f"must be >= 1, got {m.proprio_dim}")
+    if m.proprio_layout.dim != m.proprio_dim:
+        raise bad(
+            "proprio_layout",
+            f"terms add up to {m.proprio_layout.dim} but proprio_dim is {m.proprio_dim}",
+        )
+    if len(m.extero_shape) != 2 or min(m.extero_shape) < 1:
+        raise bad("extero_shape", f"expected [feet, points], got {list(m.extero_shape)}")
+    if m.kind == "teacher" and m.privileged_dim < 1:
+        raise bad("privileged_dim", "a teacher policy needs privileged_dim >= 1")
+    if m.kind == "student":
+        if len(m.hidden_shape) != 3 or m.hidden_shape[1] != 1 or min(m.hidden_shape) < 1:
+            raise bad("hidden_shape", f"expected [layers, 1, H], got {list(m.hidden_shape)}")
+    elif m.hidden_shape:
+        raise bad("hidden_shape", f"a teacher has no hidden state, got {list(m.hidden_shape)}")
+    if m.action_dim < 1:
+        raise bad("action_dim", f"must be >= 1, got {m.action_dim}")
+    n = len(m.joint_names)
+    if n == 0 or len(set(m.joint_names)) != n:
+        raise bad("joint_names", f"must be non-empty and unique, got {list(m.joint_names)}")
+    if len(m.default_joint_pos) != n:
+        raise bad("default_joint_pos", f"has {len(m.default_joint_pos)} values for {n} joints")
+    for key in ("joint_pos_lower", "joint_pos_upper"):
+        lim = getattr(m, key)
+        if lim is not None and len(lim) != n:
+            raise bad(key, f"has {len(lim)} values for {n} joints")
+    if m.joint_pos_lower is not None and m.joint_pos_upper is not None:
+        if any(lo > hi for lo, hi in zip(m.joint_pos_lower, m.joint_pos_upper, strict=True)):
+            raise bad("joint_pos_lower", "a lower limit exceeds its upper limit")
+    if m.action_type == "joint_residual" and m.action_head == "gaussian" and m.action_dim != n:
+        raise bad(
+            "action_dim", f"joint_residual actions need one per joint ({n}), got {m.action_dim}"
+        )
+    if not (math.isfinite(m.action_scale) and m.action_scale > 0):
+        raise bad("action_scale", f"must be a positive number, got {m.action_scale}")
+    if not (math.isfinite(m.control_period) and m.control_period > 0):
+        raise bad("control_period", f"must be a positive number of seconds, got {m.control_period}")
+
+
+class _Reader:
+    """Typed access to string properties; every failure names the key."""
+
+    def __init__(self, props: Mapping[str, str]) -> None:
+        self.props = props
+
+    def text(self, key: str, optional: bool = False) -> str | None:
+        full = PREFIX + key
+        if full not in self.props:
+            if optional:
+                return None
+            ours = sorted(k for k in self.props if k.startswith(PREFIX))
+            hint = "" if ours else " (the file has no anymal_ros metadata: not exported by us?)"
+            raise PolicyFileError(f"policy metadata is missing key {full!r}{hint}")
+        return self.props[full]
+
+    def _fail(self, key: str, what: str) -> PolicyFileError:
+        value = self.props.get(PREFIX + key)
+        return PolicyFileError(f"metadata key {PREFIX}{key}: expected {what}, got {value!r}")
+
+    def integer(self, key: str) -> int:
+        text = self.text(key)
+        try:
+            return int(text)
+        except ValueError:
+            raise self._fail(key, "an integer") from None
+
+    def number(self, key: str) -> float:
+        text = self.text(key)
+        try:
+            return float(text)
+        except ValueError:
+            raise self._fail(key, "a number") from None
+
+    def json(self, key: str, kind: type, what: str, optional: bool = False) -> Any:
+        text = self.text(key, optional)
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise self._fail(key, what) from None
+        if value is None and optional:
+            return None
+        if not isinstance(value, kind):
+            raise self._fail(key, what)
+        return value
+
+    def int_list(self, key: str) -> list[int]:
+        value = self.json(key, list, "a JSON list of integers")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise self._fail(key, "a JSON list of integers")
+        return value
+
+    def float_list(self, key: str) -> list[float]:
+        value = self.json(key, list, "a JSON list of numbers")
+        try:
+            out = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise self._fail(key, "a JSON list of numbers") from None
+        if not all(math.isfinite(v) for v in out):
+            raise self._fail(key, "a JSON list of finite numbers")
+        return out
+
+    def opt_float_list(self, key: str) -> tuple[float, ...] | None:
+        if PREFIX + key not in self.props or self.props[PREFIX + key] == "null":
+            return None
+        return tuple(self.float_list(key))
+
+
+def student_defaults(proprio_dim: int) -> dict[str, Any]:
+    """Deployment defaults used when a checkpoint stores none (see ``anymal-ros export``):
+    CPG actions iff the proprio vector carries the CPG terms (133), else joint residuals."""
+    return {
+        "action_type": "cpg" if proprio_dim == proprio_layout(cpg=True).dim else "joint_residual",
+        "action_scale": 0.5,
+        "control_period": 0.02,
+    }
+
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "PRIVILEGED_DIM",
+    "PolicyFileError",
+    "PolicyMetadata",
+    "student_defaults",
+]
