@@ -157,3 +157,33 @@ def test_ppg_policy_phase_leaves_critic_alone_and_aux_phase_distils_value():
         kl_moved = pi_before.kl(policy.distribution(obs)).mean()
     assert aux_err_after < 0.7 * aux_err_before
     assert kl_moved < 0.05  # the clone term kept the action distribution close
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "ppg"])
+def test_updates_run_on_the_quadruped_teacher(algorithm):
+    from anymal_ros.config.models import TeacherConfig
+    from anymal_ros.models.teacher import Teacher
+
+    torch.manual_seed(0)
+    cfg = TeacherConfig()
+    teacher = Teacher(cfg)
+    T, N = 4, 8
+    shapes = {"proprio": (cfg.proprio_dim,), "extero": (4, 52), "privileged": (50,)}
+    s = RolloutStorage(T, N, shapes, (cfg.action.num_actions,))
+    with torch.no_grad():
+        for _ in range(T):
+            obs = {k: torch.randn(N, *v) for k, v in shapes.items()}
+            d = teacher.distribution(obs)
+            a = d.sample()
+            s.add(obs, a, d.log_prob(a), teacher.value(obs), torch.randn(N),
+                  torch.zeros(N, dtype=torch.bool), torch.zeros(N, dtype=torch.bool))  # fmt: skip
+    s.compute_returns(torch.zeros(N), 0.996, 0.95)
+    ppo_cfg = PPOConfig(num_epochs=2, num_minibatches=2)
+    if algorithm == "ppo":
+        stats = PPO(teacher, ppo_cfg).update(s)
+    else:
+        stats = PPG(teacher, ppo_cfg, PPGConfig(policy_iterations=1, aux_epochs=1)).update(s)
+        assert "aux_clone_kl" in stats
+    teacher.update_normalizers(s.obs)  # rollout-shaped [T, N, ...] observations
+    assert teacher.proprio_norm.count.item() == T * N
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
