@@ -5,7 +5,7 @@ and wall-clock) and the share of time spent simulating vs learning, for a short 
         --out benchmarks/results/teacher_flat.json [key=value overrides ...]
 
 Trains with ``config/teacher_ppo.yaml`` (overrides as for ``anymal-ros train``; flat terrain
-is selected with ``--flat-override``, by default ``env.sim.terrain=flat``) until the
+is selected with ``--flat-override``, by default ``env.sim.terrain.kind=flat``) until the
 wall-clock budget is spent. Per iteration it records env steps, wall-clock, the mean episode
 return, the mean per-step reward and every per-term reward the simulator reports in
 ``info["reward_terms"]`` (the velocity-tracking terms are the learning signal to watch); the
@@ -30,7 +30,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-s", type=float, default=300.0)
     p.add_argument("--config", default=str(ROOT / "config" / "teacher_ppo.yaml"))
-    p.add_argument("--flat-override", default="env.sim.terrain=flat")
+    p.add_argument("--flat-override", default="env.sim.terrain.kind=flat")
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "bench_teacher_flat"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "teacher_flat.json"))
     p.add_argument("overrides", nargs="*", metavar="key=value")
@@ -68,7 +68,12 @@ def main() -> None:
         curve.append(
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         )
-        print(json.dumps(curve[-1]), flush=True)
+        track = stats.get("reward/lin_vel_tracking", math.nan)
+        print(
+            f"it {runner.iteration} steps {runner.env_steps} wall {stats['wall_time']:.0f}s "
+            f"return {stats['mean_return']:.2f} lin_vel_tracking/step {track:.4f}",
+            flush=True,
+        )
     runner.save(Path(a.run_dir) / "checkpoints" / "latest.pt")
     total = totals["collect"] + totals["learn"]
     result = {

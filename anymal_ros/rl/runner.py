@@ -63,10 +63,15 @@ def make_env(cfg: TrainConfig, seed: int) -> Any:
             cfg.env.id, cfg.env.num_envs, seed, cfg.env.kwargs, device=cfg.runner.device
         )
     try:
+        from anymal_ros.config.sim import SimConfig
         from anymal_ros.sim.env import QuadrupedVecEnv
     except ImportError as err:
         raise RuntimeError(f"env.kind 'quadruped' needs anymal_ros.sim.env ({err})") from err
-    return QuadrupedVecEnv(cfg.env.sim, cfg.env.num_envs, seed)
+    from anymal_ros.config import from_dict
+    from anymal_ros.rl.vec_env import TorchVecEnv
+
+    sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
+    return TorchVecEnv(QuadrupedVecEnv(sim_cfg, cfg.env.num_envs, seed), cfg.runner.device)
 
 
 def make_policy(cfg: TrainConfig, env: Any) -> nn.Module:
@@ -86,7 +91,14 @@ def make_policy(cfg: TrainConfig, env: Any) -> nn.Module:
         )
     from anymal_ros.models.teacher import Teacher
 
-    return Teacher(cfg.model.teacher)
+    # The environment decides the proprioception size (CPG or not) and the action size.
+    tc = cfg.model.teacher
+    tc = dataclasses.replace(
+        tc,
+        proprio_dim=env.proprio_dim,
+        action=dataclasses.replace(tc.action, num_actions=env.num_actions),
+    )
+    return Teacher(tc)
 
 
 def _obs_shapes(obs: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
