@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("anymal_ros.commands.export", "export a checkpoint's student/teacher to ONNX"),
     "demo": ("anymal_ros.commands.demo", "closed loop: sim_node + policy_node, tracking plot"),
     "sim-render": ("anymal_ros.commands.sim_render", "record the MuJoCo simulator to MP4/GIF/PNG"),
+    "train": ("anymal_ros.commands.train", "train a policy with PPO or PPG"),
+    "plot": ("anymal_ros.commands.plot", "plot a training run's learning curves"),
 }
 
 

@@ -1,0 +1,71 @@
+"""`anymal-ros train ppo|ppg --config FILE [key=value ...] [--resume PATH] [--run-dir DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("algorithm", choices=["ppo", "ppg"], help="training algorithm")
+    parser.add_argument("--config", help="YAML file with the TrainConfig sections")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. runner.iterations=200 ppo.learning_rate=3e-4",
+    )
+    parser.add_argument("--resume", metavar="PATH", help="checkpoint to continue from")
+    parser.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="where logs and checkpoints go (default: runner.log_dir/<algo>_<env>_<time>; "
+        "with --resume: the checkpoint's run directory)",
+    )
+    # argparse matches consecutive positionals in one go, so `ppo --config f.yaml a=1` would
+    # leave `a=1` unmatched; moving the overrides next to the algorithm lets them go anywhere.
+    parse = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if args is not None:
+            args = _overrides_after_algorithm(list(args))
+        return parse(args, namespace)
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+
+
+def _overrides_after_algorithm(tokens: list[str]) -> list[str]:
+    first = next((i for i, t in enumerate(tokens) if t in ("ppo", "ppg")), None)
+    if first is None:
+        return tokens
+    overrides = [t for t in tokens if "=" in t and not t.startswith("-")]
+    rest = [
+        t for i, t in enumerate(tokens) if i != first and not ("=" in t and not t.startswith("-"))
+    ]
+    return [tokens[first], *overrides, *rest]
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from anymal_ros.config import ConfigError, load_config
+    from anymal_ros.config.rl import TrainConfig
+    from anymal_ros.rl.runner import Runner
+
+    try:
+        cfg = load_config(
+            TrainConfig, args.config, [*args.overrides, f"algorithm={args.algorithm}"]
+        )
+    except ConfigError as err:
+        print(f"config error: {err}")
+        return 2
+    run_dir = args.run_dir
+    if run_dir is None and args.resume is not None:
+        # .../RUN/checkpoints/x.pt -> RUN: a resumed run keeps writing where it was.
+        ckpt = Path(args.resume).resolve()
+        run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    runner = Runner(cfg, run_dir=run_dir, resume=args.resume)
+    print(f"run directory: {runner.run_dir}")
+    summary = runner.learn()
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,414 @@
+"""On-policy training loop: rollouts, PPO/PPG updates, logs, checkpoints and exact resume.
+
+``Runner(cfg, run_dir).learn()`` trains until ``runner.iterations`` (or an env-step / return
+target), shows a progress bar with env steps/s and ETA, writes ``metrics.csv`` (+ TensorBoard),
+checkpoints every ``checkpoint_interval`` iterations and when interrupted (SIGINT/SIGTERM), and
+plots the learning curves at the end. ``Runner(cfg, run_dir, resume=path)`` continues a run:
+weights, normalisers, optimisers, learning rate, PPG buffers, counters, RNG states (torch,
+numpy, python, environment seeds) and the environment state where the environment can save it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import signal
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from anymal_ros.config import to_dict
+from anymal_ros.config.models import ActionHeadConfig
+from anymal_ros.config.rl import TrainConfig
+from anymal_ros.models.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    load_model_state,
+    restore_rng_state,
+    save_checkpoint,
+)
+from anymal_ros.rl.logger import TrainingLogger, plot_run
+from anymal_ros.rl.ppg import PPG
+from anymal_ros.rl.ppo import PPO
+from anymal_ros.rl.storage import RolloutStorage
+
+STAT_COLUMNS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "grad_norm",
+    "learning_rate",
+    "aux_value_loss",
+    "aux_clone_kl",
+    "aux_critic_loss",
+)
+
+
+def make_env(cfg: TrainConfig, seed: int) -> Any:
+    """The vector environment named by ``cfg.env`` (Gymnasium id or the MuJoCo quadruped)."""
+    if cfg.env.kind == "gymnasium":
+        from anymal_ros.bridges.gymnasium import GymnasiumVecEnv
+
+        return GymnasiumVecEnv(
+            cfg.env.id, cfg.env.num_envs, seed, cfg.env.kwargs, device=cfg.runner.device
+        )
+    try:
+        from anymal_ros.config.sim import SimConfig
+        from anymal_ros.sim.env import QuadrupedVecEnv
+    except ImportError as err:
+        raise RuntimeError(f"env.kind 'quadruped' needs anymal_ros.sim.env ({err})") from err
+    from anymal_ros.config import from_dict
+    from anymal_ros.rl.vec_env import TorchVecEnv
+
+    sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
+    return TorchVecEnv(QuadrupedVecEnv(sim_cfg, cfg.env.num_envs, seed), cfg.runner.device)
+
+
+def make_policy(cfg: TrainConfig, env: Any) -> nn.Module:
+    """An actor-critic matching ``cfg.model`` and the environment's spaces."""
+    if cfg.model.type == "mlp":
+        from anymal_ros.models.mlp_policy import MLPActorCritic
+
+        m = cfg.model.mlp
+        action = ActionHeadConfig(
+            type=env.action_type,
+            num_actions=env.num_actions,
+            init_std=m.init_std,
+            log_std_range=m.log_std_range,
+        )
+        return MLPActorCritic(
+            env.obs_dim, action, m.actor_hidden, m.critic_hidden, m.activation, m.obs_clip
+        )
+    from anymal_ros.models.teacher import Teacher
+
+    # The environment decides the proprioception size (CPG or not) and the action size.
+    tc = cfg.model.teacher
+    tc = dataclasses.replace(
+        tc,
+        proprio_dim=env.proprio_dim,
+        action=dataclasses.replace(tc.action, num_actions=env.num_actions),
+    )
+    return Teacher(tc)
+
+
+def _obs_shapes(obs: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape[1:]) for k, v in obs.items()}
+
+
+class Runner:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path | None = None,
+        resume: str | Path | None = None,
+    ) -> None:
+        self.cfg = cfg
+        rc = cfg.runner
+        torch.set_num_threads(rc.torch_threads)
+        self.device = torch.device(rc.device)
+        checkpoint = load_checkpoint(resume) if resume is not None else None
+        if checkpoint is not None:
+            saved_algo = checkpoint["config"].get("algorithm")
+            if saved_algo != cfg.algorithm:
+                raise CheckpointError(
+                    f"{resume}: checkpoint was trained with {saved_algo!r}, not {cfg.algorithm!r}"
+                )
+        # Seeding before anything random is built makes a run a function of the seed. The run
+        # then keeps its own copy of the global generators' state and swaps it in while it
+        # trains, so two runners in one process do not draw from each other's streams.
+        outer_rng = capture_rng_state()
+        torch.manual_seed(rc.seed)
+        np.random.seed(rc.seed)  # noqa: NPY002 (libraries may use the global generator)
+        random.seed(rc.seed)
+        self.env = make_env(cfg, rc.seed)
+        self.policy = make_policy(cfg, self.env).to(self.device)
+        if cfg.algorithm == "ppo":
+            self.algorithm: PPO | PPG = PPO(self.policy, cfg.ppo, rc.iterations)
+        else:
+            self.algorithm = PPG(self.policy, cfg.ppo, cfg.ppg, rc.iterations)
+        self.obs = {k: v.to(self.device) for k, v in self.env.reset().items()}
+        action_shape = (
+            ()
+            if getattr(self.env, "action_type", "gaussian") == "categorical"
+            else (self.env.num_actions,)
+        )
+        self.storage = RolloutStorage(
+            cfg.ppo.num_steps,
+            cfg.env.num_envs,
+            _obs_shapes(self.obs),
+            action_shape,
+            action_dtype=torch.int64 if action_shape == () else torch.float32,
+            device=self.device,
+        )
+        self.episode_start = torch.ones(cfg.env.num_envs, dtype=torch.bool, device=self.device)
+        self.iteration = 0
+        self.env_steps = 0
+        self.episodes = 0
+        self.wall_time = 0.0
+        self._sim_time = 0.0
+        self._terms: dict[str, float] = {}
+        self.recent_returns: deque[float] = deque(maxlen=rc.return_window)
+        self.recent_lengths: deque[float] = deque(maxlen=rc.return_window)
+        self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self._rng = capture_rng_state()
+        self._training = False
+        restore_rng_state(outer_rng)
+        self._stop_signal: int | None = None
+
+    def _default_run_dir(self) -> Path:
+        env_name = self.cfg.env.id if self.cfg.env.kind == "gymnasium" else "quadruped"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return Path(self.cfg.runner.log_dir) / f"{self.cfg.algorithm}_{env_name}_{stamp}"
+
+    # -- one iteration -------------------------------------------------------------------
+
+    @torch.no_grad()
+    def collect_rollout(self) -> None:
+        """Fill the storage with ``num_steps`` steps of every environment and compute GAE."""
+        policy, storage = self.policy, self.storage
+        storage.clear()
+        term_sums: dict[str, float] = {}
+        for _ in range(storage.T):
+            dist = policy.distribution(self.obs)
+            actions = dist.sample()
+            log_probs = dist.log_prob(actions)
+            values = policy.value(self.obs)
+            t_sim = time.perf_counter()
+            next_obs, rewards, terminated, truncated, info = self.env.step(actions)
+            self._sim_time += time.perf_counter() - t_sim
+            next_obs = {k: v.to(self.device) for k, v in next_obs.items()}
+            rewards = rewards.to(self.device, torch.float32)
+            terminated = terminated.to(self.device, torch.bool)
+            truncated = truncated.to(self.device, torch.bool)
+            truncation_values = torch.zeros_like(values)
+            cut = truncated & ~terminated
+            if cut.any():
+                idx = cut.nonzero().squeeze(-1)
+                final = {k: v.to(self.device)[idx] for k, v in info["final_obs"].items()}
+                truncation_values[idx] = policy.value(final)
+            storage.add(
+                self.obs, actions, log_probs, values, rewards, terminated, truncated,
+                truncation_values, episode_start=self.episode_start,
+            )  # fmt: skip
+            done = terminated | truncated
+            if done.any() and "episode_return" in info:
+                self.recent_returns.extend(info["episode_return"][done.cpu()].tolist())
+                self.recent_lengths.extend(info["episode_length"][done.cpu()].float().tolist())
+            for name, value in info.get("reward_terms", {}).items():
+                # Per-term rewards from the simulator (e.g. velocity tracking), step means.
+                term_sums[f"reward/{name}"] = term_sums.get(f"reward/{name}", 0.0) + float(
+                    value.float().mean()
+                )
+            self.episodes += int(done.sum())
+            self.episode_start = done
+            self.obs = next_obs
+        storage.compute_returns(policy.value(self.obs), self.cfg.ppo.gamma, self.cfg.ppo.lam)
+        self._terms = {k: v / storage.T for k, v in term_sums.items()}
+        self.env_steps += storage.T * storage.N
+
+    def train_iteration(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        self._sim_time = 0.0
+        self.collect_rollout()
+        t1 = time.perf_counter()
+        stats = self.algorithm.update(self.storage, self.iteration)
+        # Normalisers change only between iterations, so every value and log-prob of one
+        # rollout and its update saw the same normalisation.
+        self.policy.update_normalizers(self.storage.obs)
+        t2 = time.perf_counter()
+        self.iteration += 1
+        self.wall_time += t2 - t0
+        storage_size = self.storage.T * self.storage.N
+        stats.update(self._terms)
+        stats.update(
+            iteration=self.iteration,
+            env_steps=self.env_steps,
+            wall_time=self.wall_time,
+            steps_per_second=storage_size / max(t2 - t0, 1e-9),
+            collect_time=t1 - t0,
+            sim_time=self._sim_time,
+            mean_step_reward=float(self.storage.rewards.mean()),
+            learn_time=t2 - t1,
+            episodes=self.episodes,
+            mean_return=self.mean_return,
+            mean_length=float(np.mean(self.recent_lengths)) if self.recent_lengths else math.nan,
+        )
+        for k, v in stats.items():
+            if (
+                isinstance(v, float)
+                and not math.isfinite(v)
+                and k not in ("mean_return", "mean_length")
+            ):
+                raise FloatingPointError(f"iteration {self.iteration}: {k} is {v}")
+        return stats
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.recent_returns)) if self.recent_returns else math.nan
+
+    def _target_reached(self) -> bool:
+        rc = self.cfg.runner
+        if rc.max_env_steps is not None and self.env_steps >= rc.max_env_steps:
+            return True
+        return (
+            rc.stop_at_return is not None
+            and len(self.recent_returns) == self.recent_returns.maxlen
+            and self.mean_return >= rc.stop_at_return
+        )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def learn(self, iterations: int | None = None) -> dict[str, Any]:
+        """Train up to ``iterations`` more iterations (default: until ``runner.iterations``).
+
+        Returns a summary: iterations, env steps, wall time, mean return, why it stopped.
+        """
+        from tqdm import tqdm
+
+        rc = self.cfg.runner
+        end = rc.iterations if iterations is None else self.iteration + iterations
+        logger = TrainingLogger(
+            self.run_dir, STAT_COLUMNS, rc.tensorboard, resume_from_iteration=self.iteration
+        )
+        batch = self.storage.T * self.storage.N
+        bar = tqdm(
+            total=max(0, end - self.iteration) * batch,
+            unit="step",
+            unit_scale=True,
+            disable=not rc.progress,
+            dynamic_ncols=True,
+        )
+        previous = self._install_signal_handlers()
+        reason = "iterations"
+        outer_rng = capture_rng_state()
+        restore_rng_state(self._rng)
+        self._training = True
+        try:
+            while self.iteration < end:
+                if self._target_reached():
+                    reason = "target"
+                    break
+                stats = self.train_iteration()
+                logger.log(stats)
+                bar.update(batch)
+                bar.set_postfix(it=self.iteration, ret=f"{self.mean_return:.1f}", refresh=False)
+                if rc.checkpoint_interval and self.iteration % rc.checkpoint_interval == 0:
+                    self.save(self.run_dir / "checkpoints" / f"iter_{self.iteration:06d}.pt")
+                if self._stop_signal is not None:
+                    reason = signal.Signals(self._stop_signal).name
+                    break
+            if reason == "iterations" and self._target_reached():
+                reason = "target"
+        finally:
+            bar.close()
+            self._restore_signal_handlers(previous)
+            # Whatever ended the loop (done, signal, exception), the latest state is kept.
+            self.save(self.run_dir / "checkpoints" / "latest.pt")
+            self._rng = capture_rng_state()
+            self._training = False
+            restore_rng_state(outer_rng)
+            logger.close()
+            try:
+                plot_run(self.run_dir)
+            except (ValueError, FileNotFoundError):
+                pass
+        return {
+            "iterations": self.iteration,
+            "env_steps": self.env_steps,
+            "wall_time": self.wall_time,
+            "mean_return": self.mean_return,
+            "episodes": self.episodes,
+            "stopped_by": reason,
+            "run_dir": str(self.run_dir),
+        }
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:  # second signal: stop right now
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration")
+
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            pass
+        return previous
+
+    @staticmethod
+    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        return save_checkpoint(
+            path,
+            models={"policy": self.policy},
+            optimizers=self.algorithm.optimizers(),
+            config=to_dict(self.cfg),
+            counters={
+                "iteration": self.iteration,
+                "env_steps": self.env_steps,
+                "episodes": self.episodes,
+                "wall_time": self.wall_time,
+            },
+            rng=capture_rng_state() if self._training else self._rng,
+            extra={
+                "algorithm": self.algorithm.state_dict(),
+                "env": env_state,
+                "obs": {k: v.cpu() for k, v in self.obs.items()},
+                "episode_start": self.episode_start.cpu(),
+                "recent_returns": list(self.recent_returns),
+                "recent_lengths": list(self.recent_lengths),
+            },
+        )
+
+    def _restore(self, ckpt: Mapping[str, Any]) -> None:
+        load_model_state(self.policy, ckpt, "policy")
+        for name, opt in self.algorithm.optimizers().items():
+            if name not in ckpt["optimizers"]:
+                raise CheckpointError(f"checkpoint has no optimiser {name!r}")
+            opt.load_state_dict(ckpt["optimizers"][name])
+        extra = ckpt["extra"]
+        self.algorithm.load_state_dict(extra["algorithm"])
+        c = ckpt["counters"]
+        self.iteration = int(c["iteration"])
+        self.env_steps = int(c["env_steps"])
+        self.episodes = int(c["episodes"])
+        self.wall_time = float(c["wall_time"])
+        self.recent_returns.extend(extra["recent_returns"])
+        self.recent_lengths.extend(extra["recent_lengths"])
+        restore_rng_state(ckpt["rng"])
+        exact = extra["env"] is not None and extra["env"].get("envs") is not None
+        if extra["env"] is not None and hasattr(self.env, "load_state_dict"):
+            obs = self.env.load_state_dict(extra["env"])
+        else:
+            obs = self.env.reset()
+        if exact:
+            self.obs = {k: v.to(self.device) for k, v in extra["obs"].items()}
+            self.episode_start = extra["episode_start"].to(self.device)
+        else:
+            self.obs = {k: v.to(self.device) for k, v in obs.items()}
+            self.episode_start = torch.ones_like(self.episode_start)
+
+
+def config_with_algorithm(cfg: TrainConfig, algorithm: str) -> TrainConfig:
+    return dataclasses.replace(cfg, algorithm=algorithm)

@@ -1,0 +1,161 @@
+"""Runner: exact resume, determinism, learning on CartPole, CLI, logs and plots."""
+
+import math
+
+import pytest
+import torch
+
+from anymal_ros.cli import main as cli_main
+from anymal_ros.config import from_dict
+from anymal_ros.config.rl import TrainConfig
+from anymal_ros.models.checkpoint import CheckpointError, load_checkpoint
+from anymal_ros.rl.runner import Runner
+
+
+def _cfg(algorithm="ppo", **runner):
+    return from_dict(
+        TrainConfig,
+        {
+            "algorithm": algorithm,
+            "env": {"id": "CartPole-v1", "num_envs": 4},
+            "ppo": {"num_steps": 32, "num_epochs": 2, "num_minibatches": 2, "gamma": 0.99},
+            "ppg": {"policy_iterations": 3, "aux_epochs": 2},
+            "runner": {"progress": False, "tensorboard": False, "checkpoint_interval": 0, **runner},
+        },
+    )
+
+
+def _params(runner):
+    return {k: v.clone() for k, v in runner.policy.state_dict().items()}
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "ppg"])
+def test_resume_continues_bit_exactly(tmp_path, algorithm):
+    cfg = _cfg(algorithm, iterations=4, seed=7)
+    straight = Runner(cfg, run_dir=tmp_path / "a")
+    straight.learn(iterations=2)
+    ckpt = straight.save(tmp_path / "a" / "mid.pt")
+    straight.learn(iterations=2)  # crosses PPG's auxiliary phase (every 3 iterations)
+
+    resumed = Runner(cfg, run_dir=tmp_path / "b", resume=ckpt)
+    assert resumed.iteration == 2
+    resumed.learn(iterations=2)
+    a, b = _params(straight), _params(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.env_steps == straight.env_steps
+    for name, opt in straight.algorithm.optimizers().items():
+        other = resumed.algorithm.optimizers()[name]
+        for s1, s2 in zip(opt.state.values(), other.state.values(), strict=True):
+            assert torch.equal(s1["exp_avg"], s2["exp_avg"])
+
+
+def test_same_seed_same_run_different_seed_different_run(tmp_path):
+    runs = [Runner(_cfg(seed=s), run_dir=tmp_path / str(i)) for i, s in enumerate((1, 1, 2))]
+    for r in runs:
+        r.learn(iterations=2)
+    p = [_params(r) for r in runs]
+    assert all(torch.equal(p[0][k], p[1][k]) for k in p[0])
+    assert not all(torch.equal(p[0][k], p[2][k]) for k in p[0])
+
+
+def test_normalizer_statistics_are_updated_and_checkpointed(tmp_path):
+    r = Runner(_cfg(seed=0), run_dir=tmp_path)
+    r.learn(iterations=2)
+    assert r.policy.normalizer.count.item() == 2 * 32 * 4
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
+    saved = ckpt["models"]["policy"]["normalizer.mean"]
+    assert torch.equal(saved, r.policy.normalizer.mean)
+
+
+def test_resume_refuses_other_algorithm(tmp_path):
+    r = Runner(_cfg("ppo", seed=0), run_dir=tmp_path)
+    r.learn(iterations=1)
+    with pytest.raises(CheckpointError, match="ppo"):
+        Runner(_cfg("ppg"), run_dir=tmp_path / "x", resume=tmp_path / "checkpoints" / "latest.pt")
+
+
+@pytest.mark.slow
+def test_ppo_improves_cartpole_return(tmp_path):
+    # 16 iterations x 8 envs x 64 steps = 8k env steps; a random policy averages about 22.
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "env": {"id": "CartPole-v1", "num_envs": 8},
+            "ppo": {
+                "num_steps": 64,
+                "num_epochs": 4,
+                "num_minibatches": 4,
+                "gamma": 0.99,
+                "entropy_coef": 0.0,
+                "learning_rate": 1e-3,
+            },  # fmt: skip
+            "runner": {
+                "iterations": 25,
+                "seed": 3,
+                "progress": False,
+                "tensorboard": False,
+                "checkpoint_interval": 0,
+                "return_window": 20,
+            },  # fmt: skip
+        },
+    )
+    r = Runner(cfg, run_dir=tmp_path)
+    summary = r.learn()
+    first = _first_mean_return(tmp_path / "metrics.csv")
+    assert first < 35
+    assert summary["mean_return"] > 100, summary  # > 4x random with a wide margin
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+
+
+def _first_mean_return(path):
+    import csv
+
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return next(float(r["mean_return"]) for r in rows if not math.isnan(float(r["mean_return"])))
+
+
+def test_cli_train_resume_and_plot(tmp_path, capsys):
+    cfg = tmp_path / "cp.yaml"
+    cfg.write_text(
+        "env: {id: CartPole-v1, num_envs: 2}\nppo: {num_steps: 16, num_epochs: 1}\n"
+        "runner: {iterations: 2, checkpoint_interval: 1, progress: false}\n"
+    )
+    run = tmp_path / "run"
+    assert cli_main(["train", "ppg", "--config", str(cfg), "--run-dir", str(run),
+                     "ppg.policy_iterations=2"]) == 0  # fmt: skip
+    assert (run / "checkpoints" / "iter_000001.pt").is_file()
+    assert (run / "tensorboard").is_dir() and (run / "learning_curves.png").is_file()
+    ckpt = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert ckpt["counters"]["iteration"] == 2 and ckpt["config"]["ppg"]["policy_iterations"] == 2
+    argv = ["train", "ppg", "--config", str(cfg), "runner.iterations=3", "ppg.policy_iterations=2"]
+    assert cli_main([*argv, "--resume", str(run / "checkpoints" / "latest.pt")]) == 0
+    rows = (run / "metrics.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+    (run / "learning_curves.png").unlink()
+    assert cli_main(["plot", str(run)]) == 0
+    assert (run / "learning_curves.png").is_file()
+    assert cli_main(["train", "ppo", "--config", str(cfg), "ppo.learning_rat=1"]) == 2
+    assert "did you mean 'learning_rate'" in capsys.readouterr().out
+
+
+def test_sigint_saves_a_checkpoint_and_stops(tmp_path):
+    import os
+    import signal
+
+    r = Runner(_cfg(seed=0, iterations=50), run_dir=tmp_path)
+    original = r.train_iteration
+
+    def iteration_then_ctrl_c():
+        stats = original()
+        if r.iteration == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C
+        return stats
+
+    r.train_iteration = iteration_then_ctrl_c
+    summary = r.learn()
+    assert summary["stopped_by"] == "SIGINT" and summary["iterations"] == 2
+    assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["counters"]["iteration"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
