@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("anymal_ros.commands.export", "export a checkpoint's student/teacher to ONNX"),
     "demo": ("anymal_ros.commands.demo", "interim demo: export a student, time onnxruntime"),
+    "sim-render": ("anymal_ros.commands.sim_render", "record the MuJoCo simulator to MP4/GIF/PNG"),
 }
 
 

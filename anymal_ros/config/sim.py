@@ -1,0 +1,244 @@
+"""Settings of the built-in MuJoCo quadruped simulator (anymal_ros.sim).
+
+Defaults follow legged-robot practice and Miki et al. 2022 (sim dt 0.005 s, decimation 4 ->
+50 Hz policy). ``config/sim.yaml`` spells them out; ``load_config(SimConfig, path)`` reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TERRAIN_TYPES = ("flat", "rough", "slope_up", "slope_down", "stairs_up", "stairs_down", "boxes")
+REWARD_TERMS = (
+    "lin_vel_tracking",
+    "ang_vel_tracking",
+    "lin_vel_z",
+    "ang_vel_xy",
+    "torques",
+    "joint_acc",
+    "action_rate",
+    "collision",
+    "foot_slip",
+    "feet_air_time",
+    "joint_vel_limit",
+)
+
+
+def _check_range(name: str, pair: tuple[float, float]) -> None:
+    if pair[0] > pair[1]:
+        raise ValueError(f"{name}: range must be (low, high) with low <= high, got {pair}")
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """Robot model and its PD loop; ``xml`` None means the built-in ANYmal-C-class MJCF."""
+
+    xml: str | None = None
+    kp: float = 80.0  # N*m/rad
+    kd: float = 2.0  # N*m*s/rad
+    torque_limit: float = 80.0  # N*m
+    joint_velocity_limit: float = 7.5  # rad/s (penalised by the joint_vel_limit reward)
+    init_height: float = 0.6  # m above the terrain at the spawn point
+    init_joint_noise: float = 0.1  # rad, uniform around the default pose
+    init_xy_noise: float = 0.5  # m, uniform around the tile centre (inside the platform)
+
+    def __post_init__(self) -> None:
+        for name in ("kp", "kd", "torque_limit", "joint_velocity_limit", "init_height"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    dt: float = 0.005  # s, physics step
+    decimation: int = 4  # physics steps per policy step
+    solver_iterations: int = 20
+    line_search_iterations: int = 10
+
+    def __post_init__(self) -> None:
+        if self.dt <= 0 or self.decimation < 1:
+            raise ValueError(f"dt must be > 0 and decimation >= 1, got {self.dt, self.decimation}")
+
+
+@dataclass(frozen=True)
+class TerrainConfig:
+    """A grid of square tiles: rows are difficulty levels, columns terrain types."""
+
+    kind: Literal["heightfield", "flat"] = "heightfield"
+    tile_size: float = 8.0  # m
+    resolution: float = 0.1  # m between height samples
+    num_levels: int = 10
+    num_columns: int = 14
+    # Share of columns per terrain type (normalised); zero removes a type.
+    proportions: dict[str, float] = field(
+        default_factory=lambda: {
+            "flat": 0.1,
+            "rough": 0.2,
+            "slope_up": 0.1,
+            "slope_down": 0.1,
+            "stairs_up": 0.2,
+            "stairs_down": 0.15,
+            "boxes": 0.15,
+        }
+    )
+    border: float = 4.0  # m of flat ground around the grid
+    platform_size: float = 2.0  # m, flat square at each tile centre (spawn area)
+    rough_amplitude: tuple[float, float] = (0.02, 0.10)  # m at level 0 and the top level
+    slope: tuple[float, float] = (0.0, 0.45)  # rad
+    step_height: tuple[float, float] = (0.05, 0.20)  # m
+    step_width: float = 0.3  # m
+    box_height: tuple[float, float] = (0.05, 0.20)  # m
+    box_size: tuple[float, float] = (0.4, 1.0)  # m, side of a box (min, max)
+    num_boxes: int = 20
+    max_init_level: int = 3
+    curriculum: bool = True  # move robots up/down levels by distance walked
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.proportions) - set(TERRAIN_TYPES))
+        if unknown:
+            raise ValueError(f"proportions: unknown terrain types {unknown}; known {TERRAIN_TYPES}")
+        if sum(self.proportions.values()) <= 0 or min(self.proportions.values()) < 0:
+            raise ValueError("proportions must be >= 0 and not all zero")
+        if self.num_levels < 1 or self.num_columns < 1:
+            raise ValueError("num_levels and num_columns must be >= 1")
+        if not 0 <= self.max_init_level < self.num_levels:
+            raise ValueError(f"max_init_level must be in [0, {self.num_levels - 1}]")
+        if self.resolution <= 0 or self.tile_size <= self.platform_size:
+            raise ValueError("resolution must be > 0 and tile_size > platform_size")
+        for name in ("rough_amplitude", "slope", "step_height", "box_height", "box_size"):
+            _check_range(name, getattr(self, name))
+
+
+@dataclass(frozen=True)
+class CommandConfig:
+    """Velocity commands (base frame), resampled every ``resample_time`` seconds."""
+
+    lin_vel_x: tuple[float, float] = (-1.0, 1.0)  # m/s
+    lin_vel_y: tuple[float, float] = (-1.0, 1.0)  # m/s
+    ang_vel_yaw: tuple[float, float] = (-1.0, 1.0)  # rad/s
+    resample_time: float = 10.0  # s
+    standing_fraction: float = 0.1  # share of zero commands
+    small_threshold: float = 0.2  # m/s: smaller planar commands are set to zero
+
+    def __post_init__(self) -> None:
+        for name in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw"):
+            _check_range(name, getattr(self, name))
+        if self.resample_time <= 0 or not 0 <= self.standing_fraction <= 1:
+            raise ValueError("resample_time must be > 0 and standing_fraction in [0, 1]")
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Weights of the named reward terms (see anymal_ros.sim.rewards); scaled by control_dt."""
+
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "lin_vel_tracking": 1.0,
+            "ang_vel_tracking": 0.5,
+            "lin_vel_z": -2.0,
+            "ang_vel_xy": -0.05,
+            "torques": -1.0e-5,
+            "joint_acc": -2.5e-7,
+            "action_rate": -0.01,
+            "collision": -1.0,
+            "foot_slip": -0.1,
+            "feet_air_time": 1.0,
+            "joint_vel_limit": -1.0,
+        }
+    )
+    tracking_sigma: float = 0.25  # (m/s)^2 and (rad/s)^2
+    air_time_target: float = 0.5  # s
+    contact_force_threshold: float = 1.0  # N: a body "touches" above this
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.weights) - set(REWARD_TERMS))
+        if unknown:
+            raise ValueError(f"weights: unknown reward terms {unknown}; known {REWARD_TERMS}")
+
+
+@dataclass(frozen=True)
+class TerminationConfig:
+    episode_length_s: float = 20.0  # time limit, reported as truncation
+    max_tilt: float = 1.0  # rad between base z and world z
+    base_contact: bool = True
+
+    def __post_init__(self) -> None:
+        if self.episode_length_s <= 0 or self.max_tilt <= 0:
+            raise ValueError("episode_length_s and max_tilt must be > 0")
+
+
+@dataclass(frozen=True)
+class RandomizationConfig:
+    """Domain randomisation, sampled per robot at every reset (pushes during episodes)."""
+
+    enabled: bool = True
+    friction: tuple[float, float] = (0.4, 1.2)
+    added_base_mass: tuple[float, float] = (-5.0, 5.0)  # kg
+    com_offset: tuple[float, float] = (-0.05, 0.05)  # m per axis
+    motor_strength: tuple[float, float] = (0.9, 1.1)  # scales torque and limit
+    kp_factor: tuple[float, float] = (0.9, 1.1)
+    kd_factor: tuple[float, float] = (0.9, 1.1)
+    push_interval_s: tuple[float, float] = (5.0, 15.0)  # time between pushes
+    push_duration_s: float = 0.2
+    push_force: float = 150.0  # N, max horizontal force of a push
+    push_torque: float = 20.0  # N*m, max torque of a push
+    latency_steps: tuple[int, int] = (0, 2)  # physics steps the new target is delayed
+
+    def __post_init__(self) -> None:
+        for name in (
+            "friction",
+            "added_base_mass",
+            "com_offset",
+            "motor_strength",
+            "kp_factor",
+            "kd_factor",
+            "push_interval_s",
+        ):
+            _check_range(name, getattr(self, name))
+        if self.friction[0] <= 0 or self.motor_strength[0] <= 0:
+            raise ValueError("friction and motor_strength must be > 0")
+        lo, hi = self.latency_steps
+        if lo < 0 or hi < lo:
+            raise ValueError(f"latency_steps must be 0 <= low <= high, got {self.latency_steps}")
+
+
+@dataclass(frozen=True)
+class ActionConfig:
+    """How actions become joint targets (anymal_ros.obs.actions.ActionDecoder)."""
+
+    mode: Literal["joint", "cpg"] = "cpg"
+    scale: float = 0.5  # rad per unit action (joint residuals)
+    clip: float = 10.0
+    base_frequency: float = 1.25  # Hz
+    frequency_scale: float = 1.0  # Hz per unit action
+    max_frequency: float = 4.0  # Hz
+    swing_height: float = 0.08  # m
+
+    def __post_init__(self) -> None:
+        if self.scale <= 0 or self.clip <= 0:
+            raise ValueError("scale and clip must be > 0")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    terrain: TerrainConfig = field(default_factory=TerrainConfig)
+    commands: CommandConfig = field(default_factory=CommandConfig)
+    rewards: RewardConfig = field(default_factory=RewardConfig)
+    termination: TerminationConfig = field(default_factory=TerminationConfig)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    actions: ActionConfig = field(default_factory=ActionConfig)
+
+    def __post_init__(self) -> None:
+        hi = self.randomization.latency_steps[1]
+        if hi > self.physics.decimation:
+            raise ValueError(
+                f"randomization.latency_steps high ({hi}) exceeds physics.decimation "
+                f"({self.physics.decimation})"
+            )
+
+    @property
+    def control_dt(self) -> float:
+        return self.physics.dt * self.physics.decimation

@@ -1,0 +1,210 @@
+"""Action decoding: policy actions -> joint position targets (numpy only; shared by the
+simulator and the ROS node, so both turn the same action into the same targets).
+
+Two modes (``ActionDecoder(mode=...)``):
+
+* ``"joint"`` (12 actions): ``target = default_pose + action_scale * action``.
+* ``"cpg"`` (16 actions, the paper's mode): the first 4 actions change each leg's gait
+  frequency, ``f_i = base_frequency + frequency_scale * a_i`` (Hz, clipped to
+  ``[0, max_frequency]``); each leg's phase advances by ``2 pi f_i dt``; a nominal foot
+  trajectory (the default-pose foot position, lifted by a smooth swing profile while the phase
+  is in ``[0, pi)``) is turned into joint angles by analytic leg inverse kinematics, and the
+  last 12 actions are residuals on top: ``target = IK(foot(phase)) + action_scale * a[4:]``.
+
+With a zero action and every leg in stance the CPG mode yields exactly the default pose.
+Joint order is JOINT_NAMES; legs are LEGS (LF, RF, LH, RH).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from anymal_ros.obs.layout import LEGS, NUM_JOINTS, NUM_LEGS, default_joint_positions
+
+#: Trotting start: diagonal legs (LF+RH, RF+LH) share a phase.
+TROT_PHASE_OFFSETS = np.array([0.0, np.pi, np.pi, 0.0])
+
+
+@dataclass(frozen=True)
+class LegGeometry:
+    """Kinematic parameters of the built-in quadruped (m); equal to the MJCF by a test.
+
+    Leg ``i`` has signs ``sx`` (+1 front, -1 hind) and ``sy`` (+1 left, -1 right); the HAA
+    joint sits at ``(sx * haa_x, sy * haa_y, 0)`` in the base frame, the HFE joint at
+    ``(sx * hfe_x, sy * hfe_y, 0)`` from it, the KFE joint ``thigh_length`` below HFE and
+    ``kfe_y`` further out, and the foot centre ``shank_length`` below KFE.
+    """
+
+    haa_x: float = 0.277
+    haa_y: float = 0.116
+    hfe_x: float = 0.0635
+    hfe_y: float = 0.04
+    kfe_y: float = 0.07
+    thigh_length: float = 0.25
+    shank_length: float = 0.31
+    foot_radius: float = 0.03
+
+    def signs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(sx [4], sy [4])`` in LEGS order."""
+        sx = np.array([1.0 if leg[1] == "F" else -1.0 for leg in LEGS])
+        sy = np.array([1.0 if leg[0] == "L" else -1.0 for leg in LEGS])
+        return sx, sy
+
+
+class LegKinematics:
+    """Analytic forward/inverse kinematics of the four legs in the base frame."""
+
+    def __init__(self, geometry: LegGeometry | None = None):
+        self.geometry = g = geometry or LegGeometry()
+        sx, sy = g.signs()
+        self._haa = np.stack([sx * g.haa_x, sy * g.haa_y, np.zeros(NUM_LEGS)], axis=-1)
+        self._hx = sx * g.hfe_x  # [4]
+        self._d = sy * (g.hfe_y + g.kfe_y)  # lateral offset of the leg plane [4]
+        self._knee_sign = -sx  # front knees bend backwards (KFE < 0), hind forwards
+
+    def forward(self, joint_pos: np.ndarray) -> np.ndarray:
+        """Foot centres ``[N, 4, 3]`` (m, base frame) from joint angles ``[N, 12]``."""
+        q = np.asarray(joint_pos, dtype=np.float64).reshape(-1, NUM_LEGS, 3)
+        q1, q2, q3 = q[..., 0], q[..., 1], q[..., 2]
+        l1, l2 = self.geometry.thigh_length, self.geometry.shank_length
+        xs = -l1 * np.sin(q2) - l2 * np.sin(q2 + q3)
+        zs = -l1 * np.cos(q2) - l2 * np.cos(q2 + q3)
+        d = np.broadcast_to(self._d, xs.shape)
+        c1, s1 = np.cos(q1), np.sin(q1)
+        out = np.empty(q.shape[:2] + (3,))
+        out[..., 0] = self._hx + xs
+        out[..., 1] = c1 * d - s1 * zs
+        out[..., 2] = s1 * d + c1 * zs
+        return out + self._haa
+
+    def inverse(self, foot_pos: np.ndarray) -> np.ndarray:
+        """Joint angles ``[N, 12]`` placing the foot centres at ``foot_pos [N, 4, 3]``.
+
+        Unreachable targets are projected onto the workspace (the leg stretches or folds as
+        far as it can) instead of producing NaN.
+        """
+        p = np.asarray(foot_pos, dtype=np.float64) - self._haa
+        l1, l2 = self.geometry.thigh_length, self.geometry.shank_length
+        py, pz = p[..., 1], p[..., 2]
+        d = self._d
+        zs = -np.sqrt(np.maximum(py * py + pz * pz - d * d, 1e-9))
+        q1 = np.arctan2(pz, py) - np.arctan2(zs, d)
+        q1 = (q1 + np.pi) % (2.0 * np.pi) - np.pi
+        xs = p[..., 0] - self._hx
+        cos3 = (xs * xs + zs * zs - l1 * l1 - l2 * l2) / (2.0 * l1 * l2)
+        q3 = self._knee_sign * np.arccos(np.clip(cos3, -1.0, 1.0))
+        q2 = np.arctan2(-xs, -zs) - np.arctan2(l2 * np.sin(q3), l1 + l2 * np.cos(q3))
+        return np.stack([q1, q2, q3], axis=-1).reshape(p.shape[0], NUM_JOINTS)
+
+
+def swing_height(phase: np.ndarray, height: float) -> np.ndarray:
+    """Foot lift (m) over the gait cycle: a cubic rise and fall while ``phase mod 2pi`` is in
+    ``[0, pi)`` (swing, peak ``height`` at ``pi/2``), zero in ``[pi, 2pi)`` (stance)."""
+    t = np.mod(phase, 2.0 * np.pi) / np.pi  # [0, 2)
+    up = 2.0 * t
+    down = 2.0 * t - 1.0
+    rise = -2.0 * up**3 + 3.0 * up**2
+    fall = 2.0 * down**3 - 3.0 * down**2 + 1.0
+    return height * np.where(t < 0.5, rise, np.where(t < 1.0, fall, 0.0))
+
+
+class ActionDecoder:
+    """Turns ``[N, A]`` actions into ``[N, 12]`` joint targets; owns the CPG phase state.
+
+    Args:
+        mode: ``"joint"`` (A = 12) or ``"cpg"`` (A = 16).
+        num_envs: number of robots N.
+        action_scale: rad per unit action for the joint residuals.
+        control_dt: policy period (s); the CPG phase advances by ``2 pi f control_dt``.
+        base_frequency: nominal gait frequency (Hz) of the CPG.
+        frequency_scale: Hz per unit action for the CPG frequency terms.
+        max_frequency: upper clip of each leg's frequency (Hz).
+        swing_height: peak foot lift (m) of the nominal swing trajectory.
+        action_clip: actions are clipped to ``[-action_clip, action_clip]`` first.
+        joint_lower, joint_upper: optional ``[12]`` limits the targets are clipped to.
+        default_joint_pos: ``[12]`` default pose; the contract's default if omitted.
+        geometry: leg geometry for the CPG's inverse kinematics.
+    """
+
+    def __init__(
+        self,
+        mode: Literal["joint", "cpg"],
+        num_envs: int,
+        *,
+        action_scale: float = 0.5,
+        control_dt: float = 0.02,
+        base_frequency: float = 1.25,
+        frequency_scale: float = 1.0,
+        max_frequency: float = 4.0,
+        swing_height: float = 0.08,
+        action_clip: float = 10.0,
+        joint_lower: np.ndarray | None = None,
+        joint_upper: np.ndarray | None = None,
+        default_joint_pos: np.ndarray | None = None,
+        geometry: LegGeometry | None = None,
+    ):
+        if mode not in ("joint", "cpg"):
+            raise ValueError(f"action mode must be 'joint' or 'cpg', got {mode!r}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.mode = mode
+        self.num_envs = num_envs
+        self.action_dim = NUM_JOINTS + (NUM_LEGS if mode == "cpg" else 0)
+        self.action_scale = float(action_scale)
+        self.control_dt = float(control_dt)
+        self.base_frequency = float(base_frequency)
+        self.frequency_scale = float(frequency_scale)
+        self.max_frequency = float(max_frequency)
+        self.swing_height = float(swing_height)
+        self.action_clip = float(action_clip)
+        default = default_joint_positions() if default_joint_pos is None else default_joint_pos
+        self.default_joint_pos = np.asarray(default, dtype=np.float64).reshape(NUM_JOINTS)
+        self.joint_lower = None if joint_lower is None else np.asarray(joint_lower, float)
+        self.joint_upper = None if joint_upper is None else np.asarray(joint_upper, float)
+        self.kinematics = LegKinematics(geometry)
+        self.nominal_feet = self.kinematics.forward(self.default_joint_pos[None])[0]  # [4, 3]
+        self.phase = np.zeros((num_envs, NUM_LEGS))
+        self.frequency = np.zeros((num_envs, NUM_LEGS))
+        self.reset()
+
+    def reset(self, env_ids: np.ndarray | list[int] | None = None) -> None:
+        """Restart the gait of ``env_ids`` (all if None): trot phases, base frequency."""
+        ids = slice(None) if env_ids is None else np.asarray(env_ids, dtype=np.intp)
+        self.phase[ids] = TROT_PHASE_OFFSETS
+        self.frequency[ids] = self.base_frequency
+
+    def default_targets(self) -> np.ndarray:
+        """``[N, 12]`` targets at an episode's start (the default pose)."""
+        return np.tile(self.default_joint_pos, (self.num_envs, 1))
+
+    def decode(self, action: np.ndarray) -> np.ndarray:
+        """Joint targets ``[N, 12]`` (rad, JOINT_NAMES order) for actions ``[N, A]``.
+
+        In CPG mode this advances the phase by one control period (call once per step).
+        """
+        a = np.asarray(action, dtype=np.float64)
+        if a.ndim == 1:
+            a = a[None]
+        if a.shape != (self.num_envs, self.action_dim):
+            expected = (self.num_envs, self.action_dim)
+            raise ValueError(f"action: expected shape {expected}, got {np.shape(action)}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("action contains NaN or inf")
+        a = np.clip(a, -self.action_clip, self.action_clip)
+        if self.mode == "joint":
+            targets = self.default_joint_pos + self.action_scale * a
+        else:
+            freq = self.base_frequency + self.frequency_scale * a[:, :NUM_LEGS]
+            self.frequency[:] = np.clip(freq, 0.0, self.max_frequency)
+            self.phase[:] = np.mod(
+                self.phase + 2.0 * np.pi * self.frequency * self.control_dt, 2.0 * np.pi
+            )
+            feet = np.broadcast_to(self.nominal_feet, (self.num_envs, NUM_LEGS, 3)).copy()
+            feet[..., 2] += swing_height(self.phase, self.swing_height)
+            targets = self.kinematics.inverse(feet) + self.action_scale * a[:, NUM_LEGS:]
+        if self.joint_lower is not None and self.joint_upper is not None:
+            targets = np.clip(targets, self.joint_lower, self.joint_upper)
+        return targets

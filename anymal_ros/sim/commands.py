@@ -1,0 +1,51 @@
+"""Velocity commands (vx, vy, yaw rate in the base frame) and their resampling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anymal_ros.config.sim import CommandConfig
+
+
+class CommandManager:
+    """Holds ``command [N, 3]``; resamples each robot's every ``resample_time`` seconds
+    unless fixed with :meth:`set`."""
+
+    def __init__(self, cfg: CommandConfig, num_envs: int, control_dt: float):
+        self.cfg = cfg
+        self.command = np.zeros((num_envs, 3))
+        self.time_left = np.zeros(num_envs)
+        self.fixed = np.zeros(num_envs, dtype=bool)
+        self.control_dt = control_dt
+
+    def sample(self, ids: np.ndarray, rng: np.random.Generator) -> None:
+        ids = ids[~self.fixed[ids]]
+        if ids.size == 0:
+            return
+        c = self.cfg
+        lo = np.array([c.lin_vel_x[0], c.lin_vel_y[0], c.ang_vel_yaw[0]])
+        hi = np.array([c.lin_vel_x[1], c.lin_vel_y[1], c.ang_vel_yaw[1]])
+        cmd = rng.uniform(lo, hi, size=(ids.size, 3))
+        small = np.linalg.norm(cmd[:, :2], axis=1) < c.small_threshold
+        cmd[small, :2] = 0.0
+        cmd[rng.random(ids.size) < c.standing_fraction] = 0.0
+        self.command[ids] = cmd
+        self.time_left[ids] = c.resample_time
+
+    def step(self, rng: np.random.Generator) -> None:
+        """Advance the timers by one control period and resample those that ran out."""
+        self.time_left -= self.control_dt
+        due = np.flatnonzero(self.time_left <= 0.0)
+        if due.size:
+            self.sample(due, rng)
+
+    def set(self, command: np.ndarray, ids: np.ndarray | None = None, fixed: bool = True) -> None:
+        """Set ``command`` ([3] or [len(ids), 3]) for ``ids`` (all if None); ``fixed`` stops
+        their resampling (evaluation), ``fixed=False`` lets it resume."""
+        sel = slice(None) if ids is None else np.asarray(ids, dtype=np.intp)
+        cmd = np.asarray(command, dtype=np.float64)
+        if cmd.shape[-1] != 3:
+            raise ValueError(f"command must have 3 values (vx, vy, yaw rate), got {cmd.shape}")
+        self.command[sel] = cmd
+        self.fixed[sel] = fixed
+        self.time_left[sel] = self.cfg.resample_time

@@ -1,0 +1,457 @@
+"""QuadrupedVecEnv: N quadrupeds on procedural terrain in one MuJoCo model, numpy in and out.
+
+The vector-env interface every bridge implements::
+
+    env = QuadrupedVecEnv(cfg, num_envs, seed)
+    obs = env.reset()   # {"proprio": [N, P], "extero": [N, 4, 52], "privileged": [N, 50]}
+    obs, reward, terminated, truncated, info = env.step(action)   # action [N, A]
+
+Episodes reset automatically: where ``terminated | truncated``, ``obs`` already belongs to the
+new episode and ``info["final_obs"]`` holds the old episode's last observation. Exteroception
+is noise-free (height noise is the trainer's business). See :meth:`QuadrupedVecEnv.step` for
+the ``info`` keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.obs import extero
+from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.layout import (
+    EXTERO_SHAPE,
+    NUM_JOINTS,
+    NUM_LEGS,
+    PRIVILEGED_DIM,
+    PRIVILEGED_LAYOUT,
+    default_joint_positions,
+)
+from anymal_ros.obs.proprio import ProprioBuilder
+from anymal_ros.obs.rotations import (
+    projected_gravity,
+    quat_from_yaw,
+    quat_rotate_inverse,
+    yaw_from_quat,
+)
+from anymal_ros.sim.commands import CommandManager
+from anymal_ros.sim.randomization import Randomizer
+from anymal_ros.sim.rewards import RewardState, compute_rewards
+from anymal_ros.sim.robot import build_world
+from anymal_ros.sim.terrain import Terrain
+
+Obs = dict[str, np.ndarray]
+_PRIV = PRIVILEGED_LAYOUT.slices()
+
+
+class QuadrupedVecEnv:
+    """Batched MuJoCo quadruped environment (see module docstring).
+
+    Args:
+        cfg: simulator settings.
+        num_envs: number of robots N.
+        seed: seeds commands, randomisation and resets (same seed, same actions -> same
+            trajectory).
+        terrain_seed: seed of the terrain; ``seed`` if None. Workers of a multi-process
+            environment share it so they see the same terrain.
+    """
+
+    def __init__(
+        self, cfg: SimConfig, num_envs: int, seed: int = 0, terrain_seed: int | None = None
+    ):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.cfg = cfg
+        self.num_envs = n = num_envs
+        self.control_dt = cfg.control_dt
+        self.decimation = cfg.physics.decimation
+        self.terrain = Terrain(cfg.terrain, seed if terrain_seed is None else terrain_seed)
+        self.model, self.index = build_world(cfg, self.terrain, n)
+        self.data = mujoco.MjData(self.model)
+        idx = self.index
+        self.default_joint_pos = default_joint_positions().astype(np.float64)
+        ac = cfg.actions
+        self.decoder = ActionDecoder(
+            ac.mode,
+            n,
+            action_scale=ac.scale,
+            control_dt=self.control_dt,
+            base_frequency=ac.base_frequency,
+            frequency_scale=ac.frequency_scale,
+            max_frequency=ac.max_frequency,
+            swing_height=ac.swing_height,
+            action_clip=ac.clip,
+            joint_lower=idx.joint_lower,
+            joint_upper=idx.joint_upper,
+        )
+        self.proprio = ProprioBuilder(n, cpg=ac.mode == "cpg")
+        self.commands = CommandManager(cfg.commands, n, self.control_dt)
+        self.randomizer = Randomizer(cfg, self.model, idx)
+        self.proprio_dim = self.proprio.dim
+        self.action_dim = self.decoder.action_dim
+        self.extero_shape = EXTERO_SHAPE
+        self.privileged_dim = PRIVILEGED_DIM
+        self.observation_shapes = {
+            "proprio": (self.proprio_dim,),
+            "extero": EXTERO_SHAPE,
+            "privileged": (PRIVILEGED_DIM,),
+        }
+        self.max_episode_steps = int(round(cfg.termination.episode_length_s / self.control_dt))
+        self.foot_radius = self.model.geom_size[idx.foot_geom[0], 0].copy()  # [4]
+        self.cos_max_tilt = float(np.cos(cfg.termination.max_tilt))
+        self.joint_velocity_limit = cfg.robot.joint_velocity_limit
+        self._act_flat = idx.actuator.ravel()
+        self._seed(seed)
+
+        self.levels = self.rng.integers(0, cfg.terrain.max_init_level + 1, size=n)
+        self.columns = np.arange(n) % self.terrain.num_columns
+        self.origins = np.zeros((n, 3))
+        self.episode_step = np.zeros(n, dtype=np.int64)
+        self.episode_return = np.zeros(n)
+        self.targets = np.tile(self.default_joint_pos, (n, 1))
+        self.action = np.zeros((n, self.action_dim))
+        self.prev_action = np.zeros((n, self.action_dim))
+        self.prev_joint_vel = np.zeros((n, NUM_JOINTS))
+        self.air_time = np.zeros((n, NUM_LEGS))
+        self.contact_valid = np.zeros(n, dtype=bool)
+        self._state: dict[str, np.ndarray] = {}
+
+    # --- public API -----------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> Obs:
+        """Reset every robot (re-seeding first if ``seed`` is given); return the first obs."""
+        if seed is not None:
+            self._seed(seed)
+            self.levels = self.rng.integers(0, self.cfg.terrain.max_init_level + 1, self.num_envs)
+        mujoco.mj_resetData(self.model, self.data)
+        all_ids = np.arange(self.num_envs)
+        self._reset_envs(all_ids)
+        self._refresh_kinematics()
+        self._state = self._gather(all_ids)
+        return self._observe(all_ids, self._state)
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Advance every robot by one control period.
+
+        Args:
+            action: ``[N, A]`` float actions (A = ``action_dim``).
+
+        Returns:
+            ``obs`` (dict, as :meth:`reset`), ``reward [N]`` float32, ``terminated [N]`` bool
+            (fell: base contact or tilt), ``truncated [N]`` bool (time limit or left the map),
+            and ``info`` with:
+
+            * ``final_obs``: obs dict; rows where ``terminated | truncated`` hold the old
+              episode's last observation (other rows equal ``obs``);
+            * ``command``, ``base_lin_vel``, ``base_ang_vel``: ``[N, 3]`` float32, base frame,
+              for this step (before any reset);
+            * ``reward_terms``: name -> ``[N]`` float32 weighted terms (they sum to reward);
+            * ``episode_return [N]`` float32 and ``episode_length [N]`` int64: valid where an
+              episode ended this step (0 elsewhere);
+            * ``terrain_level [N]`` int64: level each robot's episode ran on.
+        """
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self.num_envs, self.action_dim):
+            raise ValueError(
+                f"action: expected shape {(self.num_envs, self.action_dim)}, got {a.shape}"
+            )
+        if not np.all(np.isfinite(a)):
+            raise ValueError("action contains NaN or inf")
+        a = np.clip(a, -self.cfg.actions.clip, self.cfg.actions.clip)
+        self.prev_action, self.action = self.action, a
+        prev_targets = self.targets
+        self.targets = self.decoder.decode(a)
+
+        m, d, idx, rng = self.model, self.data, self.index, self.rng
+        episode_time = self.episode_step * self.control_dt
+        self.randomizer.update_pushes(episode_time, self.control_dt, rng)
+        d.xfrc_applied[idx.base_body] = self.randomizer.push_wrench
+        latency = self.randomizer.latency
+        if latency.max(initial=0) == 0:
+            d.ctrl[self._act_flat] = self.targets.ravel()
+            mujoco.mj_step(m, d, nstep=self.decimation)
+        else:  # the new target reaches each robot's motors `latency` physics steps late
+            for sub in range(self.decimation):
+                late = (sub < latency)[:, None]
+                d.ctrl[self._act_flat] = np.where(late, prev_targets, self.targets).ravel()
+                mujoco.mj_step(m, d)
+        mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last physics step
+        self.contact_valid[:] = True
+        self._refresh_kinematics()
+
+        all_ids = np.arange(self.num_envs)
+        s = self._gather(all_ids)
+        self._update_contacts(s)
+        reward_state = RewardState(
+            command=self.commands.command,
+            base_lin_vel=s["base_lin_vel"],
+            base_ang_vel=s["base_ang_vel"],
+            joint_vel=s["joint_vel"],
+            prev_joint_vel=self.prev_joint_vel,
+            torques=d.actuator_force[idx.actuator],
+            action=self.action,
+            prev_action=self.prev_action,
+            thigh_shank_contact=s["thigh_shank_contact"],
+            foot_contact=s["foot_contact"],
+            foot_vel_xy=s["foot_vel_xy"],
+            first_contact=s["first_contact"],
+            air_time_at_touchdown=s["air_time_at_touchdown"],
+            control_dt=self.control_dt,
+            joint_velocity_limit=self.joint_velocity_limit,
+        )
+        reward, terms = compute_rewards(reward_state, self.cfg.rewards)
+        self.prev_joint_vel = s["joint_vel"].copy()
+        self.episode_step += 1
+        self.episode_return += reward
+
+        finite = np.isfinite(s["qpos"]).all(axis=1) & np.isfinite(s["qvel"]).all(axis=1)
+        tilted = s["gravity"][:, 2] > -self.cos_max_tilt
+        terminated = tilted | ~finite
+        if self.cfg.termination.base_contact:
+            terminated |= s["base_contact"]
+        margin = 0.5
+        xy = s["base_pos"][:, :2]
+        off_map = (
+            (xy[:, 0] < margin)
+            | (xy[:, 1] < margin)
+            | (xy[:, 0] > self.terrain.size_x - margin)
+            | (xy[:, 1] > self.terrain.size_y - margin)
+        )
+        truncated = ((self.episode_step >= self.max_episode_steps) | off_map) & ~terminated
+
+        info: dict[str, Any] = {
+            "command": self.commands.command.astype(np.float32),
+            "base_lin_vel": s["base_lin_vel"].astype(np.float32),
+            "base_ang_vel": s["base_ang_vel"].astype(np.float32),
+            "reward_terms": terms,
+            "terrain_level": self.levels.copy(),
+        }
+        self.commands.step(rng)
+        obs = self._observe(all_ids, s)
+        done = terminated | truncated
+        done_ids = np.flatnonzero(done)
+        info["final_obs"] = {k: v.copy() for k, v in obs.items()} if done_ids.size else obs
+        info["episode_return"] = np.where(done, self.episode_return, 0.0).astype(np.float32)
+        info["episode_length"] = np.where(done, self.episode_step, 0)
+        if done_ids.size:
+            self._update_curriculum(done_ids, s)
+            self._reset_envs(done_ids)
+            self._refresh_kinematics()
+            fresh = self._gather(done_ids)
+            new_obs = self._observe(done_ids, fresh)
+            for key, value in new_obs.items():
+                obs[key][done_ids] = value
+        return obs, reward, terminated, truncated, info
+
+    def set_terrain_levels(
+        self, levels: int | np.ndarray, env_ids: np.ndarray | None = None
+    ) -> None:
+        """Set the difficulty level(s) of ``env_ids`` (all if None); applies at their next
+        reset (call :meth:`reset` to apply now). Levels run 0..num_levels-1."""
+        sel = slice(None) if env_ids is None else np.asarray(env_ids, dtype=np.intp)
+        lv = np.asarray(levels)
+        if np.any(lv < 0) or np.any(lv >= self.terrain.num_levels):
+            raise ValueError(f"terrain levels must be in [0, {self.terrain.num_levels - 1}]")
+        self.levels[sel] = lv
+
+    def set_terrain_types(self, terrain_type: str, env_ids: np.ndarray | None = None) -> None:
+        """Put ``env_ids`` (all if None) on columns of ``terrain_type`` from their next reset."""
+        cols = [c for c, t in enumerate(self.terrain.column_types) if t == terrain_type]
+        if not cols:
+            raise ValueError(
+                f"no terrain column of type {terrain_type!r}; have {self.terrain.column_types}"
+            )
+        sel = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.intp)
+        self.columns[sel] = np.asarray(cols)[np.arange(sel.size) % len(cols)]
+
+    def set_commands(
+        self, command: np.ndarray, env_ids: np.ndarray | None = None, fixed: bool = True
+    ) -> None:
+        """Set velocity commands (``[3]`` or ``[k, 3]``: vx, vy m/s, yaw rate rad/s, base frame).
+        ``fixed`` keeps them through resampling and resets (for evaluation)."""
+        self.commands.set(command, env_ids, fixed)
+
+    def resample_commands(self, env_ids: np.ndarray | None = None) -> None:
+        """Draw new random commands for ``env_ids`` (all if None) and unfix them."""
+        ids = np.arange(self.num_envs) if env_ids is None else np.asarray(env_ids, dtype=np.intp)
+        self.commands.fixed[ids] = False
+        self.commands.sample(ids, self.rng)
+
+    def physics_benchmark(self, num_steps: int) -> float:
+        """Seconds that ``num_steps`` bare physics control steps (``mj_step`` x decimation,
+        no observations or rewards) take on a copy of the current state: the physics bound."""
+        data = copy.copy(self.data)
+        start = time.perf_counter()
+        for _ in range(num_steps):
+            mujoco.mj_step(self.model, data, nstep=self.decimation)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        """Nothing to release (kept for interface parity with the multi-process env)."""
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _seed(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.rng = np.random.default_rng(self.seed)
+
+    def _refresh_kinematics(self) -> None:
+        # Positions and velocities of bodies for the current qpos/qvel (mj_step leaves the
+        # ones computed before its last integration).
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+        mujoco.mj_comVel(self.model, self.data)
+
+    def _reset_envs(self, ids: np.ndarray) -> None:
+        cfg, d, idx, rng = self.cfg, self.data, self.index, self.rng
+        k = ids.size
+        self.randomizer.reset(ids, rng)
+        self.commands.sample(ids, rng)
+        self.decoder.reset(ids)
+        self.proprio.reset(ids)
+        origin = self.terrain.tile_origins[self.levels[ids], self.columns[ids]]
+        self.origins[ids] = origin
+        noise = cfg.robot.init_xy_noise
+        xy = origin[:, :2] + rng.uniform(-noise, noise, size=(k, 2))
+        z = self.terrain.heights(xy) + cfg.robot.init_height
+        yaw = rng.uniform(-np.pi, np.pi, size=k)
+        joints = self.default_joint_pos + rng.uniform(
+            -cfg.robot.init_joint_noise, cfg.robot.init_joint_noise, size=(k, NUM_JOINTS)
+        )
+        joints = np.clip(joints, idx.joint_lower, idx.joint_upper)
+        d.qpos[idx.qpos_base[ids]] = np.concatenate([xy, z[:, None], quat_from_yaw(yaw)], axis=1)
+        d.qpos[idx.qpos_joint[ids]] = joints
+        d.qvel[idx.qvel_base[ids]] = 0.0
+        d.qvel[idx.qvel_joint[ids]] = 0.0
+        d.qacc_warmstart[idx.dof_base[ids]] = 0.0
+        d.qacc_warmstart[idx.dof_joint[ids]] = 0.0
+        d.xfrc_applied[idx.base_body[ids]] = 0.0
+        d.ctrl[idx.actuator[ids]] = self.default_joint_pos
+        self.targets[ids] = self.default_joint_pos
+        self.action[ids] = 0.0
+        self.prev_action[ids] = 0.0
+        self.prev_joint_vel[ids] = 0.0
+        self.air_time[ids] = 0.0
+        self.contact_valid[ids] = False
+        self.episode_step[ids] = 0
+        self.episode_return[ids] = 0.0
+
+    def _update_curriculum(self, ids: np.ndarray, s: dict[str, np.ndarray]) -> None:
+        if not self.cfg.terrain.curriculum:
+            return
+        dist = np.linalg.norm(s["base_pos"][ids, :2] - self.origins[ids, :2], axis=1)
+        expected = np.linalg.norm(self.commands.command[ids, :2], axis=1) * (
+            self.episode_step[ids] * self.control_dt
+        )
+        up = dist > self.cfg.terrain.tile_size / 2
+        down = (dist < 0.5 * expected) & ~up
+        levels = self.levels[ids] + up.astype(int) - down.astype(int)
+        top = self.terrain.num_levels
+        # Robots that master the hardest level restart at a random one (keeps them spread).
+        beyond = levels >= top
+        levels[beyond] = self.rng.integers(0, top, size=int(beyond.sum()))
+        self.levels[ids] = np.maximum(levels, 0)
+
+    def _gather(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw state of robots ``ids`` from MjData (current qpos/qvel, fresh kinematics)."""
+        d, idx = self.data, self.index
+        qpos = d.qpos[idx.qpos_base[ids]]
+        qvel = d.qvel[idx.qvel_base[ids]]
+        quat = qpos[:, 3:7]
+        s = {"qpos": qpos, "qvel": qvel, "base_pos": qpos[:, :3], "base_quat": quat}
+        s["base_lin_vel"] = quat_rotate_inverse(quat, qvel[:, :3])
+        s["base_ang_vel"] = qvel[:, 3:6]  # a free joint's angular velocity is in the body frame
+        s["gravity"] = projected_gravity(quat)
+        s["joint_pos"] = d.qpos[idx.qpos_joint[ids]]
+        s["joint_vel"] = d.qvel[idx.qvel_joint[ids]]
+        feet = idx.foot_body[ids]
+        s["foot_pos"] = d.xpos[feet]  # [k, 4, 3]
+        # Foot point velocity from the com-based spatial velocity (rotation, translation).
+        cvel = d.cvel[feet]
+        com = d.subtree_com[self.model.body_rootid[feet]]
+        lin = cvel[..., 3:] + np.cross(cvel[..., :3], s["foot_pos"] - com)
+        s["foot_vel_xy"] = lin[..., :2]
+        # Forces of the last physics step (cfrc_ext: torque then force, world frame).
+        s["foot_force"] = d.cfrc_ext[feet, 3:]
+        thr = self.cfg.rewards.contact_force_threshold
+        limbs = np.concatenate([idx.thigh_body[ids], idx.shank_body[ids]], axis=1)
+        s["thigh_shank_contact"] = (np.linalg.norm(d.cfrc_ext[limbs, 3:], axis=-1) > thr).astype(
+            np.float64
+        )
+        s["base_contact"] = np.any(
+            np.linalg.norm(d.cfrc_ext[idx.base_bodies[ids], 3:], axis=-1) > thr, axis=1
+        )
+        s["foot_contact"] = np.linalg.norm(s["foot_force"], axis=-1) > thr
+        s["external_wrench"] = d.xfrc_applied[idx.base_body[ids]]
+        valid = self.contact_valid[ids]
+        if not valid.all():  # freshly reset robots: the last step's contacts are not theirs
+            s["foot_force"] = s["foot_force"] * valid[:, None, None]
+            s["thigh_shank_contact"] = s["thigh_shank_contact"] * valid[:, None]
+            s["foot_contact"] = s["foot_contact"] & valid[:, None]
+            s["base_contact"] = s["base_contact"] & valid
+        s["foot_normal"] = self._foot_normals(ids, s["foot_contact"])
+        return s
+
+    def _foot_normals(self, ids: np.ndarray, foot_contact: np.ndarray) -> np.ndarray:
+        """``[k, 4, 3]`` contact normals (pointing from the terrain into each foot)."""
+        d, idx = self.data, self.index
+        normals = np.zeros((self.num_envs, NUM_LEGS, 3))
+        if d.ncon:
+            geom = d.contact.geom  # [ncon, 2]
+            frame = d.contact.frame[:, :3]  # normal, from geom1 towards geom2
+            leg2 = idx.geom_leg[geom[:, 1]]
+            leg1 = idx.geom_leg[geom[:, 0]]
+            sel2 = leg2 >= 0
+            normals[idx.geom_env[geom[sel2, 1]], leg2[sel2]] = frame[sel2]
+            sel1 = leg1 >= 0
+            normals[idx.geom_env[geom[sel1, 0]], leg1[sel1]] = -frame[sel1]
+        return normals[ids] * foot_contact[..., None]
+
+    def _update_contacts(self, s: dict[str, np.ndarray]) -> None:
+        """Air-time bookkeeping of one control step (all robots)."""
+        contact = s["foot_contact"]
+        self.air_time += self.control_dt
+        first = (self.air_time > self.control_dt * 1.5) & contact
+        s["first_contact"] = first
+        s["air_time_at_touchdown"] = np.where(first, self.air_time - self.control_dt, 0.0)
+        self.air_time[contact] = 0.0
+        s["air_time"] = self.air_time.copy()
+
+    def _observe(self, ids: np.ndarray, s: dict[str, np.ndarray]) -> Obs:
+        dec = self.decoder
+        cpg = dec.mode == "cpg"
+        proprio = self.proprio.build(
+            joint_pos=s["joint_pos"],
+            joint_vel=s["joint_vel"],
+            base_quat=s["base_quat"],
+            base_lin_vel=s["base_lin_vel"],
+            base_ang_vel=s["base_ang_vel"],
+            command=self.commands.command[ids],
+            joint_targets=self.targets[ids],
+            cpg_phase=dec.phase[ids] if cpg else None,
+            cpg_frequency=dec.frequency[ids] if cpg else None,
+            cpg_base_frequency=dec.base_frequency if cpg else None,
+            env_ids=ids,
+        )
+        feet = s["foot_pos"]
+        yaw = yaw_from_quat(s["base_quat"])
+        points = extero.sample_points(feet[..., :2], yaw)
+        ground = self.terrain.heights(points)
+        heights = extero.relative_heights(ground, feet[..., 2] - self.foot_radius)
+        k = ids.size
+        priv = np.empty((k, PRIVILEGED_DIM), dtype=np.float32)
+        priv[:, _PRIV["foot_contact"]] = s["foot_contact"]
+        priv[:, _PRIV["foot_contact_force"]] = s["foot_force"].reshape(k, -1)
+        priv[:, _PRIV["foot_contact_normal"]] = s["foot_normal"].reshape(k, -1)
+        priv[:, _PRIV["foot_friction"]] = self.randomizer.foot_friction[ids]
+        priv[:, _PRIV["thigh_shank_contact"]] = s["thigh_shank_contact"]
+        priv[:, _PRIV["external_wrench"]] = s["external_wrench"]
+        priv[:, _PRIV["foot_air_time"]] = self.air_time[ids]
+        return {"proprio": proprio, "extero": heights, "privileged": priv}

@@ -1,0 +1,115 @@
+"""Reward terms: small named functions of one policy step's state, each ``[N]``.
+
+The environment multiplies each term by its weight from the config and by ``control_dt`` and
+sums them; ``info["reward_terms"]`` reports the weighted terms so they add up to the reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from anymal_ros.config.sim import RewardConfig
+
+
+@dataclass
+class RewardState:
+    """Everything the terms read, for N robots (base frame unless stated)."""
+
+    command: np.ndarray  # [N, 3] vx, vy, yaw rate
+    base_lin_vel: np.ndarray  # [N, 3]
+    base_ang_vel: np.ndarray  # [N, 3]
+    joint_vel: np.ndarray  # [N, 12]
+    prev_joint_vel: np.ndarray  # [N, 12]
+    torques: np.ndarray  # [N, 12]
+    action: np.ndarray  # [N, A]
+    prev_action: np.ndarray  # [N, A]
+    thigh_shank_contact: np.ndarray  # [N, 8] 0/1
+    foot_contact: np.ndarray  # [N, 4] bool
+    foot_vel_xy: np.ndarray  # [N, 4, 2] world frame
+    first_contact: np.ndarray  # [N, 4] bool: touched down this step
+    air_time_at_touchdown: np.ndarray  # [N, 4] s
+    control_dt: float
+    joint_velocity_limit: float
+
+
+Term = Callable[[RewardState, RewardConfig], np.ndarray]
+
+
+def lin_vel_tracking(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    err = np.sum((s.command[:, :2] - s.base_lin_vel[:, :2]) ** 2, axis=1)
+    return np.exp(-err / cfg.tracking_sigma)
+
+
+def ang_vel_tracking(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    err = (s.command[:, 2] - s.base_ang_vel[:, 2]) ** 2
+    return np.exp(-err / cfg.tracking_sigma)
+
+
+def lin_vel_z(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    return s.base_lin_vel[:, 2] ** 2
+
+
+def ang_vel_xy(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    return np.sum(s.base_ang_vel[:, :2] ** 2, axis=1)
+
+
+def torques(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    return np.sum(s.torques**2, axis=1)
+
+
+def joint_acc(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    return np.sum(((s.joint_vel - s.prev_joint_vel) / s.control_dt) ** 2, axis=1)
+
+
+def action_rate(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    return np.sum((s.action - s.prev_action) ** 2, axis=1)
+
+
+def collision(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    return np.sum(s.thigh_shank_contact, axis=1)
+
+
+def foot_slip(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    return np.sum(s.foot_contact * np.sum(s.foot_vel_xy**2, axis=2), axis=1)
+
+
+def feet_air_time(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    """Rewards steps longer than ``air_time_target`` at touchdown, only when asked to move."""
+    gain = np.sum((s.air_time_at_touchdown - cfg.air_time_target) * s.first_contact, axis=1)
+    moving = np.linalg.norm(s.command[:, :2], axis=1) > 0.1
+    return gain * moving
+
+
+def joint_vel_limit(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    return np.sum(np.maximum(np.abs(s.joint_vel) - s.joint_velocity_limit, 0.0), axis=1)
+
+
+TERMS: dict[str, Term] = {
+    "lin_vel_tracking": lin_vel_tracking,
+    "ang_vel_tracking": ang_vel_tracking,
+    "lin_vel_z": lin_vel_z,
+    "ang_vel_xy": ang_vel_xy,
+    "torques": torques,
+    "joint_acc": joint_acc,
+    "action_rate": action_rate,
+    "collision": collision,
+    "foot_slip": foot_slip,
+    "feet_air_time": feet_air_time,
+    "joint_vel_limit": joint_vel_limit,
+}
+
+
+def compute_rewards(s: RewardState, cfg: RewardConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(reward [N] float32, weighted terms name -> [N] float32)``; zero weights are skipped."""
+    total = np.zeros(s.command.shape[0])
+    terms = {}
+    for name, weight in cfg.weights.items():
+        if weight == 0.0:
+            continue
+        value = TERMS[name](s, cfg) * (weight * s.control_dt)
+        terms[name] = value.astype(np.float32)
+        total += value
+    return total.astype(np.float32), terms

@@ -1,0 +1,200 @@
+"""Builds one MuJoCo model holding N copies of the robot on the terrain, and the index tables
+that let the environment read and write every robot's state with vectorised numpy.
+
+All N robots live in one ``MjModel``: one ``mj_step`` advances them all in C, and their state
+sits in contiguous arrays (``qpos``, ``xpos``, ``cfrc_ext``...) that numpy can gather with
+precomputed indices. Robots collide only with the terrain (contype/conaffinity bits in the
+MJCF), so the N copies never interact. Every joint, actuator and body is looked up by name,
+so an MJCF that lists its legs or actuators in another order maps the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.obs.layout import JOINT_NAMES, LEGS
+from anymal_ros.sim.terrain import Terrain
+
+ASSET_DIR = Path(__file__).resolve().parent / "assets"
+DEFAULT_XML = ASSET_DIR / "anymal_c.xml"
+
+ROLE_NONE, ROLE_BASE, ROLE_THIGH, ROLE_SHANK, ROLE_FOOT = 0, 1, 2, 3, 4
+
+
+def robot_prefix(env: int) -> str:
+    return f"r{env}/"
+
+
+@dataclass
+class RobotIndex:
+    """Index tables into the merged model's arrays (N robots)."""
+
+    num_envs: int
+    qpos_base: np.ndarray  # [N, 7] position then quaternion (w, x, y, z)
+    qvel_base: np.ndarray  # [N, 6] world linear velocity then local angular velocity
+    qpos_joint: np.ndarray  # [N, 12] JOINT_NAMES order
+    qvel_joint: np.ndarray  # [N, 12]
+    actuator: np.ndarray  # [N, 12] actuator driving each joint, JOINT_NAMES order
+    base_body: np.ndarray  # [N]
+    foot_body: np.ndarray  # [N, 4] LEGS order
+    thigh_body: np.ndarray  # [N, 4]
+    shank_body: np.ndarray  # [N, 4]
+    base_bodies: np.ndarray  # [N, k] trunk and hips: touching the ground ends an episode
+    foot_geom: np.ndarray  # [N, 4]
+    geom_env: np.ndarray  # [ngeom] robot owning each geom (-1: terrain)
+    geom_leg: np.ndarray  # [ngeom] leg of each foot geom (-1 otherwise)
+    dof_base: np.ndarray  # [N, 6]
+    dof_joint: np.ndarray  # [N, 12]
+    joint_lower: np.ndarray  # [12]
+    joint_upper: np.ndarray  # [12]
+
+
+def load_robot_spec(xml: str | Path | None = None) -> mujoco.MjSpec:
+    path = Path(xml) if xml is not None else DEFAULT_XML
+    if not path.is_file():
+        raise FileNotFoundError(f"robot MJCF not found: {path}")
+    return mujoco.MjSpec.from_file(str(path))
+
+
+def build_world(
+    cfg: SimConfig, terrain: Terrain, num_envs: int
+) -> tuple[mujoco.MjModel, RobotIndex]:
+    """Compile the terrain plus ``num_envs`` robots into one model; return it and its indices."""
+    robot = load_robot_spec(cfg.robot.xml)
+    world = mujoco.MjSpec()
+    world.modelname = "anymal_ros_world"
+    opt = world.option
+    opt.timestep = cfg.physics.dt
+    opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    opt.cone = mujoco.mjtCone.mjCONE_ELLIPTIC  # fewer rows than pyramidal: faster here
+    opt.iterations = cfg.physics.solver_iterations
+    opt.ls_iterations = cfg.physics.line_search_iterations
+    world.memory = int(2e5 + 6e5 * num_envs)  # bytes; contacts and constraints of N robots
+    world.visual.global_.offwidth = 1280
+    world.visual.global_.offheight = 720
+    if terrain.flat:
+        world.worldbody.add_geom(
+            name="terrain",
+            type=mujoco.mjtGeom.mjGEOM_PLANE,
+            size=[terrain.size_x, terrain.size_y, 0.1],
+            pos=[terrain.size_x / 2, terrain.size_y / 2, 0.0],
+            contype=1,
+            conaffinity=2,
+            rgba=[0.5, 0.55, 0.6, 1],
+        )
+    else:
+        data, z_min, z_range = terrain.hfield()
+        rows, cols = terrain.grid.shape
+        world.add_hfield(
+            name="terrain",
+            size=[terrain.size_x / 2, terrain.size_y / 2, z_range, 1.0],
+            nrow=rows,
+            ncol=cols,
+            userdata=data.tolist(),
+        )
+        world.worldbody.add_geom(
+            name="terrain",
+            type=mujoco.mjtGeom.mjGEOM_HFIELD,
+            hfieldname="terrain",
+            pos=[terrain.size_x / 2, terrain.size_y / 2, z_min],
+            contype=1,
+            conaffinity=2,
+            rgba=[0.5, 0.55, 0.6, 1],
+        )
+    world.worldbody.add_light(pos=[terrain.size_x / 2, terrain.size_y / 2, 30], dir=[0, 0, -1])
+    for env in range(num_envs):
+        frame = world.worldbody.add_frame(pos=[1.0 + 0.01 * env, 1.0, 1.0])
+        frame.attach_body(robot.copy().body("base"), robot_prefix(env), "")
+    model = world.compile()
+    _apply_actuator_config(model, cfg)
+    return model, make_index(model, num_envs)
+
+
+def _apply_actuator_config(model: mujoco.MjModel, cfg: SimConfig) -> None:
+    kp, kd, limit = cfg.robot.kp, cfg.robot.kd, cfg.robot.torque_limit
+    model.actuator_gainprm[:, 0] = kp
+    model.actuator_biasprm[:, :3] = [0.0, -kp, -kd]
+    model.actuator_forcelimited[:] = 1
+    model.actuator_forcerange[:] = [-limit, limit]
+
+
+def _id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
+    i = mujoco.mj_name2id(model, kind, name)
+    if i < 0:
+        raise KeyError(f"robot model has no {kind.name.removeprefix('mjOBJ_').lower()} {name!r}")
+    return i
+
+
+def make_index(model: mujoco.MjModel, num_envs: int) -> RobotIndex:
+    body, joint, geom = (
+        mujoco.mjtObj.mjOBJ_BODY,
+        mujoco.mjtObj.mjOBJ_JOINT,
+        mujoco.mjtObj.mjOBJ_GEOM,
+    )
+    n = num_envs
+    joint_to_actuator = {}
+    for a in range(model.nu):
+        if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT:
+            joint_to_actuator[int(model.actuator_trnid[a, 0])] = a
+    idx = {k: [] for k in ("qb", "vb", "qj", "vj", "act", "base", "foot", "thigh", "shank")}
+    idx["hips"] = []
+    idx["fgeom"] = []
+    for env in range(n):
+        p = robot_prefix(env)
+        base = _id(model, body, p + "base")
+        free = model.body_jntadr[base]
+        if free < 0 or model.jnt_type[free] != mujoco.mjtJoint.mjJNT_FREE:
+            raise ValueError(f"body {p}base must carry the free joint")
+        idx["base"].append(base)
+        idx["qb"].append(model.jnt_qposadr[free] + np.arange(7))
+        idx["vb"].append(model.jnt_dofadr[free] + np.arange(6))
+        jids = [_id(model, joint, p + name) for name in JOINT_NAMES]
+        idx["qj"].append(model.jnt_qposadr[jids])
+        idx["vj"].append(model.jnt_dofadr[jids])
+        missing = [
+            name for name, j in zip(JOINT_NAMES, jids, strict=True) if j not in joint_to_actuator
+        ]
+        if missing:
+            raise KeyError(f"joints without an actuator: {missing}")
+        idx["act"].append([joint_to_actuator[j] for j in jids])
+        idx["foot"].append([_id(model, body, f"{p}{leg}_FOOT") for leg in LEGS])
+        idx["thigh"].append([_id(model, body, f"{p}{leg}_THIGH") for leg in LEGS])
+        idx["shank"].append([_id(model, body, f"{p}{leg}_SHANK") for leg in LEGS])
+        idx["hips"].append([base] + [_id(model, body, f"{p}{leg}_HIP") for leg in LEGS])
+        idx["fgeom"].append([_id(model, geom, f"{p}{leg}_FOOT") for leg in LEGS])
+    geom_env = np.full(model.ngeom, -1, dtype=np.intp)
+    geom_leg = np.full(model.ngeom, -1, dtype=np.intp)
+    body_env = np.full(model.nbody, -1, dtype=np.intp)
+    for env in range(n):
+        base = idx["base"][env]
+        body_env[model.body_rootid == base] = env
+    geom_env[:] = body_env[model.geom_bodyid]
+    fgeom = np.asarray(idx["fgeom"], dtype=np.intp)
+    geom_leg[fgeom.ravel()] = np.tile(np.arange(len(LEGS)), n)
+    jnt0 = [_id(model, joint, robot_prefix(0) + name) for name in JOINT_NAMES]
+    arr = lambda key: np.asarray(idx[key], dtype=np.intp)  # noqa: E731
+    return RobotIndex(
+        num_envs=n,
+        qpos_base=arr("qb"),
+        qvel_base=arr("vb"),
+        qpos_joint=arr("qj"),
+        qvel_joint=arr("vj"),
+        actuator=arr("act"),
+        base_body=arr("base"),
+        foot_body=arr("foot"),
+        thigh_body=arr("thigh"),
+        shank_body=arr("shank"),
+        base_bodies=arr("hips"),
+        foot_geom=fgeom,
+        geom_env=geom_env,
+        geom_leg=geom_leg,
+        dof_base=arr("vb"),
+        dof_joint=arr("vj"),
+        joint_lower=model.jnt_range[jnt0, 0].copy(),
+        joint_upper=model.jnt_range[jnt0, 1].copy(),
+    )

@@ -1,0 +1,244 @@
+"""The MuJoCo quadruped bridge, stepped for real (small terrains keep each test fast)."""
+
+import re
+from pathlib import Path
+
+import mujoco
+import numpy as np
+import pytest
+
+from anymal_ros.config import ConfigError, from_dict, load_config, to_dict
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.obs.actions import LegKinematics
+from anymal_ros.obs.layout import PRIVILEGED_LAYOUT, default_joint_positions, proprio_layout
+from anymal_ros.sim.env import QuadrupedVecEnv
+from anymal_ros.sim.robot import DEFAULT_XML
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_TERRAIN = {
+    "num_levels": 2,
+    "num_columns": 7,
+    "tile_size": 4.0,
+    "border": 2.0,
+    "max_init_level": 1,
+}
+
+
+def make_cfg(*layers: dict, **sections) -> SimConfig:
+    """Small-terrain config with the given sections merged in order."""
+    data = {"terrain": dict(SMALL_TERRAIN)}
+    for layer in (*layers, sections):
+        for key, value in layer.items():
+            data.setdefault(key, {}).update(value)
+    return from_dict(SimConfig, data)
+
+
+QUIET = dict(
+    terrain={"kind": "flat"},
+    randomization={"enabled": False, "latency_steps": [0, 0]},
+    actions={"mode": "joint"},
+    robot={"init_joint_noise": 0.0},
+)
+
+
+def test_yaml_matches_defaults_and_bad_keys_are_named():
+    assert load_config(SimConfig, ROOT / "config" / "sim.yaml") == SimConfig()
+    with pytest.raises(ConfigError, match="terrain.tile_sise"):
+        from_dict(SimConfig, {"terrain": {"tile_sise": 3}})
+    with pytest.raises(ConfigError, match="unknown reward terms"):
+        from_dict(SimConfig, {"rewards": {"weights": {"speed": 1.0}}})
+
+
+def test_robot_holds_default_pose_for_5s():
+    env = QuadrupedVecEnv(make_cfg(QUIET), 2, seed=0)
+    obs = env.reset()
+    zero = np.zeros((2, env.action_dim), np.float32)
+    for _ in range(int(5.0 / env.control_dt)):
+        obs, _, terminated, truncated, _ = env.step(zero)
+        assert not terminated.any() and not truncated.any()
+    height = env.data.qpos[env.index.qpos_base[:, 2]]
+    assert np.all((height > 0.45) & (height < 0.6)), height
+    s = proprio_layout(False).slices()
+    np.testing.assert_allclose(obs["proprio"][:, s["gravity"]], [[0, 0, -1]] * 2, atol=0.02)
+    assert np.abs(obs["proprio"][:, s["joint_pos"]]).max() < 0.35  # PD sag under 51 kg
+    priv = PRIVILEGED_LAYOUT.slices()
+    np.testing.assert_array_equal(obs["privileged"][:, priv["foot_contact"]], 1.0)
+    force = obs["privileged"][:, priv["foot_contact_force"]].reshape(2, 4, 3)
+    weight = env.model.body_subtreemass[env.index.base_body] * 9.81
+    np.testing.assert_allclose(force[..., 2].sum(1), weight, rtol=0.05)
+    normal = obs["privileged"][:, priv["foot_contact_normal"]].reshape(2, 4, 3)
+    np.testing.assert_allclose(normal, np.broadcast_to([0, 0, 1], normal.shape), atol=1e-3)
+    # Heights around a foot standing on flat ground are ~0 (sole on the ground).
+    assert np.abs(obs["extero"]).max() < 0.02
+
+
+def test_leg_kinematics_matches_mjcf():
+    model = mujoco.MjModel.from_xml_path(str(DEFAULT_XML))
+    data = mujoco.MjData(model)
+    kin = LegKinematics()
+    rng = np.random.default_rng(0)
+    q = default_joint_positions() + rng.uniform(-0.4, 0.4, size=12)
+    data.qpos[:7] = [0, 0, 0, 1, 0, 0, 0]
+    names = [model.joint(i).name for i in range(1, model.njnt)]
+    from anymal_ros.obs.layout import JOINT_NAMES, LEGS
+
+    for i, name in enumerate(JOINT_NAMES):
+        data.qpos[model.jnt_qposadr[model.joint(name).id]] = q[i]
+    mujoco.mj_kinematics(model, data)
+    feet = np.array([data.xpos[model.body(f"{leg}_FOOT").id] for leg in LEGS])
+    np.testing.assert_allclose(kin.forward(q[None])[0], feet, atol=1e-9)
+    assert len(names) == 12
+    radius = model.geom_size[model.geom("LF_FOOT").id, 0]
+    assert radius == pytest.approx(kin.geometry.foot_radius)
+
+
+def _permuted_xml(tmp_path: Path) -> Path:
+    """The built-in MJCF with its legs and actuators written in reverse order."""
+    text = DEFAULT_XML.read_text()
+    legs = re.findall(r"(      <body name=\"(?:LF|RF|LH|RH)_HIP\".*?\n      </body>\n)", text, re.S)
+    assert len(legs) == 4
+    acts = re.findall(r"    <position name=.*?/>\n", text)
+    for i, chunk in enumerate(legs + acts):
+        text = text.replace(chunk, f"@@{i}@@")
+    for i, chunk in enumerate(legs[::-1] + acts[::-1]):
+        text = text.replace(f"@@{i}@@", chunk)
+    path = tmp_path / "permuted.xml"
+    path.write_text(text)
+    return path
+
+
+def test_joint_order_follows_names_not_mjcf_order(tmp_path):
+    path = _permuted_xml(tmp_path)
+    base = QuadrupedVecEnv(make_cfg(QUIET), 1, seed=5)
+    perm = QuadrupedVecEnv(make_cfg(QUIET, robot={"xml": str(path)}), 1, seed=5)
+    first = perm.model.joint(perm.model.jnt_qposadr.argsort()[1]).name
+    assert first.endswith("RH_HAA")  # the MJCF really is in another order
+    o1, o2 = base.reset(), perm.reset()
+    np.testing.assert_allclose(o1["proprio"], o2["proprio"], atol=1e-6)
+    action = np.zeros((1, 12), np.float32)
+    action[0, 2] = -0.6  # bend LF_KFE further
+    for _ in range(20):
+        o1, *_ = base.step(action)
+        o2, *_ = perm.step(action)
+    np.testing.assert_allclose(o1["proprio"], o2["proprio"], atol=1e-3)
+    s = proprio_layout(False).slices()
+    lf_knee = o2["proprio"][0, s["joint_pos"]][2]
+    assert lf_knee < -0.15  # the LF knee moved, not another joint
+
+
+def test_step_on_terrain_changes_sampled_heights():
+    env = QuadrupedVecEnv(make_cfg(QUIET, terrain={"kind": "heightfield"}), 1, seed=0)
+    env.set_terrain_types("flat")
+    env.set_terrain_levels(0)
+    before = env.reset()["extero"][0]
+    foot_x = env.data.xpos[env.index.foot_body[0, 0], 0]
+    step_col = int(np.ceil((foot_x + 0.2) / env.terrain.resolution))
+    env.terrain.grid[:, step_col:] += 0.15  # a 15 cm step 20+ cm ahead of LF's foot (x)
+    env.reset()
+    after = env._observe(np.arange(1), env._gather(np.arange(1)))["extero"][0]
+    before_again = before  # same seed -> same spawn
+    from anymal_ros.obs.extero import sample_points
+    from anymal_ros.obs.rotations import yaw_from_quat
+
+    s = env._gather(np.arange(1))
+    pts = sample_points(s["foot_pos"][:, :, :2], yaw_from_quat(s["base_quat"]))[0]
+    beyond = pts[..., 0] >= (step_col + 1) * env.terrain.resolution
+    behind = pts[..., 0] <= (step_col - 1) * env.terrain.resolution
+    assert beyond.sum() > 10 and behind.sum() > 10
+    np.testing.assert_allclose((after - before_again)[beyond], 0.15, atol=1e-5)
+    np.testing.assert_allclose((after - before_again)[behind], 0.0, atol=1e-5)
+
+
+def test_same_seed_same_trajectory():
+    cfg = make_cfg()
+    rng = np.random.default_rng(0)
+    a = QuadrupedVecEnv(cfg, 3, seed=7)
+    b = QuadrupedVecEnv(cfg, 3, seed=7)
+    c = QuadrupedVecEnv(cfg, 3, seed=8)
+    oa, ob, oc = a.reset(), b.reset(), c.reset()
+    for _ in range(15):
+        act = rng.normal(size=(3, a.action_dim)).astype(np.float32)
+        oa, ra, *_ = a.step(act)
+        ob, rb, *_ = b.step(act)
+        oc, *_ = c.step(act)
+    for key in oa:
+        np.testing.assert_array_equal(oa[key], ob[key])
+    np.testing.assert_array_equal(ra, rb)
+    assert not np.allclose(oa["proprio"], oc["proprio"])
+
+
+def test_termination_vs_truncation_and_final_obs():
+    env = QuadrupedVecEnv(make_cfg(QUIET, termination={"episode_length_s": 0.2}), 2, seed=0)
+    env.reset()
+    zero = np.zeros((2, env.action_dim), np.float32)
+    # Robot 0 is turned upside down: terminated (fell), never truncated.
+    env.data.qpos[env.index.qpos_base[0, 3:]] = [0, 1, 0, 0]
+    obs, reward, terminated, truncated, info = env.step(zero)
+    assert terminated.tolist() == [True, False] and not truncated.any()
+    g = proprio_layout(False).slices()["gravity"]
+    assert info["final_obs"]["proprio"][0, g][2] > 0.9  # old episode: upside down
+    assert obs["proprio"][0, g][2] < -0.9  # new episode: upright
+    assert info["episode_length"][0] == 1
+    for _ in range(9):
+        obs, reward, terminated, truncated, info = env.step(zero)
+    assert truncated.tolist() == [False, True] and not terminated.any()
+    assert info["episode_length"][1] == 10
+    assert info["episode_return"][1] == pytest.approx(info["episode_return"][1])
+    assert set(info) >= {"command", "base_lin_vel", "base_ang_vel", "reward_terms", "final_obs"}
+    total = sum(info["reward_terms"].values())
+    np.testing.assert_allclose(total, reward, rtol=1e-5, atol=1e-6)
+
+
+def test_fixed_commands_and_levels():
+    env = QuadrupedVecEnv(make_cfg(), 4, seed=0)
+    env.set_terrain_levels(1)
+    env.set_commands([0.5, 0.0, 0.2])
+    env.reset()
+    _, _, _, _, info = env.step(np.zeros((4, env.action_dim), np.float32))
+    np.testing.assert_allclose(info["command"], [[0.5, 0.0, 0.2]] * 4)
+    assert (info["terrain_level"] == 1).all()
+    with pytest.raises(ValueError, match="levels"):
+        env.set_terrain_levels(5)
+    with pytest.raises(ValueError, match="action"):
+        env.step(np.zeros((4, 3), np.float32))
+
+
+def test_gymnasium_checker_passes():
+    from gymnasium.utils.env_checker import check_env
+
+    from anymal_ros.sim.gym_env import QuadrupedGymEnv
+
+    env = QuadrupedGymEnv(make_cfg(), seed=0)
+    check_env(env, skip_render_check=True)
+    env.close()
+
+
+def test_multiprocess_env_matches_interface():
+    from anymal_ros.sim.multiproc import MultiProcessVecEnv
+
+    env = MultiProcessVecEnv(make_cfg(), 5, seed=0, num_workers=2)
+    try:
+        obs = env.reset()
+        assert obs["proprio"].shape == (5, env.proprio_dim)
+        assert obs["extero"].shape == (5, 4, 52) and obs["privileged"].shape == (5, 50)
+        env.set_commands(np.array([[0.1, 0, 0], [0.2, 0, 0]]), env_ids=[1, 4])
+        obs, reward, terminated, truncated, info = env.step(np.zeros((5, env.action_dim)))
+        assert reward.shape == (5,) and terminated.shape == (5,)
+        assert info["command"][1, 0] == pytest.approx(0.1)
+        assert info["command"][4, 0] == pytest.approx(0.2)
+        assert info["final_obs"]["proprio"].shape == (5, env.proprio_dim)
+    finally:
+        env.close()
+
+
+def test_render_png(tmp_path):
+    from anymal_ros.sim.render import record_episode, save_frames
+
+    env = QuadrupedVecEnv(make_cfg(QUIET), 1, seed=0)
+    try:
+        frames = record_episode(env, None, 2, width=64, height=48)
+    except mujoco.FatalError as err:  # no OpenGL on this machine
+        pytest.skip(f"no offscreen OpenGL: {err}")
+    assert frames[0].shape == (48, 64, 3) and frames[-1].std() > 0
+    assert save_frames(frames, tmp_path / "a.png", fps=50).stat().st_size > 0
+    assert to_dict(env.cfg)["terrain"]["kind"] == "flat"
