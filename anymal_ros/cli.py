@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("anymal_ros.commands.export", "export a checkpoint's student/teacher to ONNX"),
     "demo": ("anymal_ros.commands.demo", "interim demo: export a student, time onnxruntime"),
     "sim-render": ("anymal_ros.commands.sim_render", "record the MuJoCo simulator to MP4/GIF/PNG"),
+    "record": ("anymal_ros.commands.record", "record a policy's episodes into an episode store"),
+    "eval": ("anymal_ros.commands.eval", "evaluate a policy over terrains and noise modes"),
 }
 
 
