@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim-render": ("anymal_ros.commands.sim_render", "record the MuJoCo simulator to MP4/GIF/PNG"),
     "record": ("anymal_ros.commands.record", "record a policy's episodes into an episode store"),
     "eval": ("anymal_ros.commands.eval", "evaluate a policy over terrains and noise modes"),
+    "distill": ("anymal_ros.commands.distill", "distil the recurrent student from a teacher"),
 }
 
 

@@ -180,3 +180,42 @@ def time_chunks(
             episode_start=rows(data.episode_start),
             valid=rows(data.valid),
         )
+
+
+def rollout_from_episodes(
+    episodes: Sequence[dict[str, Tensor]],
+    hidden_shape: tuple[int, int],
+    device: torch.device | str = "cpu",
+) -> DistillRollout:
+    """Pack whole episodes (each ``{field: [L_i, ...]}`` with the :data:`STEP_FIELDS`) into
+    a rollout ``[max L_i, B, ...]``: row ``b`` is episode ``b`` from its first step
+    (``episode_start[0] = True``), padded with zeros and ``valid = False`` after its end."""
+    if not episodes:
+        raise ValueError("no episodes to pack")
+    missing = [f for f in STEP_FIELDS if f not in episodes[0]]
+    if missing:
+        raise KeyError(f"episodes lack fields {missing}")
+    T = max(int(ep["proprio"].shape[0]) for ep in episodes)
+    first = episodes[0]
+    r = DistillRollout(
+        T,
+        len(episodes),
+        first["proprio"].shape[-1],
+        tuple(first["extero"].shape[-2:]),
+        first["privileged"].shape[-1],
+        first["teacher_target"].shape[-1],
+        hidden_shape,
+        device,
+    )
+    r.valid.fill_(False)
+    for b, ep in enumerate(episodes):
+        length = int(ep["proprio"].shape[0])
+        for name in STEP_FIELDS:
+            if ep[name].shape[0] != length:
+                raise ValueError(f"episode {b}: field {name} has {ep[name].shape[0]} steps, "
+                                 f"proprio has {length}")  # fmt: skip
+            getattr(r, name)[:length, b] = torch.as_tensor(ep[name], device=r.device)
+        r.valid[:length, b] = True
+    r.episode_start[0] = True
+    r.step = T
+    return r
