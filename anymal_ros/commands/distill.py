@@ -1,4 +1,4 @@
-"""`anymal-ros distill --teacher CKPT [--config config/distill.yaml] [key=value ...]`:
+"""`anymal-ros distill --teacher CKPT [--config config/distill.yaml] [--set key=value ...]`:
 train the recurrent student from a teacher (DAgger + truncated BPTT).
 
 ``--from-store PATH`` distils offline from recorded episodes with teacher labels (see
@@ -14,15 +14,28 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", required=True, help="teacher checkpoint (anymal-ros train)")
     parser.add_argument("--config", default=None, help="YAML with the DistillConfig sections")
-    parser.add_argument("--from-store", default=None, metavar="PATH",
-                        help="distil offline from an episode store with teacher labels")  # fmt: skip
+    parser.add_argument(
+        "--from-store",
+        default=None,
+        metavar="PATH",
+        help="distil offline from an episode store with teacher labels",
+    )
     parser.add_argument("--resume", default=None, metavar="PATH", help="checkpoint to continue")
-    parser.add_argument("--run-dir", default=None, metavar="DIR",
-                        help="logs and checkpoints (default: runner.log_dir/distill_<time>)")  # fmt: skip
-    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
-                        metavar="key=value", help="config overrides, e.g. runner.iterations=10")  # fmt: skip
-    parser.add_argument("overrides_pos", nargs="*", metavar="key=value",
-                        help="config overrides (same as --set)")  # fmt: skip
+    parser.add_argument(
+        "--run-dir",
+        default=None,
+        metavar="DIR",
+        help="logs and checkpoints (default: runner.log_dir/distill_<time>)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="key=value",
+        help="config overrides, e.g. runner.iterations=10",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config
 
     try:
-        cfg = load_distill_config(args.config, [*args.overrides_pos, *args.overrides])
+        cfg = load_distill_config(args.config, args.overrides)
     except ConfigError as err:
         print(f"config error: {err}")
         return 2

@@ -70,9 +70,11 @@ def student_config_for(teacher: TeacherConfig, given: StudentConfig | None) -> S
 def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(
-            out.get(k), Mapping
-        ) else v
+        out[k] = (
+            deep_merge(out[k], v)
+            if isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
+            else v
+        )
     return out
 
 
