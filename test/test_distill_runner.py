@@ -169,3 +169,26 @@ def _load_teacher(path):
     from anymal_ros.eval.policies import teacher_from_checkpoint
 
     return teacher_from_checkpoint(load_checkpoint(path), path)
+
+
+def test_quality_benchmark_runs_on_a_tiny_budget(teacher_ckpt, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_quality.py"
+    spec = importlib.util.spec_from_file_location("distill_quality", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "quality.json"
+    result = module.main(
+        ["--teacher", str(teacher_ckpt), "--iterations", "2", "--terrains", "flat",
+         "--eval-envs", "2", "--run-dir", str(tmp_path / "run"), "--out", str(out),
+         "--set", *TINY_RUN, *_student_overrides()]
+    )  # fmt: skip
+    saved = json.loads(out.read_text())
+    assert saved["iterations"] == 2
+    for key in ("clean_tracking_reward", "noisy_tracking_reward"):
+        assert np.isfinite(saved[key]["student"]) and np.isfinite(saved[key]["teacher"])
+    assert isinstance(result["target_noisy_student_beats_teacher"], bool)
+    assert [r["noise"] for r in saved["student_rows"]] == ["none", "noisy"]
