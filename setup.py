@@ -42,6 +42,8 @@ setup(
     entry_points={
         "console_scripts": [
             "anymal-ros = anymal_ros.cli:main",
+            "policy_node = anymal_ros.nodes.policy_node:main",
+            "sim_node = anymal_ros.nodes.sim_node:main",
         ],
     },
 )

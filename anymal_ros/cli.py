@@ -13,7 +13,7 @@ import sys
 # name -> (module, one-line help). Each module provides `add_arguments(parser)` and `run(args)`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("anymal_ros.commands.export", "export a checkpoint's student/teacher to ONNX"),
-    "demo": ("anymal_ros.commands.demo", "interim demo: export a student, time onnxruntime"),
+    "demo": ("anymal_ros.commands.demo", "closed loop: sim_node + policy_node, tracking plot"),
     "sim-render": ("anymal_ros.commands.sim_render", "record the MuJoCo simulator to MP4/GIF/PNG"),
     "record": ("anymal_ros.commands.record", "record a policy's episodes into an episode store"),
     "eval": ("anymal_ros.commands.eval", "evaluate a policy over terrains and noise modes"),

@@ -58,7 +58,7 @@ def test_student_parity_over_long_rollout_with_resets(student_file):
             ref, hidden = student.step_deterministic(
                 torch.from_numpy(proprio)[None], torch.from_numpy(extero)[None], hidden
             )
-        assert action.shape == (12,) and action.dtype == np.float32
+        assert action.shape == (16,) and action.dtype  # CPG: 4 + 12 == np.float32
         worst = max(worst, float(np.abs(action - ref[0].numpy()).max()))
     np.testing.assert_allclose(policy.hidden, hidden.numpy(), atol=1e-5, rtol=0)
     assert worst <= 1e-5
@@ -85,7 +85,7 @@ def test_metadata_round_trip(student_file):
     meta = OnnxPolicy(path).metadata
     assert meta.kind == "student" and meta.contract_version == CONTRACT_VERSION
     assert meta.proprio_dim == 133 and meta.extero_shape == (4, 52)
-    assert meta.hidden_shape == (2, 1, 50) and meta.action_dim == 12
+    assert meta.hidden_shape == (2, 1, 50) and meta.action_dim == 16
     assert meta.action_type == "cpg"  # default for the 133-term CPG proprio layout
     assert meta.joint_names == JOINT_NAMES and meta.joint_pos_lower == (-1.0,) * 12
     assert meta.control_period == 0.02 and meta.action_scale == 0.5
@@ -208,7 +208,9 @@ def test_categorical_student_export(tmp_path):
 
 
 def test_teacher_export_parity(tmp_path):
-    teacher = _trained_looking(Teacher(TeacherConfig(proprio_dim=120)))
+    teacher = _trained_looking(
+        Teacher(TeacherConfig(proprio_dim=120, action=ActionHeadConfig(num_actions=12)))
+    )
     path = export_teacher(teacher, tmp_path / "teacher.onnx")
     policy = OnnxPolicy(path)
     meta = policy.metadata

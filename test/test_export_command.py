@@ -1,6 +1,4 @@
-"""`anymal-ros export` from a real checkpoint, and the interim `anymal-ros demo`."""
-
-import json
+"""`anymal-ros export` from a real checkpoint (the demo is tested in test_demo.py)."""
 
 import numpy as np
 import pytest
@@ -8,7 +6,7 @@ import torch
 
 from anymal_ros.cli import main
 from anymal_ros.config import to_dict
-from anymal_ros.config.models import StudentConfig, TeacherConfig
+from anymal_ros.config.models import ActionHeadConfig, StudentConfig, TeacherConfig
 from anymal_ros.deploy.runtime import OnnxPolicy
 from anymal_ros.models.checkpoint import CheckpointError, save_checkpoint
 from anymal_ros.models.student import Student
@@ -16,10 +14,10 @@ from anymal_ros.models.teacher import Teacher
 
 
 def test_export_student_uses_stored_model_and_deploy_config(tmp_path):
-    cfg = StudentConfig(proprio_dim=120, gru_hidden=32)
+    cfg = StudentConfig(proprio_dim=120, gru_hidden=32, action=ActionHeadConfig(num_actions=12))
     student = Student(cfg)
-    deploy = {"action_scale": 0.25, "control_period": 0.01, "joint_pos_lower": [-2.0] * 12,
-              "joint_pos_upper": [2.0] * 12}  # fmt: skip
+    deploy = {"actions": {"mode": "joint_residual", "scale": 0.25}, "control_period": 0.01,
+              "joint_pos_lower": [-2.0] * 12, "joint_pos_upper": [2.0] * 12}  # fmt: skip
     ckpt = save_checkpoint(
         tmp_path / "run.pt",
         models={"student": student, "teacher": Teacher()},
@@ -68,12 +66,3 @@ def test_export_refuses_mismatched_checkpoint(tmp_path):
     )
     with pytest.raises(SystemExit, match="deploy.scale: unknown key"):
         main(["export", str(bad_cfg), "--out", str(tmp_path / "y.onnx")])
-
-
-def test_demo_exports_and_times(tmp_path, capsys):
-    assert main(["demo", "--out-dir", str(tmp_path), "--steps", "100"]) == 0
-    text = capsys.readouterr().out
-    assert "onnxruntime OnnxPolicy.step" in text and "torch eager" in text
-    result = json.loads((tmp_path / "demo_latency.json").read_text())
-    assert [r["steps"] for r in result["rows"]] == [100, 100, 100]
-    assert OnnxPolicy(tmp_path / "demo_student.onnx").metadata.kind == "student"

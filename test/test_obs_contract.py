@@ -137,7 +137,7 @@ def test_leg_ik_inverts_fk():
 
 
 def test_action_decoder_modes():
-    dec = ActionDecoder("joint", 2, action_scale=0.5)
+    dec = ActionDecoder("joint_residual", 2, action_scale=0.5)
     assert dec.action_dim == 12
     a = np.zeros((2, 12))
     a[0, 2] = 1.0

@@ -36,7 +36,7 @@ def make_cfg(*layers: dict, **sections) -> SimConfig:
 QUIET = dict(
     terrain={"kind": "flat"},
     randomization={"enabled": False, "latency_steps": [0, 0]},
-    actions={"mode": "joint"},
+    actions={"mode": "joint_residual"},
     robot={"init_joint_noise": 0.0},
 )
 

@@ -15,11 +15,11 @@ def test_interface_shapes_are_per_sample():
     dist = teacher.distribution(obs)
     assert dist.batch_shape == (7,)
     a = dist.sample()
-    assert a.shape == (7, 12)
+    assert a.shape == (7, 16)  # default CPG actions: 4 + 12
     assert dist.log_prob(a).shape == (7,)  # never [7, 7] or [7, 1]
     assert teacher.value(obs).shape == (7,)
     assert teacher.aux_value(obs).shape == (7,)
-    assert teacher.act_deterministic(obs).shape == (7, 12)
+    assert teacher.act_deterministic(obs).shape == (7, 16)
     assert teacher.latent(obs).shape == (7, 120)
 
 

@@ -5,9 +5,10 @@ kind (``models["student"]`` or ``models["teacher"]``). Its stored config is read
 
 * ``config["student"]`` / ``config["teacher"]``: the network's StudentConfig/TeacherConfig
   (paper sizes when absent);
-* ``config["deploy"]``: a DeployConfig (action_type, action_scale, control_period, joint
-  limits). When absent the defaults are used: control_period 0.02 s, action_scale 0.5,
-  action_type "cpg" if proprio_dim == 133 else "joint_residual", no joint limits.
+* ``config["deploy"]``: a DeployConfig (the simulator's ``actions`` section, control period,
+  joint limits), as trainers store it from ``QuadrupedVecEnv.deploy_config()``. When absent:
+  the simulator's default action settings (CPG if proprio_dim == 133, else joint residuals),
+  control period 0.02 s, no joint limits.
 
 Without ``--kind`` the student is exported if the checkpoint has one, else the teacher.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from anymal_ros.obs.layout import NUM_JOINTS
+from anymal_ros.obs.layout import NUM_JOINTS, NUM_LEGS
 
 
 @dataclass(frozen=True)
@@ -13,12 +13,13 @@ class ActionHeadConfig:
     """How a policy turns features into actions.
 
     ``gaussian``: diagonal Gaussian with a state-independent log-std kept inside
-    ``log_std_range``; ``num_actions`` continuous dimensions.
+    ``log_std_range``; ``num_actions`` continuous dimensions (16 for the default CPG action
+    mode: 4 leg-frequency offsets + 12 joint residuals; 12 for joint residuals alone).
     ``categorical``: one categorical distribution over ``num_actions`` choices.
     """
 
     type: Literal["gaussian", "categorical"] = "gaussian"
-    num_actions: int = NUM_JOINTS
+    num_actions: int = NUM_JOINTS + NUM_LEGS
     init_std: float = 1.0
     log_std_range: tuple[float, float] = (-5.0, 1.0)
 

@@ -207,7 +207,7 @@ class RandomizationConfig:
 class ActionConfig:
     """How actions become joint targets (anymal_ros.obs.actions.ActionDecoder)."""
 
-    mode: Literal["joint", "cpg"] = "cpg"
+    mode: Literal["joint_residual", "cpg"] = "cpg"
     scale: float = 0.5  # rad per unit action (joint residuals)
     clip: float = 10.0
     base_frequency: float = 1.25  # Hz

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from anymal_ros.config.deploy import DeployConfig
-from anymal_ros.deploy.metadata import PolicyMetadata, student_defaults
+from anymal_ros.deploy.metadata import ACTION_PARAMS, PolicyMetadata, default_action_config
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.layout import ObsLayout, ObsTerm, proprio_layout
@@ -72,10 +72,10 @@ def _layout_for(proprio_dim: int) -> ObsLayout:
 def build_metadata(
     kind: str, model: Student | Teacher, deploy: DeployConfig | None = None, **extra: str
 ) -> PolicyMetadata:
-    """Metadata for ``model``; unset deployment settings take :func:`student_defaults`."""
+    """Metadata for ``model``; unset action settings take :func:`default_action_config`."""
     deploy = deploy or DeployConfig()
     cfg = model.cfg
-    defaults = student_defaults(cfg.proprio_dim)
+    actions = deploy.actions or default_action_config(cfg.proprio_dim)
     is_student = kind == "student"
     return PolicyMetadata(
         kind=kind,
@@ -87,9 +87,10 @@ def build_metadata(
         hidden_shape=(cfg.gru_layers, 1, cfg.gru_hidden) if is_student else (),
         joint_pos_lower=deploy.joint_pos_lower,
         joint_pos_upper=deploy.joint_pos_upper,
-        action_type=deploy.action_type or defaults["action_type"],
+        action_type=actions.mode,
         action_head=cfg.action.type,
-        action_scale=deploy.action_scale,
+        action_scale=actions.scale,
+        action_params={k: float(getattr(actions, k)) for k in ACTION_PARAMS},
         control_period=deploy.control_period,
         extra=dict(extra),
     )

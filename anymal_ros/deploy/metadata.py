@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from anymal_ros.config.sim import ActionConfig
+from anymal_ros.obs.actions import ACTION_MODES, ActionDecoder, action_dim
 from anymal_ros.obs.layout import (
     CONTRACT_VERSION,
     DEFAULT_JOINT_POS,
@@ -27,7 +29,9 @@ from anymal_ros.obs.layout import (
 #: Prefix of every key we write, so our keys never collide with a tool's own metadata.
 PREFIX = "anymal_ros."
 KINDS = ("student", "teacher")
-ACTION_TYPES = ("joint_residual", "cpg")
+ACTION_TYPES = ACTION_MODES
+#: CPG/decoder settings stored in ``action_params`` (the rest of ``config.sim.ActionConfig``).
+ACTION_PARAMS = ("clip", "base_frequency", "frequency_scale", "max_frequency", "swing_height")
 ACTION_HEADS = ("gaussian", "categorical")
 
 
@@ -58,6 +62,9 @@ class PolicyMetadata:
     action_type: str = "joint_residual"
     action_head: str = "gaussian"
     action_scale: float = 0.5
+    action_params: dict[str, float] = field(
+        default_factory=lambda: {k: getattr(ActionConfig(), k) for k in ACTION_PARAMS}
+    )
     control_period: float = 0.02
     contract_version: int = CONTRACT_VERSION
     extra: dict[str, str] = field(default_factory=dict)  # free text (e.g. source checkpoint)
@@ -72,6 +79,20 @@ class PolicyMetadata:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    def action_config(self) -> ActionConfig:
+        """The training-time ``actions`` settings this policy was exported with."""
+        return ActionConfig(mode=self.action_type, scale=self.action_scale, **self.action_params)
+
+    def action_decoder(self, num_envs: int = 1) -> ActionDecoder:
+        """Decoder turning this policy's actions into joint targets (clipped to the limits)."""
+        return ActionDecoder.from_config(
+            self.action_config(),
+            num_envs,
+            self.control_period,
+            joint_lower=None if self.joint_pos_lower is None else list(self.joint_pos_lower),
+            joint_upper=None if self.joint_pos_upper is None else list(self.joint_pos_upper),
+        )
 
     # --- (de)serialisation ---------------------------------------------------------------
     def to_props(self) -> dict[str, str]:
@@ -93,6 +114,7 @@ class PolicyMetadata:
             "action_output": self.action_output,
             "action_dim": str(self.action_dim),
             "action_scale": repr(float(self.action_scale)),
+            "action_params": json.dumps(self.action_params),
             "control_period": repr(float(self.control_period)),
             "extra": json.dumps(self.extra),
         }
@@ -128,6 +150,7 @@ class PolicyMetadata:
             action_head=reader.text("action_head"),
             action_dim=reader.integer("action_dim"),
             action_scale=reader.number("action_scale"),
+            action_params=reader.action_params(),
             control_period=reader.number("control_period"),
             contract_version=version,
             extra=reader.json("extra", dict, "a JSON object", optional=True) or {},
@@ -184,10 +207,18 @@ def _validate(m: PolicyMetadata) -> None:
     if m.joint_pos_lower is not None and m.joint_pos_upper is not None:
         if any(lo > hi for lo, hi in zip(m.joint_pos_lower, m.joint_pos_upper, strict=True)):
             raise bad("joint_pos_lower", "a lower limit exceeds its upper limit")
-    if m.action_type == "joint_residual" and m.action_head == "gaussian" and m.action_dim != n:
+    if m.action_head == "gaussian" and m.action_dim != action_dim(m.action_type):
         raise bad(
-            "action_dim", f"joint_residual actions need one per joint ({n}), got {m.action_dim}"
+            "action_dim",
+            f"{m.action_type} actions have {action_dim(m.action_type)} values, got {m.action_dim}",
         )
+    if sorted(m.action_params) != sorted(ACTION_PARAMS):
+        keys = sorted(m.action_params)
+        raise bad("action_params", f"expected keys {list(ACTION_PARAMS)}, got {keys}")
+    try:
+        m.action_config()
+    except ValueError as err:
+        raise bad("action_params", str(err)) from None
     if not (math.isfinite(m.action_scale) and m.action_scale > 0):
         raise bad("action_scale", f"must be a positive number, got {m.action_scale}")
     if not (math.isfinite(m.control_period) and m.control_period > 0):
@@ -258,20 +289,24 @@ class _Reader:
             raise self._fail(key, "a JSON list of finite numbers")
         return out
 
+    def action_params(self) -> dict[str, float]:
+        value = self.json("action_params", dict, "a JSON object of decoder settings")
+        try:
+            return {str(k): float(v) for k, v in value.items()}
+        except (TypeError, ValueError):
+            raise self._fail("action_params", "a JSON object of numbers") from None
+
     def opt_float_list(self, key: str) -> tuple[float, ...] | None:
         if PREFIX + key not in self.props or self.props[PREFIX + key] == "null":
             return None
         return tuple(self.float_list(key))
 
 
-def student_defaults(proprio_dim: int) -> dict[str, Any]:
-    """Deployment defaults used when a checkpoint stores none (see ``anymal-ros export``):
-    CPG actions iff the proprio vector carries the CPG terms (133), else joint residuals."""
-    return {
-        "action_type": "cpg" if proprio_dim == proprio_layout(cpg=True).dim else "joint_residual",
-        "action_scale": 0.5,
-        "control_period": 0.02,
-    }
+def default_action_config(proprio_dim: int) -> ActionConfig:
+    """Action settings used when a checkpoint stores none (see ``anymal-ros export``): the
+    simulator's defaults, CPG iff the proprio vector carries the CPG terms (133)."""
+    mode = "cpg" if proprio_dim == proprio_layout(cpg=True).dim else "joint_residual"
+    return ActionConfig(mode=mode)
 
 
 __all__ = [
@@ -279,5 +314,5 @@ __all__ = [
     "PRIVILEGED_DIM",
     "PolicyFileError",
     "PolicyMetadata",
-    "student_defaults",
+    "default_action_config",
 ]

@@ -3,7 +3,7 @@ simulator and the ROS node, so both turn the same action into the same targets).
 
 Two modes (``ActionDecoder(mode=...)``):
 
-* ``"joint"`` (12 actions): ``target = default_pose + action_scale * action``.
+* ``"joint_residual"`` (12 actions): ``target = default_pose + action_scale * action``.
 * ``"cpg"`` (16 actions, the paper's mode): the first 4 actions change each leg's gait
   frequency, ``f_i = base_frequency + frequency_scale * a_i`` (Hz, clipped to
   ``[0, max_frequency]``); each leg's phase advances by ``2 pi f_i dt``; a nominal foot
@@ -22,9 +22,21 @@ from typing import Literal
 
 import numpy as np
 
+from anymal_ros.config.sim import ActionConfig
 from anymal_ros.obs.layout import LEGS, NUM_JOINTS, NUM_LEGS, default_joint_positions
 
 #: Trotting start: diagonal legs (LF+RH, RF+LH) share a phase.
+#: Action modes, the same names in the simulator config and in an exported policy's metadata.
+ACTION_MODES = ("joint_residual", "cpg")
+
+
+def action_dim(mode: str) -> int:
+    """Number of policy outputs for ``mode``: 12 residuals, plus 4 leg frequencies for CPG."""
+    if mode not in ACTION_MODES:
+        raise ValueError(f"action mode must be one of {ACTION_MODES}, got {mode!r}")
+    return NUM_JOINTS + (NUM_LEGS if mode == "cpg" else 0)
+
+
 TROT_PHASE_OFFSETS = np.array([0.0, np.pi, np.pi, 0.0])
 
 
@@ -115,7 +127,7 @@ class ActionDecoder:
     """Turns ``[N, A]`` actions into ``[N, 12]`` joint targets; owns the CPG phase state.
 
     Args:
-        mode: ``"joint"`` (A = 12) or ``"cpg"`` (A = 16).
+        mode: ``"joint_residual"`` (A = 12) or ``"cpg"`` (A = 16).
         num_envs: number of robots N.
         action_scale: rad per unit action for the joint residuals.
         control_dt: policy period (s); the CPG phase advances by ``2 pi f control_dt``.
@@ -131,7 +143,7 @@ class ActionDecoder:
 
     def __init__(
         self,
-        mode: Literal["joint", "cpg"],
+        mode: Literal["joint_residual", "cpg"],
         num_envs: int,
         *,
         action_scale: float = 0.5,
@@ -146,13 +158,11 @@ class ActionDecoder:
         default_joint_pos: np.ndarray | None = None,
         geometry: LegGeometry | None = None,
     ):
-        if mode not in ("joint", "cpg"):
-            raise ValueError(f"action mode must be 'joint' or 'cpg', got {mode!r}")
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.mode = mode
         self.num_envs = num_envs
-        self.action_dim = NUM_JOINTS + (NUM_LEGS if mode == "cpg" else 0)
+        self.action_dim = action_dim(mode)  # validates the mode
         self.action_scale = float(action_scale)
         self.control_dt = float(control_dt)
         self.base_frequency = float(base_frequency)
@@ -169,6 +179,30 @@ class ActionDecoder:
         self.phase = np.zeros((num_envs, NUM_LEGS))
         self.frequency = np.zeros((num_envs, NUM_LEGS))
         self.reset()
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: ActionConfig,
+        num_envs: int,
+        control_dt: float,
+        joint_lower: np.ndarray | None = None,
+        joint_upper: np.ndarray | None = None,
+    ) -> ActionDecoder:
+        """The decoder described by an ``actions`` config section (simulator or ONNX file)."""
+        return cls(
+            cfg.mode,
+            num_envs,
+            action_scale=cfg.scale,
+            control_dt=control_dt,
+            base_frequency=cfg.base_frequency,
+            frequency_scale=cfg.frequency_scale,
+            max_frequency=cfg.max_frequency,
+            swing_height=cfg.swing_height,
+            action_clip=cfg.clip,
+            joint_lower=joint_lower,
+            joint_upper=joint_upper,
+        )
 
     def reset(self, env_ids: np.ndarray | list[int] | None = None) -> None:
         """Restart the gait of ``env_ids`` (all if None): trot phases, base frequency."""
@@ -194,7 +228,7 @@ class ActionDecoder:
         if not np.all(np.isfinite(a)):
             raise ValueError("action contains NaN or inf")
         a = np.clip(a, -self.action_clip, self.action_clip)
-        if self.mode == "joint":
+        if self.mode == "joint_residual":
             targets = self.default_joint_pos + self.action_scale * a
         else:
             freq = self.base_frequency + self.frequency_scale * a[:, :NUM_LEGS]

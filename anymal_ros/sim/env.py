@@ -21,6 +21,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.obs import extero
 from anymal_ros.obs.actions import ActionDecoder
@@ -76,18 +77,8 @@ class QuadrupedVecEnv:
         idx = self.index
         self.default_joint_pos = default_joint_positions().astype(np.float64)
         ac = cfg.actions
-        self.decoder = ActionDecoder(
-            ac.mode,
-            n,
-            action_scale=ac.scale,
-            control_dt=self.control_dt,
-            base_frequency=ac.base_frequency,
-            frequency_scale=ac.frequency_scale,
-            max_frequency=ac.max_frequency,
-            swing_height=ac.swing_height,
-            action_clip=ac.clip,
-            joint_lower=idx.joint_lower,
-            joint_upper=idx.joint_upper,
+        self.decoder = ActionDecoder.from_config(
+            ac, n, self.control_dt, joint_lower=idx.joint_lower, joint_upper=idx.joint_upper
         )
         self.proprio = ProprioBuilder(n, cpg=ac.mode == "cpg")
         self.commands = CommandManager(cfg.commands, n, self.control_dt)
@@ -292,6 +283,17 @@ class QuadrupedVecEnv:
         for _ in range(num_steps):
             mujoco.mj_step(self.model, data, nstep=self.decimation)
         return time.perf_counter() - start
+
+    def deploy_config(self) -> DeployConfig:
+        """Deployment settings matching this simulator: action mode, scale and CPG settings,
+        control period and the model's joint limits. Trainers store it in checkpoints as the
+        ``deploy`` section, and ``anymal-ros export`` writes it into the ONNX metadata."""
+        return DeployConfig(
+            actions=self.cfg.actions,
+            control_period=self.control_dt,
+            joint_pos_lower=tuple(float(v) for v in self.index.joint_lower),
+            joint_pos_upper=tuple(float(v) for v in self.index.joint_upper),
+        )
 
     def close(self) -> None:
         """Nothing to release (kept for interface parity with the multi-process env)."""

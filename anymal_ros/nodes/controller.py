@@ -1,0 +1,301 @@
+"""The policy node's control loop without ROS: inputs -> safety -> observation -> policy ->
+joint targets.
+
+:class:`PolicyController` holds the latest value of every input, the safety state machine,
+the shared observation contract (:class:`~anymal_ros.obs.proprio.ProprioBuilder`,
+:class:`~anymal_ros.obs.actions.ActionDecoder`) and an
+:class:`~anymal_ros.deploy.runtime.OnnxPolicy`. The ROS node only converts callbacks and
+timers into calls of ``on_*`` and :meth:`PolicyController.tick`; tests drive the same object
+directly with real messages and a real ONNX file.
+
+One WALK tick, in the order the simulator uses::
+
+    proprio = builder.build(state, command, joint_targets=<targets being tracked now>)
+    action  = policy.step(proprio, heights)      # heights: NaN -> missing fill
+    targets = decoder.decode(action)              # then clipped to joint limits
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
+from anymal_ros.nodes.diagnostics import LatencyWindow
+from anymal_ros.nodes.inputs import (
+    InputError,
+    InputMonitor,
+    JointStateMapper,
+    command_from_twist,
+    fill_missing,
+    heights_from_cloud,
+    imu_arrays,
+    odom_twist,
+)
+from anymal_ros.nodes.safety import (
+    InputHealth,
+    Mode,
+    SafetyConfig,
+    SafetyStateMachine,
+    clip_to_limits,
+)
+from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.layout import EXTERO_SHAPE, JOINT_NAMES, proprio_layout
+from anymal_ros.obs.proprio import ProprioBuilder
+from anymal_ros.obs.rotations import projected_gravity
+
+#: Input names, in the order diagnostics list them.
+INPUTS = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Settings of the control loop (the node fills it from its ROS parameters)."""
+
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    #: Seconds after which an input counts as stale (see the safety module for consequences;
+    #: a stale cmd_vel only zeroes the command).
+    timeouts: dict[str, float] = field(
+        default_factory=lambda: {
+            "joint_states": 0.1,
+            "imu": 0.1,
+            "odom": 0.2,
+            "height_samples": 0.5,
+            "cmd_vel": 0.5,
+        }
+    )
+    command_low: tuple[float, float, float] = (-1.0, -0.5, -1.0)
+    command_high: tuple[float, float, float] = (1.0, 0.5, 1.0)
+    #: Height fed for missing points (NaN in the cloud, or everything in blind walking);
+    #: must equal the value the training noise model writes for missing points.
+    missing_height_fill: float = MISSING_HEIGHT_FILL
+    #: Joint limits overriding the file's (``[J]`` in the model's joint order), or None.
+    joint_lower: tuple[float, ...] | None = None
+    joint_upper: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        missing = [n for n in INPUTS if n not in self.timeouts]
+        if missing:
+            raise ValueError(f"timeouts missing for inputs {missing}")
+        if any(lo > hi for lo, hi in zip(self.command_low, self.command_high, strict=True)):
+            raise ValueError(f"command_low {self.command_low} exceeds command_high")
+        if not math.isfinite(self.missing_height_fill):
+            raise ValueError("missing_height_fill must be finite")
+
+
+def check_policy_contract(policy: OnnxPolicy) -> bool:
+    """Refuse a file this node cannot drive; returns whether it uses CPG actions."""
+    meta = policy.metadata
+    if meta.kind != "student":
+        raise PolicyFileError(
+            f"{policy.path}: a {meta.kind} policy needs privileged state; deploy the student"
+        )
+    if meta.action_head != "gaussian":
+        raise PolicyFileError(
+            f"{policy.path}: action head {meta.action_head!r} cannot drive joints; "
+            "export a Gaussian (continuous) student"
+        )
+    if tuple(meta.joint_names) != JOINT_NAMES:
+        raise PolicyFileError(
+            f"{policy.path}: joint order {list(meta.joint_names)} differs from the observation "
+            f"contract's {list(JOINT_NAMES)}"
+        )
+    if tuple(meta.extero_shape) != EXTERO_SHAPE:
+        raise PolicyFileError(f"{policy.path}: extero shape {meta.extero_shape} != {EXTERO_SHAPE}")
+    cpg = meta.action_type == "cpg"
+    if meta.proprio_layout != proprio_layout(cpg):
+        raise PolicyFileError(
+            f"{policy.path}: proprio layout {meta.proprio_layout.names} is not the contract's "
+            f"{'CPG' if cpg else 'joint-residual'} layout"
+        )
+    return cpg
+
+
+class PolicyController:
+    """Latest inputs + safety + policy; :meth:`tick` returns the targets to publish or None.
+
+    Args:
+        policy: a loaded student policy (its metadata configures everything else).
+        config: loop settings.
+    """
+
+    def __init__(self, policy: OnnxPolicy, config: ControllerConfig) -> None:
+        cpg = check_policy_contract(policy)
+        meta = policy.metadata
+        self.policy, self.config, self.metadata = policy, config, meta
+        self.joint_names = tuple(meta.joint_names)
+        self.control_period = float(meta.control_period)
+        default = np.asarray(meta.default_joint_pos, dtype=np.float64)
+        self.proprio = ProprioBuilder(1, cpg, default_joint_pos=default)
+        self.decoder = ActionDecoder(
+            "cpg" if cpg else "joint",
+            1,
+            action_scale=meta.action_scale,
+            control_dt=meta.control_period,
+            default_joint_pos=default,
+        )
+        if self.decoder.action_dim != meta.action_dim:
+            raise PolicyFileError(
+                f"{policy.path}: action_dim {meta.action_dim} but the {meta.action_type} decoder "
+                f"takes {self.decoder.action_dim}"
+            )
+        lower = config.joint_lower if config.joint_lower is not None else meta.joint_pos_lower
+        upper = config.joint_upper if config.joint_upper is not None else meta.joint_pos_upper
+        n = len(self.joint_names)
+        for name, lim in (("joint_lower", lower), ("joint_upper", upper)):
+            if lim is not None and len(lim) != n:
+                raise ValueError(f"{name}: {len(lim)} values for {n} joints")
+        self.lower = None if lower is None else np.asarray(lower, dtype=np.float64)
+        self.upper = None if upper is None else np.asarray(upper, dtype=np.float64)
+        self.safety = SafetyStateMachine(config.safety, default)
+        self.monitor = InputMonitor(config.timeouts)
+        self.inference = LatencyWindow()
+        self._cmd_low = np.asarray(config.command_low, dtype=np.float64)
+        self._cmd_high = np.asarray(config.command_high, dtype=np.float64)
+        self._joints = JointStateMapper(self.joint_names)
+        self.joint_pos: np.ndarray | None = None
+        self.joint_vel: np.ndarray | None = None
+        self.quat: np.ndarray | None = None
+        self.imu_ang_vel: np.ndarray | None = None
+        self.lin_vel: np.ndarray | None = None
+        self.ang_vel: np.ndarray | None = None
+        self.heights: np.ndarray | None = None  # [4, 52], NaN = missing
+        self.command = np.zeros(3)
+        self.last_targets: np.ndarray | None = None
+        self.missing_heights = 0
+        self._walk_seen = 0
+
+    # --- inputs -------------------------------------------------------------------------------
+    def _accept(self, name: str, now: float, parse) -> bool:
+        try:
+            parse()
+        except InputError as err:
+            self.monitor.reject(name, str(err))
+            return False
+        self.monitor.received(name, now)
+        return True
+
+    def on_joint_state(self, msg, now: float) -> bool:
+        def parse():
+            self.joint_pos, self.joint_vel = self._joints(msg)
+
+        return self._accept("joint_states", now, parse)
+
+    def on_imu(self, msg, now: float) -> bool:
+        def parse():
+            self.quat, self.imu_ang_vel = imu_arrays(msg)
+
+        return self._accept("imu", now, parse)
+
+    def on_odom(self, msg, now: float) -> bool:
+        def parse():
+            self.lin_vel, self.ang_vel = odom_twist(msg)
+
+        return self._accept("odom", now, parse)
+
+    def on_cmd_vel(self, msg, now: float) -> bool:
+        def parse():
+            self.command = command_from_twist(msg, self._cmd_low, self._cmd_high)
+
+        return self._accept("cmd_vel", now, parse)
+
+    def on_heights(self, msg, now: float) -> bool:
+        def parse():
+            self.heights = heights_from_cloud(msg)
+
+        return self._accept("height_samples", now, parse)
+
+    def health(self, now: float) -> InputHealth:
+        fresh = self.monitor.fresh
+        return InputHealth(
+            joint_states=fresh("joint_states", now),
+            imu=fresh("imu", now),
+            odom=fresh("odom", now),
+            heights=fresh("height_samples", now),
+        )
+
+    def stale_inputs(self, now: float) -> list[str]:
+        return [n for n in INPUTS if n != "cmd_vel" and not self.monitor.fresh(n, now)]
+
+    def gravity(self) -> np.ndarray | None:
+        return None if self.quat is None else projected_gravity(self.quat[None])[0]
+
+    # --- modes --------------------------------------------------------------------------------
+    def request(self, mode: Mode, now: float, reason: str = "requested") -> tuple[bool, str]:
+        return self.safety.request(mode, now, self.health(now), self.joint_pos, reason)
+
+    @property
+    def mode(self) -> Mode:
+        return self.safety.mode
+
+    # --- control ------------------------------------------------------------------------------
+    def tick(self, now: float) -> np.ndarray | None:
+        """One control period: ``[J]`` float64 targets in the model's joint order, or None
+        (PASSIVE: publish nothing). Never returns a non-finite value."""
+        health = self.health(now)
+        if not self.monitor.fresh("cmd_vel", now):
+            self.command = np.zeros(3)  # no recent command: stand still, do not keep going
+        mode = self.safety.check(now, health, self.joint_pos, self.gravity())
+        if mode is Mode.PASSIVE:
+            return None
+        if mode is Mode.WALK:
+            targets = self._walk(now, health)
+            if targets is None:  # the policy failed: safety is now in STAND
+                targets = self.safety.stand_target(now)
+        else:
+            targets = self.safety.stand_target(now)
+        targets = clip_to_limits(targets, self.lower, self.upper)
+        if not np.all(np.isfinite(targets)):  # last line of defence: never a NaN out
+            self.safety.request(Mode.PASSIVE, now, health, None, "non-finite joint targets")
+            return None
+        self.last_targets = targets
+        return targets
+
+    def _walk(self, now: float, health: InputHealth) -> np.ndarray | None:
+        if self.safety.walk_started != self._walk_seen:
+            # A new walk: the policy's memory and the observation histories start afresh.
+            self._walk_seen = self.safety.walk_started
+            self.policy.reset()
+            self.proprio.reset()
+            self.decoder.reset()
+        tracked = self.last_targets if self.last_targets is not None else self.joint_pos
+        if health.heights and self.heights is not None:
+            heights, self.missing_heights = fill_missing(
+                self.heights, self.config.missing_height_fill
+            )
+        else:  # blind walking: every point is missing
+            heights = np.full(EXTERO_SHAPE, self.config.missing_height_fill, dtype=np.float32)
+            self.missing_heights = heights.size
+        start = time.perf_counter()
+        try:
+            cpg = {}
+            if self.decoder.mode == "cpg":
+                cpg = dict(
+                    cpg_phase=self.decoder.phase,
+                    cpg_frequency=self.decoder.frequency,
+                    cpg_base_frequency=self.decoder.base_frequency,
+                )
+            proprio = self.proprio.build(
+                joint_pos=self.joint_pos,
+                joint_vel=self.joint_vel,
+                base_quat=self.quat,
+                base_lin_vel=self.lin_vel,
+                base_ang_vel=self.imu_ang_vel,  # the gyro, not the estimator's twist
+                command=self.command,
+                joint_targets=tracked,
+                **cpg,
+            )
+            action = self.policy.step(proprio[0], heights)
+            if not np.all(np.isfinite(action)):
+                raise ValueError("policy produced a non-finite action")
+            targets = self.decoder.decode(action)[0]
+        except ValueError as err:  # ObservationError, decoder or our own check
+            self.safety.action_failed(now, f"policy step failed: {err}", self.joint_pos)
+            return None
+        finally:
+            self.inference.add(time.perf_counter() - start)
+        return targets

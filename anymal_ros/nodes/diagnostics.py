@@ -1,0 +1,78 @@
+"""Diagnostics of the policy node: latency statistics and the key/values it reports.
+
+Pure python; the node wraps :func:`status_values` into a ``diagnostic_msgs/DiagnosticStatus``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+
+#: diagnostic_msgs/DiagnosticStatus levels.
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+class LatencyWindow:
+    """The last ``size`` durations (s); p50/p99/max over them in milliseconds."""
+
+    def __init__(self, size: int = 500) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self._values: deque[float] = deque(maxlen=size)
+        self.total = 0
+
+    def add(self, seconds: float) -> None:
+        self._values.append(seconds)
+        self.total += 1
+
+    def summary_ms(self) -> dict[str, float]:
+        """``{"p50", "p99", "max"}`` in ms (NaN when empty) and ``count`` (all time)."""
+        if not self._values:
+            return {"p50": math.nan, "p99": math.nan, "max": math.nan, "count": 0}
+        ms = np.asarray(self._values) * 1e3
+        p50, p99 = np.percentile(ms, [50, 99])
+        return {"p50": float(p50), "p99": float(p99), "max": float(ms.max()), "count": self.total}
+
+
+def status_values(
+    *,
+    mode: str,
+    ages: dict[str, float],
+    rates: dict[str, float],
+    rejected: dict[str, int],
+    errors: dict[str, str],
+    latency: dict[str, float],
+    transitions: Iterable[str],
+    missing_heights: int,
+    ticks: int,
+    missed_ticks: int,
+) -> list[tuple[str, str]]:
+    """Ordered (key, value) strings for one diagnostics message."""
+    out = [("mode", mode), ("control_ticks", str(ticks)), ("missed_ticks", str(missed_ticks))]
+    for name in ages:
+        age = ages[name]
+        out.append((f"{name}.age_s", "never" if math.isinf(age) else f"{age:.3f}"))
+        out.append((f"{name}.rate_hz", f"{rates[name]:.1f}"))
+        out.append((f"{name}.rejected", str(rejected.get(name, 0))))
+        if name in errors:
+            out.append((f"{name}.last_error", errors[name]))
+    out.append(("height_samples.missing_points", str(missing_heights)))
+    for key in ("p50", "p99", "max"):
+        out.append((f"inference_ms.{key}", f"{latency[key]:.3f}"))
+    out.append(("inference.count", str(latency["count"])))
+    for i, text in enumerate(reversed(list(transitions))):
+        out.append((f"transition[-{i + 1}]", text))
+    return out
+
+
+def status_level(mode: str, stale: list[str], errors: dict[str, str]) -> tuple[int, str]:
+    """(level, one-line summary) for the node's status."""
+    if stale:
+        # Stale proprioception is why PASSIVE happens; elsewhere stale inputs are a warning.
+        return (ERROR if mode == "PASSIVE" else WARN), f"{mode}; stale: {', '.join(stale)}"
+    if errors:
+        return WARN, f"{mode}; rejected input: {', '.join(sorted(errors))}"
+    return OK, mode

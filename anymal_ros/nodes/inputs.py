@@ -1,0 +1,194 @@
+"""ROS messages -> numpy arrays for the policy node, with validation and staleness tracking.
+
+Pure python: the functions read message fields by name (duck typing), so they are tested with
+real message objects and need no running ROS graph. Every rejection raises
+:class:`InputError` with a message that names the input and the problem; the node reports it
+on ``/diagnostics`` and keeps the previous good value (which then ages out by the watchdog).
+
+Height samples (``/height_samples``, ``sensor_msgs/PointCloud2``)
+    ``4 x 52 = 208`` points, unorganised (``height = 1``, ``width = 208``) or organised as
+    ``height = 4``, ``width = 52``. Points are foot-major in the order LF, RF, LH, RH; each
+    foot's 52 points follow :func:`anymal_ros.obs.layout.height_sample_offsets` (rings
+    innermost first, each counter-clockwise from +x in the yaw frame). Fields, all
+    ``FLOAT32``: ``x, y, z`` the sample position in ``header.frame_id`` (for visualisation
+    only) and ``height``, the terrain height relative to that foot's sole (m), which is the
+    policy input. A NaN ``height`` marks a missing point (no map cell); the node replaces it
+    with the fill value the training noise model uses for missing points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from anymal_ros.obs.layout import EXTERO_SHAPE, index_by_name
+
+#: sensor_msgs/PointField datatype code of float32.
+POINTFIELD_FLOAT32 = 7
+
+
+class InputError(ValueError):
+    """An input message was rejected (wrong size, NaN/inf, missing joint or field)."""
+
+
+def _finite(name: str, arr: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise InputError(f"{name}: {bad} non-finite value(s) (NaN or inf)")
+    return arr
+
+
+class JointStateMapper:
+    """Maps ``sensor_msgs/JointState`` to ``[J]`` positions and velocities in policy order.
+
+    Joints are matched by name (extra joints ignored); the index is cached per name list so a
+    driver publishing a fixed order costs one tuple comparison per message.
+    """
+
+    def __init__(self, joint_names: Sequence[str]) -> None:
+        self.joint_names = tuple(joint_names)
+        self._names: tuple[str, ...] | None = None
+        self._index: np.ndarray | None = None
+
+    def __call__(self, msg) -> tuple[np.ndarray, np.ndarray]:
+        names = tuple(msg.name)
+        if names != self._names:
+            try:
+                index = index_by_name(names, self.joint_names)
+            except KeyError as err:
+                raise InputError(f"joint_states: {err.args[0]}") from None
+            self._names, self._index = names, index
+        n = len(names)
+        pos = np.asarray(msg.position, dtype=np.float64)
+        vel = np.asarray(msg.velocity, dtype=np.float64)
+        if pos.shape != (n,) or vel.shape != (n,):
+            raise InputError(
+                f"joint_states: {n} names but {pos.size} positions and {vel.size} velocities "
+                "(both are required, one per name)"
+            )
+        pos, vel = pos[self._index], vel[self._index]
+        _finite("joint_states.position", pos)
+        _finite("joint_states.velocity", vel)
+        return pos, vel
+
+
+def imu_arrays(msg) -> tuple[np.ndarray, np.ndarray]:
+    """``sensor_msgs/Imu`` -> (quaternion ``[4]`` as (w, x, y, z), angular velocity ``[3]``).
+
+    The orientation must be a valid rotation (norm within 10 % of one; it is renormalised);
+    angular velocity is in the IMU frame, assumed aligned with the base frame.
+    """
+    o, w = msg.orientation, msg.angular_velocity
+    quat = _finite("imu.orientation", np.array([o.w, o.x, o.y, o.z], dtype=np.float64))
+    norm = float(np.linalg.norm(quat))
+    if not 0.9 < norm < 1.1:
+        raise InputError(f"imu.orientation: quaternion norm {norm:.3f} is not a rotation")
+    ang = _finite("imu.angular_velocity", np.array([w.x, w.y, w.z], dtype=np.float64))
+    return quat / norm, ang
+
+
+def odom_twist(msg) -> tuple[np.ndarray, np.ndarray]:
+    """``nav_msgs/Odometry`` -> base linear and angular velocity ``[3]`` each.
+
+    By ROS convention the twist is expressed in ``child_frame_id`` (the base), which is what
+    the policy expects.
+    """
+    t = msg.twist.twist
+    lin = np.array([t.linear.x, t.linear.y, t.linear.z], dtype=np.float64)
+    ang = np.array([t.angular.x, t.angular.y, t.angular.z], dtype=np.float64)
+    return _finite("odom.twist.linear", lin), _finite("odom.twist.angular", ang)
+
+
+def command_from_twist(msg, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``geometry_msgs/Twist`` -> command ``[3]`` (vx, vy, yaw rate) clipped to ``[low, high]``."""
+    cmd = np.array([msg.linear.x, msg.linear.y, msg.angular.z], dtype=np.float64)
+    return np.clip(_finite("cmd_vel", cmd), low, high)
+
+
+def heights_from_cloud(msg, shape: tuple[int, int] = EXTERO_SHAPE) -> np.ndarray:
+    """``sensor_msgs/PointCloud2`` -> heights ``[feet, points]`` float32 (NaN = missing).
+
+    Infinite heights are rejected (NaN is the only "missing" marker).
+    """
+    expected = shape[0] * shape[1]
+    count = int(msg.width) * int(msg.height)
+    if count != expected:
+        raise InputError(
+            f"height_samples: {count} points ({msg.height} x {msg.width}), expected {expected} "
+            f"({shape[0]} feet x {shape[1]} points)"
+        )
+    fields = {f.name: f for f in msg.fields}
+    if "height" not in fields:
+        raise InputError(f"height_samples: no 'height' field (fields: {sorted(fields)})")
+    field = fields["height"]
+    if field.datatype != POINTFIELD_FLOAT32 or field.count != 1:
+        raise InputError(
+            f"height_samples: field 'height' must be one FLOAT32 (datatype {POINTFIELD_FLOAT32}),"
+            f" got datatype {field.datatype} x {field.count}"
+        )
+    step = int(msg.point_step)
+    if field.offset + 4 > step:
+        raise InputError(f"height_samples: 'height' offset {field.offset} beyond point_step {step}")
+    if int(msg.row_step) != int(msg.width) * step:
+        raise InputError(
+            f"height_samples: row_step {msg.row_step} != width x point_step (padding unsupported)"
+        )
+    buffer = memoryview(msg.data).cast("B")
+    if len(buffer) != count * step:
+        raise InputError(f"height_samples: {len(buffer)} data bytes, expected {count * step}")
+    order = ">" if msg.is_bigendian else "<"
+    dtype = np.dtype({"names": ["h"], "formats": [order + "f4"], "offsets": [field.offset],
+                      "itemsize": step})  # fmt: skip
+    heights = np.frombuffer(buffer, dtype=dtype, count=count)["h"].astype(np.float32)
+    if np.isinf(heights).any():
+        raise InputError("height_samples: infinite height value(s); use NaN for missing points")
+    return heights.reshape(shape)
+
+
+def fill_missing(heights: np.ndarray, fill: float) -> tuple[np.ndarray, int]:
+    """Replace NaN heights by ``fill``; returns (filled copy, number of missing points)."""
+    missing = np.isnan(heights)
+    return np.where(missing, np.float32(fill), heights).astype(np.float32), int(missing.sum())
+
+
+class InputMonitor:
+    """Arrival times of each input: age, rate and freshness against per-input timeouts.
+
+    Times are seconds on the node's clock. An input never received has age ``inf``.
+    """
+
+    def __init__(self, timeouts: dict[str, float], rate_window: float = 2.0) -> None:
+        for name, timeout in timeouts.items():
+            if not (timeout > 0 and math.isfinite(timeout)):
+                raise ValueError(f"timeout of {name!r} must be a positive number, got {timeout}")
+        self.timeouts = dict(timeouts)
+        self.rate_window = rate_window
+        self._arrivals: dict[str, deque[float]] = {n: deque() for n in timeouts}
+        self.rejected: dict[str, int] = dict.fromkeys(timeouts, 0)
+        self.last_error: dict[str, str] = {}
+
+    def received(self, name: str, now: float) -> None:
+        arrivals = self._arrivals[name]
+        arrivals.append(now)
+        while arrivals and arrivals[0] < now - self.rate_window:
+            arrivals.popleft()
+
+    def reject(self, name: str, error: str) -> None:
+        self.rejected[name] += 1
+        self.last_error[name] = error
+
+    def age(self, name: str, now: float) -> float:
+        arrivals = self._arrivals[name]
+        return now - arrivals[-1] if arrivals else math.inf
+
+    def fresh(self, name: str, now: float) -> bool:
+        return self.age(name, now) <= self.timeouts[name]
+
+    def rate(self, name: str, now: float) -> float:
+        """Messages per second over the last ``rate_window`` seconds."""
+        arrivals = self._arrivals[name]
+        recent = sum(1 for t in arrivals if t >= now - self.rate_window)
+        return recent / self.rate_window

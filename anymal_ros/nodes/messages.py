@@ -1,0 +1,60 @@
+"""numpy arrays -> ROS messages, for the nodes that publish robot state (the simulator node,
+tests, benchmarks). The inverse direction, with validation, is :mod:`anymal_ros.nodes.inputs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sensor_msgs.msg import PointCloud2, PointField
+
+from anymal_ros.nodes.inputs import POINTFIELD_FLOAT32
+
+_CLOUD_FIELDS = ("x", "y", "z", "height")
+
+
+def height_cloud(
+    heights: np.ndarray,
+    points: np.ndarray | None,
+    frame_id: str,
+    stamp=None,
+) -> PointCloud2:
+    """Height samples as the ``/height_samples`` cloud (layout: :mod:`anymal_ros.nodes.inputs`).
+
+    Args:
+        heights: ``[4, 52]`` terrain height relative to each foot's sole (m), NaN = missing.
+        points: ``[4, 52, 3]`` sample positions in ``frame_id`` (visualisation), or None
+            (zeros).
+        frame_id: frame of ``points``.
+        stamp: ``builtin_interfaces/Time`` for the header (left zero if None).
+    """
+    heights = np.asarray(heights, dtype=np.float32)
+    count = heights.size
+    data = np.zeros((count, len(_CLOUD_FIELDS)), dtype="<f4")
+    if points is not None:
+        data[:, :3] = np.asarray(points, dtype=np.float32).reshape(count, 3)
+    data[:, 3] = heights.reshape(count)
+    msg = PointCloud2()
+    msg.header.frame_id = frame_id
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.height = 1
+    msg.width = count
+    msg.fields = [
+        PointField(name=name, offset=4 * i, datatype=POINTFIELD_FLOAT32, count=1)
+        for i, name in enumerate(_CLOUD_FIELDS)
+    ]
+    msg.is_bigendian = False
+    msg.point_step = 4 * len(_CLOUD_FIELDS)
+    msg.row_step = msg.point_step * count
+    msg.is_dense = not bool(np.isnan(heights).any())
+    msg.data = data.tobytes()
+    return msg
+
+
+def fill_joint_state(msg, names: Sequence[str], pos: np.ndarray, vel: np.ndarray) -> None:
+    """Write names, positions and velocities (``[J]`` each) into a ``sensor_msgs/JointState``."""
+    msg.name = list(names)
+    msg.position = [float(v) for v in pos]
+    msg.velocity = [float(v) for v in vel]

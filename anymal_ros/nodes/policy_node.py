@@ -1,0 +1,388 @@
+"""ROS 2 lifecycle node that runs an exported student policy on the robot.
+
+Lifecycle
+    ``configure`` loads and checks the ONNX file (parameter ``model_path``; empty = the bundled
+    ``share/anymal_ros/policies/student.onnx``) and creates subscriptions, publishers and
+    services; ``activate`` starts control in ``activate_mode`` (``stand`` by default, or
+    ``passive``); ``deactivate`` drops to PASSIVE and stops the control loop; ``cleanup`` and
+    ``shutdown`` release everything. ``autostart: true`` configures and activates at start-up.
+
+Inputs (sensor-data QoS; names are parameters and can be remapped)
+    ``/joint_states`` (sensor_msgs/JointState, by joint name; extra joints ignored),
+    ``/imu`` (sensor_msgs/Imu: orientation and angular velocity, base frame),
+    ``/odom`` (nav_msgs/Odometry: twist in the child (base) frame),
+    ``/cmd_vel`` (geometry_msgs/Twist: vx, vy, yaw rate; clipped to ``cmd_vel_min/max``,
+    zeroed when older than its timeout),
+    ``/height_samples`` (sensor_msgs/PointCloud2 of 4 x 52 points; layout in
+    :mod:`anymal_ros.nodes.inputs`).
+
+Outputs (reliable QoS)
+    ``/joint_group_position_controller/commands`` (std_msgs/Float64MultiArray, joint targets
+    in the model's joint order), optionally ``~/joint_targets`` (sensor_msgs/JointState with
+    names; ``header.stamp`` is the stamp of the joint_states message the targets were computed
+    from, so latency can be measured end to end), ``/diagnostics`` (~1 Hz).
+
+Services (std_srvs/Trigger): ``~/passive``, ``~/stand``, ``~/walk``. Modes and watchdog rules
+are described in :mod:`anymal_ros.nodes.safety`.
+
+Control runs on a timer at the model's control period (``control_trigger: timer``), or, with
+``control_trigger: joint_states``, inside the joint_states callback of the first message at or
+after each control tick, which removes the wait between the sensor and the tick.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Imu, JointState, PointCloud2
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+from anymal_ros.nodes.diagnostics import status_level, status_values
+from anymal_ros.nodes.safety import Mode, SafetyConfig
+
+PACKAGE = "anymal_ros"
+BUNDLED_POLICY = "student.onnx"
+
+#: name -> (default, description). Types follow the defaults.
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "model_path": ("", "ONNX student policy; empty = the bundled policies/student.onnx"),
+    "autostart": (False, "configure and activate right after start-up"),
+    "activate_mode": ("stand", "mode entered on activate: 'stand' or 'passive'"),
+    "control_trigger": ("timer", "'timer' (control period timer) or 'joint_states'"),
+    "joint_states_topic": ("/joint_states", "sensor_msgs/JointState input"),
+    "imu_topic": ("/imu", "sensor_msgs/Imu input"),
+    "odom_topic": ("/odom", "nav_msgs/Odometry input (twist in the base frame)"),
+    "cmd_vel_topic": ("/cmd_vel", "geometry_msgs/Twist velocity command"),
+    "height_samples_topic": ("/height_samples", "sensor_msgs/PointCloud2, 4 x 52 heights"),
+    "command_topic": (
+        "/joint_group_position_controller/commands",
+        "std_msgs/Float64MultiArray joint position targets (model joint order)",
+    ),
+    "publish_joint_targets": (True, "also publish ~/joint_targets as sensor_msgs/JointState"),
+    "joint_states_timeout": (0.1, "s; older -> PASSIVE"),
+    "imu_timeout": (0.1, "s; older -> PASSIVE"),
+    "odom_timeout": (0.2, "s; older -> WALK stops (STAND)"),
+    "height_samples_timeout": (0.5, "s; older -> STAND, or blind walking if blind_walk"),
+    "cmd_vel_timeout": (0.5, "s; older -> command is zero"),
+    "blind_walk": (False, "keep walking on stale heights, fed as missing points"),
+    "missing_height_fill": (
+        MISSING_HEIGHT_FILL,
+        "m; height fed for missing points (the training noise model's fill value)",
+    ),
+    "stand_duration": (2.0, "s; interpolation from the measured pose to the default pose"),
+    "max_tilt": (0.8, "rad; |roll| or |pitch| beyond this -> PASSIVE"),
+    "cmd_vel_min": ([-1.0, -0.5, -1.0], "lower clip of (vx, vy, yaw rate)"),
+    "cmd_vel_max": ([1.0, 0.5, 1.0], "upper clip of (vx, vy, yaw rate)"),
+    # Declared by type only: unset means "use the limits stored in the policy file".
+    "joint_lower_limits": (Parameter.Type.DOUBLE_ARRAY, "rad, model joint order"),
+    "joint_upper_limits": (Parameter.Type.DOUBLE_ARRAY, "rad, model joint order"),
+    "diagnostics_period": (1.0, "s between /diagnostics messages"),
+    "intra_op_threads": (1, "onnxruntime threads"),
+}
+
+
+def bundled_policy_path() -> Path:
+    """The installed ``share/anymal_ros/policies/student.onnx``, else the source tree's."""
+    try:
+        from ament_index_python.packages import (
+            PackageNotFoundError,
+            get_package_share_directory,
+        )
+
+        try:
+            share = Path(get_package_share_directory(PACKAGE))
+            if (share / "policies" / BUNDLED_POLICY).is_file():
+                return share / "policies" / BUNDLED_POLICY
+        except (PackageNotFoundError, OSError):  # not installed / no AMENT_PREFIX_PATH
+            pass
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[2] / "policies" / BUNDLED_POLICY
+
+
+class PolicyNode(LifecycleNode):
+    """See the module docstring."""
+
+    def __init__(self, node_name: str = "policy_node", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self.controller = None
+        self._entities: list = []
+        self._control_timer = None
+        self._active = False
+        self._next_tick = 0.0
+        self._last_tick: float | None = None
+        self.ticks = 0
+        self.missed_ticks = 0
+        self._joint_stamp = None
+        self._stand_pending = False
+        self._stand_warned = False
+
+    def p(self, name: str):
+        return self.get_parameter(name).value
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # Imported here so that `--help` and launch-file checks need no onnxruntime.
+        from anymal_ros.deploy.runtime import OnnxPolicy
+        from anymal_ros.nodes.controller import ControllerConfig, PolicyController
+
+        path = self.p("model_path") or str(bundled_policy_path())
+        try:
+            config = self._controller_config(ControllerConfig)
+            policy = OnnxPolicy(path, intra_op_threads=int(self.p("intra_op_threads")))
+            self.controller = PolicyController(policy, config)
+        except (ValueError, OSError) as err:  # PolicyFileError, bad parameters
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        meta = policy.metadata
+        self.get_logger().info(
+            f"loaded {path}: {meta.kind}, {meta.action_type} actions, "
+            f"control period {meta.control_period * 1e3:.1f} ms"
+        )
+        self._create_interfaces()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _controller_config(self, cls):
+        def limits(name: str) -> tuple[float, ...] | None:
+            try:
+                value = self.p(name)
+            except ParameterUninitializedException:
+                return None
+            return tuple(float(v) for v in value)
+
+        trigger = self.p("control_trigger")
+        if trigger not in ("timer", "joint_states"):
+            raise ValueError(f"control_trigger must be 'timer' or 'joint_states', got {trigger!r}")
+        if self.p("activate_mode") not in ("stand", "passive"):
+            mode = self.p("activate_mode")
+            raise ValueError(f"activate_mode must be 'stand' or 'passive', got {mode!r}")
+        return cls(
+            safety=SafetyConfig(
+                stand_duration=float(self.p("stand_duration")),
+                max_tilt=float(self.p("max_tilt")),
+                blind_walk=bool(self.p("blind_walk")),
+            ),
+            timeouts={
+                name: float(self.p(f"{name}_timeout"))
+                for name in ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
+            },
+            command_low=tuple(float(v) for v in self.p("cmd_vel_min")),
+            command_high=tuple(float(v) for v in self.p("cmd_vel_max")),
+            missing_height_fill=float(self.p("missing_height_fill")),
+            joint_lower=limits("joint_lower_limits"),
+            joint_upper=limits("joint_upper_limits"),
+        )
+
+    def _create_interfaces(self) -> None:
+        c = self.controller
+        sensor = qos_profile_sensor_data
+        subs = (
+            (JointState, "joint_states_topic", self._on_joint_states),
+            (Imu, "imu_topic", lambda m: c.on_imu(m, self.now())),
+            (Odometry, "odom_topic", lambda m: c.on_odom(m, self.now())),
+            (Twist, "cmd_vel_topic", lambda m: c.on_cmd_vel(m, self.now())),
+            (PointCloud2, "height_samples_topic", lambda m: c.on_heights(m, self.now())),
+        )
+        for msg_type, param, callback in subs:
+            self._entities.append(
+                self.create_subscription(msg_type, self.p(param), callback, sensor)
+            )
+        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self._cmd_pub = self.create_publisher(Float64MultiArray, self.p("command_topic"), reliable)
+        self._js_pub = None
+        if self.p("publish_joint_targets"):
+            self._js_pub = self.create_publisher(JointState, "~/joint_targets", reliable)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._entities += [p for p in (self._cmd_pub, self._js_pub, self._diag_pub) if p]
+        for mode in Mode:
+            self._entities.append(
+                self.create_service(Trigger, f"~/{mode.value.lower()}", self._mode_service(mode))
+            )
+        self._entities.append(
+            self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics)
+        )
+
+    def _destroy_interfaces(self) -> None:
+        self._stop_control()
+        destroy = {
+            "Subscription": self.destroy_subscription,
+            "Publisher": self.destroy_publisher,
+            "Service": self.destroy_service,
+            "Timer": self.destroy_timer,
+        }
+        for entity in self._entities:
+            destroy[type(entity).__name__](entity)
+        self._entities = []
+        self.controller = None
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        c = self.controller
+        now = self.now()
+        self._active = True
+        self._last_tick = None
+        self._next_tick = now
+        # Stand up as soon as joint_states and imu are fresh (at once if they already are).
+        self._stand_pending = self.p("activate_mode") == "stand"
+        self._try_pending_stand(now)
+        if self.p("control_trigger") == "timer":
+            self._control_timer = self.create_timer(c.control_period, self._control_step)
+        return super().on_activate(state)
+
+    def _try_pending_stand(self, now: float) -> None:
+        if not self._stand_pending:
+            return
+        ok, message = self.controller.request(Mode.STAND, now, "lifecycle activate")
+        if ok:
+            self._stand_pending = False
+            self.get_logger().info(message)
+        elif not self._stand_warned:
+            self._stand_warned = True
+            self.get_logger().warning(f"activate: PASSIVE until inputs arrive ({message})")
+
+    def _stop_control(self) -> None:
+        self._active = False
+        self._stand_pending = False
+        if self._control_timer is not None:
+            self.destroy_timer(self._control_timer)
+            self._control_timer = None
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_control()
+        self.controller.request(Mode.PASSIVE, self.now(), "lifecycle deactivate")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_interfaces()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.controller is not None:
+            self._destroy_interfaces()
+        return TransitionCallbackReturn.SUCCESS
+
+    # --- callbacks ----------------------------------------------------------------------------
+    def _on_joint_states(self, msg: JointState) -> None:
+        now = self.now()
+        if not self.controller.on_joint_state(msg, now):
+            return
+        self._joint_stamp = msg.header.stamp
+        if self._active and self._control_timer is None and now >= self._next_tick:
+            self._control_step()
+
+    def _mode_service(self, mode: Mode):
+        def handle(request, response):
+            if not self._active:
+                response.success, response.message = False, "node is not active"
+                return response
+            ok, message = self.controller.request(mode, self.now(), f"service ~/{mode.value}")
+            response.success, response.message = ok, message
+            if ok:
+                self.get_logger().info(message)
+            else:
+                self.get_logger().warning(message)
+            return response
+
+        return handle
+
+    def _control_step(self) -> None:
+        if not self.context.ok():  # shutting down (e.g. SIGTERM): nothing may be published
+            return
+        now = self.now()
+        period = self.controller.control_period
+        if self._last_tick is not None and now - self._last_tick > 1.5 * period:
+            self.missed_ticks += int(round((now - self._last_tick) / period)) - 1
+        self._last_tick = now
+        # Next tick on the period grid; if far behind, restart the grid from now.
+        self._next_tick = max(self._next_tick + period, now + 0.5 * period)
+        self.ticks += 1
+        self._try_pending_stand(now)
+        before = self.controller.mode
+        targets = self.controller.tick(now)
+        after = self.controller.mode
+        if after is not before:
+            self.get_logger().warning(str(self.controller.safety.last_transition))
+        if targets is None:
+            return
+        out = Float64MultiArray()
+        out.data = targets.tolist()
+        self._cmd_pub.publish(out)
+        if self._js_pub is not None:
+            js = JointState()
+            if self._joint_stamp is not None:
+                js.header.stamp = self._joint_stamp
+            js.name = list(self.controller.joint_names)
+            js.position = out.data
+            self._js_pub.publish(js)
+
+    def _publish_diagnostics(self) -> None:
+        c = self.controller
+        if c is None:
+            return
+        now = self.now()
+        names = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
+        stale = c.stale_inputs(now)
+        level, summary = status_level(c.mode.value, stale, c.monitor.last_error)
+        values = status_values(
+            mode=c.mode.value,
+            ages={n: c.monitor.age(n, now) for n in names},
+            rates={n: c.monitor.rate(n, now) for n in names},
+            rejected=c.monitor.rejected,
+            errors=c.monitor.last_error,
+            latency=c.inference.summary_ms(),
+            transitions=[str(t) for t in c.safety.transitions],
+            missing_heights=c.missing_heights,
+            ticks=self.ticks,
+            missed_ticks=self.missed_ticks,
+        )
+        status = DiagnosticStatus(
+            level=bytes([level]),
+            name=f"{self.get_name()}: control",
+            message=summary,
+            hardware_id=os.uname().nodename,
+            values=[KeyValue(key=k, value=v) for k, v in values],
+        )
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = PolicyNode()
+    try:
+        if node.p("autostart"):
+            node.trigger_configure()
+            if node.controller is None:
+                return 1
+            node.trigger_activate()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

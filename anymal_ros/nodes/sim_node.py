@@ -1,0 +1,255 @@
+"""ROS 2 node that runs the MuJoCo quadruped in real time and speaks a robot's topics.
+
+Publishes (sensor-data QoS) what a robot's drivers would: ``/joint_states`` (names, positions,
+velocities), ``/imu`` (orientation, body-frame angular velocity; no accelerometer, marked by
+``linear_acceleration_covariance[0] = -1``), ``/odom`` (pose in ``odom``, twist in ``base``) at
+the physics rate divided by ``proprio_decimation`` (400 Hz with the default 2.5 ms step), and
+``/height_samples`` (the policy node's cloud layout, see :mod:`anymal_ros.nodes.inputs`) at
+``height_samples_rate``. Optionally ``/clock`` (``publish_clock``) for ``use_sim_time``.
+
+Subscribes to the joint targets on ``/joint_group_position_controller/commands``
+(std_msgs/Float64MultiArray, JOINT_NAMES order) and feeds them to the simulated PD actuators;
+without targets the actuators keep the last ones (like a ros2_control position controller).
+Service ``~/reset`` (std_srvs/Trigger) starts a new episode; with ``reset_on_fall`` a fall
+(tilt or base on the ground) resets automatically and is counted.
+
+Physics runs in its own thread, paced to ``real_time_factor`` x wall time (0 = as fast as
+possible, useful with ``publish_clock``); ROS callbacks run in the executor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Imu, JointState, PointCloud2
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from anymal_ros.nodes.messages import fill_joint_state, height_cloud
+from anymal_ros.obs.layout import JOINT_NAMES
+
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "sim_config": ("", "SimConfig YAML (anymal_ros.config.sim); empty = built-in defaults"),
+    "terrain_kind": ("flat", "'flat' or 'heightfield' (overrides the config's terrain.kind)"),
+    "randomize": (False, "domain randomisation at each reset (friction, mass, gains)"),
+    "seed": (0, "random seed of spawn, terrain and randomisation"),
+    "physics_dt": (0.0025, "s per physics step (0.0025 = 400 Hz proprioception)"),
+    "real_time_factor": (1.0, "simulated s per wall s; 0 = as fast as possible"),
+    "publish_clock": (False, "publish /clock with the simulated time"),
+    "proprio_decimation": (1, "publish joint_states/imu/odom every N physics steps"),
+    "height_samples_rate": (50.0, "Hz of /height_samples"),
+    "joint_states_topic": ("/joint_states", ""),
+    "imu_topic": ("/imu", ""),
+    "odom_topic": ("/odom", ""),
+    "height_samples_topic": ("/height_samples", ""),
+    "command_topic": ("/joint_group_position_controller/commands", "joint targets input"),
+    "odom_frame": ("odom", "world frame of odometry and height-sample points"),
+    "base_frame": ("base", "robot base frame (odometry child, IMU frame)"),
+    "reset_on_fall": (True, "start a new episode when the robot falls"),
+    "fall_tilt": (1.0, "rad; base tilt beyond this is a fall"),
+    "fall_height": (0.2, "m; base closer than this to the terrain is a fall"),
+}
+
+
+def _stamp(seconds: float) -> Time:
+    sec = int(seconds)
+    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+class SimNode(Node):
+    """See the module docstring."""
+
+    def __init__(self, node_name: str = "sim_node", **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        from anymal_ros.nodes.sim_robot import SimRobot  # MuJoCo only when the node is made
+
+        self.robot = SimRobot(self._sim_config(), int(self.p("seed")), float(self.p("physics_dt")))
+        self.lock = threading.Lock()
+        self.falls = 0
+        self.fall_reasons: list[str] = []
+        self.steps = 0
+        self.overruns = 0  # physics steps that finished later than their real-time deadline
+        self.targets_received = 0
+        self._pending: np.ndarray | None = None
+        self._clock_stamps = bool(self.p("publish_clock"))
+        # Read once: the physics thread must not look parameters up 400 times a second.
+        self._reset_on_fall = bool(self.p("reset_on_fall"))
+        self._fall = (float(self.p("fall_tilt")), float(self.p("fall_height")))
+        self._odom_frame, self._base_frame = self.p("odom_frame"), self.p("base_frame")
+        sensor = qos_profile_sensor_data
+        self.pub_js = self.create_publisher(JointState, self.p("joint_states_topic"), sensor)
+        self.pub_imu = self.create_publisher(Imu, self.p("imu_topic"), sensor)
+        self.pub_odom = self.create_publisher(Odometry, self.p("odom_topic"), sensor)
+        self.pub_heights = self.create_publisher(
+            PointCloud2, self.p("height_samples_topic"), sensor
+        )
+        self.pub_clock = self.create_publisher(Clock, "/clock", 10) if self._clock_stamps else None
+        reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(
+            Float64MultiArray, self.p("command_topic"), self._on_targets, reliable
+        )
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.start()
+
+    def p(self, name: str):
+        return self.get_parameter(name).value
+
+    def _sim_config(self):
+        from anymal_ros.config import load_config
+        from anymal_ros.config.sim import SimConfig
+
+        path = self.p("sim_config")
+        cfg = load_config(SimConfig, path) if path else SimConfig()
+        kind = self.p("terrain_kind")
+        if kind not in ("flat", "heightfield"):
+            raise ValueError(f"terrain_kind must be 'flat' or 'heightfield', got {kind!r}")
+        return dataclasses.replace(
+            cfg,
+            terrain=dataclasses.replace(cfg.terrain, kind=kind),
+            randomization=dataclasses.replace(cfg.randomization, enabled=bool(self.p("randomize"))),
+        )
+
+    # --- ROS callbacks ------------------------------------------------------------------------
+    def _on_targets(self, msg: Float64MultiArray) -> None:
+        targets = np.asarray(msg.data, dtype=np.float64)
+        if targets.shape != (len(JOINT_NAMES),) or not np.all(np.isfinite(targets)):
+            self.get_logger().error(
+                f"ignoring joint targets: expected {len(JOINT_NAMES)} finite values, "
+                f"got {targets.size} ({int(np.sum(~np.isfinite(targets)))} non-finite)"
+            )
+            return
+        with self.lock:
+            self._pending = targets
+            self.targets_received += 1
+
+    def _on_reset(self, request, response):
+        with self.lock:
+            self.robot.reset()
+        response.success, response.message = True, "new episode"
+        return response
+
+    # --- physics thread -----------------------------------------------------------------------
+    def start(self) -> None:
+        self._running.set()
+        self._thread = threading.Thread(target=self._loop, name="sim_physics", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def destroy_node(self) -> None:
+        self.stop()
+        super().destroy_node()
+
+    def _loop(self) -> None:
+        robot = self.robot
+        rtf = float(self.p("real_time_factor"))
+        proprio_every = max(1, int(self.p("proprio_decimation")))
+        heights_every = max(1, int(round(1.0 / (self.p("height_samples_rate") * robot.dt))))
+        control_every = max(1, int(round(0.02 / robot.dt)))
+        wall_step = robot.dt / rtf if rtf > 0 else 0.0
+        deadline = time.monotonic()
+        while self._running.is_set() and rclpy.ok(context=self.context):
+            with self.lock:
+                if self._pending is not None:
+                    robot.set_targets(self._pending)
+                    self._pending = None
+                robot.step()
+                self.steps += 1
+                k = self.steps
+                if k % control_every == 0 and self._reset_on_fall:
+                    why = robot.fallen(*self._fall)
+                    if why is not None:
+                        self.falls += 1
+                        self.fall_reasons.append(f"t={robot.time:.2f} s: {why}")
+                        self.get_logger().warning(f"fall ({why}): new episode")
+                        robot.reset()
+                state = robot.state()
+                heights = robot.height_samples() if k % heights_every == 0 else None
+            stamp = self._now_stamp(state.time)
+            if self.pub_clock is not None:
+                self.pub_clock.publish(Clock(clock=stamp))
+            if k % proprio_every == 0:
+                self._publish_proprio(state, stamp)
+            if heights is not None:
+                self.pub_heights.publish(
+                    height_cloud(heights[0], heights[1], self._odom_frame, stamp)
+                )
+            if wall_step > 0:
+                deadline += wall_step
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    self.overruns += 1
+                    if delay < -0.1:  # far behind (machine busy): do not try to catch up
+                        deadline = time.monotonic()
+
+    def _now_stamp(self, sim_time: float) -> Time:
+        if self._clock_stamps:
+            return _stamp(sim_time)
+        return self.get_clock().now().to_msg()
+
+    def _publish_proprio(self, s, stamp: Time) -> None:
+        base = self._base_frame
+        js = JointState()
+        js.header.stamp = stamp
+        fill_joint_state(js, JOINT_NAMES, s.joint_pos, s.joint_vel)
+        self.pub_js.publish(js)
+        w, x, y, z = (float(v) for v in s.base_quat)
+        imu = Imu()
+        imu.header.stamp, imu.header.frame_id = stamp, base
+        imu.orientation.w, imu.orientation.x, imu.orientation.y, imu.orientation.z = w, x, y, z
+        imu.angular_velocity.x, imu.angular_velocity.y, imu.angular_velocity.z = (
+            float(v) for v in s.base_ang_vel
+        )
+        imu.linear_acceleration_covariance[0] = -1.0  # not provided
+        self.pub_imu.publish(imu)
+        odom = Odometry()
+        odom.header.stamp, odom.header.frame_id = stamp, self._odom_frame
+        odom.child_frame_id = base
+        pose = odom.pose.pose
+        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in s.base_pos)
+        pose.orientation.w, pose.orientation.x = w, x
+        pose.orientation.y, pose.orientation.z = y, z
+        twist = odom.twist.twist
+        twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in s.base_lin_vel)
+        twist.angular.x, twist.angular.y, twist.angular.z = (float(v) for v in s.base_ang_vel)
+        self.pub_odom.publish(odom)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = SimNode()
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""End-to-end latency and control jitter of policy_node, closed loop with sim_node.
+
+Three processes, as on a robot: sim_node (MuJoCo, physics and proprioception at 400 Hz),
+policy_node (50 Hz, the policy under test) and this probe. The probe measures, for every
+target the policy node publishes on ``~/joint_targets`` (whose ``header.stamp`` is the stamp of
+the joint_states message that completed the observation):
+
+* ``e2e_ms``: probe receive time - that joint_states stamp (sensor publish -> DDS -> policy
+  -> DDS -> probe; an upper bound of the node's own latency),
+* ``period_ms``: intervals between consecutive targets (jitter around the control period),
+  ``missed_ticks``: intervals longer than 1.5 periods,
+* ``cpu_percent``: CPU time of the policy node process / wall time (100 = one core).
+
+    OMP_NUM_THREADS=1 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=42 \\
+        python benchmarks/ros_latency.py --seconds 60   # -> benchmarks/results/ros_latency.json
+
+Target: e2e p99 <= 2 ms, no missed ticks (``--trigger joint_states``, the default here: the
+step runs on the joint_states message at each tick; ``--trigger timer`` adds the wait between
+the last sensor message and the timer, up to one sensor period).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's anymal_ros, not an installed one
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "count": 0}
+    a = np.asarray(values)
+    return {
+        "p50": float(np.percentile(a, 50)),
+        "p99": float(np.percentile(a, 99)),
+        "max": float(a.max()),
+        "mean": float(a.mean()),
+        "std": float(a.std()),
+        "count": int(a.size),
+    }
+
+
+def export_policy(path: Path) -> Path:
+    import torch
+
+    from anymal_ros.config.models import StudentConfig
+    from anymal_ros.deploy.export import export_student
+    from anymal_ros.models.student import Student
+
+    torch.manual_seed(0)
+    return export_student(Student(StudentConfig(proprio_dim=120)).eval(), path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured duration")
+    parser.add_argument("--model", type=Path, default=None, help="ONNX student (default: fresh)")
+    parser.add_argument("--trigger", choices=("joint_states", "timer"), default="joint_states")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/ros_latency.json")
+    args = parser.parse_args()
+
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(10, 200)))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+
+    tmp = Path(tempfile.mkdtemp(prefix="ros_latency_"))
+    model = args.model or export_policy(tmp / "student.onnx")
+    py = sys.executable
+    sim = subprocess.Popen(
+        [py, "-m", "anymal_ros.nodes.sim_node", "--ros-args", "-p", "height_samples_rate:=50.0"],
+        env=env,
+    )
+    policy = subprocess.Popen(
+        [py, "-m", "anymal_ros.nodes.policy_node", "--ros-args",
+         "-p", f"model_path:={model}", "-p", "autostart:=true",
+         "-p", f"control_trigger:={args.trigger}", "-p", "stand_duration:=0.5"],
+        env=env,
+    )  # fmt: skip
+    rclpy.init()
+    probe = Node("latency_probe")
+    executor = SingleThreadedExecutor()
+    executor.add_node(probe)
+    e2e: list[float] = []
+    arrivals: list[float] = []
+    measuring = [False]
+
+    def on_target(msg: JointState) -> None:
+        now = time.time()
+        if not measuring[0]:
+            return
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        e2e.append((now - stamp) * 1e3)
+        arrivals.append(now)
+
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    probe.create_subscription(JointState, "/policy_node/joint_targets", on_target, reliable)
+    walk = probe.create_client(Trigger, "/policy_node/walk")
+    result: dict = {"trigger": args.trigger, "seconds": args.seconds, "model": str(model)}
+    try:
+        deadline = time.monotonic() + 60.0
+        ok = False
+        while time.monotonic() < deadline and not ok:  # wait for start-up and stand-up
+            executor.spin_once(timeout_sec=0.1)
+            if walk.service_is_ready():
+                future = walk.call_async(Trigger.Request())
+                while not future.done():
+                    executor.spin_once(timeout_sec=0.1)
+                ok = future.result().success
+                if not ok:
+                    time.sleep(0.2)
+        if not ok:
+            raise RuntimeError("policy_node never accepted ~/walk (did it start?)")
+        executor.spin_once(timeout_sec=0.5)
+        measuring[0] = True
+        cpu0, wall0 = cpu_seconds(policy.pid), time.monotonic()
+        end = time.monotonic() + args.seconds
+        last_report = time.monotonic()
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() - last_report > 10.0:
+                last_report = time.monotonic()
+                left = end - last_report
+                print(f"  {len(e2e)} targets, {left:.0f} s left", flush=True)
+        cpu1, wall1 = cpu_seconds(policy.pid), time.monotonic()
+        periods = list(np.diff(arrivals) * 1e3)
+        period_ms = 20.0
+        result.update(
+            e2e_ms=stats(e2e),
+            period_ms=stats(periods),
+            missed_ticks=int(sum(p > 1.5 * period_ms for p in periods)),
+            expected_ticks=int(args.seconds * 1e3 / period_ms),
+            cpu_percent=100.0 * (cpu1 - cpu0) / (wall1 - wall0),
+            targets=len(e2e),
+            target={"e2e_p99_ms": 2.0, "missed_ticks": 0},
+        )
+    finally:
+        for proc in (policy, sim):
+            proc.terminate()
+        for proc in (policy, sim):
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        executor.shutdown()
+        probe.destroy_node()
+        rclpy.shutdown()
+    print(json.dumps(result, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

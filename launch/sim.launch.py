@@ -1,0 +1,61 @@
+"""Run only the MuJoCo simulator node: it publishes the topics a robot would
+(/joint_states, /imu, /odom, /height_samples) and applies the joint targets it receives.
+
+    ros2 launch anymal_ros sim.launch.py
+    ros2 launch anymal_ros sim.launch.py use_sim_time:=true render:=true
+"""
+
+import yaml
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+PACKAGE = "anymal_ros"
+
+
+def launch_nodes(context):
+    arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
+    truthy = lambda text: text.strip().lower() in ("1", "true", "yes", "on")  # noqa: E731
+    with open(arg("params_file")) as f:
+        data = yaml.safe_load(f) or {}
+    params = dict((data.get("sim_node") or {}).get("ros__parameters", {}))
+    params["use_sim_time"] = truthy(arg("use_sim_time"))
+    params["publish_clock"] = truthy(arg("use_sim_time"))
+    params["render"] = truthy(arg("render"))
+    return [
+        Node(
+            package=PACKAGE,
+            executable="sim_node",
+            name="sim_node",
+            namespace=arg("namespace"),
+            parameters=[params],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = get_package_share_directory(PACKAGE)
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=f"{share}/config/sim_node.yaml",
+                description="sim_node parameter file (sim_node: ros__parameters: ...)",
+            ),
+            DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="false",
+                description="publish /clock and run the nodes on simulated time",
+            ),
+            DeclareLaunchArgument(
+                "render", default_value="false", description="render frames (MUJOCO_GL)"
+            ),
+            OpaqueFunction(function=launch_nodes),
+        ]
+    )

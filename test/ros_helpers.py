@@ -1,0 +1,134 @@
+"""Helpers for tests that run real rclpy nodes over loopback DDS.
+
+Each test gets its own rclpy Context and executor, and everything is destroyed afterwards,
+so a failing test cannot leave a node spinning or hang the suite.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Imu, JointState, PointCloud2
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+from anymal_ros.nodes.messages import fill_joint_state, height_cloud
+from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions
+
+
+class RosSession:
+    """A private rclpy context + executor; ``close()`` destroys every added node."""
+
+    def __init__(self) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.nodes: list[Node] = []
+
+    def add(self, node: Node) -> Node:
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def spin_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            self.executor.spin_once(timeout_sec=0.01)
+        return condition()
+
+    def spin_for(self, seconds: float) -> None:
+        self.spin_until(lambda: False, seconds)
+
+    def call(self, client, request, timeout: float = 5.0):
+        assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} not available"
+        future = client.call_async(request)
+        assert self.spin_until(future.done, timeout), f"{client.srv_name} did not answer"
+        return future.result()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.executor.shutdown()
+        rclpy.shutdown(context=self.context)
+
+
+class FakeRobot(Node):
+    """Publishes a robot standing still (state chosen by the test) and records the node's
+    outputs. Which inputs are published, and what they contain, is set per test."""
+
+    def __init__(self, context: Context, rate_hz: float = 100.0, policy_node: str = "policy_node"):
+        super().__init__("fake_robot", context=context)
+        self.joint_names = list(JOINT_NAMES)
+        self.joint_pos = default_joint_positions().astype(np.float64)
+        self.joint_vel = np.zeros(12)
+        self.heights = np.zeros((4, 52), dtype=np.float32)
+        self.quat_wxyz = np.array([1.0, 0.0, 0.0, 0.0])
+        self.enabled = {"joint_states": True, "imu": True, "odom": True, "height_samples": True}
+        qos = qos_profile_sensor_data
+        self.pubs = {
+            "joint_states": self.create_publisher(JointState, "/joint_states", qos),
+            "imu": self.create_publisher(Imu, "/imu", qos),
+            "odom": self.create_publisher(Odometry, "/odom", qos),
+            "height_samples": self.create_publisher(PointCloud2, "/height_samples", qos),
+        }
+        self.targets: list[np.ndarray] = []
+        self.diagnostics: list[dict[str, str]] = []
+        self.on_target: Callable[[np.ndarray], None] | None = None
+        self.create_subscription(
+            Float64MultiArray,
+            "/joint_group_position_controller/commands",
+            self._target,
+            10,
+        )
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 10)
+        self.mode_clients = {
+            name: self.create_client(Trigger, f"/{policy_node}/{name}")
+            for name in ("stand", "walk", "passive")
+        }
+        self.create_timer(1.0 / rate_hz, self.publish_state)
+
+    def _target(self, msg: Float64MultiArray) -> None:
+        value = np.asarray(msg.data)
+        self.targets.append(value)
+        if self.on_target is not None:
+            self.on_target(value)
+
+    def _diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith(": control"):
+                entry = {kv.key: kv.value for kv in status.values}
+                entry["_message"] = status.message
+                self.diagnostics.append(entry)
+
+    def publish_state(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        if self.enabled["joint_states"]:
+            js = JointState()
+            js.header.stamp = stamp
+            fill_joint_state(js, self.joint_names, self.joint_pos, self.joint_vel)
+            self.pubs["joint_states"].publish(js)
+        if self.enabled["imu"]:
+            imu = Imu()
+            imu.header.stamp = stamp
+            w, x, y, z = self.quat_wxyz
+            imu.orientation.w, imu.orientation.x = float(w), float(x)
+            imu.orientation.y, imu.orientation.z = float(y), float(z)
+            self.pubs["imu"].publish(imu)
+        if self.enabled["odom"]:
+            odom = Odometry()
+            odom.header.stamp = stamp
+            self.pubs["odom"].publish(odom)
+        if self.enabled["height_samples"]:
+            self.pubs["height_samples"].publish(height_cloud(self.heights, None, "base", stamp))
