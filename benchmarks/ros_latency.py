@@ -59,12 +59,14 @@ def stats(values: list[float]) -> dict[str, float]:
 def export_policy(path: Path) -> Path:
     import torch
 
-    from anymal_ros.config.models import StudentConfig
+    from anymal_ros.config.models import StudentConfig, sized_for_action_mode
     from anymal_ros.deploy.export import export_student
     from anymal_ros.models.student import Student
 
     torch.manual_seed(0)
-    return export_student(Student(StudentConfig(proprio_dim=120)).eval(), path)
+    return export_student(
+        Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval(), path
+    )
 
 
 def main() -> int:

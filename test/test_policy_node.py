@@ -16,7 +16,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from ros_helpers import FakeRobot, RosSession  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from anymal_ros.config.models import StudentConfig  # noqa: E402
+from anymal_ros.config.models import StudentConfig, sized_for_action_mode  # noqa: E402
 from anymal_ros.deploy.export import export_student  # noqa: E402
 from anymal_ros.models.student import Student  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.ros
 def student_path(tmp_path_factory):
     """A freshly initialised joint-residual student (near-zero residuals)."""
     torch.manual_seed(0)
-    student = Student(StudentConfig(proprio_dim=120)).eval()
+    student = Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval()
     return export_student(student, tmp_path_factory.mktemp("policy") / "student.onnx")
 
 

@@ -18,7 +18,7 @@ from ros_helpers import RosSession  # noqa: E402
 from sensor_msgs.msg import JointState, PointCloud2  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from anymal_ros.config.models import StudentConfig  # noqa: E402
+from anymal_ros.config.models import StudentConfig, sized_for_action_mode  # noqa: E402
 from anymal_ros.deploy.export import export_student  # noqa: E402
 from anymal_ros.models.student import Student  # noqa: E402
 from anymal_ros.nodes.inputs import heights_from_cloud  # noqa: E402
@@ -62,7 +62,7 @@ def test_sim_node_publishes_robot_topics_and_resets(ros):
 @pytest.fixture(scope="module")
 def student_path(tmp_path_factory):
     torch.manual_seed(0)
-    student = Student(StudentConfig(proprio_dim=120)).eval()
+    student = Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval()
     return export_student(student, tmp_path_factory.mktemp("policy") / "student.onnx")
 
 

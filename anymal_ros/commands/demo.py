@@ -43,13 +43,14 @@ def _policy(args: argparse.Namespace) -> tuple[Path, str]:
         return bundled, f"bundled policy {bundled}"
     import torch
 
-    from anymal_ros.config.models import StudentConfig
+    from anymal_ros.config.models import StudentConfig, sized_for_action_mode
     from anymal_ros.deploy.export import export_student
     from anymal_ros.models.student import Student
 
     torch.manual_seed(0)
     path = export_student(
-        Student(StudentConfig(proprio_dim=120)).eval(), args.out_dir / "demo_untrained.onnx"
+        Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval(),
+        args.out_dir / "demo_untrained.onnx",
     )
     return path, (
         f"NO TRAINED POLICY SHIPPED YET: freshly initialised student {path} "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
 
 from anymal_ros.obs.layout import NUM_JOINTS, NUM_LEGS
 
@@ -78,3 +78,19 @@ class StudentConfig:
     @property
     def belief_dim(self) -> int:
         return self.extero_latent_dim + self.privileged_latent  # 120
+
+
+_NetConfig = TypeVar("_NetConfig", TeacherConfig, StudentConfig)
+
+
+def sized_for_action_mode(cfg: _NetConfig, mode: str) -> _NetConfig:
+    """``cfg`` with ``proprio_dim`` and ``action.num_actions`` of the contract for ``mode``
+    (``"cpg"``: 133 inputs, 16 actions; ``"joint_residual"``: 120 inputs, 12 actions)."""
+    from anymal_ros.obs.actions import action_dim
+    from anymal_ros.obs.layout import proprio_layout
+
+    return replace(
+        cfg,
+        proprio_dim=proprio_layout(cpg=mode == "cpg").dim,
+        action=replace(cfg.action, num_actions=action_dim(mode)),
+    )

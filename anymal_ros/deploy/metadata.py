@@ -92,6 +92,7 @@ class PolicyMetadata:
             self.control_period,
             joint_lower=None if self.joint_pos_lower is None else list(self.joint_pos_lower),
             joint_upper=None if self.joint_pos_upper is None else list(self.joint_pos_upper),
+            default_joint_pos=list(self.default_joint_pos),
         )
 
     # --- (de)serialisation ---------------------------------------------------------------

@@ -43,7 +43,6 @@ from anymal_ros.nodes.safety import (
     SafetyStateMachine,
     clip_to_limits,
 )
-from anymal_ros.obs.actions import ActionDecoder
 from anymal_ros.obs.layout import EXTERO_SHAPE, JOINT_NAMES, proprio_layout
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import projected_gravity
@@ -131,18 +130,8 @@ class PolicyController:
         self.control_period = float(meta.control_period)
         default = np.asarray(meta.default_joint_pos, dtype=np.float64)
         self.proprio = ProprioBuilder(1, cpg, default_joint_pos=default)
-        self.decoder = ActionDecoder(
-            "cpg" if cpg else "joint",
-            1,
-            action_scale=meta.action_scale,
-            control_dt=meta.control_period,
-            default_joint_pos=default,
-        )
-        if self.decoder.action_dim != meta.action_dim:
-            raise PolicyFileError(
-                f"{policy.path}: action_dim {meta.action_dim} but the {meta.action_type} decoder "
-                f"takes {self.decoder.action_dim}"
-            )
+        # The training-time decoder (mode, scale, CPG settings) as written into the file.
+        self.decoder = meta.action_decoder(num_envs=1)
         lower = config.joint_lower if config.joint_lower is not None else meta.joint_pos_lower
         upper = config.joint_upper if config.joint_upper is not None else meta.joint_pos_upper
         n = len(self.joint_names)

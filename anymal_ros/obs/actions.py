@@ -188,6 +188,7 @@ class ActionDecoder:
         control_dt: float,
         joint_lower: np.ndarray | None = None,
         joint_upper: np.ndarray | None = None,
+        default_joint_pos: np.ndarray | None = None,
     ) -> ActionDecoder:
         """The decoder described by an ``actions`` config section (simulator or ONNX file)."""
         return cls(
@@ -202,6 +203,7 @@ class ActionDecoder:
             action_clip=cfg.clip,
             joint_lower=joint_lower,
             joint_upper=joint_upper,
+            default_joint_pos=default_joint_pos,
         )
 
     def reset(self, env_ids: np.ndarray | list[int] | None = None) -> None:

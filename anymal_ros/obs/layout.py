@@ -33,9 +33,10 @@ DEFAULT_JOINT_POS: dict[str, float] = {
 }  # fmt: skip
 
 
-def default_joint_positions() -> np.ndarray:
-    """Default pose as a float32 vector in :data:`JOINT_NAMES` order."""
-    return np.array([DEFAULT_JOINT_POS[n] for n in JOINT_NAMES], dtype=np.float32)
+def default_joint_positions(dtype: type = np.float64) -> np.ndarray:
+    """Default pose in :data:`JOINT_NAMES` order (float64: the exact values the ONNX metadata
+    carries, so simulator and robot compute identical targets)."""
+    return np.array([DEFAULT_JOINT_POS[n] for n in JOINT_NAMES], dtype=dtype)
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class QuadrupedVecEnv:
         self.model, self.index = build_world(cfg, self.terrain, n)
         self.data = mujoco.MjData(self.model)
         idx = self.index
-        self.default_joint_pos = default_joint_positions().astype(np.float64)
+        self.default_joint_pos = default_joint_positions()
         ac = cfg.actions
         self.decoder = ActionDecoder.from_config(
             ac, n, self.control_dt, joint_lower=idx.joint_lower, joint_upper=idx.joint_upper
