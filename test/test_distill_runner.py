@@ -32,7 +32,7 @@ TINY_SIM = {
         "max_init_level": 1,
     },
     "termination": {"episode_length_s": 0.4},
-    "actions": {"mode": "joint"},
+    "actions": {"mode": "joint_residual"},
 }
 TINY_RUN = [
     "env.num_envs=3",

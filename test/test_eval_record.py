@@ -28,7 +28,7 @@ TINY_SIM = {
         "max_init_level": 1,
     },
     "termination": {"episode_length_s": 0.3},
-    "actions": {"mode": "joint"},
+    "actions": {"mode": "joint_residual"},
 }
 SHARED = dict(
     proprio_dim=120,

@@ -25,7 +25,8 @@ def resolve_sim_config(
             from anymal_ros.deploy.runtime import OnnxPolicy
 
             meta = OnnxPolicy(policy_path).metadata
-            data = {**data, "actions": {"mode": "cpg" if meta.proprio_dim == 133 else "joint"}}
+            mode = "cpg" if meta.proprio_dim == 133 else "joint_residual"
+            data = {**data, "actions": {"mode": mode}}
     return from_dict(SimConfig, apply_overrides(data, list(overrides)))
 
 

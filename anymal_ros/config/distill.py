@@ -145,5 +145,6 @@ class DistillConfig:
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     env: DistillEnvConfig = field(default_factory=DistillEnvConfig)
     student: StudentConfig | None = None  # None: derived from the teacher's config
-    deploy: DeployConfig = field(default_factory=DeployConfig)
+    # None: the teacher checkpoint's ``deploy`` section, else the simulator's deploy_config().
+    deploy: DeployConfig | None = None
     runner: DistillRunnerConfig = field(default_factory=DistillRunnerConfig)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from anymal_ros.config import from_dict, to_dict
+from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.distill import DistillConfig
 from anymal_ros.config.models import StudentConfig, TeacherConfig
 from anymal_ros.eval.policies import teacher_from_checkpoint
@@ -100,6 +101,7 @@ class DistillRunner:
         self.teacher.eval().requires_grad_(False)
         self.student_cfg = student_config_for(self.teacher.cfg, cfg.student)
         self.sim_dict = deep_merge(_teacher_sim(t_ckpt), cfg.env.sim)
+        self.deploy = self._deploy_config(t_ckpt)
         checkpoint = load_checkpoint(resume) if resume is not None else None
 
         outer_rng = capture_rng_state()
@@ -124,6 +126,19 @@ class DistillRunner:
         self._rng = capture_rng_state()
         self._training = False
         restore_rng_state(outer_rng)
+
+    def _deploy_config(self, t_ckpt: Mapping[str, Any]) -> DeployConfig:
+        """How the robot must decode the student's actions: the config's, else the
+        teacher's (same action space), else the simulator's."""
+        if self.cfg.deploy is not None:
+            return self.cfg.deploy
+        saved = (t_ckpt.get("config", {}) or {}).get("deploy")
+        if saved is not None:
+            return from_dict(DeployConfig, saved, "teacher checkpoint deploy")
+        from anymal_ros.config.sim import SimConfig
+        from anymal_ros.sim.env import QuadrupedVecEnv
+
+        return QuadrupedVecEnv(from_dict(SimConfig, self.sim_dict, "sim"), 1).deploy_config()
 
     # -- data sources --------------------------------------------------------------------
 
@@ -324,7 +339,7 @@ class DistillRunner:
             optimizers=self.distiller.optimizers(),
             config={
                 "student": to_dict(self.student_cfg),
-                "deploy": to_dict(self.cfg.deploy),
+                "deploy": to_dict(self.deploy),
                 "sim": self.sim_dict,
                 "teacher": to_dict(self.teacher.cfg),
                 "distill": to_dict(self.cfg),
