@@ -66,6 +66,7 @@ def build_world(
 ) -> tuple[mujoco.MjModel, RobotIndex]:
     """Compile the terrain plus ``num_envs`` robots into one model; return it and its indices."""
     robot = load_robot_spec(cfg.robot.xml)
+    robot.option.timestep = cfg.physics.dt  # the world's; avoids an attach conflict warning
     world = mujoco.MjSpec()
     world.modelname = "anymal_ros_world"
     opt = world.option
