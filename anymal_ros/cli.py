@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim-render": ("anymal_ros.commands.sim_render", "record the MuJoCo simulator to MP4/GIF/PNG"),
     "train": ("anymal_ros.commands.train", "train a policy with PPO or PPG"),
     "plot": ("anymal_ros.commands.plot", "plot a training run's learning curves"),
+    "record": ("anymal_ros.commands.record", "record a policy's episodes into an episode store"),
+    "eval": ("anymal_ros.commands.eval", "evaluate a policy over terrains and noise modes"),
+    "distill": ("anymal_ros.commands.distill", "distil the recurrent student from a teacher"),
 }
 
 

@@ -1,0 +1,45 @@
+"""Shared by `record` and `eval`: the simulator settings for a policy file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from anymal_ros.config.sim import SimConfig
+
+
+def resolve_sim_config(
+    policy_path: str | Path, sim_config: str | None, overrides: Sequence[str]
+) -> SimConfig:
+    """``--sim-config`` if given, else the settings stored in the checkpoint, else the
+    defaults; then ``key=value`` overrides. An ONNX student with the 120-term proprio layout
+    selects joint-residual actions (the 133-term layout is the CPG mode)."""
+    from anymal_ros.config import apply_overrides, from_dict, load_yaml
+    from anymal_ros.eval.policies import sim_config_of
+
+    if sim_config is not None:
+        data = load_yaml(sim_config)
+    else:
+        data = sim_config_of(policy_path) or {}
+        if Path(policy_path).suffix == ".onnx" and "actions" not in data:
+            from anymal_ros.deploy.runtime import OnnxPolicy
+
+            meta = OnnxPolicy(policy_path).metadata
+            mode = "cpg" if meta.proprio_dim == 133 else "joint_residual"
+            data = {**data, "actions": {"mode": mode}}
+    return from_dict(SimConfig, apply_overrides(data, list(overrides)))
+
+
+def check_policy_fits(policy, env) -> None:
+    """Refuse a policy whose input/output sizes differ from the simulator's."""
+    model = getattr(policy, "model", None)
+    if model is not None:
+        p, a = model.cfg.proprio_dim, model.cfg.action.num_actions
+    else:
+        p, a = policy.metadata.proprio_dim, policy.metadata.action_dim
+    if p != env.proprio_dim or (policy.head == "gaussian" and a != env.action_dim):
+        raise SystemExit(
+            f"policy expects proprio {p} / action {a} but the simulator has proprio "
+            f"{env.proprio_dim} / action {env.action_dim} (actions.mode "
+            f"{env.cfg.actions.mode!r}); pass --sim-config or actions.mode=... to match"
+        )

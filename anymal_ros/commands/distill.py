@@ -1,0 +1,61 @@
+"""`anymal-ros distill --teacher CKPT [--config config/distill.yaml] [--set key=value ...]`:
+train the recurrent student from a teacher (DAgger + truncated BPTT).
+
+``--from-store PATH`` distils offline from recorded episodes with teacher labels (see
+``anymal-ros record --teacher``). ``--resume CKPT`` continues a run (its run directory
+by default). The resulting checkpoint exports with ``anymal-ros export CKPT --out f.onnx``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--teacher", required=True, help="teacher checkpoint (anymal-ros train)")
+    parser.add_argument("--config", default=None, help="YAML with the DistillConfig sections")
+    parser.add_argument(
+        "--from-store",
+        default=None,
+        metavar="PATH",
+        help="distil offline from an episode store with teacher labels",
+    )
+    parser.add_argument("--resume", default=None, metavar="PATH", help="checkpoint to continue")
+    parser.add_argument(
+        "--run-dir",
+        default=None,
+        metavar="DIR",
+        help="logs and checkpoints (default: runner.log_dir/distill_<time>)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="key=value",
+        help="config overrides, e.g. runner.iterations=10",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from anymal_ros.config import ConfigError
+    from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config
+
+    try:
+        cfg = load_distill_config(args.config, args.overrides)
+    except ConfigError as err:
+        print(f"config error: {err}")
+        return 2
+    run_dir = args.run_dir
+    if run_dir is None and args.resume is not None:
+        ckpt = Path(args.resume).resolve()
+        run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    runner = DistillRunner(cfg, args.teacher, run_dir, args.resume, args.from_store)
+    print(f"run directory: {runner.run_dir}")
+    summary = runner.learn()
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation and experience recording of trained policies in the simulator (layer 4)."""

@@ -1,0 +1,253 @@
+"""Policy evaluation over a terrain set and height-noise modes (``anymal-ros eval``).
+
+For each cell (terrain type x noise mode) a fresh simulator with the same seed is built, every
+robot is put on that terrain at a fixed difficulty level with a fixed velocity command drawn
+from a seeded generator (identical for every policy evaluated with the same settings), and
+each robot runs exactly one episode. Metrics per cell:
+
+* ``mean_return``: mean episode return;
+* ``tracking_reward``: mean per-episode sum of the ``lin_vel_tracking`` and
+  ``ang_vel_tracking`` reward terms;
+* ``tracking_error``: mean over all steps of ``|v_cmd,xy - v_xy|`` (m/s, Euclidean norm of the
+  planar velocity error in the base frame);
+* ``falls_per_minute``: episodes ended by termination (a fall) per simulated minute;
+* ``distance``: mean path length per episode (m), the integral of the planar base speed.
+
+Noise modes: ``none`` (clean heights) or one of the height-noise model's ``nominal`` /
+``offset`` / ``noisy`` modes at curriculum factor 1, applied to the heights *every* policy
+perceives (a teacher evaluated under noise sees the same corrupted map as the student).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anymal_ros.config.noise import MODE_NAMES, HeightNoiseConfig
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.eval.policies import BatchPolicy, action_from_output
+from anymal_ros.obs.height_noise import HeightNoise
+from anymal_ros.sim.env import QuadrupedVecEnv
+
+NOISE_MODES: tuple[str, ...] = ("none", *MODE_NAMES)
+METRICS: tuple[str, ...] = (
+    "mean_return",
+    "tracking_reward",
+    "tracking_error",
+    "falls_per_minute",
+    "distance",
+)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    terrains: tuple[str, ...] = ("flat", "rough", "stairs_up")
+    noise_modes: tuple[str, ...] = ("none", "noisy")
+    level: int = 0  # terrain difficulty level of every robot
+    num_envs: int = 8
+    seed: int = 0
+    episode_length_s: float | None = None  # None: the simulator config's
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.noise_modes if m not in NOISE_MODES]
+        if bad:
+            raise ValueError(f"unknown noise modes {bad}; choose from {list(NOISE_MODES)}")
+        if self.num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+
+
+def noise_config(mode: str, base: HeightNoiseConfig | None = None) -> HeightNoiseConfig | None:
+    """The height-noise model fixed to one mode (``none``: no model)."""
+    if mode == "none":
+        return None
+    if mode not in MODE_NAMES:
+        raise ValueError(f"unknown noise mode {mode!r}; choose from {list(NOISE_MODES)}")
+    probs = tuple(1.0 if m == mode else 0.0 for m in MODE_NAMES)
+    return dataclasses.replace(
+        base or HeightNoiseConfig(), enabled=True, mode_probs=probs, mode_resample_prob=0.0
+    )
+
+
+def eval_sim_config(sim: SimConfig, settings: EvalSettings) -> SimConfig:
+    """The evaluation's simulator: no terrain curriculum (levels stay put), optional
+    episode length."""
+    terrain = dataclasses.replace(sim.terrain, curriculum=False)
+    termination = sim.termination
+    if settings.episode_length_s is not None:
+        termination = dataclasses.replace(termination, episode_length_s=settings.episode_length_s)
+    return dataclasses.replace(sim, terrain=terrain, termination=termination)
+
+
+def fixed_commands(sim: SimConfig, num_envs: int, seed: int) -> np.ndarray:
+    """``[N, 3]`` commands (vx, vy, yaw rate) uniform in the configured ranges, seeded."""
+    rng = np.random.default_rng(seed + 1_000_003)
+    c = sim.commands
+    lo = np.array([c.lin_vel_x[0], c.lin_vel_y[0], c.ang_vel_yaw[0]])
+    hi = np.array([c.lin_vel_x[1], c.lin_vel_y[1], c.ang_vel_yaw[1]])
+    return rng.uniform(lo, hi, size=(num_envs, 3)).astype(np.float32)
+
+
+def make_eval_env(sim: SimConfig, terrain: str, settings: EvalSettings) -> QuadrupedVecEnv:
+    sim = eval_sim_config(sim, settings)
+    env = QuadrupedVecEnv(sim, settings.num_envs, seed=settings.seed)
+    env.set_terrain_types(terrain)
+    env.set_terrain_levels(min(settings.level, env.terrain.num_levels - 1))
+    env.set_commands(fixed_commands(sim, settings.num_envs, settings.seed), fixed=True)
+    return env
+
+
+def run_cell(
+    env: QuadrupedVecEnv,
+    policy: BatchPolicy,
+    noise_mode: str,
+    seed: int = 0,
+    on_step: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """One episode per robot; returns the cell's metrics (see the module docstring)."""
+    n = env.num_envs
+    obs = env.reset()
+    policy.reset(np.arange(n))
+    noise_cfg = noise_config(noise_mode)
+    noise = HeightNoise(noise_cfg, n, seed=seed) if noise_cfg is not None else None
+    active = np.ones(n, dtype=bool)
+    ret = np.zeros(n)
+    track_reward = np.zeros(n)
+    err_sum = np.zeros(n)
+    steps = np.zeros(n, dtype=np.int64)
+    distance = np.zeros(n)
+    fell = np.zeros(n, dtype=bool)
+    dt = env.control_dt
+    for _ in range(env.max_episode_steps + 1):
+        seen = dict(obs)
+        if noise is not None:
+            noise.sample_xy_offsets()
+            seen["extero"] = noise.apply_z(obs["extero"])
+        action = action_from_output(policy.act(seen), policy.head)
+        obs, reward, terminated, truncated, info = env.step(action)
+        if on_step is not None:
+            on_step()
+        v_xy = info["base_lin_vel"][:, :2]
+        terms = info["reward_terms"]
+        a = active
+        ret[a] += reward[a]
+        tracking = terms.get("lin_vel_tracking", 0.0) + terms.get("ang_vel_tracking", 0.0)
+        track_reward[a] += np.broadcast_to(tracking, (n,))[a]
+        err_sum[a] += np.linalg.norm(info["command"][:, :2] - v_xy, axis=-1)[a]
+        distance[a] += np.linalg.norm(v_xy, axis=-1)[a] * dt
+        steps[a] += 1
+        done = terminated | truncated
+        fell |= a & terminated
+        ended = np.flatnonzero(done)
+        if ended.size:
+            policy.reset(ended)
+            if noise is not None:
+                noise.reset(ended)
+        active = active & ~done
+        if not active.any():
+            break
+    minutes = steps.sum() * dt / 60.0
+    return {
+        "mean_return": float(ret.mean()),
+        "tracking_reward": float(track_reward.mean()),
+        "tracking_error": float(err_sum.sum() / max(steps.sum(), 1)),
+        "falls_per_minute": float(fell.sum() / max(minutes, 1e-9)),
+        "distance": float(distance.mean()),
+        "episodes": int(n),
+        "steps": int(steps.sum()),
+    }
+
+
+def evaluate(
+    make_policy: Callable[[int], BatchPolicy],
+    sim: SimConfig,
+    settings: EvalSettings,
+    render: str | Path | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Rows ``{terrain, noise, <metrics>}`` for every terrain x noise mode.
+
+    ``render``: write a video of robot 0 in the first cell (MP4/GIF) to this path.
+    """
+    from tqdm import tqdm
+
+    rows = []
+    cells = [(t, m) for t in settings.terrains for m in settings.noise_modes]
+    for i, (terrain, mode) in enumerate(tqdm(cells, desc="eval", disable=not progress)):
+        env = make_eval_env(sim, terrain, settings)
+        policy = make_policy(settings.num_envs)
+        camera, frames, step_hook = None, [], None
+        if render is not None and i == 0:
+            from anymal_ros.sim.render import FollowCamera
+
+            camera = FollowCamera(env)
+
+            def step_hook(camera=camera, frames=frames) -> None:
+                frames.append(camera.frame())
+
+        try:
+            metrics = run_cell(env, policy, mode, settings.seed, step_hook)
+        finally:
+            if camera is not None:
+                camera.close()
+        if frames:
+            from anymal_ros.sim.render import save_frames
+
+            save_frames(frames, render, fps=1.0 / env.control_dt)
+        env.close()
+        rows.append({"terrain": terrain, "noise": mode, **metrics})
+    return rows
+
+
+def markdown_table(
+    rows: Sequence[dict[str, Any]], compare: Sequence[dict[str, Any]] | None = None,
+    names: tuple[str, str] = ("student", "teacher"),
+) -> str:  # fmt: skip
+    """Markdown table of :func:`evaluate` rows; with ``compare``, the two side by side."""
+    short = {
+        "mean_return": "return",
+        "tracking_reward": "track. reward",
+        "tracking_error": "track. err [m/s]",
+        "falls_per_minute": "falls/min",
+        "distance": "distance [m]",
+    }
+    if compare is None:
+        head = ["terrain", "noise", *(short[m] for m in METRICS)]
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rows:
+            cells = [r["terrain"], r["noise"], *(f"{r[m]:.3f}" for m in METRICS)]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+    head = ["terrain", "noise"]
+    for m in METRICS:
+        head += [f"{short[m]} ({names[0]})", f"{short[m]} ({names[1]})"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    other = {(r["terrain"], r["noise"]): r for r in compare}
+    for r in rows:
+        o = other[(r["terrain"], r["noise"])]
+        cells = [r["terrain"], r["noise"]]
+        for m in METRICS:
+            cells += [f"{r[m]:.3f}", f"{o[m]:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results(
+    out_dir: str | Path,
+    rows: Sequence[dict[str, Any]],
+    compare: Sequence[dict[str, Any]] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """``eval.md`` (the table) and ``eval.json`` (rows, compare rows, settings)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / "eval.md"
+    md.write_text(markdown_table(rows, compare) + "\n")
+    js = out / "eval.json"
+    js.write_text(json.dumps({"rows": list(rows), "compare": compare, **(meta or {})}, indent=2))
+    return md, js

@@ -1,0 +1,198 @@
+"""Batched policies for recording and evaluation: teacher or student checkpoints, ONNX files.
+
+Every policy here has the same small interface over ``N`` environments::
+
+    policy.reset(env_ids)          # new episodes: zero those rows' recurrent state
+    out = policy.act(obs)          # [N, A] float32: Gaussian mean, or categorical logits
+    policy.head                    # "gaussian" | "categorical"
+
+``obs`` holds numpy arrays ``proprio [N, P]``, ``extero [N, 4, 52]`` (the heights the policy
+perceives: noisy when a noise mode is evaluated, for teacher and student alike) and
+``privileged [N, 50]`` (read by teachers only).
+
+Checkpoints are recognised by their models: ``student`` (a distillation checkpoint,
+``config["student"]``), ``teacher`` (``config["teacher"]``) or ``policy`` from ``anymal-ros
+train`` (``config["model"]["teacher"]``, ``config["model"]["type"] == "teacher"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from anymal_ros.config import ConfigError, from_dict
+from anymal_ros.config.models import StudentConfig, TeacherConfig
+from anymal_ros.models.checkpoint import CheckpointError, load_checkpoint, load_model_state
+from anymal_ros.models.student import Student
+from anymal_ros.models.teacher import Teacher
+
+
+class BatchPolicy(Protocol):
+    head: str
+    kind: str  # "teacher" | "student"
+    num_envs: int
+
+    def reset(self, env_ids: np.ndarray) -> None: ...
+
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+def _t(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.float32), device=device)
+
+
+class TeacherPolicy:
+    """A torch :class:`Teacher` (memoryless)."""
+
+    kind = "teacher"
+
+    def __init__(self, teacher: Teacher, num_envs: int, device: str = "cpu") -> None:
+        self.model = teacher.eval()
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.head = teacher.cfg.action.type
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        pass
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        o = {k: _t(obs[k], self.device) for k in ("proprio", "extero", "privileged")}
+        return self.model.action_head.deterministic(self.model.features(o)).cpu().numpy()
+
+
+class StudentPolicy:
+    """A torch :class:`Student` with one hidden state per environment."""
+
+    kind = "student"
+
+    def __init__(self, student: Student, num_envs: int, device: str = "cpu") -> None:
+        self.model = student.eval()
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.head = student.cfg.action.type
+        self.hidden = student.initial_hidden(num_envs)
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        self.hidden[:, torch.as_tensor(np.asarray(env_ids, dtype=np.int64))] = 0.0
+
+    @torch.no_grad()
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        out, self.hidden = self.model.step_deterministic(
+            _t(obs["proprio"], self.device), _t(obs["extero"], self.device), self.hidden
+        )
+        return out.cpu().numpy()
+
+
+class OnnxBatchPolicy:
+    """One :class:`~anymal_ros.deploy.runtime.OnnxPolicy` per environment (the deployed
+    runtime, batch 1, exactly as on the robot)."""
+
+    def __init__(self, path: str | Path, num_envs: int) -> None:
+        from anymal_ros.deploy.runtime import OnnxPolicy
+
+        self.policies = [OnnxPolicy(path) for _ in range(num_envs)]
+        meta = self.policies[0].metadata
+        self.kind = meta.kind
+        self.head = meta.action_head
+        self.num_envs = num_envs
+        self.metadata = meta
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        for i in np.asarray(env_ids).reshape(-1):
+            self.policies[int(i)].reset()
+
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        teacher = self.kind == "teacher"
+        return np.stack(
+            [
+                p.step(
+                    obs["proprio"][i],
+                    obs["extero"][i],
+                    obs["privileged"][i] if teacher else None,
+                )
+                for i, p in enumerate(self.policies)
+            ]
+        )
+
+
+def teacher_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path = "") -> Teacher:
+    """The teacher of a checkpoint (``models["teacher"]`` or an ``anymal-ros train``
+    checkpoint's ``models["policy"]`` of model type ``teacher``)."""
+    models, config = ckpt.get("models", {}), ckpt.get("config", {}) or {}
+    try:
+        if "teacher" in models:
+            teacher = Teacher(from_dict(TeacherConfig, config.get("teacher"), "teacher"))
+            load_model_state(teacher, ckpt, "teacher")
+            return teacher
+        model_cfg = config.get("model") or {}
+        if "policy" in models and model_cfg.get("type") == "teacher":
+            teacher = Teacher(from_dict(TeacherConfig, model_cfg.get("teacher"), "model.teacher"))
+            load_model_state(teacher, ckpt, "policy")
+            return teacher
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: stored teacher config is invalid: {err}") from err
+    raise CheckpointError(
+        f"{path}: no teacher in this checkpoint (models {sorted(models)}; need 'teacher', or "
+        "'policy' with config model.type == 'teacher')"
+    )
+
+
+def student_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path = "") -> Student:
+    config = ckpt.get("config", {}) or {}
+    try:
+        student = Student(from_dict(StudentConfig, config.get("student"), "student"))
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: stored student config is invalid: {err}") from err
+    load_model_state(student, ckpt, "student")
+    return student
+
+
+def load_policy(path: str | Path, num_envs: int, device: str = "cpu") -> BatchPolicy:
+    """A batched policy from a ``.onnx`` file or a checkpoint (student preferred)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return OnnxBatchPolicy(path, num_envs)
+    ckpt = load_checkpoint(path)
+    if "student" in ckpt.get("models", {}):
+        return StudentPolicy(student_from_checkpoint(ckpt, path).to(device), num_envs, device)
+    return TeacherPolicy(teacher_from_checkpoint(ckpt, path).to(device), num_envs, device)
+
+
+def sim_config_of(path: str | Path) -> dict[str, Any] | None:
+    """The simulator settings a checkpoint was trained with (``env.sim`` of a training
+    checkpoint, ``sim`` of a distillation checkpoint), or None (ONNX files, none stored)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return None
+    config = load_checkpoint(path).get("config", {}) or {}
+    if isinstance(config.get("sim"), dict):
+        return config["sim"]
+    env = config.get("env")
+    if isinstance(env, dict) and isinstance(env.get("sim"), dict):
+        return env["sim"]
+    return None
+
+
+def action_from_output(out: np.ndarray, head: str) -> np.ndarray:
+    """The executed action: the mean itself, or the argmax of categorical logits."""
+    return out.argmax(-1) if head == "categorical" else out
+
+
+def explore(out: np.ndarray, head: str, epsilon: float, rng: np.random.Generator) -> np.ndarray:
+    """Exploration around a policy's output ``[N, A]`` (mean or logits).
+
+    Categorical: epsilon-greedy (a uniformly random choice with probability ``epsilon``,
+    else the argmax). Gaussian: the mean plus ``N(0, epsilon^2)`` per action dimension.
+    """
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    if head == "categorical":
+        greedy = out.argmax(-1)
+        random = rng.integers(0, out.shape[-1], size=greedy.shape)
+        return np.where(rng.random(greedy.shape) < epsilon, random, greedy)
+    return (out + epsilon * rng.standard_normal(out.shape)).astype(np.float32)

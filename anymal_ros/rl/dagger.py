@@ -1,0 +1,191 @@
+"""DAgger data collection: the student acts in a vector environment, the teacher labels.
+
+Per control step, for all ``N`` environments at once::
+
+    noisy = height_noise(clean extero)                 student's view (teacher: clean)
+    label = teacher(proprio, clean extero, privileged) Gaussian mean or categorical logits
+    out, h = student.step(proprio, noisy, h)            h zeroed where an episode starts
+    action = mix(student action, teacher action, beta)  see DAggerConfig
+    obs, reward, terminated, truncated, info = env.step(action)
+
+The environment is any object with the quadruped vector-env interface (``num_envs``,
+``reset() -> obs``, ``step(action [N, A]) -> obs, reward, terminated, truncated, info`` with
+auto-reset); numpy or torch outputs are both accepted.
+
+Height noise in x/y moves *where* heights are sampled. If the environment offers
+``heights_at_offsets(xy [N, 4, 52, 2]) -> [N, 4, 52]`` (heights of the current state at the
+shifted sample points), it is used; otherwise only the z part of the noise model (offsets,
+outliers, missing points) is applied to the clean heights.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from anymal_ros.config.distill import DAggerConfig
+from anymal_ros.config.noise import HeightNoiseConfig
+from anymal_ros.models.student import Student
+from anymal_ros.models.teacher import Teacher
+from anymal_ros.obs.height_noise import HeightNoise
+from anymal_ros.rl.distill_storage import DistillRollout
+
+
+def as_numpy(x: Any) -> np.ndarray:
+    """numpy view of an environment output (numpy array or torch tensor)."""
+    if isinstance(x, Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def obs_to_torch(obs: Mapping[str, Any], device: torch.device) -> dict[str, Tensor]:
+    return {
+        k: torch.as_tensor(as_numpy(v), dtype=torch.float32, device=device) for k, v in obs.items()
+    }
+
+
+@torch.no_grad()
+def teacher_target(teacher: Teacher, obs: Mapping[str, Tensor]) -> Tensor:
+    """The teacher's label ``[N, A]``: the Gaussian mean, or the logits of a categorical head."""
+    return teacher.action_head.deterministic(teacher.features(obs))
+
+
+def mix_actions(
+    student_action: Tensor,
+    teacher_action: Tensor,
+    beta: float,
+    mode: str,
+    rng: np.random.Generator,
+) -> tuple[Tensor, Tensor]:
+    """DAgger mixture of ``[N, ...]`` actions; returns ``(action, teacher_acted [N] bool)``.
+
+    ``switch``: each row takes the teacher's action with probability ``beta``. ``blend``:
+    ``beta * teacher + (1 - beta) * student`` (floating-point actions only).
+    """
+    n = student_action.shape[0]
+    if mode == "blend" and student_action.is_floating_point():
+        teacher_acted = torch.full((n,), beta >= 0.5, dtype=torch.bool)
+        return beta * teacher_action + (1.0 - beta) * student_action, teacher_acted
+    if mode not in ("switch", "blend"):
+        raise ValueError(f"unknown beta mode {mode!r}")
+    pick = torch.as_tensor(rng.random(n) < beta, device=student_action.device)
+    shape = (n,) + (1,) * (student_action.dim() - 1)
+    return torch.where(pick.view(shape), teacher_action, student_action), pick
+
+
+class HeightNoiseView:
+    """Turns the environment's clean heights into the student's noisy ones (numpy)."""
+
+    def __init__(self, cfg: HeightNoiseConfig, env: Any, seed: int) -> None:
+        self.env = env
+        self.model = HeightNoise(cfg, env.num_envs, seed=seed)
+        self.shifts_xy = hasattr(env, "heights_at_offsets")
+
+    def __call__(self, clean: np.ndarray) -> np.ndarray:
+        """``clean [N, 4, 52]`` -> noisy ``[N, 4, 52]`` float32 (draws this step's noise)."""
+        xy = self.model.sample_xy_offsets()
+        heights = as_numpy(self.env.heights_at_offsets(xy)) if self.shifts_xy else clean
+        return self.model.apply_z(heights)
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        if len(env_ids):
+            self.model.reset(env_ids)
+
+
+class DAggerCollector:
+    """Keeps the environment, student hidden state and episode bookkeeping between rollouts."""
+
+    def __init__(
+        self,
+        env: Any,
+        student: Student,
+        teacher: Teacher,
+        noise_cfg: HeightNoiseConfig,
+        dagger: DAggerConfig,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        return_window: int = 100,
+    ) -> None:
+        self.env = env
+        self.student = student
+        self.teacher = teacher
+        self.cfg = dagger
+        self.device = torch.device(device)
+        self.num_envs = env.num_envs
+        self.noise = HeightNoiseView(noise_cfg, env, seed)
+        self.rng = np.random.default_rng(seed + 7919)
+        self.obs = obs_to_torch(env.reset(), self.device)
+        self.hidden = student.initial_hidden(self.num_envs)
+        self.episode_start = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        self.recent_returns: deque[float] = deque(maxlen=return_window)
+        self.recent_lengths: deque[float] = deque(maxlen=return_window)
+        self.episodes = 0
+        self.env_steps = 0
+
+    @torch.no_grad()
+    def collect(self, rollout: DistillRollout, beta: float) -> dict[str, float]:
+        """Fill ``rollout`` with ``rollout.T`` steps of every environment."""
+        student, teacher = self.student, self.teacher
+        student.eval()
+        keep = (~self.episode_start).to(self.hidden.dtype)[None, :, None]
+        rollout.clear(self.hidden * keep)
+        teacher_steps = 0.0
+        track_err, track_n = 0.0, 0
+        categorical = student.cfg.action.type == "categorical"
+        for _ in range(rollout.T):
+            obs = self.obs
+            clean = obs["extero"]
+            noisy = torch.as_tensor(self.noise(as_numpy(clean)), device=self.device)
+            label = teacher_target(teacher, obs)
+            hidden = self.hidden * (~self.episode_start).to(self.hidden.dtype)[None, :, None]
+            out, self.hidden = student.step(obs["proprio"], noisy, hidden)
+            rollout.add(obs["proprio"], noisy, clean, obs["privileged"], label, self.episode_start)
+
+            if self.cfg.student_action == "sample":
+                s_act = out.distribution.sample()
+            else:
+                s_act = out.deterministic.argmax(-1) if categorical else out.deterministic
+            t_act = label.argmax(-1) if categorical else label
+            action, teacher_acted = mix_actions(s_act, t_act, beta, self.cfg.beta_mode, self.rng)
+            teacher_steps += float(teacher_acted.float().mean())
+
+            next_obs, _, terminated, truncated, info = self.env.step(as_numpy(action))
+            done = as_numpy(terminated).astype(bool) | as_numpy(truncated).astype(bool)
+            if "command" in info and "base_lin_vel" in info:
+                v_err = as_numpy(info["command"])[:, :2] - as_numpy(info["base_lin_vel"])[:, :2]
+                track_err += float(np.linalg.norm(v_err, axis=-1).mean())  # m/s
+                track_n += 1
+            done_ids = np.flatnonzero(done)
+            if done_ids.size:
+                self.noise.reset(done_ids)
+                if "episode_return" in info:
+                    self.recent_returns.extend(as_numpy(info["episode_return"])[done_ids].tolist())
+                    self.recent_lengths.extend(
+                        as_numpy(info["episode_length"])[done_ids].astype(float).tolist()
+                    )
+                self.episodes += int(done_ids.size)
+            self.episode_start = torch.as_tensor(done, device=self.device)
+            self.obs = obs_to_torch(next_obs, self.device)
+        self.env_steps += rollout.T * rollout.N
+        return {
+            "beta": beta,
+            "teacher_action_share": teacher_steps / rollout.T,
+            "tracking_error": track_err / track_n if track_n else float("nan"),
+            "noise_curriculum": self.noise.model.curriculum,
+        }
+
+    def set_noise_curriculum(self, factor: float) -> None:
+        self.noise.model.set_curriculum(factor)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+
+    @property
+    def mean_length(self) -> float:
+        return float(np.mean(self.recent_lengths)) if self.recent_lengths else float("nan")

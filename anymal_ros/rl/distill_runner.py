@@ -1,0 +1,393 @@
+"""Distillation loop: DAgger rollouts (or recorded episodes), student updates, logs,
+checkpoints and resume -- the student counterpart of ``anymal_ros.rl.runner``.
+
+``DistillRunner(cfg, teacher_checkpoint, run_dir).learn()`` trains ``runner.iterations``
+iterations. Each iteration sets the height-noise curriculum factor and the DAgger ``beta``
+for that iteration, collects ``dagger.num_steps`` steps of every environment (or samples
+recorded episodes with ``store=``), and updates the student. Progress bar with rate and
+ETA, ``metrics.csv`` (+ TensorBoard) and the learning-curve PNG come from
+``anymal_ros.rl.logger`` (shared with the teacher trainer); checkpoints are written every
+``checkpoint_interval`` iterations, on SIGINT/SIGTERM and at the end (``latest.pt``).
+
+Checkpoints hold ``models["student"]`` and config sections ``student``, ``deploy`` (what
+``anymal-ros export`` reads), ``sim`` (what ``anymal-ros eval`` reads), ``teacher`` and
+``distill``. Resuming restores the student, optimiser, counters, the learner's and the
+global RNG states; environments start fresh episodes (the simulator's state is not saved).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from anymal_ros.config import from_dict, to_dict
+from anymal_ros.config.deploy import DeployConfig
+from anymal_ros.config.distill import DistillConfig
+from anymal_ros.config.models import StudentConfig, TeacherConfig
+from anymal_ros.eval.policies import teacher_from_checkpoint
+from anymal_ros.models.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    load_model_state,
+    restore_rng_state,
+    save_checkpoint,
+)
+from anymal_ros.models.student import Student, init_student_from_teacher
+from anymal_ros.models.teacher import Teacher
+from anymal_ros.obs.height_noise import HeightNoise
+from anymal_ros.rl.distill import LOSS_STATS, Distiller
+from anymal_ros.rl.distill_storage import DistillRollout, rollout_from_episodes
+from anymal_ros.rl.signals import StopRequest
+
+STAT_COLUMNS: tuple[str, ...] = (
+    *LOSS_STATS,
+    "learning_rate",
+    "beta",
+    "teacher_action_share",
+    "noise_curriculum",
+    "tracking_error",
+)
+
+
+def student_config_for(teacher: TeacherConfig, given: StudentConfig | None) -> StudentConfig:
+    """``given``, or the teacher's shared sizes with the paper's recurrent parts."""
+    if given is not None:
+        return given
+    shared = (
+        "proprio_dim", "num_feet", "points_per_foot", "privileged_dim", "height_encoder",
+        "height_latent", "privileged_latent", "policy_mlp", "activation", "action",
+    )  # fmt: skip
+    return StudentConfig(**{k: getattr(teacher, k) for k in shared})
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = (
+            deep_merge(out[k], v)
+            if isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
+            else v
+        )
+    return out
+
+
+class DistillRunner:
+    """See the module docstring. ``store``: distil offline from an episode store's
+    ``teacher_action`` labels instead of running DAgger in the simulator."""
+
+    def __init__(
+        self,
+        cfg: DistillConfig,
+        teacher_checkpoint: str | Path,
+        run_dir: str | Path | None = None,
+        resume: str | Path | None = None,
+        store: str | Path | None = None,
+    ) -> None:
+        self.cfg = cfg
+        rc = cfg.runner
+        torch.set_num_threads(rc.torch_threads)
+        self.device = torch.device(rc.device)
+        self.teacher_checkpoint = str(teacher_checkpoint)
+        t_ckpt = load_checkpoint(teacher_checkpoint)
+        self.teacher: Teacher = teacher_from_checkpoint(t_ckpt, teacher_checkpoint).to(self.device)
+        self.teacher.eval().requires_grad_(False)
+        self.student_cfg = student_config_for(self.teacher.cfg, cfg.student)
+        self.sim_dict = deep_merge(_teacher_sim(t_ckpt), cfg.env.sim)
+        self.deploy = self._deploy_config(t_ckpt)
+        checkpoint = load_checkpoint(resume) if resume is not None else None
+
+        outer_rng = capture_rng_state()
+        torch.manual_seed(rc.seed)
+        np.random.seed(rc.seed)  # noqa: NPY002 (libraries may use the global generator)
+        random.seed(rc.seed)
+        self.student = Student(self.student_cfg).to(self.device)
+        init_student_from_teacher(self.student, self.teacher)
+        self.distiller = Distiller(self.student, cfg.loss, seed=rc.seed)
+
+        self.store_path = Path(store) if store is not None else None
+        if self.store_path is None:
+            self._init_online()
+        else:
+            self._init_offline()
+        self.iteration = 0
+        self.samples = 0  # labelled steps learned from
+        self.wall_time = 0.0
+        self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
+        if checkpoint is not None:
+            self._restore(checkpoint, resume)
+        self._rng = capture_rng_state()
+        self._training = False
+        restore_rng_state(outer_rng)
+
+    def _deploy_config(self, t_ckpt: Mapping[str, Any]) -> DeployConfig:
+        """How the robot must decode the student's actions: the config's, else the
+        teacher's (same action space), else the simulator's."""
+        if self.cfg.deploy is not None:
+            return self.cfg.deploy
+        saved = (t_ckpt.get("config", {}) or {}).get("deploy")
+        if saved is not None:
+            return from_dict(DeployConfig, saved, "teacher checkpoint deploy")
+        from anymal_ros.config.sim import SimConfig
+        from anymal_ros.sim.env import QuadrupedVecEnv
+
+        return QuadrupedVecEnv(from_dict(SimConfig, self.sim_dict, "sim"), 1).deploy_config()
+
+    # -- data sources --------------------------------------------------------------------
+
+    def _init_online(self) -> None:
+        from anymal_ros.config.sim import SimConfig
+        from anymal_ros.rl.dagger import DAggerCollector
+        from anymal_ros.sim.env import QuadrupedVecEnv
+
+        cfg = self.cfg
+        sim = from_dict(SimConfig, self.sim_dict, "sim")
+        self.env = QuadrupedVecEnv(sim, cfg.env.num_envs, seed=cfg.runner.seed)
+        s = self.student_cfg
+        if self.env.proprio_dim != s.proprio_dim or self.env.action_dim != s.action.num_actions:
+            raise ValueError(
+                f"teacher/student expect proprio {s.proprio_dim} and {s.action.num_actions} "
+                f"actions, the simulator gives {self.env.proprio_dim} and "
+                f"{self.env.action_dim} (sim.actions.mode {sim.actions.mode!r})"
+            )
+        self.collector = DAggerCollector(
+            self.env, self.student, self.teacher, cfg.noise, cfg.dagger,
+            seed=cfg.runner.seed, device=self.device, return_window=cfg.runner.return_window,
+        )  # fmt: skip
+        self.rollout = DistillRollout(
+            cfg.dagger.num_steps, cfg.env.num_envs, s.proprio_dim,
+            (s.num_feet, s.points_per_foot), s.privileged_dim, s.action.num_actions,
+            self.student.hidden_shape, self.device,
+        )  # fmt: skip
+
+    def _init_offline(self) -> None:
+        from anymal_ros.replay.store import EpisodeStore
+
+        self.store = EpisodeStore.open(self.store_path, "r")
+        s = self.student_cfg
+        need = {
+            "proprio": (s.proprio_dim,),
+            "extero": (s.num_feet, s.points_per_foot),
+            "privileged": (s.privileged_dim,),
+            "teacher_action": (s.action.num_actions,),
+        }
+        for name, shape in need.items():
+            have = self.store.fields.get(name)
+            if have is None or have.shape != shape:
+                raise ValueError(
+                    f"{self.store_path}: field {name!r} must have per-step shape {shape} for "
+                    f"this student, the store has {have.shape if have else 'no such field'}"
+                )
+        if len(self.store) == 0:
+            raise ValueError(f"{self.store_path}: the store has no episodes")
+        probe = self.store.episode(0, ["teacher_action"])["teacher_action"]
+        if not np.any(probe):
+            raise ValueError(
+                f"{self.store_path}: teacher_action is all zeros in episode 0: record with "
+                "--teacher (or record a teacher) to get labels"
+            )
+        self.offline_rng = np.random.default_rng(self.cfg.runner.seed)
+        self.offline_noise = HeightNoise(
+            self.cfg.noise, self.cfg.offline.episodes_per_batch, s.num_feet, s.points_per_foot,
+            seed=self.cfg.runner.seed,
+        )  # fmt: skip
+
+    def offline_batch(self) -> DistillRollout:
+        """``episodes_per_batch`` random recorded episodes, with fresh height noise (z part:
+        the terrain is not available offline to re-sample shifted points)."""
+        oc = self.cfg.offline
+        ids = self.offline_rng.integers(0, len(self.store), size=oc.episodes_per_batch)
+        fields = ["proprio", "extero", "privileged", "teacher_action"]
+        raw = [self.store.episode(int(i), fields) for i in ids]
+        noise = self.offline_noise
+        noise.reset()
+        T = max(len(ep["proprio"]) for ep in raw)
+        clean = np.zeros((len(raw), T, *noise.shape[1:]), np.float32)
+        for b, ep in enumerate(raw):
+            clean[b, : len(ep["extero"])] = ep["extero"]
+        noisy = np.empty_like(clean)
+        for t in range(T):
+            noise.sample_xy_offsets()
+            noisy[:, t] = noise.apply_z(clean[:, t])
+        episodes = [
+            {
+                "proprio": torch.from_numpy(ep["proprio"]),
+                "extero": torch.from_numpy(noisy[b, : len(ep["proprio"])]),
+                "clean_extero": torch.from_numpy(ep["extero"]),
+                "privileged": torch.from_numpy(ep["privileged"]),
+                "teacher_target": torch.from_numpy(ep["teacher_action"]),
+            }
+            for b, ep in enumerate(raw)
+        ]
+        return rollout_from_episodes(episodes, self.student.hidden_shape, self.device)
+
+    # -- one iteration -------------------------------------------------------------------
+
+    def train_iteration(self) -> dict[str, float]:
+        cfg, it = self.cfg, self.iteration
+        factor = cfg.noise.curriculum_factor(it)
+        t0 = time.perf_counter()
+        if self.store_path is None:
+            self.collector.set_noise_curriculum(factor)
+            stats = self.collector.collect(self.rollout, cfg.dagger.beta(it))
+            t1 = time.perf_counter()
+            stats.update(self.distiller.update(self.rollout))
+            samples = self.rollout.T * self.rollout.N
+            episodes = self.collector.episodes
+            mean_return, mean_length = self.collector.mean_return, self.collector.mean_length
+        else:
+            self.offline_noise.set_curriculum(factor)
+            stats, samples = {"noise_curriculum": factor}, 0
+            t1 = time.perf_counter()
+            losses = []
+            for _ in range(cfg.offline.updates_per_iteration):
+                batch = self.offline_batch()
+                losses.append(self.distiller.update(batch))
+                samples += int(batch.valid.sum())
+            stats.update({k: float(np.mean([s[k] for s in losses])) for k in losses[0]})
+            episodes, mean_return, mean_length = 0, math.nan, math.nan
+        t2 = time.perf_counter()
+        self.iteration += 1
+        self.samples += samples
+        self.wall_time += t2 - t0
+        stats.update(
+            iteration=self.iteration,
+            env_steps=self.samples,
+            wall_time=self.wall_time,
+            steps_per_second=samples / max(t2 - t0, 1e-9),
+            collect_time=t1 - t0,
+            learn_time=t2 - t1,
+            episodes=episodes,
+            mean_return=mean_return,
+            mean_length=mean_length,
+            learning_rate=self.distiller.optimizer.param_groups[0]["lr"],
+        )
+        return stats
+
+    def learn(self, iterations: int | None = None) -> dict[str, Any]:
+        """Train up to ``iterations`` more iterations (default: until ``runner.iterations``)."""
+        from tqdm import tqdm
+
+        from anymal_ros.rl.logger import TrainingLogger, plot_run
+
+        rc = self.cfg.runner
+        end = rc.iterations if iterations is None else self.iteration + iterations
+        logger = TrainingLogger(
+            self.run_dir, STAT_COLUMNS, rc.tensorboard, resume_from_iteration=self.iteration
+        )
+        bar = tqdm(
+            total=max(0, end - self.iteration), unit="it", disable=not rc.progress,
+            dynamic_ncols=True, desc="distill",
+        )  # fmt: skip
+        reason = "iterations"
+        outer_rng = capture_rng_state()
+        restore_rng_state(self._rng)
+        self._training = True
+        try:
+            with StopRequest() as stop:
+                while self.iteration < end:
+                    stats = self.train_iteration()
+                    logger.log(stats)
+                    bar.update(1)
+                    bar.set_postfix(
+                        loss=f"{stats['loss']:.4f}",
+                        sps=f"{stats['steps_per_second']:.0f}",
+                        refresh=False,
+                    )
+                    if rc.checkpoint_interval and self.iteration % rc.checkpoint_interval == 0:
+                        self.save(self.run_dir / "checkpoints" / f"iter_{self.iteration:06d}.pt")
+                    if stop.signal is not None:
+                        reason = stop.name or "signal"
+                        break
+        finally:
+            bar.close()
+            self.save(self.run_dir / "checkpoints" / "latest.pt")
+            self._rng = capture_rng_state()
+            self._training = False
+            restore_rng_state(outer_rng)
+            logger.close()
+            try:
+                plot_run(self.run_dir)
+            except (ValueError, FileNotFoundError):
+                pass
+        return {
+            "iterations": self.iteration,
+            "samples": self.samples,
+            "wall_time": self.wall_time,
+            "stopped_by": reason,
+            "run_dir": str(self.run_dir),
+            "checkpoint": str(self.run_dir / "checkpoints" / "latest.pt"),
+        }
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def _default_run_dir(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return Path(self.cfg.runner.log_dir) / f"distill_{stamp}"
+
+    def save(self, path: str | Path) -> Path:
+        return save_checkpoint(
+            path,
+            models={"student": self.student},
+            optimizers=self.distiller.optimizers(),
+            config={
+                "student": to_dict(self.student_cfg),
+                "deploy": to_dict(self.deploy),
+                "sim": self.sim_dict,
+                "teacher": to_dict(self.teacher.cfg),
+                "distill": to_dict(self.cfg),
+            },
+            counters={
+                "iteration": self.iteration,
+                "samples": self.samples,
+                "wall_time": self.wall_time,
+            },
+            rng=capture_rng_state() if self._training else self._rng,
+            extra={
+                "kind": "distill",
+                "teacher_checkpoint": self.teacher_checkpoint,
+                "distiller": self.distiller.state_dict(),
+                "offline": self.store_path is not None,
+            },
+        )
+
+    def _restore(self, ckpt: Mapping[str, Any], path: str | Path) -> None:
+        if ckpt.get("extra", {}).get("kind") != "distill":
+            raise CheckpointError(f"{path}: not a distillation checkpoint")
+        saved = ckpt["config"].get("student")
+        if saved != to_dict(self.student_cfg):
+            raise CheckpointError(
+                f"{path}: student config differs from this run's: {saved} vs "
+                f"{to_dict(self.student_cfg)}"
+            )
+        load_model_state(self.student, ckpt, "student")
+        self.distiller.optimizer.load_state_dict(ckpt["optimizers"]["student"])
+        self.distiller.load_state_dict(ckpt["extra"]["distiller"])
+        c = ckpt["counters"]
+        self.iteration = int(c["iteration"])
+        self.samples = int(c["samples"])
+        self.wall_time = float(c["wall_time"])
+        restore_rng_state(ckpt["rng"])
+
+
+def _teacher_sim(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    config = ckpt.get("config", {}) or {}
+    if isinstance(config.get("sim"), Mapping):
+        return dict(config["sim"])
+    env = config.get("env")
+    if isinstance(env, Mapping) and isinstance(env.get("sim"), Mapping):
+        return dict(env["sim"])
+    return {}
+
+
+def load_distill_config(path: str | Path | None, overrides: list[str]) -> DistillConfig:
+    from anymal_ros.config import load_config
+
+    return load_config(DistillConfig, path, overrides)

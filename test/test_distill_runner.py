@@ -1,0 +1,194 @@
+"""`anymal-ros distill` end to end on tiny runs of the real simulator: DAgger online and from
+a recorded store, logs, checkpoints, resume, export of the result, falling loss."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("anymal_ros.rl.logger", reason="needs the shared training logger (rl)")
+
+from anymal_ros.cli import main  # noqa: E402
+from anymal_ros.config import from_dict, to_dict  # noqa: E402
+from anymal_ros.config.models import ActionHeadConfig, TeacherConfig  # noqa: E402
+from anymal_ros.config.sim import SimConfig  # noqa: E402
+from anymal_ros.eval.policies import TeacherPolicy  # noqa: E402
+from anymal_ros.eval.record import record_episodes  # noqa: E402
+from anymal_ros.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from anymal_ros.models.teacher import Teacher  # noqa: E402
+from anymal_ros.replay.store import EpisodeStore, quadruped_fields  # noqa: E402
+from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config  # noqa: E402
+from anymal_ros.sim.env import QuadrupedVecEnv  # noqa: E402
+
+TINY_SIM = {
+    "terrain": {
+        "num_levels": 2,
+        "num_columns": 7,
+        "tile_size": 4.0,
+        "border": 2.0,
+        "max_init_level": 1,
+    },
+    "termination": {"episode_length_s": 0.4},
+    "actions": {"mode": "joint_residual"},
+}
+TINY_RUN = [
+    "env.num_envs=3",
+    "dagger.num_steps=12",
+    "dagger.beta_decay_iterations=2",
+    "loss.tbptt_steps=5",
+    "loss.num_minibatches=1",
+    "loss.learning_rate=0.003",
+    "noise.curriculum_end=2",
+    "runner.checkpoint_interval=2",
+    "runner.tensorboard=false",
+    "runner.progress=false",
+    "student.gru_hidden=8",
+    "student.belief_encoder=[8]",
+    "student.gate_encoder=[8]",
+    "student.belief_decoder=[8]",
+]
+
+
+@pytest.fixture(scope="module")
+def teacher_ckpt(tmp_path_factory):
+    """A small teacher with normalisers fitted on real simulator observations, saved the
+    way `anymal-ros train` saves it."""
+    torch.manual_seed(0)
+    cfg = TeacherConfig(
+        proprio_dim=120, height_encoder=(16,), height_latent=4, privileged_encoder=(16,),
+        privileged_latent=4, policy_mlp=(32,), value_mlp=(16,),
+        action=ActionHeadConfig(num_actions=12, init_std=0.3),
+    )  # fmt: skip
+    teacher = Teacher(cfg)
+    with torch.no_grad():  # a teacher whose actions vary visibly with its inputs
+        torch.nn.init.normal_(teacher.action_head.mean.weight, std=0.3)
+    env = QuadrupedVecEnv(from_dict(SimConfig, TINY_SIM), 4, seed=1)
+    obs = env.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        teacher.update_normalizers({k: torch.from_numpy(np.asarray(v)) for k, v in obs.items()})
+        obs, *_ = env.step(rng.normal(0, 0.3, (4, 12)).astype(np.float32))
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
+    save_checkpoint(
+        path,
+        models={"policy": teacher},
+        config={"model": {"type": "teacher", "teacher": to_dict(cfg)}, "env": {"sim": TINY_SIM}},
+    )
+    return path
+
+
+def _rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _student_overrides():
+    # student: null in the YAML; give the tiny recurrent sizes with the teacher's shared ones.
+    t = "student.proprio_dim=120 student.height_encoder=[16] student.height_latent=4 "
+    t += "student.privileged_latent=4 student.policy_mlp=[32] student.action.num_actions=12 "
+    t += "student.action.init_std=0.3"
+    return t.split()
+
+
+def test_distill_online_logs_checkpoints_resumes_and_exports(teacher_ckpt, tmp_path):
+    run = tmp_path / "run"
+    sets = [*TINY_RUN, *_student_overrides(), "runner.iterations=3"]
+    argv = ["distill", "--teacher", str(teacher_ckpt), "--config", "config/distill.yaml",
+            "--run-dir", str(run), "--set", *sets]  # fmt: skip
+    assert main(argv) == 0
+    rows = _rows(run)
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    # Height-noise curriculum and DAgger beta follow their schedules over iterations.
+    assert [float(r["noise_curriculum"]) for r in rows] == [0.0, 0.5, 1.0]
+    assert [float(r["beta"]) for r in rows] == [0.5, 0.25, 0.0]
+    assert all(float(r["loss"]) > 0 for r in rows)
+    ckpts = run / "checkpoints"
+    assert (ckpts / "iter_000002.pt").is_file() and (ckpts / "latest.pt").is_file()
+    latest = load_checkpoint(ckpts / "latest.pt")
+    assert set(latest["models"]) == {"student"}
+    assert {"student", "deploy", "sim"} <= set(latest["config"])
+    assert latest["counters"]["iteration"] == 3
+
+    # Resume from iteration 2: continues at 3, rewrites the log from there.
+    assert main([*argv[:-len(sets) - 1], "--resume", str(ckpts / "iter_000002.pt"),
+                 "--set", *sets[:-1], "runner.iterations=4"]) == 0  # fmt: skip
+    assert [int(r["iteration"]) for r in _rows(run)] == [1, 2, 3, 4]
+    assert load_checkpoint(ckpts / "latest.pt")["counters"]["iteration"] == 4
+
+    # The student checkpoint exports and the ONNX file runs in `eval`.
+    onnx = tmp_path / "student.onnx"
+    assert main(["export", str(ckpts / "latest.pt"), "--out", str(onnx)]) == 0
+    assert main(["eval", str(ckpts / "latest.pt"), "--terrains", "flat", "--noise", "noisy",
+                 "--num-envs", "2", "--out", str(tmp_path / "ev"), "--quiet"]) == 0  # fmt: skip
+
+
+def test_distill_reduces_loss_in_the_simulator(teacher_ckpt, tmp_path):
+    cfg = load_distill_config(
+        "config/distill.yaml",
+        [*TINY_RUN, *_student_overrides(), "env.num_envs=4", "dagger.num_steps=20",
+         "noise.curriculum_end=0", "runner.checkpoint_interval=0"],
+    )  # fmt: skip
+    runner = DistillRunner(cfg, teacher_ckpt, tmp_path / "run")
+    runner.learn(16)
+    losses = [float(r["loss"]) for r in _rows(tmp_path / "run")]
+    assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4]), losses
+
+
+def test_distill_from_store(teacher_ckpt, tmp_path):
+    cfg = from_dict(SimConfig, TINY_SIM)
+    env = QuadrupedVecEnv(cfg, 3, seed=2)
+    teacher = TeacherPolicy(_load_teacher(teacher_ckpt), 3)
+    store = EpisodeStore.create(
+        tmp_path / "store", quadruped_fields(120, 12), env.max_episode_steps, fsync=False
+    )
+    record_episodes(env, teacher, store, 6, epsilon=(0.1, 0.1), progress=False)
+    store.close()
+    run = tmp_path / "run"
+    argv = ["distill", "--teacher", str(teacher_ckpt), "--from-store", str(tmp_path / "store"),
+            "--run-dir", str(run), "--set", *TINY_RUN, *_student_overrides(),
+            "offline.episodes_per_batch=3", "offline.updates_per_iteration=2",
+            "runner.iterations=2"]  # fmt: skip
+    assert main(argv) == 0
+    rows = _rows(run)
+    assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
+    # A store without labels is refused with a clear message.
+    bare = EpisodeStore.create(tmp_path / "bare", quadruped_fields(120, 12), 50, fsync=False)
+    w = bare.writer()
+    zeros = {k: np.zeros(s.shape, s.dtype) for k, s in bare.fields.items()}
+    w.add_step(**zeros)
+    w.commit_episode()
+    bare.close()
+    with pytest.raises(ValueError, match="teacher_action is all zeros"):
+        main([*argv[:4], str(tmp_path / "bare"), *argv[5:]])
+
+
+def _load_teacher(path):
+    from anymal_ros.eval.policies import teacher_from_checkpoint
+
+    return teacher_from_checkpoint(load_checkpoint(path), path)
+
+
+def test_quality_benchmark_runs_on_a_tiny_budget(teacher_ckpt, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_quality.py"
+    spec = importlib.util.spec_from_file_location("distill_quality", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "quality.json"
+    result = module.main(
+        ["--teacher", str(teacher_ckpt), "--iterations", "2", "--terrains", "flat",
+         "--eval-envs", "2", "--run-dir", str(tmp_path / "run"), "--out", str(out),
+         "--set", *TINY_RUN, *_student_overrides()]
+    )  # fmt: skip
+    saved = json.loads(out.read_text())
+    assert saved["iterations"] == 2
+    for key in ("clean_tracking_reward", "noisy_tracking_reward"):
+        assert np.isfinite(saved[key]["student"]) and np.isfinite(saved[key]["teacher"])
+    assert isinstance(result["target_noisy_student_beats_teacher"], bool)
+    assert [r["noise"] for r in saved["student_rows"]] == ["none", "noisy"]

@@ -1,0 +1,133 @@
+"""`anymal-ros record` and `anymal-ros eval` on tiny runs of the real simulator, with real
+checkpoints and a real exported ONNX student."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from anymal_ros.cli import main
+from anymal_ros.config import to_dict
+from anymal_ros.config.models import ActionHeadConfig, StudentConfig, TeacherConfig
+from anymal_ros.eval.policies import explore, load_policy
+from anymal_ros.eval.record import epsilon_at
+from anymal_ros.models.checkpoint import save_checkpoint
+from anymal_ros.models.student import Student, init_student_from_teacher
+from anymal_ros.models.teacher import Teacher
+from anymal_ros.replay.store import EpisodeStore
+
+TINY_SIM = {
+    "terrain": {
+        "num_levels": 2,
+        "num_columns": 7,
+        "tile_size": 4.0,
+        "border": 2.0,
+        "max_init_level": 1,
+    },
+    "termination": {"episode_length_s": 0.3},
+    "actions": {"mode": "joint_residual"},
+}
+SHARED = dict(
+    proprio_dim=120,
+    height_encoder=(16,),
+    height_latent=4,
+    privileged_latent=4,
+    policy_mlp=(32,),
+    action=ActionHeadConfig(num_actions=12, init_std=0.3),
+)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("ckpt")
+    tcfg = TeacherConfig(**SHARED, privileged_encoder=(16,), value_mlp=(16,))
+    scfg = StudentConfig(
+        **SHARED, gru_hidden=8, belief_encoder=(8,), gate_encoder=(8,), belief_decoder=(8,)
+    )
+    teacher, student = Teacher(tcfg), Student(scfg)
+    init_student_from_teacher(student, teacher)
+    # A teacher checkpoint as `anymal-ros train` writes it: models["policy"], config.model.
+    t_path = save_checkpoint(
+        d / "teacher.pt",
+        models={"policy": teacher},
+        config={"model": {"type": "teacher", "teacher": to_dict(tcfg)}, "env": {"sim": TINY_SIM}},
+    )
+    s_path = save_checkpoint(
+        d / "student.pt",
+        models={"student": student},
+        config={"student": to_dict(scfg), "deploy": {}, "sim": TINY_SIM},
+    )
+    onnx = d / "student.onnx"
+    assert main(["export", str(s_path), "--out", str(onnx)]) == 0
+    return {"teacher": t_path, "student": s_path, "onnx": onnx}
+
+
+def test_record_student_with_teacher_labels_and_exploration(checkpoints, tmp_path):
+    out = tmp_path / "store"
+    argv = ["record", str(checkpoints["student"]), "--out", str(out), "--episodes", "5",
+            "--teacher", str(checkpoints["teacher"]), "--num-envs", "3",
+            "--epsilon", "0.2", "0.0", "--noise", "noisy", "--no-fsync"]  # fmt: skip
+    assert main(argv) == 0
+    store = EpisodeStore.open(out)
+    assert len(store) == 5
+    ep = store.episode(0)
+    assert ep["proprio"].shape[1:] == (120,) and ep["action"].shape[1:] == (12,)
+    assert ep["terminated"][-1] or ep["truncated"][-1]
+    assert not (ep["terminated"][:-1] | ep["truncated"][:-1]).any()
+    # Labels are the teacher's mean on the stored (clean) observation.
+    teacher = load_policy(checkpoints["teacher"], 1)
+    want = teacher.act({k: ep[k][:4] for k in ("proprio", "extero", "privileged")})
+    np.testing.assert_allclose(ep["teacher_action"][:4], want, rtol=1e-4, atol=1e-5)
+    # Exploration: the executed action differs from the label.
+    assert np.abs(ep["action"] - ep["teacher_action"]).max() > 1e-3
+    store.close()
+    # Appending to the same store works and keeps the earlier episodes.
+    assert main([*argv[:5], "1", *argv[6:]]) == 0
+    assert len(EpisodeStore.open(out)) == 6
+
+
+def test_eval_table_and_compare(checkpoints, tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["eval", str(checkpoints["onnx"]), "--compare", str(checkpoints["teacher"]),
+            "--terrains", "flat", "rough", "--noise", "none", "noisy", "--num-envs", "2",
+            "--out", str(out), "--quiet", "--set", "termination.episode_length_s=0.3"]  # fmt: skip
+    # An ONNX file carries no simulator settings: give the tiny ones as a file.
+    sim_yaml = tmp_path / "sim.yaml"
+    sim_yaml.write_text(json.dumps(TINY_SIM))
+    argv += ["--sim-config", str(sim_yaml)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "(student)" in text and "(teacher)" in text
+    data = json.loads((out / "eval.json").read_text())
+    assert [(r["terrain"], r["noise"]) for r in data["rows"]] == [
+        ("flat", "none"), ("flat", "noisy"), ("rough", "none"), ("rough", "noisy")
+    ]  # fmt: skip
+    for rows in (data["rows"], data["compare"]):
+        for r in rows:
+            assert r["episodes"] == 2 and r["steps"] > 0
+            for k in ("mean_return", "tracking_error", "falls_per_minute", "distance"):
+                assert np.isfinite(r[k])
+            assert r["tracking_error"] >= 0 and r["distance"] >= 0
+    assert (out / "eval.md").read_text().count("\n") == 2 + 4
+
+
+def test_eval_refuses_mismatched_simulator(checkpoints, tmp_path):
+    with pytest.raises(SystemExit, match="proprio"):
+        main(["eval", str(checkpoints["student"]), "--terrains", "flat", "--noise", "none",
+              "--num-envs", "1", "--out", str(tmp_path), "--quiet",
+              "--set", "actions.mode=cpg"])  # fmt: skip
+
+
+def test_exploration_and_schedule():
+    rng = np.random.default_rng(0)
+    logits = np.tile(np.array([[0.0, 5.0, 1.0]]), (4000, 1))
+    a = explore(logits, "categorical", 0.3, rng)
+    assert 0.17 < (a != 1).mean() < 0.23  # 0.3 * 2/3 random choices are not the argmax
+    assert (explore(logits, "categorical", 0.0, rng) == 1).all()
+    mean = np.zeros((4000, 2), np.float32)
+    assert abs(explore(mean, "gaussian", 0.5, rng).std() - 0.5) < 0.03
+    assert epsilon_at(0, 5, 0.4, 0.0) == 0.4 and epsilon_at(4, 5, 0.4, 0.0) == 0.0
