@@ -33,8 +33,8 @@ def bench(n: int, iterations: int, num_steps: int, teacher_path: str | None, see
     from anymal_ros.config.models import ActionHeadConfig, TeacherConfig
     from anymal_ros.config.noise import HeightNoiseConfig
     from anymal_ros.config.sim import SimConfig
-    from anymal_ros.eval.policies import teacher_from_checkpoint
     from anymal_ros.models.checkpoint import load_checkpoint
+    from anymal_ros.models.loading import teacher_from_checkpoint
     from anymal_ros.models.student import Student, init_student_from_teacher
     from anymal_ros.models.teacher import Teacher
     from anymal_ros.rl.dagger import DAggerCollector

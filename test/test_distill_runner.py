@@ -74,8 +74,8 @@ def teacher_ckpt(tmp_path_factory):
     path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
     save_checkpoint(
         path,
-        models={"policy": teacher},
-        config={"model": {"type": "teacher", "teacher": to_dict(cfg)}, "env": {"sim": TINY_SIM}},
+        models={"teacher": teacher},
+        config={"teacher": to_dict(cfg), "sim": TINY_SIM},
     )
     return path
 
@@ -166,7 +166,7 @@ def test_distill_from_store(teacher_ckpt, tmp_path):
 
 
 def _load_teacher(path):
-    from anymal_ros.eval.policies import teacher_from_checkpoint
+    from anymal_ros.models.loading import teacher_from_checkpoint
 
     return teacher_from_checkpoint(load_checkpoint(path), path)
 

@@ -50,11 +50,11 @@ def checkpoints(tmp_path_factory):
     )
     teacher, student = Teacher(tcfg), Student(scfg)
     init_student_from_teacher(student, teacher)
-    # A teacher checkpoint as `anymal-ros train` writes it: models["policy"], config.model.
+    # A teacher checkpoint in the models.loading convention (as `anymal-ros train` writes it).
     t_path = save_checkpoint(
         d / "teacher.pt",
-        models={"policy": teacher},
-        config={"model": {"type": "teacher", "teacher": to_dict(tcfg)}, "env": {"sim": TINY_SIM}},
+        models={"teacher": teacher},
+        config={"teacher": to_dict(tcfg), "sim": TINY_SIM},
     )
     s_path = save_checkpoint(
         d / "student.pt",

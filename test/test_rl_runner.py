@@ -159,3 +159,45 @@ def test_sigint_saves_a_checkpoint_and_stops(tmp_path):
     assert summary["stopped_by"] == "SIGINT" and summary["iterations"] == 2
     assert load_checkpoint(tmp_path / "checkpoints" / "latest.pt")["counters"]["iteration"] == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_quadruped_teacher_checkpoint_exports_with_the_simulators_contract(tmp_path):
+    """A real (tiny) teacher run in the MuJoCo robot writes the models.loading convention:
+    the teacher sized by the simulator (joint residuals: 120 inputs, 12 actions), its sim
+    and deploy sections, so `anymal-ros export` needs nothing else."""
+    from anymal_ros.deploy.runtime import OnnxPolicy
+    from anymal_ros.models.loading import sim_config_of, teacher_from_checkpoint
+
+    small = {"policy_mlp": [32], "value_mlp": [32], "height_encoder": [16]}
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "env": {
+                "kind": "quadruped",
+                "num_envs": 2,
+                "sim": {
+                    "terrain": {
+                        "kind": "flat",
+                        "num_levels": 1,
+                        "num_columns": 1,
+                        "max_init_level": 0,
+                    },
+                    "actions": {"mode": "joint_residual", "scale": 0.3},
+                },
+            },  # fmt: skip
+            "model": {"type": "teacher", "teacher": small},
+            "ppo": {"num_steps": 4, "num_epochs": 1, "num_minibatches": 1},
+            "runner": {"progress": False, "tensorboard": False, "checkpoint_interval": 1},
+        },
+    )
+    Runner(cfg, run_dir=tmp_path).learn(iterations=1)
+    ckpt_path = tmp_path / "checkpoints" / "latest.pt"
+    ckpt = load_checkpoint(ckpt_path)
+    teacher = teacher_from_checkpoint(ckpt, ckpt_path)
+    assert (teacher.cfg.proprio_dim, teacher.cfg.action.num_actions) == (120, 12)
+    assert sim_config_of(ckpt)["actions"]["scale"] == 0.3
+    out = tmp_path / "teacher.onnx"
+    assert cli_main(["export", str(ckpt_path), "--out", str(out)]) == 0
+    meta = OnnxPolicy(out).metadata
+    assert meta.kind == "teacher" and meta.action_type == "joint_residual"
+    assert meta.action_scale == 0.3 and meta.joint_pos_lower is not None

@@ -14,7 +14,7 @@ def resolve_sim_config(
     """``--sim-config`` if given, else the settings stored in the checkpoint, else the
     defaults; then ``key=value`` overrides. An ONNX student with the 120-term proprio layout
     selects joint-residual actions (the 133-term layout is the CPG mode)."""
-    from anymal_ros.config import apply_overrides, from_dict, load_yaml
+    from anymal_ros.config import apply_overrides, from_dict, load_yaml, to_dict
     from anymal_ros.eval.policies import sim_config_of
 
     if sim_config is not None:
@@ -24,9 +24,9 @@ def resolve_sim_config(
         if Path(policy_path).suffix == ".onnx" and "actions" not in data:
             from anymal_ros.deploy.runtime import OnnxPolicy
 
-            meta = OnnxPolicy(policy_path).metadata
-            mode = "cpg" if meta.proprio_dim == 133 else "joint_residual"
-            data = {**data, "actions": {"mode": mode}}
+            # The file carries its training-time action settings (mode, scale, CPG).
+            actions = OnnxPolicy(policy_path).metadata.action_config()
+            data = {**data, "actions": to_dict(actions)}
     return from_dict(SimConfig, apply_overrides(data, list(overrides)))
 
 

@@ -1,7 +1,7 @@
 """`anymal-ros export CKPT --out FILE [--kind student|teacher]`: checkpoint -> ONNX policy.
 
-The checkpoint (``anymal_ros.models.checkpoint`` format) must hold a model named after the
-kind (``models["student"]`` or ``models["teacher"]``). Its stored config is read as follows:
+The checkpoint follows the convention of ``anymal_ros.models.loading``: a model named after
+the kind (``models["student"]`` or ``models["teacher"]``) and config sections read as follows:
 
 * ``config["student"]`` / ``config["teacher"]``: the network's StudentConfig/TeacherConfig
   (paper sizes when absent);
@@ -26,28 +26,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anymal_ros.config import ConfigError, from_dict
-    from anymal_ros.config.deploy import DeployConfig
-    from anymal_ros.config.models import StudentConfig, TeacherConfig
     from anymal_ros.deploy.export import export_student, export_teacher
     from anymal_ros.deploy.runtime import OnnxPolicy
-    from anymal_ros.models.checkpoint import load_checkpoint, load_model_state
-    from anymal_ros.models.student import Student
-    from anymal_ros.models.teacher import Teacher
+    from anymal_ros.models import loading
+    from anymal_ros.models.checkpoint import CheckpointError, load_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
-    models = ckpt.get("models", {})
-    kind = args.kind or ("student" if "student" in models else "teacher")
-    config = ckpt.get("config", {}) or {}
     try:
-        if kind == "student":
-            model = Student(from_dict(StudentConfig, config.get("student"), "student"))
-        else:
-            model = Teacher(from_dict(TeacherConfig, config.get("teacher"), "teacher"))
-        deploy = from_dict(DeployConfig, config.get("deploy"), "deploy")
-    except ConfigError as err:
-        raise SystemExit(f"{args.checkpoint}: stored config is invalid: {err}") from err
-    load_model_state(model, ckpt, kind)
+        ckpt = load_checkpoint(args.checkpoint)
+        kind = args.kind or ("student" if "student" in ckpt.get("models", {}) else "teacher")
+        read = (
+            loading.student_from_checkpoint
+            if kind == "student"
+            else loading.teacher_from_checkpoint
+        )
+        model = read(ckpt, args.checkpoint)
+        deploy = loading.deploy_config_of(ckpt, args.checkpoint)
+    except CheckpointError as err:
+        raise SystemExit(str(err)) from err
     exporter = export_student if kind == "student" else export_teacher
     path = exporter(model.eval(), args.out, deploy, source_checkpoint=str(args.checkpoint))
     meta = OnnxPolicy(path).metadata  # re-open: the file we wrote must load

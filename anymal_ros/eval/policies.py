@@ -24,9 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from anymal_ros.config import ConfigError, from_dict
-from anymal_ros.config.models import StudentConfig, TeacherConfig
-from anymal_ros.models.checkpoint import CheckpointError, load_checkpoint, load_model_state
+from anymal_ros.models import loading
+from anymal_ros.models.checkpoint import load_checkpoint
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
 
@@ -120,38 +119,6 @@ class OnnxBatchPolicy:
         )
 
 
-def teacher_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path = "") -> Teacher:
-    """The teacher of a checkpoint (``models["teacher"]`` or an ``anymal-ros train``
-    checkpoint's ``models["policy"]`` of model type ``teacher``)."""
-    models, config = ckpt.get("models", {}), ckpt.get("config", {}) or {}
-    try:
-        if "teacher" in models:
-            teacher = Teacher(from_dict(TeacherConfig, config.get("teacher"), "teacher"))
-            load_model_state(teacher, ckpt, "teacher")
-            return teacher
-        model_cfg = config.get("model") or {}
-        if "policy" in models and model_cfg.get("type") == "teacher":
-            teacher = Teacher(from_dict(TeacherConfig, model_cfg.get("teacher"), "model.teacher"))
-            load_model_state(teacher, ckpt, "policy")
-            return teacher
-    except ConfigError as err:
-        raise CheckpointError(f"{path}: stored teacher config is invalid: {err}") from err
-    raise CheckpointError(
-        f"{path}: no teacher in this checkpoint (models {sorted(models)}; need 'teacher', or "
-        "'policy' with config model.type == 'teacher')"
-    )
-
-
-def student_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path = "") -> Student:
-    config = ckpt.get("config", {}) or {}
-    try:
-        student = Student(from_dict(StudentConfig, config.get("student"), "student"))
-    except ConfigError as err:
-        raise CheckpointError(f"{path}: stored student config is invalid: {err}") from err
-    load_model_state(student, ckpt, "student")
-    return student
-
-
 def load_policy(path: str | Path, num_envs: int, device: str = "cpu") -> BatchPolicy:
     """A batched policy from a ``.onnx`` file or a checkpoint (student preferred)."""
     path = Path(path)
@@ -159,23 +126,16 @@ def load_policy(path: str | Path, num_envs: int, device: str = "cpu") -> BatchPo
         return OnnxBatchPolicy(path, num_envs)
     ckpt = load_checkpoint(path)
     if "student" in ckpt.get("models", {}):
-        return StudentPolicy(student_from_checkpoint(ckpt, path).to(device), num_envs, device)
-    return TeacherPolicy(teacher_from_checkpoint(ckpt, path).to(device), num_envs, device)
+        return StudentPolicy(
+            loading.student_from_checkpoint(ckpt, path).to(device), num_envs, device
+        )
+    return TeacherPolicy(loading.teacher_from_checkpoint(ckpt, path).to(device), num_envs, device)
 
 
 def sim_config_of(path: str | Path) -> dict[str, Any] | None:
-    """The simulator settings a checkpoint was trained with (``env.sim`` of a training
-    checkpoint, ``sim`` of a distillation checkpoint), or None (ONNX files, none stored)."""
+    """The simulator settings a checkpoint was trained with, or None (ONNX file, none stored)."""
     path = Path(path)
-    if path.suffix == ".onnx":
-        return None
-    config = load_checkpoint(path).get("config", {}) or {}
-    if isinstance(config.get("sim"), dict):
-        return config["sim"]
-    env = config.get("env")
-    if isinstance(env, dict) and isinstance(env.get("sim"), dict):
-        return env["sim"]
-    return None
+    return None if path.suffix == ".onnx" else loading.sim_config_of(load_checkpoint(path))
 
 
 def action_from_output(out: np.ndarray, head: str) -> np.ndarray:

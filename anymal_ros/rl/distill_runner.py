@@ -31,7 +31,6 @@ from anymal_ros.config import from_dict, to_dict
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.distill import DistillConfig
 from anymal_ros.config.models import StudentConfig, TeacherConfig
-from anymal_ros.eval.policies import teacher_from_checkpoint
 from anymal_ros.models.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -40,6 +39,7 @@ from anymal_ros.models.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from anymal_ros.models.loading import teacher_from_checkpoint
 from anymal_ros.models.student import Student, init_student_from_teacher
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.height_noise import HeightNoise

@@ -361,9 +361,9 @@ class Runner:
         env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
         return save_checkpoint(
             path,
-            models={"policy": self.policy},
+            models={self.model_name: self.policy},
             optimizers=self.algorithm.optimizers(),
-            config=to_dict(self.cfg),
+            config={**to_dict(self.cfg), **self._policy_sections()},
             counters={
                 "iteration": self.iteration,
                 "env_steps": self.env_steps,
@@ -381,8 +381,25 @@ class Runner:
             },
         )
 
+    @property
+    def model_name(self) -> str:
+        """``teacher`` for the quadruped teacher (see ``models.loading``), else ``policy``."""
+        return "teacher" if self.cfg.model.type == "teacher" else "policy"
+
+    def _policy_sections(self) -> dict[str, Any]:
+        """The ``models.loading`` sections of a quadruped teacher: its config as built (sized
+        by the simulator), the simulator settings and the matching deployment section."""
+        if self.model_name != "teacher":
+            return {}
+        sim = self.env.env  # TorchVecEnv around QuadrupedVecEnv
+        return {
+            "teacher": to_dict(self.policy.cfg),
+            "sim": to_dict(sim.cfg),
+            "deploy": to_dict(sim.deploy_config()),
+        }
+
     def _restore(self, ckpt: Mapping[str, Any]) -> None:
-        load_model_state(self.policy, ckpt, "policy")
+        load_model_state(self.policy, ckpt, self.model_name)
         for name, opt in self.algorithm.optimizers().items():
             if name not in ckpt["optimizers"]:
                 raise CheckpointError(f"checkpoint has no optimiser {name!r}")
