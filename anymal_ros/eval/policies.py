@@ -10,9 +10,8 @@ Every policy here has the same small interface over ``N`` environments::
 perceives: noisy when a noise mode is evaluated, for teacher and student alike) and
 ``privileged [N, 50]`` (read by teachers only).
 
-Checkpoints are recognised by their models: ``student`` (a distillation checkpoint,
-``config["student"]``), ``teacher`` (``config["teacher"]``) or ``policy`` from ``anymal-ros
-train`` (``config["model"]["teacher"]``, ``config["model"]["type"] == "teacher"``).
+Checkpoints are read through :mod:`anymal_ros.models.loading` (a ``student`` is preferred
+over a ``teacher`` when a checkpoint holds both).
 """
 
 from __future__ import annotations
