@@ -44,6 +44,7 @@ setup(
             "anymal-ros = anymal_ros.cli:main",
             "policy_node = anymal_ros.nodes.policy_node:main",
             "sim_node = anymal_ros.nodes.sim_node:main",
+            "train_node = anymal_ros.nodes.train_node:main",
         ],
     },
 )

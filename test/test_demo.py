@@ -14,7 +14,7 @@ pytestmark = pytest.mark.ros
 
 
 def test_demo_runs_closed_loop_and_writes_plot(tmp_path, capsys):
-    assert main(["demo", "--seconds", "3", "--out-dir", str(tmp_path)]) == 0
+    assert main(["demo", "--seconds", "3", "--out-dir", str(tmp_path), "--no-video"]) == 0
     out = capsys.readouterr().out
     assert "policy:" in out and "walk: WALK" in out
     summary = json.loads((tmp_path / "demo.json").read_text())

@@ -110,15 +110,14 @@ def test_policy_launch_reads_parameter_blocks_whatever_the_namespace():
     assert params["command_topic"] == "/joint_group_position_controller/commands"
 
 
-@pytest.mark.parametrize("node", ["policy_node", "sim_node"])
+@pytest.mark.parametrize("node", ["policy_node", "sim_node", "train_node"])
 def test_parameter_files_use_declared_parameters(node):
     data = yaml.safe_load((REPO / "config" / f"{node}.yaml").read_text())
     assert list(data) == [node], "layout is `node_name: ros__parameters: ...`"
     params = data[node]["ros__parameters"]
-    if node == "policy_node":
-        from anymal_ros.nodes.policy_node import PARAMETERS
-    else:
-        from anymal_ros.nodes.sim_node import PARAMETERS
+    import importlib
+
+    PARAMETERS = importlib.import_module(f"anymal_ros.nodes.{node}").PARAMETERS
     unknown = set(params) - set(PARAMETERS)
     assert not unknown, f"config/{node}.yaml: parameters the node does not declare: {unknown}"
     for name, value in params.items():

@@ -3,7 +3,10 @@
 sim_node (MuJoCo, 400 Hz) and policy_node (the ONNX student at its control rate) run in one
 process on one executor thread (physics in its own thread), talking over the real ROS topics;
 a command schedule is sent on ``/cmd_vel``. Prints velocity-tracking error and falls and writes
-``out/demo_velocity.png`` (commanded vs actual base velocity) and ``out/demo.json``.
+``out/demo_velocity.png`` (commanded vs actual base velocity) and ``out/demo.json``, and
+``out/demo.mp4`` (a camera following the robot, 15 fps, 320x240, rendered after the run) when
+MuJoCo can render offscreen
+(``--no-video`` skips it; ``--video`` makes a rendering failure an error).
 
 The policy is the bundled ``policies/student.onnx`` when present, else ``--model``, else a
 freshly initialised student exported on the spot (it outputs near-zero residuals, so the robot
@@ -23,6 +26,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="walking time (sim s)")
     parser.add_argument("--model", type=Path, default=None, help="ONNX student policy")
     parser.add_argument("--out-dir", type=Path, default=Path("out"), help="where files go")
+    parser.add_argument(
+        "--video",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write demo.mp4 (default: when offscreen rendering works)",
+    )
+
+
+#: Video settings: frames per simulated second and size (software EGL renders ~10 frames/s).
+VIDEO_FPS, VIDEO_SIZE = 15.0, (320, 240)
+
+
+class _Video:
+    """Records the robot's configuration at VIDEO_FPS of simulated time while the demo runs
+    (a copy under the simulator's lock, so physics keeps its pace) and renders the frames
+    afterwards, from a camera following the base, on a private MjData."""
+
+    def __init__(self, sim) -> None:
+        import types
+
+        import mujoco
+
+        from anymal_ros.sim.render import FollowCamera
+
+        self.sim = sim
+        env = sim.robot.env
+        self.data = mujoco.MjData(env.model)
+        view = types.SimpleNamespace(model=env.model, index=env.index, data=self.data)
+        self.camera = FollowCamera(view, width=VIDEO_SIZE[0], height=VIDEO_SIZE[1])
+        self.qpos: list = []
+        self.next_time = 0.0
+
+    def maybe_capture(self, t: float) -> None:
+        if t < self.next_time:
+            return
+        self.next_time = max(self.next_time + 1.0 / VIDEO_FPS, t)
+        with self.sim.lock:
+            self.qpos.append(self.sim.robot.data.qpos.copy())
+
+    def save(self, path: Path) -> Path | None:
+        import mujoco
+
+        from anymal_ros.sim.render import save_frames
+
+        frames = []
+        model = self.sim.robot.env.model
+        for q in self.qpos:
+            self.data.qpos[:] = q
+            mujoco.mj_forward(model, self.data)
+            frames.append(self.camera.frame())
+        self.camera.close()
+        return save_frames(frames, path, VIDEO_FPS) if frames else None
+
+
+def _make_video(sim, wanted: bool | None):
+    """The recorder, or None: rendering off, or unavailable and not explicitly asked for."""
+    if wanted is False:
+        return None
+    try:
+        return _Video(sim)
+    except Exception as err:  # no OpenGL backend (MUJOCO_GL), no display libraries, ...
+        if wanted:
+            raise RuntimeError(f"--video: offscreen rendering failed ({err})") from err
+        print(f"no video: offscreen rendering unavailable ({err}); set MUJOCO_GL=egl|osmesa")
+        return None
 
 
 def command_at(t: float) -> tuple[float, float, float]:
@@ -65,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     import threading
     import time
 
+    if args.video is not False:  # before MuJoCo is imported: it picks its GL backend once
+        os.environ.setdefault("MUJOCO_GL", "egl")
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(10, 200)))
     import numpy as np
@@ -103,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     log: list[tuple[float, float, float, float, float, float, float]] = []
+    video = None
     try:
+        video = _make_video(sim, args.video)
         policy.trigger_configure()
         if policy.controller is None:
             print("policy_node failed to configure (see the log above)")
@@ -130,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
             with sim.lock:
                 s = sim.robot.state()
             log.append((t, vx, vy, wz, *s.base_lin_vel[:2], s.base_ang_vel[2]))
+            if video is not None:
+                video.maybe_capture(t)
             if t >= next_print:
                 print(
                     f"  t={t:5.1f} s  cmd=({vx:+.2f}, {vy:+.2f}, {wz:+.2f})  "
@@ -162,6 +236,10 @@ def run(args: argparse.Namespace) -> int:
     (args.out_dir / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(data, args.out_dir / "demo_velocity.png", which)
     print(f"wrote {args.out_dir / 'demo_velocity.png'} and {args.out_dir / 'demo.json'}")
+    if video is not None:
+        print(f"rendering {len(video.qpos)} video frames ...", flush=True)
+        path = video.save(args.out_dir / "demo.mp4")
+        print(f"wrote {path}" if path else "no video frames")
     return 0
 
 

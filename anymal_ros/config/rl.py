@@ -69,13 +69,17 @@ class PPGConfig:
 @dataclass(frozen=True)
 class EnvConfig:
     """``gymnasium``: any registered id with a flat Box observation and a Discrete or Box action
-    space; ``quadruped``: the built-in MuJoCo robot (``sim`` is its configuration mapping)."""
+    space; ``quadruped``: the built-in MuJoCo robot (``sim`` is its configuration mapping);
+    ``ros``: robots of a simulator speaking the package's topics (``ros`` is the
+    :class:`anymal_ros.config.ros_env.RosEnvConfig` mapping; ``sim`` still gives commands,
+    rewards, terminations and the action mode)."""
 
-    kind: Literal["gymnasium", "quadruped"] = "gymnasium"
+    kind: Literal["gymnasium", "quadruped", "ros"] = "gymnasium"
     id: str = "CartPole-v1"
     num_envs: int = 8
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
     sim: dict[str, Any] = field(default_factory=dict)
+    ros: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.num_envs < 1:

@@ -10,6 +10,14 @@ import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 
 from anymal_ros.nodes.inputs import POINTFIELD_FLOAT32
+from anymal_ros.obs.layout import PRIVILEGED_LAYOUT
+
+#: Names of the 50 privileged values in ``~/privileged`` (a sensor_msgs/JointState used as a
+#: stamped, named vector: ``name[i]`` = ``"<term>[<k>]"`` of PRIVILEGED_LAYOUT, value in
+#: ``position[i]``), e.g. ``foot_contact[0]`` ... ``foot_air_time[3]``.
+PRIVILEGED_NAMES: tuple[str, ...] = tuple(
+    f"{term.name}[{k}]" for term in PRIVILEGED_LAYOUT.terms for k in range(term.size)
+)
 
 _CLOUD_FIELDS = ("x", "y", "z", "height")
 
@@ -53,8 +61,13 @@ def height_cloud(
     return msg
 
 
-def fill_joint_state(msg, names: Sequence[str], pos: np.ndarray, vel: np.ndarray) -> None:
-    """Write names, positions and velocities (``[J]`` each) into a ``sensor_msgs/JointState``."""
+def fill_joint_state(
+    msg, names: Sequence[str], pos: np.ndarray, vel: np.ndarray, effort: np.ndarray | None = None
+) -> None:
+    """Write names, positions, velocities and optionally efforts (``[J]`` each) into a
+    ``sensor_msgs/JointState``."""
     msg.name = list(names)
     msg.position = [float(v) for v in pos]
     msg.velocity = [float(v) for v in vel]
+    if effort is not None:
+        msg.effort = [float(v) for v in effort]

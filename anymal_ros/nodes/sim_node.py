@@ -15,6 +15,21 @@ Service ``~/reset`` (std_srvs/Trigger) starts a new episode; with ``reset_on_fal
 
 Physics runs in its own thread, paced to ``real_time_factor`` x wall time (0 = as fast as
 possible, useful with ``publish_clock``); ROS callbacks run in the executor.
+
+**Lockstep mode** (``lockstep: true``, for training through ROS with
+:class:`anymal_ros.bridges.ros_topics.RosTopicVecEnv`): no physics thread. Each joint-target
+message advances the simulation by exactly ``control_period`` (``round(control_period /
+physics_dt)`` physics steps) and then publishes every topic once: joint_states (with
+``effort`` = actuator torques), imu, odom, height_samples, ``/clock`` if enabled, and with
+``publish_privileged`` the 50 privileged values on ``~/privileged``
+(sensor_msgs/JointState used as a stamped named vector, names
+:data:`anymal_ros.nodes.messages.PRIVILEGED_NAMES`, values in ``position``). ``~/reset``
+publishes the new episode's first state before it answers, and names that state's stamp in
+its reply (``"new episode; stamp <sec>.<nanosec>"``). All of one state's messages carry
+the same stamp: simulated time since the node started, strictly increasing (a reset counts
+one physics step), never going back at a reset, so a client matches replies to requests by
+stamp. Publishers are reliable (depth 10) so no step is lost; best-effort subscribers such as
+policy_node still match. Falls do not reset automatically: the client owns episodes.
 """
 
 from __future__ import annotations
@@ -37,7 +52,7 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from anymal_ros.nodes.messages import fill_joint_state, height_cloud
+from anymal_ros.nodes.messages import PRIVILEGED_NAMES, fill_joint_state, height_cloud
 from anymal_ros.obs.layout import JOINT_NAMES
 
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -60,6 +75,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "reset_on_fall": (True, "start a new episode when the robot falls"),
     "fall_tilt": (1.0, "rad; base tilt beyond this is a fall"),
     "fall_height": (0.2, "m; base closer than this to the terrain is a fall"),
+    "lockstep": (False, "advance one control_period per received target message (training)"),
+    "control_period": (0.02, "s of simulated time per target message in lockstep mode"),
+    "publish_privileged": (False, "publish ~/privileged (50 values) with each lockstep state"),
 }
 
 
@@ -85,19 +103,35 @@ class SimNode(Node):
         self.overruns = 0  # physics steps that finished later than their real-time deadline
         self.targets_received = 0
         self._pending: np.ndarray | None = None
-        self._clock_stamps = bool(self.p("publish_clock"))
+        self.lockstep = bool(self.p("lockstep"))
+        self._clock_stamps = bool(self.p("publish_clock")) or self.lockstep
+        self._lockstep_steps = max(1, round(float(self.p("control_period")) / self.robot.dt))
+        self._clock_steps = 0  # physics steps since start (lockstep stamps), never reset
         # Read once: the physics thread must not look parameters up 400 times a second.
         self._reset_on_fall = bool(self.p("reset_on_fall"))
         self._fall = (float(self.p("fall_tilt")), float(self.p("fall_height")))
         self._odom_frame, self._base_frame = self.p("odom_frame"), self.p("base_frame")
-        sensor = qos_profile_sensor_data
+        # Lockstep: every message answers a request and must arrive (reliable); a reliable
+        # publisher still serves best-effort subscribers.
+        sensor = (
+            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            if self.lockstep
+            else qos_profile_sensor_data
+        )
         self.pub_js = self.create_publisher(JointState, self.p("joint_states_topic"), sensor)
         self.pub_imu = self.create_publisher(Imu, self.p("imu_topic"), sensor)
         self.pub_odom = self.create_publisher(Odometry, self.p("odom_topic"), sensor)
         self.pub_heights = self.create_publisher(
             PointCloud2, self.p("height_samples_topic"), sensor
         )
-        self.pub_clock = self.create_publisher(Clock, "/clock", 10) if self._clock_stamps else None
+        self.pub_clock = (
+            self.create_publisher(Clock, "/clock", 10) if self.p("publish_clock") else None
+        )
+        self.pub_privileged = (
+            self.create_publisher(JointState, "~/privileged", sensor)
+            if self.p("publish_privileged")
+            else None
+        )
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(
             Float64MultiArray, self.p("command_topic"), self._on_targets, reliable
@@ -105,7 +139,10 @@ class SimNode(Node):
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
-        self.start()
+        if self.lockstep:
+            self._publish_lockstep(stepped=False)  # the first state, for a client already up
+        else:
+            self.start()
 
     def p(self, name: str):
         return self.get_parameter(name).value
@@ -135,14 +172,46 @@ class SimNode(Node):
             )
             return
         with self.lock:
-            self._pending = targets
             self.targets_received += 1
+            if not self.lockstep:
+                self._pending = targets
+                return
+            self.robot.set_targets(targets)
+            for _ in range(self._lockstep_steps):
+                self.robot.step()
+            self.steps += self._lockstep_steps
+            self._clock_steps += self._lockstep_steps
+        self._publish_lockstep(stepped=True)
 
     def _on_reset(self, request, response):
         with self.lock:
             self.robot.reset()
+            self._clock_steps += 1  # the new episode's state gets a stamp of its own
         response.success, response.message = True, "new episode"
+        if self.lockstep:
+            stamp = self._publish_lockstep(stepped=False)
+            response.message = f"new episode; stamp {stamp.sec}.{stamp.nanosec:09d}"
         return response
+
+    def _publish_lockstep(self, stepped: bool) -> Time:
+        """Publish the current state once (lockstep), stamped with the node's sim time."""
+        with self.lock:
+            state = self.robot.state()
+            heights, points = self.robot.height_samples()
+            priv = self.robot.privileged(stepped) if self.pub_privileged is not None else None
+        ns = round(self._clock_steps * self.robot.dt * 1e9)
+        stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+        if self.pub_clock is not None:
+            self.pub_clock.publish(Clock(clock=stamp))
+        if priv is not None:
+            msg = JointState()
+            msg.header.stamp = stamp
+            msg.name = list(PRIVILEGED_NAMES)
+            msg.position = [float(v) for v in priv]
+            self.pub_privileged.publish(msg)
+        self.pub_heights.publish(height_cloud(heights, points, self._odom_frame, stamp))
+        self._publish_proprio(state, stamp)
+        return stamp
 
     # --- physics thread -----------------------------------------------------------------------
     def start(self) -> None:
@@ -213,7 +282,7 @@ class SimNode(Node):
         base = self._base_frame
         js = JointState()
         js.header.stamp = stamp
-        fill_joint_state(js, JOINT_NAMES, s.joint_pos, s.joint_vel)
+        fill_joint_state(js, JOINT_NAMES, s.joint_pos, s.joint_vel, s.joint_effort)
         self.pub_js.publish(js)
         w, x, y, z = (float(v) for v in s.base_quat)
         imu = Imu()

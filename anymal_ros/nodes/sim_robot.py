@@ -34,6 +34,7 @@ class RobotState:
     base_lin_vel: np.ndarray  # [3] base frame
     base_ang_vel: np.ndarray  # [3] base frame
     gravity: np.ndarray  # [3] unit gravity direction, base frame
+    joint_effort: np.ndarray  # [12] actuator torques of the last physics step (N*m)
 
 
 class SimRobot:
@@ -44,7 +45,10 @@ class SimRobot:
         if physics_dt is not None:
             if not physics_dt > 0:
                 raise ValueError(f"physics_dt must be > 0 s, got {physics_dt}")
-            physics = dataclasses.replace(cfg.physics, dt=physics_dt)
+            # Keep the control period (decimation x dt): the env's air-time bookkeeping used
+            # by privileged() advances by it.
+            decimation = max(1, round(cfg.control_dt / physics_dt))
+            physics = dataclasses.replace(cfg.physics, dt=physics_dt, decimation=decimation)
             cfg = dataclasses.replace(cfg, physics=physics)
         self.cfg = cfg
         self.env = QuadrupedVecEnv(cfg, num_envs=1, seed=seed)
@@ -90,7 +94,27 @@ class SimRobot:
             base_lin_vel=quat_rotate_inverse(quat[None], qvel[None, :3])[0],
             base_ang_vel=qvel[3:6].copy(),  # a free joint's angular velocity is body-frame
             gravity=projected_gravity(quat[None])[0],
+            joint_effort=d.actuator_force[self._actuators].copy(),
         )
+
+    def privileged(self, stepped: bool = True) -> np.ndarray:
+        """``[50]`` float32 privileged state (``obs.layout.PRIVILEGED_LAYOUT``) computed exactly
+        as :class:`QuadrupedVecEnv` does: contacts, forces, normals, friction, thigh/shank
+        contacts, external wrench, air time.
+
+        Call once per control period after stepping (``stepped=True``: contact forces of the
+        last physics step, air time advanced by one control period), or with ``stepped=False``
+        right after :meth:`reset` (no contacts yet, as in the env's first observation).
+        """
+        env, ids = self.env, np.arange(1)
+        if stepped:
+            mujoco.mj_rnePostConstraint(self.model, self.data)
+            env.contact_valid[:] = True
+        env._refresh_kinematics()
+        s = env._gather(ids)
+        if stepped:
+            env._update_contacts(s)
+        return env._observe(ids, s)["privileged"][0]
 
     def height_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(heights ``[4, 52]`` relative to each foot's sole, sample points ``[4, 52, 3]``

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,13 @@ class DistillRunner:
             self._restore(checkpoint, resume)
         self._rng = capture_rng_state()
         self._training = False
+        self._stop_request: str | None = None
         restore_rng_state(outer_rng)
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask :meth:`learn` to stop after the current iteration (it then saves latest.pt);
+        safe to call from another thread."""
+        self._stop_request = reason
 
     def _deploy_config(self, t_ckpt: Mapping[str, Any]) -> DeployConfig:
         """How the robot must decode the student's actions: the config's, else the
@@ -271,8 +277,15 @@ class DistillRunner:
         )
         return stats
 
-    def learn(self, iterations: int | None = None) -> dict[str, Any]:
-        """Train up to ``iterations`` more iterations (default: until ``runner.iterations``)."""
+    def learn(
+        self,
+        iterations: int | None = None,
+        on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train up to ``iterations`` more iterations (default: until ``runner.iterations``).
+
+        ``on_iteration(stats)`` runs after each logged and checkpointed iteration;
+        :meth:`request_stop` ends the loop after the current iteration."""
         from tqdm import tqdm
 
         from anymal_ros.rl.logger import TrainingLogger, plot_run
@@ -293,6 +306,9 @@ class DistillRunner:
         try:
             with StopRequest() as stop:
                 while self.iteration < end:
+                    if self._stop_request is not None:
+                        reason = self._stop_request
+                        break
                     stats = self.train_iteration()
                     logger.log(stats)
                     bar.update(1)
@@ -303,6 +319,8 @@ class DistillRunner:
                     )
                     if rc.checkpoint_interval and self.iteration % rc.checkpoint_interval == 0:
                         self.save(self.run_dir / "checkpoints" / f"iter_{self.iteration:06d}.pt")
+                    if on_iteration is not None:
+                        on_iteration(stats)
                     if stop.signal is not None:
                         reason = stop.name or "signal"
                         break

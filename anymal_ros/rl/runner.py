@@ -16,7 +16,7 @@ import random
 import signal
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +55,25 @@ STAT_COLUMNS = (
 
 
 def make_env(cfg: TrainConfig, seed: int) -> Any:
-    """The vector environment named by ``cfg.env`` (Gymnasium id or the MuJoCo quadruped)."""
+    """The vector environment named by ``cfg.env`` (Gymnasium id, the MuJoCo quadruped, or
+    robots over ROS topics)."""
     if cfg.env.kind == "gymnasium":
         from anymal_ros.bridges.gymnasium import GymnasiumVecEnv
 
         return GymnasiumVecEnv(
             cfg.env.id, cfg.env.num_envs, seed, cfg.env.kwargs, device=cfg.runner.device
         )
+    if cfg.env.kind == "ros":
+        from anymal_ros.bridges.ros_topics import RosTopicVecEnv
+        from anymal_ros.config import from_dict
+        from anymal_ros.config.ros_env import RosEnvConfig
+        from anymal_ros.config.sim import SimConfig
+        from anymal_ros.rl.vec_env import TorchVecEnv
+
+        sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
+        ros_cfg = from_dict(RosEnvConfig, cfg.env.ros, "env.ros")
+        env = RosTopicVecEnv(sim_cfg, ros_cfg, cfg.env.num_envs, seed)
+        return TorchVecEnv(env, cfg.runner.device)
     try:
         from anymal_ros.config.sim import SimConfig
         from anymal_ros.sim.env import QuadrupedVecEnv
@@ -166,9 +178,16 @@ class Runner:
         self._training = False
         restore_rng_state(outer_rng)
         self._stop_signal: int | None = None
+        self._stop_request: str | None = None
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask :meth:`learn` to stop after the current iteration (it then saves latest.pt);
+        safe to call from another thread."""
+        self._stop_request = reason
 
     def _default_run_dir(self) -> Path:
-        env_name = self.cfg.env.id if self.cfg.env.kind == "gymnasium" else "quadruped"
+        kind = self.cfg.env.kind
+        env_name = {"gymnasium": self.cfg.env.id, "ros": "ros"}.get(kind, "quadruped")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         return Path(self.cfg.runner.log_dir) / f"{self.cfg.algorithm}_{env_name}_{stamp}"
 
@@ -270,10 +289,17 @@ class Runner:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def learn(self, iterations: int | None = None) -> dict[str, Any]:
+    def learn(
+        self,
+        iterations: int | None = None,
+        on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """Train up to ``iterations`` more iterations (default: until ``runner.iterations``).
 
-        Returns a summary: iterations, env steps, wall time, mean return, why it stopped.
+        ``on_iteration(stats)`` runs after each iteration is logged and checkpointed (a
+        training node publishes progress from it); :meth:`request_stop` ends the loop after
+        the current iteration. Returns a summary: iterations, env steps, wall time, mean
+        return, why it stopped.
         """
         from tqdm import tqdm
 
@@ -300,12 +326,17 @@ class Runner:
                 if self._target_reached():
                     reason = "target"
                     break
+                if self._stop_request is not None:
+                    reason = self._stop_request
+                    break
                 stats = self.train_iteration()
                 logger.log(stats)
                 bar.update(batch)
                 bar.set_postfix(it=self.iteration, ret=f"{self.mean_return:.1f}", refresh=False)
                 if rc.checkpoint_interval and self.iteration % rc.checkpoint_interval == 0:
                     self.save(self.run_dir / "checkpoints" / f"iter_{self.iteration:06d}.pt")
+                if on_iteration is not None:
+                    on_iteration(stats)
                 if self._stop_signal is not None:
                     reason = signal.Signals(self._stop_signal).name
                     break
