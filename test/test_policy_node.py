@@ -104,10 +104,12 @@ def test_stale_odometry_leaves_walk_for_stand_and_shows_in_diagnostics(ros, stud
     assert ros.spin_until(lambda: node.controller.mode.value == "STAND", 5.0)
     reason = node.controller.safety.last_transition.reason
     assert "odom stale" in reason
+    # Diagnostics published before the transition may still be in flight: wait for the first
+    # report of the new state.
     robot.diagnostics.clear()
-    assert ros.spin_until(lambda: robot.diagnostics, 5.0)
-    diag = robot.diagnostics[-1]
-    assert diag["mode"] == "STAND" and "odom" in diag["_message"]
+    assert ros.spin_until(lambda: any(d["mode"] == "STAND" for d in robot.diagnostics), 5.0)
+    diag = next(d for d in robot.diagnostics if d["mode"] == "STAND")
+    assert "odom" in diag["_message"]
     assert "odom stale" in diag["transition[-1]"] and float(diag["odom.age_s"]) > 0.2
     # Walking is refused while odometry is stale.
     response = ros.call(robot.mode_clients["walk"], Trigger.Request())

@@ -187,8 +187,14 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             time.sleep(0.05)
         policy.trigger_activate()
-        time.sleep(1.3)  # stand up
-        ok, message = policy.controller.request(Mode.WALK, policy.now(), "demo")
+        # The node stands up first (stand_duration); WALK is granted once that has finished.
+        # Ask until it is, rather than guessing how long a busy machine needs.
+        deadline = time.monotonic() + 15.0
+        while True:
+            ok, message = policy.controller.request(Mode.WALK, policy.now(), "demo")
+            if ok or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         print(f"walk: {message}")
         if not ok:
             return 1
