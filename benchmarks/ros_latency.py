@@ -9,7 +9,10 @@ the joint_states message that completed the observation):
   -> DDS -> probe; an upper bound of the node's own latency),
 * ``period_ms``: intervals between consecutive targets (jitter around the control period),
   ``missed_ticks``: intervals longer than 1.5 periods,
-* ``cpu_percent``: CPU time of the policy node process / wall time (100 = one core).
+* ``cpu_percent``: CPU time of the policy node process / wall time (100 = one core),
+* ``control_ms``: the node's own latency per tick as it reports on ``/diagnostics`` (entry
+  of the callback of the completing joint_states message -> last publish returned), over the
+  last ``seconds`` x 50 ticks; ``inference_ms`` likewise for ``OnnxPolicy.step`` alone.
 
     OMP_NUM_THREADS=1 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=42 \\
         python benchmarks/ros_latency.py --seconds 60   # -> benchmarks/results/ros_latency.json
@@ -74,6 +77,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured duration")
     parser.add_argument("--model", type=Path, default=None, help="ONNX student (default: fresh)")
     parser.add_argument("--trigger", choices=("joint_states", "timer"), default="joint_states")
+    parser.add_argument(
+        "--node-param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="extra policy_node parameter (repeatable), e.g. executor:=single_threaded",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/ros_latency.json")
     args = parser.parse_args()
 
@@ -83,6 +93,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"}
 
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -99,10 +110,12 @@ def main() -> int:
     policy = subprocess.Popen(
         [py, "-m", "anymal_ros.nodes.policy_node", "--ros-args",
          "-p", f"model_path:={model}", "-p", "autostart:=true",
-         "-p", f"control_trigger:={args.trigger}", "-p", "stand_duration:=0.5"],
+         "-p", f"control_trigger:={args.trigger}", "-p", "stand_duration:=0.5",
+         "-p", f"latency_window:={max(1, int(args.seconds * 50))}",
+         *(a for param in args.node_param for a in ("-p", param))],
         env=env,
     )  # fmt: skip
-    rclpy.init()
+    rclpy.init(args=[])  # our own argv is not for ROS
     probe = Node("latency_probe")
     executor = SingleThreadedExecutor()
     executor.add_node(probe)
@@ -118,10 +131,23 @@ def main() -> int:
         e2e.append((now - stamp) * 1e3)
         arrivals.append(now)
 
+    diagnostics: list[dict[str, str]] = []
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith("policy_node"):
+                diagnostics.append({kv.key: kv.value for kv in status.values})
+
+    probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     probe.create_subscription(JointState, "/policy_node/joint_targets", on_target, reliable)
     walk = probe.create_client(Trigger, "/policy_node/walk")
-    result: dict = {"trigger": args.trigger, "seconds": args.seconds, "model": str(model)}
+    result: dict = {
+        "trigger": args.trigger,
+        "seconds": args.seconds,
+        "model": str(model),
+        "node_params": args.node_param,
+    }
     try:
         deadline = time.monotonic() + 60.0
         ok = False
@@ -148,6 +174,12 @@ def main() -> int:
                 left = end - last_report
                 print(f"  {len(e2e)} targets, {left:.0f} s left", flush=True)
         cpu1, wall1 = cpu_seconds(policy.pid), time.monotonic()
+        measuring[0] = False
+        seen = len(diagnostics)  # the next report's windows cover the measured ticks
+        deadline = time.monotonic() + 5.0
+        while len(diagnostics) == seen and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        node_report = diagnostics[-1] if len(diagnostics) > seen else {}
         periods = list(np.diff(arrivals) * 1e3)
         period_ms = 20.0
         result.update(
@@ -156,6 +188,19 @@ def main() -> int:
             missed_ticks=int(sum(p > 1.5 * period_ms for p in periods)),
             expected_ticks=int(args.seconds * 1e3 / period_ms),
             cpu_percent=100.0 * (cpu1 - cpu0) / (wall1 - wall0),
+            control_ms={
+                k: float(node_report.get(f"control_ms.{k}", "nan")) for k in ("p50", "p99", "max")
+            },
+            inference_ms={
+                k: float(node_report.get(f"inference_ms.{k}", "nan")) for k in ("p50", "p99", "max")
+            },
+            node_missed_ticks=int(node_report.get("missed_ticks", -1)),
+            # Input rates the node saw (Hz): a loaded machine slows the simulator, and CPU use
+            # scales with them.
+            input_rate_hz={
+                n: float(node_report.get(f"{n}.rate_hz", "nan"))
+                for n in ("joint_states", "imu", "odom", "height_samples")
+            },
             targets=len(e2e),
             target={"e2e_p99_ms": 2.0, "missed_ticks": 0},
         )

@@ -13,12 +13,25 @@ One WALK tick, in the order the simulator uses::
     proprio = builder.build(state, command, joint_targets=<targets being tracked now>)
     action  = policy.step(proprio, heights)      # heights: NaN -> missing fill
     targets = decoder.decode(action)              # then clipped to joint limits
+
+Inputs arrive in one of two ways. ``on_*`` take a decoded message and validate it at once.
+:meth:`PolicyController.defer` keeps only the newest *serialized* message of an input (plus
+its arrival time, counted for the rate) and :meth:`PolicyController.drain` decodes and
+validates it when the controller needs the inputs: at the control tick, a mode request or
+diagnostics. At 400 Hz proprioception and a 50 Hz policy this decodes one message in eight;
+the policy sees the same newest message either way. What changes with deferral: freshness
+(age) is the arrival time of the newest message that was *validated and accepted*, so if the
+newest one at a tick is rejected, the input keeps the previous accepted value and age (as
+before) but the valid messages that arrived in between are skipped, not used; ``rejected``
+counts rejections among the messages decoded (the newest at each tick), not among all that
+arrived; ``rate`` counts all arrivals.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,49 +169,96 @@ class PolicyController:
         self.command = np.zeros(3)
         self.last_targets: np.ndarray | None = None
         self.missing_heights = 0
+        #: header.stamp of the newest accepted joint_states (the node stamps its targets).
+        self.joint_stamp = None
         self._walk_seen = 0
+        self._handlers = {
+            "joint_states": self.on_joint_state,
+            "imu": self.on_imu,
+            "odom": self.on_odom,
+            "cmd_vel": self.on_cmd_vel,
+            "height_samples": self.on_heights,
+        }
+        self._decoders: dict[str, Callable[[object], object]] = {}
+        self._pending: dict[str, tuple[object, float]] = {}
 
     # --- inputs -------------------------------------------------------------------------------
-    def _accept(self, name: str, now: float, parse) -> bool:
+    # ``arrived=False``: the arrival was already counted by :meth:`defer`.
+    def _accept(self, name: str, now: float, parse, arrived: bool) -> bool:
         try:
             parse()
         except InputError as err:
             self.monitor.reject(name, str(err))
             return False
-        self.monitor.received(name, now)
+        if arrived:
+            self.monitor.received(name, now)
+        else:
+            self.monitor.accepted(name, now)
         return True
 
-    def on_joint_state(self, msg, now: float) -> bool:
+    def on_joint_state(self, msg, now: float, arrived: bool = True) -> bool:
         def parse():
             self.joint_pos, self.joint_vel = self._joints(msg)
+            self.joint_stamp = msg.header.stamp
 
-        return self._accept("joint_states", now, parse)
+        return self._accept("joint_states", now, parse, arrived)
 
-    def on_imu(self, msg, now: float) -> bool:
+    def on_imu(self, msg, now: float, arrived: bool = True) -> bool:
         def parse():
             self.quat, self.imu_ang_vel = imu_arrays(msg)
 
-        return self._accept("imu", now, parse)
+        return self._accept("imu", now, parse, arrived)
 
-    def on_odom(self, msg, now: float) -> bool:
+    def on_odom(self, msg, now: float, arrived: bool = True) -> bool:
         def parse():
             self.lin_vel, self.ang_vel = odom_twist(msg)
 
-        return self._accept("odom", now, parse)
+        return self._accept("odom", now, parse, arrived)
 
-    def on_cmd_vel(self, msg, now: float) -> bool:
+    def on_cmd_vel(self, msg, now: float, arrived: bool = True) -> bool:
         def parse():
             self.command = command_from_twist(msg, self._cmd_low, self._cmd_high)
 
-        return self._accept("cmd_vel", now, parse)
+        return self._accept("cmd_vel", now, parse, arrived)
 
-    def on_heights(self, msg, now: float) -> bool:
+    def on_heights(self, msg, now: float, arrived: bool = True) -> bool:
         def parse():
             self.heights = heights_from_cloud(msg)
 
-        return self._accept("height_samples", now, parse)
+        return self._accept("height_samples", now, parse, arrived)
+
+    # --- deferred inputs ----------------------------------------------------------------------
+    def set_decoder(self, name: str, decode: Callable[[object], object]) -> None:
+        """How :meth:`drain` turns a payload given to :meth:`defer` into a message of ``name``
+        (the node passes ``rclpy.serialization.deserialize_message`` for the topic's type)."""
+        if name not in self._handlers:
+            raise ValueError(f"unknown input {name!r}; inputs are {list(self._handlers)}")
+        self._decoders[name] = decode
+
+    def defer(self, name: str, payload: object, now: float) -> None:
+        """Keep ``payload`` (e.g. serialized bytes) as the newest ``name`` message, replacing
+        an undecoded older one; it is decoded and validated by the next :meth:`drain`."""
+        self._pending[name] = (payload, now)
+        self.monitor.arrived(name, now)
+
+    def drain(self) -> tuple[str, ...]:
+        """Decode and validate every pending deferred message; returns the inputs accepted."""
+        if not self._pending:
+            return ()
+        pending, self._pending = self._pending, {}
+        accepted = []
+        for name, (payload, arrival) in pending.items():
+            try:
+                msg = self._decoders[name](payload)
+            except Exception as err:  # noqa: BLE001 - any decoder error is a rejected message
+                self.monitor.reject(name, f"{name}: cannot decode message ({err})")
+                continue
+            if self._handlers[name](msg, arrival, arrived=False):
+                accepted.append(name)
+        return tuple(accepted)
 
     def health(self, now: float) -> InputHealth:
+        self.drain()
         fresh = self.monitor.fresh
         return InputHealth(
             joint_states=fresh("joint_states", now),
@@ -208,6 +268,7 @@ class PolicyController:
         )
 
     def stale_inputs(self, now: float) -> list[str]:
+        self.drain()
         return [n for n in INPUTS if n != "cmd_vel" and not self.monitor.fresh(n, now)]
 
     def gravity(self) -> np.ndarray | None:

@@ -49,8 +49,12 @@ def status_values(
     missing_heights: int,
     ticks: int,
     missed_ticks: int,
+    control_latency: dict[str, float] | None = None,
 ) -> list[tuple[str, str]]:
-    """Ordered (key, value) strings for one diagnostics message."""
+    """Ordered (key, value) strings for one diagnostics message.
+
+    ``latency`` is the policy's inference time; ``control_latency`` (optional) the node's
+    whole tick, from the callback that ran it until the targets were published."""
     out = [("mode", mode), ("control_ticks", str(ticks)), ("missed_ticks", str(missed_ticks))]
     for name in ages:
         age = ages[name]
@@ -63,6 +67,9 @@ def status_values(
     for key in ("p50", "p99", "max"):
         out.append((f"inference_ms.{key}", f"{latency[key]:.3f}"))
     out.append(("inference.count", str(latency["count"])))
+    if control_latency is not None:
+        for key in ("p50", "p99", "max"):
+            out.append((f"control_ms.{key}", f"{control_latency[key]:.3f}"))
     for i, text in enumerate(reversed(list(transitions))):
         out.append((f"transition[-{i + 1}]", text))
     return out

@@ -18,6 +18,7 @@ Height samples (``/height_samples``, ``sensor_msgs/PointCloud2``)
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -157,7 +158,17 @@ def fill_missing(heights: np.ndarray, fill: float) -> tuple[np.ndarray, int]:
 class InputMonitor:
     """Arrival times of each input: age, rate and freshness against per-input timeouts.
 
-    Times are seconds on the node's clock. An input never received has age ``inf``.
+    Times are seconds on the node's clock. Two events per message:
+
+    * :meth:`arrived`: a message came in (counts towards :meth:`rate`, whether or not it
+      later passes validation);
+    * :meth:`accepted`: a message that arrived at time ``t`` passed validation (sets
+      :meth:`age` and thereby freshness; a rejected message never makes an input fresh).
+
+    :meth:`received` is both at once, for a message validated on arrival. The policy node
+    defers decoding to the control tick (see :class:`~anymal_ros.nodes.controller.
+    PolicyController`), so it counts arrivals at once and acceptance with the arrival time
+    when the newest message is decoded. An input never accepted has age ``inf``.
     """
 
     def __init__(self, timeouts: dict[str, float], rate_window: float = 2.0) -> None:
@@ -167,28 +178,38 @@ class InputMonitor:
         self.timeouts = dict(timeouts)
         self.rate_window = rate_window
         self._arrivals: dict[str, deque[float]] = {n: deque() for n in timeouts}
+        self._last_accepted: dict[str, float] = {}
         self.rejected: dict[str, int] = dict.fromkeys(timeouts, 0)
         self.last_error: dict[str, str] = {}
 
-    def received(self, name: str, now: float) -> None:
+    def arrived(self, name: str, now: float) -> None:
         arrivals = self._arrivals[name]
         arrivals.append(now)
-        while arrivals and arrivals[0] < now - self.rate_window:
+        horizon = now - self.rate_window
+        while arrivals[0] < horizon:
             arrivals.popleft()
+
+    def accepted(self, name: str, arrival: float) -> None:
+        self._last_accepted[name] = arrival
+
+    def received(self, name: str, now: float) -> None:
+        self.arrived(name, now)
+        self.accepted(name, now)
 
     def reject(self, name: str, error: str) -> None:
         self.rejected[name] += 1
         self.last_error[name] = error
 
     def age(self, name: str, now: float) -> float:
-        arrivals = self._arrivals[name]
-        return now - arrivals[-1] if arrivals else math.inf
+        """Seconds since the newest accepted message arrived (``inf`` if none yet)."""
+        last = self._last_accepted.get(name)
+        return math.inf if last is None else now - last
 
     def fresh(self, name: str, now: float) -> bool:
         return self.age(name, now) <= self.timeouts[name]
 
     def rate(self, name: str, now: float) -> float:
-        """Messages per second over the last ``rate_window`` seconds."""
-        arrivals = self._arrivals[name]
-        recent = sum(1 for t in arrivals if t >= now - self.rate_window)
+        """Messages arrived per second over the last ``rate_window`` seconds."""
+        arrivals = self._arrivals[name]  # sorted: bisect instead of a scan
+        recent = len(arrivals) - bisect.bisect_left(arrivals, now - self.rate_window)
         return recent / self.rate_window
