@@ -227,6 +227,10 @@ def test_multiprocess_env_matches_interface():
         assert info["command"][1, 0] == pytest.approx(0.1)
         assert info["command"][4, 0] == pytest.approx(0.2)
         assert info["final_obs"]["proprio"].shape == (5, env.proprio_dim)
+        heights = env.heights_at_offsets(np.zeros((5, 4, 52, 2)))
+        np.testing.assert_array_equal(heights, obs["extero"])
+        with pytest.raises(ValueError, match="xy: expected shape"):
+            env.heights_at_offsets(np.zeros((4, 4, 52, 2)))
     finally:
         env.close()
 

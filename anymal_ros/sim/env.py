@@ -275,6 +275,36 @@ class QuadrupedVecEnv:
         self.commands.fixed[ids] = False
         self.commands.sample(ids, self.rng)
 
+    def heights_at_offsets(self, xy: np.ndarray) -> np.ndarray:
+        """Foot-relative heights of the current state at shifted sample points.
+
+        Args:
+            xy: ``[N, 4, 52, 2]`` shifts (m) of every height sample, in the base's yaw frame
+                (x ahead of the robot's heading, y to its left, like the ring offsets of
+                :func:`anymal_ros.obs.extero.sample_points`); e.g. the x/y part of
+                :meth:`anymal_ros.obs.height_noise.HeightNoise.sample_xy_offsets`.
+
+        Returns:
+            ``[N, 4, 52]`` float32 heights, same convention as ``obs["extero"]`` (zero shifts
+            give exactly the ``extero`` of the observation last returned).
+        """
+        shifts = np.asarray(xy, dtype=np.float64)
+        expected = (self.num_envs, *EXTERO_SHAPE, 2)
+        if shifts.shape != expected:
+            raise ValueError(f"xy: expected shape {expected}, got {shifts.shape}")
+        if not np.all(np.isfinite(shifts)):
+            raise ValueError("xy contains NaN or inf")
+        idx = self.index
+        feet = self.data.xpos[idx.foot_body]  # [N, 4, 3], fresh after step/reset
+        yaw = yaw_from_quat(self.data.qpos[idx.qpos_base[:, 3:7]])
+        points = extero.sample_points(feet[..., :2], yaw)
+        c = np.cos(yaw)[:, None, None]
+        s = np.sin(yaw)[:, None, None]
+        points[..., 0] += c * shifts[..., 0] - s * shifts[..., 1]
+        points[..., 1] += s * shifts[..., 0] + c * shifts[..., 1]
+        ground = self.terrain.heights(points)
+        return extero.relative_heights(ground, feet[..., 2] - self.foot_radius)
+
     def physics_benchmark(self, num_steps: int) -> float:
         """Seconds that ``num_steps`` bare physics control steps (``mj_step`` x decimation,
         no observations or rewards) take on a copy of the current state: the physics bound."""
