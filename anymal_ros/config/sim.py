@@ -51,14 +51,25 @@ class RobotConfig:
 
 @dataclass(frozen=True)
 class PhysicsConfig:
+    """MuJoCo step and solver (Newton, implicitfast integrator).
+
+    ``cone``: friction cone of every contact. Pyramidal (MuJoCo's default) costs about 14 %
+    fewer instructions per physics step than elliptic on the terrain with N robots (Newton's
+    elliptic-cone Hessian updates dominate the solver); both model Coulomb friction with the
+    same coefficients, the pyramid approximating the circle with 4 facets.
+    """
+
     dt: float = 0.005  # s, physics step
     decimation: int = 4  # physics steps per policy step
     solver_iterations: int = 20
     line_search_iterations: int = 10
+    cone: Literal["pyramidal", "elliptic"] = "pyramidal"
 
     def __post_init__(self) -> None:
         if self.dt <= 0 or self.decimation < 1:
             raise ValueError(f"dt must be > 0 and decimation >= 1, got {self.dt, self.decimation}")
+        if self.cone not in ("pyramidal", "elliptic"):
+            raise ValueError(f"cone must be 'pyramidal' or 'elliptic', got {self.cone!r}")
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class QuadrupedVecEnv:
         self.cos_max_tilt = float(np.cos(cfg.termination.max_tilt))
         self.joint_velocity_limit = cfg.robot.joint_velocity_limit
         self._act_flat = idx.actuator.ravel()
+        self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
+        self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
         self._seed(seed)
 
         self.levels = self.rng.integers(0, cfg.terrain.max_init_level + 1, size=n)
@@ -404,23 +406,30 @@ class QuadrupedVecEnv:
         s["joint_pos"] = d.qpos[idx.qpos_joint[ids]]
         s["joint_vel"] = d.qvel[idx.qvel_joint[ids]]
         feet = idx.foot_body[ids]
-        s["foot_pos"] = d.xpos[feet]  # [k, 4, 3]
-        # Foot point velocity from the com-based spatial velocity (rotation, translation).
+        foot_pos = s["foot_pos"] = d.xpos[feet]  # [k, 4, 3]
+        # Foot point velocity from the com-based spatial velocity (rotation, translation):
+        # v + w x r, written out for x and y (np.cross costs more than the arithmetic here).
         cvel = d.cvel[feet]
-        com = d.subtree_com[self.model.body_rootid[feet]]
-        lin = cvel[..., 3:] + np.cross(cvel[..., :3], s["foot_pos"] - com)
-        s["foot_vel_xy"] = lin[..., :2]
-        # Forces of the last physics step (cfrc_ext: torque then force, world frame).
-        s["foot_force"] = d.cfrc_ext[feet, 3:]
-        thr = self.cfg.rewards.contact_force_threshold
-        limbs = np.concatenate([idx.thigh_body[ids], idx.shank_body[ids]], axis=1)
-        s["thigh_shank_contact"] = (np.linalg.norm(d.cfrc_ext[limbs, 3:], axis=-1) > thr).astype(
-            np.float64
-        )
-        s["base_contact"] = np.any(
-            np.linalg.norm(d.cfrc_ext[idx.base_bodies[ids], 3:], axis=-1) > thr, axis=1
-        )
-        s["foot_contact"] = np.linalg.norm(s["foot_force"], axis=-1) > thr
+        r = foot_pos - d.subtree_com[self._foot_root[ids]]
+        w = cvel[..., :3]
+        foot_vel_xy = np.empty(feet.shape + (2,))
+        foot_vel_xy[..., 0] = cvel[..., 3] + (w[..., 1] * r[..., 2] - w[..., 2] * r[..., 1])
+        foot_vel_xy[..., 1] = cvel[..., 4] + (w[..., 2] * r[..., 0] - w[..., 0] * r[..., 2])
+        s["foot_vel_xy"] = foot_vel_xy
+        # Forces of the last physics step (cfrc_ext: torque then force, world frame); a body
+        # "touches" when |force| > threshold (compared squared: no square roots).
+        cfrc = d.cfrc_ext
+        s["foot_force"] = cfrc[feet, 3:]
+        thr2 = self.cfg.rewards.contact_force_threshold**2
+
+        def touching(bodies: np.ndarray) -> np.ndarray:
+            f = cfrc[bodies, 3:]
+            return (f * f).sum(axis=-1) > thr2
+
+        s["thigh_shank_contact"] = touching(self._limb_bodies[ids]).astype(np.float64)
+        s["base_contact"] = touching(idx.base_bodies[ids]).any(axis=1)
+        foot_force = s["foot_force"]
+        s["foot_contact"] = (foot_force * foot_force).sum(axis=-1) > thr2
         s["external_wrench"] = d.xfrc_applied[idx.base_body[ids]]
         valid = self.contact_valid[ids]
         if not valid.all():  # freshly reset robots: the last step's contacts are not theirs
