@@ -47,6 +47,8 @@ def test_yaml_matches_defaults_and_bad_keys_are_named():
         from_dict(SimConfig, {"terrain": {"tile_sise": 3}})
     with pytest.raises(ConfigError, match="unknown reward terms"):
         from_dict(SimConfig, {"rewards": {"weights": {"speed": 1.0}}})
+    with pytest.raises(ConfigError, match="contact_timeconst"):
+        from_dict(SimConfig, {"physics": {"contact_timeconst": 0.005}})
 
 
 def test_robot_holds_default_pose_for_5s():

@@ -113,6 +113,7 @@ def build_world(
         frame.attach_body(robot.copy().body("base"), robot_prefix(env), "")
     model = world.compile()
     _apply_actuator_config(model, cfg)
+    model.geom_solref[:] = [cfg.physics.contact_timeconst, 1.0]  # see PhysicsConfig
     return model, make_index(model, num_envs)
 
 
