@@ -113,6 +113,7 @@ class QuadrupedVecEnv:
         self.air_time = np.zeros((n, NUM_LEGS))
         self.contact_valid = np.zeros(n, dtype=bool)
         self._state: dict[str, np.ndarray] = {}
+        self._physics_time = np.zeros(2)  # wall, thread CPU seconds inside mj_step
 
     # --- public API -----------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class QuadrupedVecEnv:
         self.randomizer.update_pushes(episode_time, self.control_dt, rng)
         d.xfrc_applied[idx.base_body] = self.randomizer.push_wrench
         latency = self.randomizer.latency
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
         if latency.max(initial=0) == 0:
             d.ctrl[self._act_flat] = self.targets.ravel()
             mujoco.mj_step(m, d, nstep=self.decimation)
@@ -175,6 +177,7 @@ class QuadrupedVecEnv:
                 late = (sub < latency)[:, None]
                 d.ctrl[self._act_flat] = np.where(late, prev_targets, self.targets).ravel()
                 mujoco.mj_step(m, d)
+        self._physics_time += (time.perf_counter() - wall0, time.thread_time() - cpu0)
         mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last physics step
         self.contact_valid[:] = True
         self._refresh_kinematics()
@@ -306,6 +309,11 @@ class QuadrupedVecEnv:
         points[..., 1] += s * shifts[..., 0] + c * shifts[..., 1]
         ground = self.terrain.heights(points)
         return extero.relative_heights(ground, feet[..., 2] - self.foot_radius)
+
+    def physics_time(self) -> tuple[float, float]:
+        """``(wall, thread CPU)`` seconds spent inside ``mj_step`` by :meth:`step` so far:
+        the physics share of the same trajectory (benchmarks/sim_throughput.py)."""
+        return float(self._physics_time[0]), float(self._physics_time[1])
 
     def physics_benchmark(self, num_steps: int) -> float:
         """Seconds that ``num_steps`` bare physics control steps (``mj_step`` x decimation,
