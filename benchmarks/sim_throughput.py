@@ -38,22 +38,42 @@ def bench_single(cfg, n, steps, warmup, seed=0):
     for _ in range(warmup):
         env.step(_actions(rng, n, env.action_dim))
     acts = [_actions(rng, n, env.action_dim) for _ in range(steps)]
-    start = time.perf_counter()
+    phys0 = np.array(env.physics_time())
+    start, cpu_start = time.perf_counter(), time.thread_time()
     resets = 0
     for a in acts:
         _, _, term, trunc, _ = env.step(a)
         resets += int((term | trunc).sum())
     wall = time.perf_counter() - start
-    physics = env.physics_benchmark(steps)
+    cpu = time.thread_time() - cpu_start
+    physics, physics_cpu = np.array(env.physics_time()) - phys0
+    bare = env.physics_benchmark(steps)
     return {
         "mode": "single_process",
         "num_envs": n,
         "workers": 1,
         "policy_steps_per_s": n * steps / wall,
+        # The physics bound: time inside mj_step during these very steps (same model, same
+        # states, same controls), so the fraction is the share of a step that is physics.
         "physics_bound_steps_per_s": n * steps / physics,
         "fraction_of_physics_bound": physics / wall,
+        # Per CPU-second of this thread: less sensitive to other processes on a busy machine.
+        "policy_steps_per_cpu_s": n * steps / cpu,
+        "physics_bound_steps_per_cpu_s": n * steps / physics_cpu,
+        # Bare mj_step loop from the final state with the last controls held (robots that
+        # fell stay down: a different, usually more contact-heavy, state mix).
+        "bare_physics_loop_steps_per_s": n * steps / bare,
         "resets": resets,
     }
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), or NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def bench_multi(cfg, n, steps, warmup, workers, seed=0):
@@ -66,16 +86,22 @@ def bench_multi(cfg, n, steps, warmup, workers, seed=0):
         for _ in range(warmup):
             env.step(_actions(rng, n, env.action_dim))
         acts = [_actions(rng, n, env.action_dim) for _ in range(steps)]
+        pids = [p.pid for p in env._procs]
+        no_args = [()] * env.num_workers
+        phys0 = np.array(env._call_all("physics_time", no_args))
+        cpu0 = np.array([_proc_cpu_seconds(p) for p in pids])
+        parent_cpu0 = time.process_time()
         start = time.perf_counter()
         for a in acts:
             env.step(a)
         wall = time.perf_counter() - start
-        # Bare physics in every worker at once: wall time of the slowest.
-        start = time.perf_counter()
-        env._call_all("physics_benchmark", [(steps,)] * env.num_workers)
-        physics = time.perf_counter() - start
+        parent_cpu = time.process_time() - parent_cpu0
+        worker_cpu = np.array([_proc_cpu_seconds(p) for p in pids]) - cpu0
+        phys = np.array(env._call_all("physics_time", no_args)) - phys0  # [workers, 2]
     finally:
         env.close()
+    # Physics bound: the slowest worker's time inside mj_step (the workers run in parallel).
+    physics = float(phys[:, 0].max())
     return {
         "mode": "multi_process",
         "num_envs": n,
@@ -83,6 +109,12 @@ def bench_multi(cfg, n, steps, warmup, workers, seed=0):
         "policy_steps_per_s": n * steps / wall,
         "physics_bound_steps_per_s": n * steps / physics,
         "fraction_of_physics_bound": physics / wall,
+        # CPU accounting (load-independent): parent + workers, and what the busiest worker
+        # alone would allow with a core of its own.
+        "cpu_s_parent": parent_cpu,
+        "cpu_s_workers": worker_cpu.tolist(),
+        "policy_steps_per_cpu_s": n * steps / (parent_cpu + worker_cpu.sum()),
+        "physics_bound_steps_per_cpu_s_per_worker": (n * steps / phys[:, 1].max()),
     }
 
 

@@ -47,6 +47,8 @@ def test_yaml_matches_defaults_and_bad_keys_are_named():
         from_dict(SimConfig, {"terrain": {"tile_sise": 3}})
     with pytest.raises(ConfigError, match="unknown reward terms"):
         from_dict(SimConfig, {"rewards": {"weights": {"speed": 1.0}}})
+    with pytest.raises(ConfigError, match="contact_timeconst"):
+        from_dict(SimConfig, {"physics": {"contact_timeconst": 0.005}})
 
 
 def test_robot_holds_default_pose_for_5s():
@@ -227,6 +229,10 @@ def test_multiprocess_env_matches_interface():
         assert info["command"][1, 0] == pytest.approx(0.1)
         assert info["command"][4, 0] == pytest.approx(0.2)
         assert info["final_obs"]["proprio"].shape == (5, env.proprio_dim)
+        heights = env.heights_at_offsets(np.zeros((5, 4, 52, 2)))
+        np.testing.assert_array_equal(heights, obs["extero"])
+        with pytest.raises(ValueError, match="xy: expected shape"):
+            env.heights_at_offsets(np.zeros((4, 4, 52, 2)))
     finally:
         env.close()
 

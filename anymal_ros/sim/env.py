@@ -97,6 +97,8 @@ class QuadrupedVecEnv:
         self.cos_max_tilt = float(np.cos(cfg.termination.max_tilt))
         self.joint_velocity_limit = cfg.robot.joint_velocity_limit
         self._act_flat = idx.actuator.ravel()
+        self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
+        self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
         self._seed(seed)
 
         self.levels = self.rng.integers(0, cfg.terrain.max_init_level + 1, size=n)
@@ -111,6 +113,7 @@ class QuadrupedVecEnv:
         self.air_time = np.zeros((n, NUM_LEGS))
         self.contact_valid = np.zeros(n, dtype=bool)
         self._state: dict[str, np.ndarray] = {}
+        self._physics_time = np.zeros(2)  # wall, thread CPU seconds inside mj_step
 
     # --- public API -----------------------------------------------------------------------
 
@@ -165,6 +168,7 @@ class QuadrupedVecEnv:
         self.randomizer.update_pushes(episode_time, self.control_dt, rng)
         d.xfrc_applied[idx.base_body] = self.randomizer.push_wrench
         latency = self.randomizer.latency
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
         if latency.max(initial=0) == 0:
             d.ctrl[self._act_flat] = self.targets.ravel()
             mujoco.mj_step(m, d, nstep=self.decimation)
@@ -173,6 +177,7 @@ class QuadrupedVecEnv:
                 late = (sub < latency)[:, None]
                 d.ctrl[self._act_flat] = np.where(late, prev_targets, self.targets).ravel()
                 mujoco.mj_step(m, d)
+        self._physics_time += (time.perf_counter() - wall0, time.thread_time() - cpu0)
         mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last physics step
         self.contact_valid[:] = True
         self._refresh_kinematics()
@@ -275,6 +280,41 @@ class QuadrupedVecEnv:
         self.commands.fixed[ids] = False
         self.commands.sample(ids, self.rng)
 
+    def heights_at_offsets(self, xy: np.ndarray) -> np.ndarray:
+        """Foot-relative heights of the current state at shifted sample points.
+
+        Args:
+            xy: ``[N, 4, 52, 2]`` shifts (m) of every height sample, in the base's yaw frame
+                (x ahead of the robot's heading, y to its left, like the ring offsets of
+                :func:`anymal_ros.obs.extero.sample_points`); e.g. the x/y part of
+                :meth:`anymal_ros.obs.height_noise.HeightNoise.sample_xy_offsets`.
+
+        Returns:
+            ``[N, 4, 52]`` float32 heights, same convention as ``obs["extero"]`` (zero shifts
+            give exactly the ``extero`` of the observation last returned).
+        """
+        shifts = np.asarray(xy, dtype=np.float64)
+        expected = (self.num_envs, *EXTERO_SHAPE, 2)
+        if shifts.shape != expected:
+            raise ValueError(f"xy: expected shape {expected}, got {shifts.shape}")
+        if not np.all(np.isfinite(shifts)):
+            raise ValueError("xy contains NaN or inf")
+        idx = self.index
+        feet = self.data.xpos[idx.foot_body]  # [N, 4, 3], fresh after step/reset
+        yaw = yaw_from_quat(self.data.qpos[idx.qpos_base[:, 3:7]])
+        points = extero.sample_points(feet[..., :2], yaw)
+        c = np.cos(yaw)[:, None, None]
+        s = np.sin(yaw)[:, None, None]
+        points[..., 0] += c * shifts[..., 0] - s * shifts[..., 1]
+        points[..., 1] += s * shifts[..., 0] + c * shifts[..., 1]
+        ground = self.terrain.heights(points)
+        return extero.relative_heights(ground, feet[..., 2] - self.foot_radius)
+
+    def physics_time(self) -> tuple[float, float]:
+        """``(wall, thread CPU)`` seconds spent inside ``mj_step`` by :meth:`step` so far:
+        the physics share of the same trajectory (benchmarks/sim_throughput.py)."""
+        return float(self._physics_time[0]), float(self._physics_time[1])
+
     def physics_benchmark(self, num_steps: int) -> float:
         """Seconds that ``num_steps`` bare physics control steps (``mj_step`` x decimation,
         no observations or rewards) take on a copy of the current state: the physics bound."""
@@ -374,23 +414,30 @@ class QuadrupedVecEnv:
         s["joint_pos"] = d.qpos[idx.qpos_joint[ids]]
         s["joint_vel"] = d.qvel[idx.qvel_joint[ids]]
         feet = idx.foot_body[ids]
-        s["foot_pos"] = d.xpos[feet]  # [k, 4, 3]
-        # Foot point velocity from the com-based spatial velocity (rotation, translation).
+        foot_pos = s["foot_pos"] = d.xpos[feet]  # [k, 4, 3]
+        # Foot point velocity from the com-based spatial velocity (rotation, translation):
+        # v + w x r, written out for x and y (np.cross costs more than the arithmetic here).
         cvel = d.cvel[feet]
-        com = d.subtree_com[self.model.body_rootid[feet]]
-        lin = cvel[..., 3:] + np.cross(cvel[..., :3], s["foot_pos"] - com)
-        s["foot_vel_xy"] = lin[..., :2]
-        # Forces of the last physics step (cfrc_ext: torque then force, world frame).
-        s["foot_force"] = d.cfrc_ext[feet, 3:]
-        thr = self.cfg.rewards.contact_force_threshold
-        limbs = np.concatenate([idx.thigh_body[ids], idx.shank_body[ids]], axis=1)
-        s["thigh_shank_contact"] = (np.linalg.norm(d.cfrc_ext[limbs, 3:], axis=-1) > thr).astype(
-            np.float64
-        )
-        s["base_contact"] = np.any(
-            np.linalg.norm(d.cfrc_ext[idx.base_bodies[ids], 3:], axis=-1) > thr, axis=1
-        )
-        s["foot_contact"] = np.linalg.norm(s["foot_force"], axis=-1) > thr
+        r = foot_pos - d.subtree_com[self._foot_root[ids]]
+        w = cvel[..., :3]
+        foot_vel_xy = np.empty(feet.shape + (2,))
+        foot_vel_xy[..., 0] = cvel[..., 3] + (w[..., 1] * r[..., 2] - w[..., 2] * r[..., 1])
+        foot_vel_xy[..., 1] = cvel[..., 4] + (w[..., 2] * r[..., 0] - w[..., 0] * r[..., 2])
+        s["foot_vel_xy"] = foot_vel_xy
+        # Forces of the last physics step (cfrc_ext: torque then force, world frame); a body
+        # "touches" when |force| > threshold (compared squared: no square roots).
+        cfrc = d.cfrc_ext
+        s["foot_force"] = cfrc[feet, 3:]
+        thr2 = self.cfg.rewards.contact_force_threshold**2
+
+        def touching(bodies: np.ndarray) -> np.ndarray:
+            f = cfrc[bodies, 3:]
+            return (f * f).sum(axis=-1) > thr2
+
+        s["thigh_shank_contact"] = touching(self._limb_bodies[ids]).astype(np.float64)
+        s["base_contact"] = touching(idx.base_bodies[ids]).any(axis=1)
+        foot_force = s["foot_force"]
+        s["foot_contact"] = (foot_force * foot_force).sum(axis=-1) > thr2
         s["external_wrench"] = d.xfrc_applied[idx.base_body[ids]]
         valid = self.contact_valid[ids]
         if not valid.all():  # freshly reset robots: the last step's contacts are not theirs

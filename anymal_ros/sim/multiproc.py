@@ -148,6 +148,16 @@ class MultiProcessVecEnv:
         )
         return obs, reward, terminated, truncated, info
 
+    def heights_at_offsets(self, xy: np.ndarray) -> np.ndarray:
+        """As :meth:`QuadrupedVecEnv.heights_at_offsets`: ``xy [N, 4, 52, 2]`` -> ``[N, 4, 52]``."""
+        shifts = np.asarray(xy)
+        expected = (self.num_envs, *self.extero_shape, 2)
+        if shifts.shape != expected:  # checked here: a worker's error would end the workers
+            raise ValueError(f"xy: expected shape {expected}, got {shifts.shape}")
+        bounds = zip(self._starts[:-1], self._starts[1:], strict=True)
+        parts = [(shifts[lo:hi],) for lo, hi in bounds]
+        return np.concatenate(self._call_all("heights_at_offsets", parts), axis=0)
+
     def set_terrain_levels(
         self, levels: int | np.ndarray, env_ids: np.ndarray | None = None
     ) -> None:

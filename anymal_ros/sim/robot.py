@@ -66,13 +66,13 @@ def build_world(
 ) -> tuple[mujoco.MjModel, RobotIndex]:
     """Compile the terrain plus ``num_envs`` robots into one model; return it and its indices."""
     robot = load_robot_spec(cfg.robot.xml)
-    robot.option.timestep = cfg.physics.dt  # the world's; avoids an attach conflict warning
+    robot = _with_world_options(robot, cfg)
     world = mujoco.MjSpec()
     world.modelname = "anymal_ros_world"
     opt = world.option
     opt.timestep = cfg.physics.dt
     opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    opt.cone = mujoco.mjtCone.mjCONE_ELLIPTIC  # fewer rows than pyramidal: faster here
+    opt.cone = _cone(cfg)
     opt.iterations = cfg.physics.solver_iterations
     opt.ls_iterations = cfg.physics.line_search_iterations
     world.memory = int(2e5 + 6e5 * num_envs)  # bytes; contacts and constraints of N robots
@@ -113,7 +113,21 @@ def build_world(
         frame.attach_body(robot.copy().body("base"), robot_prefix(env), "")
     model = world.compile()
     _apply_actuator_config(model, cfg)
+    model.geom_solref[:] = [cfg.physics.contact_timeconst, 1.0]  # see PhysicsConfig
     return model, make_index(model, num_envs)
+
+
+def _cone(cfg: SimConfig) -> int:
+    if cfg.physics.cone == "pyramidal":
+        return int(mujoco.mjtCone.mjCONE_PYRAMIDAL)
+    return int(mujoco.mjtCone.mjCONE_ELLIPTIC)
+
+
+def _with_world_options(robot: mujoco.MjSpec, cfg: SimConfig) -> mujoco.MjSpec:
+    """Give the robot spec the world's options before attaching (no attach-conflict warning)."""
+    robot.option.timestep = cfg.physics.dt
+    robot.option.cone = _cone(cfg)
+    return robot
 
 
 def _apply_actuator_config(model: mujoco.MjModel, cfg: SimConfig) -> None:
