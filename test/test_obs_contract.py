@@ -164,3 +164,25 @@ def test_action_decoder_modes():
     assert cpg.phase[0, 0] == 0.0 and cpg.phase[1, 0] > 0.0
     assert swing_height(np.array([np.pi / 2]), 0.08)[0] == pytest.approx(0.08)
     assert swing_height(np.array([1.5 * np.pi]), 0.08)[0] == 0.0
+
+
+def test_decoder_gives_the_proprio_builder_its_cpg_inputs():
+    residual = ActionDecoder("joint_residual", 3)
+    assert residual.proprio_cpg_kwargs() == {}
+    assert residual.proprio_cpg_kwargs(np.array([1])) == {}
+    dec = ActionDecoder("cpg", 3, base_frequency=1.25)
+    faster = np.zeros((3, 16))
+    faster[2, :4] = 1.0
+    dec.decode(faster)
+    ids = np.array([2, 0])
+    kw = dec.proprio_cpg_kwargs(ids)
+    assert set(kw) == {"cpg_phase", "cpg_frequency", "cpg_base_frequency"}
+    np.testing.assert_array_equal(kw["cpg_phase"], dec.phase[ids])
+    np.testing.assert_array_equal(kw["cpg_frequency"], [[2.25] * 4, [1.25] * 4])
+    assert kw["cpg_base_frequency"] == 1.25
+    np.testing.assert_array_equal(dec.proprio_cpg_kwargs()["cpg_phase"], dec.phase)
+    # Exactly what ProprioBuilder.build needs for those robots: a CPG-sized vector.
+    st = _state(np.random.default_rng(1), 2)
+    out = ProprioBuilder(3, cpg=True).build(**st, env_ids=ids, **kw)
+    s = proprio_layout(True).slices()
+    np.testing.assert_allclose(out[:, s["cpg_frequency"]][:, :4], kw["cpg_frequency"])

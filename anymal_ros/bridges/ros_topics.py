@@ -17,9 +17,10 @@ Robot ``i`` lives in namespace ``ros_cfg.robot_namespaces(N)[i]``. One step:
    own rclpy context until every robot's set is complete, so a step is synchronous and, for a
    deterministic simulator, reproducible;
 3. observations through the shared contract (:class:`~anymal_ros.obs.proprio.ProprioBuilder`,
-   the policy node's message parsers in :mod:`anymal_ros.nodes.inputs`), rewards with the
-   simulator's own terms (:func:`anymal_ros.sim.rewards.compute_rewards`), terminations, and
-   resets of ended episodes through ``<ns>/sim_node/reset`` (std_srvs/Trigger).
+   the policy node's message parsers in :mod:`anymal_ros.nodes.inputs`), rewards, episode
+   accounting and ``info`` by the same task code as the simulator
+   (:class:`~anymal_ros.sim.task.LocomotionTask`), terminations, and resets of ended episodes
+   through ``<ns>/sim_node/reset`` (std_srvs/Trigger).
 
 Where the reward inputs come from: base velocities from ``odom``; joint velocities and torques
 (``effort``) from ``joint_states``; foot velocities from the legs' kinematics
@@ -62,7 +63,6 @@ from anymal_ros.nodes.inputs import (
 from anymal_ros.nodes.messages import PRIVILEGED_NAMES
 from anymal_ros.obs.actions import ActionDecoder, LegKinematics
 from anymal_ros.obs.layout import (
-    EXTERO_SHAPE,
     JOINT_NAMES,
     NUM_JOINTS,
     NUM_LEGS,
@@ -70,12 +70,9 @@ from anymal_ros.obs.layout import (
     PRIVILEGED_LAYOUT,
     index_by_name,
 )
-from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import projected_gravity, quat_rotate
-from anymal_ros.sim.commands import CommandManager
-from anymal_ros.sim.rewards import RewardState, compute_rewards
+from anymal_ros.sim.task import LocomotionTask, Obs, State
 
-Obs = dict[str, np.ndarray]
 _PRIV = PRIVILEGED_LAYOUT.slices()
 _STAMP_IN_REPLY = re.compile(r"stamp (\d+)\.(\d{9})")
 
@@ -147,7 +144,7 @@ class _Robot:
         ]
 
 
-class RosTopicVecEnv:
+class RosTopicVecEnv(LocomotionTask):
     """Batched quadruped environment over ROS topics (see the module docstring).
 
     Args:
@@ -162,34 +159,15 @@ class RosTopicVecEnv:
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.cfg, self.ros_cfg = sim_cfg, ros_cfg
-        self.num_envs = n = num_envs
+        n = num_envs
+        self.ros_cfg = ros_cfg
         self.namespaces = ros_cfg.robot_namespaces(n)
-        self.control_dt = sim_cfg.control_dt
-        ac = sim_cfg.actions
         lower = None if ros_cfg.joint_lower is None else np.asarray(ros_cfg.joint_lower)
         upper = None if ros_cfg.joint_upper is None else np.asarray(ros_cfg.joint_upper)
-        self.decoder = ActionDecoder.from_config(ac, n, self.control_dt, lower, upper)
+        decoder = ActionDecoder.from_config(sim_cfg.actions, n, sim_cfg.control_dt, lower, upper)
+        super().__init__(sim_cfg, n, decoder)
         self.kinematics = LegKinematics()
-        self.proprio = ProprioBuilder(n, cpg=ac.mode == "cpg")
-        self.commands = CommandManager(sim_cfg.commands, n, self.control_dt)
         self.rng = np.random.default_rng(seed)
-        self.proprio_dim = self.proprio.dim
-        self.action_dim = self.decoder.action_dim
-        self.observation_shapes = {
-            "proprio": (self.proprio_dim,),
-            "extero": EXTERO_SHAPE,
-            "privileged": (PRIVILEGED_DIM,),
-        }
-        self.max_episode_steps = int(round(sim_cfg.termination.episode_length_s / self.control_dt))
-        self.cos_max_tilt = float(np.cos(sim_cfg.termination.max_tilt))
-        self.targets = self.decoder.default_targets()
-        self.action = np.zeros((n, self.action_dim))
-        self.prev_action = np.zeros((n, self.action_dim))
-        self.prev_joint_vel = np.zeros((n, NUM_JOINTS))
-        self.air_time = np.zeros((n, NUM_LEGS))
-        self.episode_step = np.zeros(n, dtype=np.int64)
-        self.episode_return = np.zeros(n)
         self._joints = [JointStateMapper(JOINT_NAMES) for _ in range(n)]
         # An rclpy context of our own: the bridge works inside any process (a training node,
         # a test that also runs the simulator) without sharing an executor.
@@ -201,86 +179,11 @@ class RosTopicVecEnv:
         self.robots = [_Robot(self.node, ns, ros_cfg) for ns in self.namespaces]
         self._closed = False
 
-    # --- public API -----------------------------------------------------------------------
+    # --- public API (step: LocomotionTask.step) ------------------------------------------
 
     def reset(self) -> Obs:
         """Reset every robot through its reset service; the first observation."""
-        ids = np.arange(self.num_envs)
-        self._start_episodes(ids)
-        return self._observe(ids, self._await_states(ids, self._reset_stamps(ids)))
-
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Advance every robot by one control period (see QuadrupedVecEnv.step for the
-        returned values; ``info`` has ``final_obs``, ``command``, ``base_lin_vel``,
-        ``base_ang_vel``, ``reward_terms``, ``episode_return``, ``episode_length``)."""
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (self.num_envs, self.action_dim):
-            raise ValueError(
-                f"action: expected shape {(self.num_envs, self.action_dim)}, got {a.shape}"
-            )
-        if not np.all(np.isfinite(a)):
-            raise ValueError("action contains NaN or inf")
-        a = np.clip(a, -self.cfg.actions.clip, self.cfg.actions.clip)
-        self.prev_action, self.action = self.action, a
-        self.targets = self.decoder.decode(a)
-        ids = np.arange(self.num_envs)
-        for robot, target in zip(self.robots, self.targets, strict=True):
-            robot.publisher.publish(Float64MultiArray(data=[float(v) for v in target]))
-        s = self._await_states(ids)
-
-        contact = s["foot_contact"]
-        self.air_time += self.control_dt
-        first = (self.air_time > self.control_dt * 1.5) & contact
-        touchdown_air = np.where(first, self.air_time - self.control_dt, 0.0)
-        self.air_time[contact] = 0.0
-        reward_state = RewardState(
-            command=self.commands.command,
-            base_lin_vel=s["base_lin_vel"],
-            base_ang_vel=s["base_ang_vel"],
-            joint_vel=s["joint_vel"],
-            prev_joint_vel=self.prev_joint_vel,
-            torques=s["joint_effort"],
-            action=self.action,
-            prev_action=self.prev_action,
-            thigh_shank_contact=s["privileged"][:, _PRIV["thigh_shank_contact"]],
-            foot_contact=contact,
-            foot_vel_xy=s["foot_vel_xy"],
-            first_contact=first,
-            air_time_at_touchdown=touchdown_air,
-            control_dt=self.control_dt,
-            joint_velocity_limit=self.cfg.robot.joint_velocity_limit,
-        )
-        reward, terms = compute_rewards(reward_state, self.cfg.rewards)
-        self.prev_joint_vel = s["joint_vel"].copy()
-        self.episode_step += 1
-        self.episode_return += reward
-
-        tilted = s["gravity"][:, 2] > -self.cos_max_tilt
-        low = s["base_height"] < self.ros_cfg.fall_height
-        terminated = tilted | low
-        truncated = (self.episode_step >= self.max_episode_steps) & ~terminated
-        info: dict[str, Any] = {
-            "command": self.commands.command.astype(np.float32),
-            "base_lin_vel": s["base_lin_vel"].astype(np.float32),
-            "base_ang_vel": s["base_ang_vel"].astype(np.float32),
-            "reward_terms": terms,
-        }
-        self.commands.step(self.rng)
-        obs = self._observe(ids, s)
-        done = terminated | truncated
-        done_ids = np.flatnonzero(done)
-        info["final_obs"] = {k: v.copy() for k, v in obs.items()} if done_ids.size else obs
-        info["episode_return"] = np.where(done, self.episode_return, 0.0).astype(np.float32)
-        info["episode_length"] = np.where(done, self.episode_step, 0)
-        if done_ids.size:
-            self._start_episodes(done_ids)
-            states = self._await_states(done_ids, self._reset_stamps(done_ids))
-            fresh = self._observe(done_ids, states)
-            for key, value in fresh.items():
-                obs[key][done_ids] = value
-        return obs, reward, terminated, truncated, info
+        return self._restart(np.arange(self.num_envs))
 
     def set_commands(
         self, command: np.ndarray, env_ids: np.ndarray | None = None, fixed: bool = True
@@ -307,21 +210,34 @@ class RosTopicVecEnv:
         self.executor.shutdown()
         rclpy.shutdown(context=self.context)
 
+    # --- LocomotionTask hooks -------------------------------------------------------------
+
+    def _advance(self, prev_targets: np.ndarray) -> State:
+        for robot, target in zip(self.robots, self.targets, strict=True):
+            robot.publisher.publish(Float64MultiArray(data=[float(v) for v in target]))
+        return self._await_states(np.arange(self.num_envs))
+
+    def _terminations(self, s: State) -> tuple[np.ndarray, None]:
+        low = s["base_height"] < self.ros_cfg.fall_height
+        return self._tilted(s) | low, None
+
+    def _restart(self, ids: np.ndarray, s: State | None = None) -> Obs:
+        self._start_episodes(ids)
+        return self._observe(ids, self._await_states(ids, self._reset_stamps(ids)))
+
+    def _observe(self, ids: np.ndarray, s: State) -> Obs:
+        return {
+            "proprio": self._proprio(ids, s),
+            "extero": s["extero"].astype(np.float32),
+            "privileged": s["privileged"].astype(np.float32),
+        }
+
     # --- internals ------------------------------------------------------------------------
 
     def _start_episodes(self, ids: np.ndarray) -> None:
         """Episode bookkeeping of ``ids`` and their reset requests (answered by
         :meth:`_reset_stamps`)."""
-        self.commands.sample(ids, self.rng)
-        self.decoder.reset(ids)
-        self.proprio.reset(ids)
-        self.targets[ids] = self.decoder.default_joint_pos
-        self.action[ids] = 0.0
-        self.prev_action[ids] = 0.0
-        self.prev_joint_vel[ids] = 0.0
-        self.air_time[ids] = 0.0
-        self.episode_step[ids] = 0
-        self.episode_return[ids] = 0.0
+        self._begin_episodes(ids)
         timeout = self.ros_cfg.step_timeout
         for i in ids:
             client = self.robots[i].reset_client
@@ -354,9 +270,7 @@ class RosTopicVecEnv:
                 )
             self.executor.spin_once(timeout_sec=0.01)
 
-    def _await_states(
-        self, ids: np.ndarray, exact: dict[int, int | None] | None = None
-    ) -> dict[str, np.ndarray]:
+    def _await_states(self, ids: np.ndarray, exact: dict[int, int | None] | None = None) -> State:
         """Spin until robots ``ids`` each have a complete new state; parse them."""
         exact = exact or {}
         found: dict[int, int] = {}
@@ -415,28 +329,7 @@ class RosTopicVecEnv:
             "extero": extero,
             "privileged": priv,
             "foot_contact": priv[_PRIV["foot_contact"]] > 0.5,
+            "thigh_shank_contact": priv[_PRIV["thigh_shank_contact"]],
             "foot_vel_xy": foot_vel_world[:, :2],
             "base_height": np.float64(base_height),
-        }
-
-    def _observe(self, ids: np.ndarray, s: dict[str, np.ndarray]) -> Obs:
-        dec = self.decoder
-        cpg = dec.mode == "cpg"
-        proprio = self.proprio.build(
-            joint_pos=s["joint_pos"],
-            joint_vel=s["joint_vel"],
-            base_quat=s["base_quat"],
-            base_lin_vel=s["base_lin_vel"],
-            base_ang_vel=s["base_ang_vel"],
-            command=self.commands.command[ids],
-            joint_targets=self.targets[ids],
-            cpg_phase=dec.phase[ids] if cpg else None,
-            cpg_frequency=dec.frequency[ids] if cpg else None,
-            cpg_base_frequency=dec.base_frequency if cpg else None,
-            env_ids=ids,
-        )
-        return {
-            "proprio": proprio,
-            "extero": s["extero"].astype(np.float32),
-            "privileged": s["privileged"].astype(np.float32),
         }

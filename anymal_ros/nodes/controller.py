@@ -322,13 +322,6 @@ class PolicyController:
             self.missing_heights = heights.size
         start = time.perf_counter()
         try:
-            cpg = {}
-            if self.decoder.mode == "cpg":
-                cpg = dict(
-                    cpg_phase=self.decoder.phase,
-                    cpg_frequency=self.decoder.frequency,
-                    cpg_base_frequency=self.decoder.base_frequency,
-                )
             proprio = self.proprio.build(
                 joint_pos=self.joint_pos,
                 joint_vel=self.joint_vel,
@@ -337,7 +330,7 @@ class PolicyController:
                 base_ang_vel=self.imu_ang_vel,  # the gyro, not the estimator's twist
                 command=self.command,
                 joint_targets=tracked,
-                **cpg,
+                **self.decoder.proprio_cpg_kwargs(),
             )
             action = self.policy.step(proprio[0], heights)
             if not np.all(np.isfinite(action)):

@@ -106,15 +106,7 @@ class SimRobot:
         last physics step, air time advanced by one control period), or with ``stepped=False``
         right after :meth:`reset` (no contacts yet, as in the env's first observation).
         """
-        env, ids = self.env, np.arange(1)
-        if stepped:
-            mujoco.mj_rnePostConstraint(self.model, self.data)
-            env.contact_valid[:] = True
-        env._refresh_kinematics()
-        s = env._gather(ids)
-        if stepped:
-            env._update_contacts(s)
-        return env._observe(ids, s)["privileged"][0]
+        return self.env.observe_current(stepped)["privileged"][0]
 
     def height_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """(heights ``[4, 52]`` relative to each foot's sole, sample points ``[4, 52, 3]``

@@ -212,6 +212,22 @@ class ActionDecoder:
         self.phase[ids] = TROT_PHASE_OFFSETS
         self.frequency[ids] = self.base_frequency
 
+    def proprio_cpg_kwargs(
+        self, env_ids: np.ndarray | None = None
+    ) -> dict[str, np.ndarray | float]:
+        """The CPG keyword arguments of :meth:`ProprioBuilder.build
+        <anymal_ros.obs.proprio.ProprioBuilder.build>` for robots ``env_ids`` (all if None):
+        ``cpg_phase`` and ``cpg_frequency`` ``[k, 4]`` and ``cpg_base_frequency``; empty in
+        joint_residual mode (its proprioception has no CPG terms)."""
+        if self.mode != "cpg":
+            return {}
+        sel = slice(None) if env_ids is None else env_ids
+        return {
+            "cpg_phase": self.phase[sel],
+            "cpg_frequency": self.frequency[sel],
+            "cpg_base_frequency": self.base_frequency,
+        }
+
     def default_targets(self) -> np.ndarray:
         """``[N, 12]`` targets at an episode's start (the default pose)."""
         return np.tile(self.default_joint_pos, (self.num_envs, 1))

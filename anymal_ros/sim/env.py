@@ -8,8 +8,10 @@ The vector-env interface every bridge implements::
 
 Episodes reset automatically: where ``terminated | truncated``, ``obs`` already belongs to the
 new episode and ``info["final_obs"]`` holds the old episode's last observation. Exteroception
-is noise-free (height noise is the trainer's business). See :meth:`QuadrupedVecEnv.step` for
-the ``info`` keys.
+is noise-free (height noise is the trainer's business). The task (actions, rewards, episode
+accounting, ``info``) is :class:`~anymal_ros.sim.task.LocomotionTask`'s; see its ``step`` for
+the ``info`` keys. This module adds the MuJoCo world: physics, raw state, its termination
+tests, spawning on the terrain curriculum (see :class:`QuadrupedVecEnv`).
 """
 
 from __future__ import annotations
@@ -33,25 +35,27 @@ from anymal_ros.obs.layout import (
     PRIVILEGED_LAYOUT,
     default_joint_positions,
 )
-from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import (
     projected_gravity,
     quat_from_yaw,
     quat_rotate_inverse,
     yaw_from_quat,
 )
-from anymal_ros.sim.commands import CommandManager
 from anymal_ros.sim.randomization import Randomizer
-from anymal_ros.sim.rewards import RewardState, compute_rewards
 from anymal_ros.sim.robot import build_world
+from anymal_ros.sim.task import LocomotionTask, Obs, State
 from anymal_ros.sim.terrain import Terrain
 
-Obs = dict[str, np.ndarray]
 _PRIV = PRIVILEGED_LAYOUT.slices()
 
 
-class QuadrupedVecEnv:
+class QuadrupedVecEnv(LocomotionTask):
     """Batched MuJoCo quadruped environment (see module docstring).
+
+    A robot's episode terminates when its base tilts beyond ``termination.max_tilt``, its
+    state turns non-finite, or (``termination.base_contact``) its base touches anything; it
+    is truncated at the time limit or when its base comes within 0.5 m of the map's edge.
+    ``info`` adds ``terrain_level [N]`` int64: the level each robot's episode ran on.
 
     Args:
         cfg: simulator settings.
@@ -67,35 +71,19 @@ class QuadrupedVecEnv:
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.cfg = cfg
-        self.num_envs = n = num_envs
-        self.control_dt = cfg.control_dt
+        n = num_envs
         self.decimation = cfg.physics.decimation
         self.terrain = Terrain(cfg.terrain, seed if terrain_seed is None else terrain_seed)
         self.model, self.index = build_world(cfg, self.terrain, n)
         self.data = mujoco.MjData(self.model)
         idx = self.index
         self.default_joint_pos = default_joint_positions()
-        ac = cfg.actions
-        self.decoder = ActionDecoder.from_config(
-            ac, n, self.control_dt, joint_lower=idx.joint_lower, joint_upper=idx.joint_upper
+        decoder = ActionDecoder.from_config(
+            cfg.actions, n, cfg.control_dt, joint_lower=idx.joint_lower, joint_upper=idx.joint_upper
         )
-        self.proprio = ProprioBuilder(n, cpg=ac.mode == "cpg")
-        self.commands = CommandManager(cfg.commands, n, self.control_dt)
+        super().__init__(cfg, n, decoder)
         self.randomizer = Randomizer(cfg, self.model, idx)
-        self.proprio_dim = self.proprio.dim
-        self.action_dim = self.decoder.action_dim
-        self.extero_shape = EXTERO_SHAPE
-        self.privileged_dim = PRIVILEGED_DIM
-        self.observation_shapes = {
-            "proprio": (self.proprio_dim,),
-            "extero": EXTERO_SHAPE,
-            "privileged": (PRIVILEGED_DIM,),
-        }
-        self.max_episode_steps = int(round(cfg.termination.episode_length_s / self.control_dt))
         self.foot_radius = self.model.geom_size[idx.foot_geom[0], 0].copy()  # [4]
-        self.cos_max_tilt = float(np.cos(cfg.termination.max_tilt))
-        self.joint_velocity_limit = cfg.robot.joint_velocity_limit
         self._act_flat = idx.actuator.ravel()
         self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
         self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
@@ -104,18 +92,11 @@ class QuadrupedVecEnv:
         self.levels = self.rng.integers(0, cfg.terrain.max_init_level + 1, size=n)
         self.columns = np.arange(n) % self.terrain.num_columns
         self.origins = np.zeros((n, 3))
-        self.episode_step = np.zeros(n, dtype=np.int64)
-        self.episode_return = np.zeros(n)
-        self.targets = np.tile(self.default_joint_pos, (n, 1))
-        self.action = np.zeros((n, self.action_dim))
-        self.prev_action = np.zeros((n, self.action_dim))
-        self.prev_joint_vel = np.zeros((n, NUM_JOINTS))
-        self.air_time = np.zeros((n, NUM_LEGS))
         self.contact_valid = np.zeros(n, dtype=bool)
         self._state: dict[str, np.ndarray] = {}
         self._physics_time = np.zeros(2)  # wall, thread CPU seconds inside mj_step
 
-    # --- public API -----------------------------------------------------------------------
+    # --- public API (step: LocomotionTask.step) ------------------------------------------
 
     def reset(self, seed: int | None = None) -> Obs:
         """Reset every robot (re-seeding first if ``seed`` is given); return the first obs."""
@@ -129,122 +110,25 @@ class QuadrupedVecEnv:
         self._state = self._gather(all_ids)
         return self._observe(all_ids, self._state)
 
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Advance every robot by one control period.
+    def observe_current(self, stepped: bool) -> Obs:
+        """The observation of every robot's current MjData state, built as :meth:`step` builds
+        it, for a caller that steps the physics itself (``sim_node``'s
+        :class:`~anymal_ros.nodes.sim_robot.SimRobot`). Advances the proprioceptive histories.
 
         Args:
-            action: ``[N, A]`` float actions (A = ``action_dim``).
-
-        Returns:
-            ``obs`` (dict, as :meth:`reset`), ``reward [N]`` float32, ``terminated [N]`` bool
-            (fell: base contact or tilt), ``truncated [N]`` bool (time limit or left the map),
-            and ``info`` with:
-
-            * ``final_obs``: obs dict; rows where ``terminated | truncated`` hold the old
-              episode's last observation (other rows equal ``obs``);
-            * ``command``, ``base_lin_vel``, ``base_ang_vel``: ``[N, 3]`` float32, base frame,
-              for this step (before any reset);
-            * ``reward_terms``: name -> ``[N]`` float32 weighted terms (they sum to reward);
-            * ``episode_return [N]`` float32 and ``episode_length [N]`` int64: valid where an
-              episode ended this step (0 elsewhere);
-            * ``terrain_level [N]`` int64: level each robot's episode ran on.
+            stepped: True once per control period after stepping (contact forces of the last
+                physics step, air time advanced by one control period); False right after
+                :meth:`reset` (no contacts yet, as in the first observation).
         """
-        a = np.asarray(action, dtype=np.float64)
-        if a.shape != (self.num_envs, self.action_dim):
-            raise ValueError(
-                f"action: expected shape {(self.num_envs, self.action_dim)}, got {a.shape}"
-            )
-        if not np.all(np.isfinite(a)):
-            raise ValueError("action contains NaN or inf")
-        a = np.clip(a, -self.cfg.actions.clip, self.cfg.actions.clip)
-        self.prev_action, self.action = self.action, a
-        prev_targets = self.targets
-        self.targets = self.decoder.decode(a)
-
-        m, d, idx, rng = self.model, self.data, self.index, self.rng
-        episode_time = self.episode_step * self.control_dt
-        self.randomizer.update_pushes(episode_time, self.control_dt, rng)
-        d.xfrc_applied[idx.base_body] = self.randomizer.push_wrench
-        latency = self.randomizer.latency
-        wall0, cpu0 = time.perf_counter(), time.thread_time()
-        if latency.max(initial=0) == 0:
-            d.ctrl[self._act_flat] = self.targets.ravel()
-            mujoco.mj_step(m, d, nstep=self.decimation)
-        else:  # the new target reaches each robot's motors `latency` physics steps late
-            for sub in range(self.decimation):
-                late = (sub < latency)[:, None]
-                d.ctrl[self._act_flat] = np.where(late, prev_targets, self.targets).ravel()
-                mujoco.mj_step(m, d)
-        self._physics_time += (time.perf_counter() - wall0, time.thread_time() - cpu0)
-        mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last physics step
-        self.contact_valid[:] = True
+        ids = np.arange(self.num_envs)
+        if stepped:
+            mujoco.mj_rnePostConstraint(self.model, self.data)
+            self.contact_valid[:] = True
         self._refresh_kinematics()
-
-        all_ids = np.arange(self.num_envs)
-        s = self._gather(all_ids)
-        self._update_contacts(s)
-        reward_state = RewardState(
-            command=self.commands.command,
-            base_lin_vel=s["base_lin_vel"],
-            base_ang_vel=s["base_ang_vel"],
-            joint_vel=s["joint_vel"],
-            prev_joint_vel=self.prev_joint_vel,
-            torques=d.actuator_force[idx.actuator],
-            action=self.action,
-            prev_action=self.prev_action,
-            thigh_shank_contact=s["thigh_shank_contact"],
-            foot_contact=s["foot_contact"],
-            foot_vel_xy=s["foot_vel_xy"],
-            first_contact=s["first_contact"],
-            air_time_at_touchdown=s["air_time_at_touchdown"],
-            control_dt=self.control_dt,
-            joint_velocity_limit=self.joint_velocity_limit,
-        )
-        reward, terms = compute_rewards(reward_state, self.cfg.rewards)
-        self.prev_joint_vel = s["joint_vel"].copy()
-        self.episode_step += 1
-        self.episode_return += reward
-
-        finite = np.isfinite(s["qpos"]).all(axis=1) & np.isfinite(s["qvel"]).all(axis=1)
-        tilted = s["gravity"][:, 2] > -self.cos_max_tilt
-        terminated = tilted | ~finite
-        if self.cfg.termination.base_contact:
-            terminated |= s["base_contact"]
-        margin = 0.5
-        xy = s["base_pos"][:, :2]
-        off_map = (
-            (xy[:, 0] < margin)
-            | (xy[:, 1] < margin)
-            | (xy[:, 0] > self.terrain.size_x - margin)
-            | (xy[:, 1] > self.terrain.size_y - margin)
-        )
-        truncated = ((self.episode_step >= self.max_episode_steps) | off_map) & ~terminated
-
-        info: dict[str, Any] = {
-            "command": self.commands.command.astype(np.float32),
-            "base_lin_vel": s["base_lin_vel"].astype(np.float32),
-            "base_ang_vel": s["base_ang_vel"].astype(np.float32),
-            "reward_terms": terms,
-            "terrain_level": self.levels.copy(),
-        }
-        self.commands.step(rng)
-        obs = self._observe(all_ids, s)
-        done = terminated | truncated
-        done_ids = np.flatnonzero(done)
-        info["final_obs"] = {k: v.copy() for k, v in obs.items()} if done_ids.size else obs
-        info["episode_return"] = np.where(done, self.episode_return, 0.0).astype(np.float32)
-        info["episode_length"] = np.where(done, self.episode_step, 0)
-        if done_ids.size:
-            self._update_curriculum(done_ids, s)
-            self._reset_envs(done_ids)
-            self._refresh_kinematics()
-            fresh = self._gather(done_ids)
-            new_obs = self._observe(done_ids, fresh)
-            for key, value in new_obs.items():
-                obs[key][done_ids] = value
-        return obs, reward, terminated, truncated, info
+        s = self._gather(ids)
+        if stepped:
+            self._update_contacts(s)
+        return self._observe(ids, s)
 
     def set_terrain_levels(
         self, levels: int | np.ndarray, env_ids: np.ndarray | None = None
@@ -338,6 +222,55 @@ class QuadrupedVecEnv:
     def close(self) -> None:
         """Nothing to release (kept for interface parity with the multi-process env)."""
 
+    # --- LocomotionTask hooks -------------------------------------------------------------
+
+    def _advance(self, prev_targets: np.ndarray) -> State:
+        m, d, idx = self.model, self.data, self.index
+        episode_time = self.episode_step * self.control_dt
+        self.randomizer.update_pushes(episode_time, self.control_dt, self.rng)
+        d.xfrc_applied[idx.base_body] = self.randomizer.push_wrench
+        latency = self.randomizer.latency
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        if latency.max(initial=0) == 0:
+            d.ctrl[self._act_flat] = self.targets.ravel()
+            mujoco.mj_step(m, d, nstep=self.decimation)
+        else:  # the new target reaches each robot's motors `latency` physics steps late
+            for sub in range(self.decimation):
+                late = (sub < latency)[:, None]
+                d.ctrl[self._act_flat] = np.where(late, prev_targets, self.targets).ravel()
+                mujoco.mj_step(m, d)
+        self._physics_time += (time.perf_counter() - wall0, time.thread_time() - cpu0)
+        mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last physics step
+        self.contact_valid[:] = True
+        self._refresh_kinematics()
+        s = self._gather(np.arange(self.num_envs))
+        s["joint_effort"] = d.actuator_force[idx.actuator]  # torques of the last physics step
+        return s
+
+    def _terminations(self, s: State) -> tuple[np.ndarray, np.ndarray]:
+        finite = np.isfinite(s["qpos"]).all(axis=1) & np.isfinite(s["qvel"]).all(axis=1)
+        terminated = self._tilted(s) | ~finite
+        if self.cfg.termination.base_contact:
+            terminated |= s["base_contact"]
+        margin = 0.5
+        xy = s["base_pos"][:, :2]
+        off_map = (
+            (xy[:, 0] < margin)
+            | (xy[:, 1] < margin)
+            | (xy[:, 0] > self.terrain.size_x - margin)
+            | (xy[:, 1] > self.terrain.size_y - margin)
+        )
+        return terminated, off_map
+
+    def _extra_info(self) -> dict[str, Any]:
+        return {"terrain_level": self.levels.copy()}
+
+    def _restart(self, ids: np.ndarray, s: State) -> Obs:
+        self._update_curriculum(ids, s)
+        self._reset_envs(ids)
+        self._refresh_kinematics()
+        return self._observe(ids, self._gather(ids))
+
     # --- internals ------------------------------------------------------------------------
 
     def _seed(self, seed: int) -> None:
@@ -355,9 +288,7 @@ class QuadrupedVecEnv:
         cfg, d, idx, rng = self.cfg, self.data, self.index, self.rng
         k = ids.size
         self.randomizer.reset(ids, rng)
-        self.commands.sample(ids, rng)
-        self.decoder.reset(ids)
-        self.proprio.reset(ids)
+        self._begin_episodes(ids)
         origin = self.terrain.tile_origins[self.levels[ids], self.columns[ids]]
         self.origins[ids] = origin
         noise = cfg.robot.init_xy_noise
@@ -376,16 +307,9 @@ class QuadrupedVecEnv:
         d.qacc_warmstart[idx.dof_joint[ids]] = 0.0
         d.xfrc_applied[idx.base_body[ids]] = 0.0
         d.ctrl[idx.actuator[ids]] = self.default_joint_pos
-        self.targets[ids] = self.default_joint_pos
-        self.action[ids] = 0.0
-        self.prev_action[ids] = 0.0
-        self.prev_joint_vel[ids] = 0.0
-        self.air_time[ids] = 0.0
         self.contact_valid[ids] = False
-        self.episode_step[ids] = 0
-        self.episode_return[ids] = 0.0
 
-    def _update_curriculum(self, ids: np.ndarray, s: dict[str, np.ndarray]) -> None:
+    def _update_curriculum(self, ids: np.ndarray, s: State) -> None:
         if not self.cfg.terrain.curriculum:
             return
         dist = np.linalg.norm(s["base_pos"][ids, :2] - self.origins[ids, :2], axis=1)
@@ -401,7 +325,7 @@ class QuadrupedVecEnv:
         levels[beyond] = self.rng.integers(0, top, size=int(beyond.sum()))
         self.levels[ids] = np.maximum(levels, 0)
 
-    def _gather(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+    def _gather(self, ids: np.ndarray) -> State:
         """Raw state of robots ``ids`` from MjData (current qpos/qvel, fresh kinematics)."""
         d, idx = self.data, self.index
         qpos = d.qpos[idx.qpos_base[ids]]
@@ -463,32 +387,8 @@ class QuadrupedVecEnv:
             normals[idx.geom_env[geom[sel1, 0]], leg1[sel1]] = -frame[sel1]
         return normals[ids] * foot_contact[..., None]
 
-    def _update_contacts(self, s: dict[str, np.ndarray]) -> None:
-        """Air-time bookkeeping of one control step (all robots)."""
-        contact = s["foot_contact"]
-        self.air_time += self.control_dt
-        first = (self.air_time > self.control_dt * 1.5) & contact
-        s["first_contact"] = first
-        s["air_time_at_touchdown"] = np.where(first, self.air_time - self.control_dt, 0.0)
-        self.air_time[contact] = 0.0
-        s["air_time"] = self.air_time.copy()
-
-    def _observe(self, ids: np.ndarray, s: dict[str, np.ndarray]) -> Obs:
-        dec = self.decoder
-        cpg = dec.mode == "cpg"
-        proprio = self.proprio.build(
-            joint_pos=s["joint_pos"],
-            joint_vel=s["joint_vel"],
-            base_quat=s["base_quat"],
-            base_lin_vel=s["base_lin_vel"],
-            base_ang_vel=s["base_ang_vel"],
-            command=self.commands.command[ids],
-            joint_targets=self.targets[ids],
-            cpg_phase=dec.phase[ids] if cpg else None,
-            cpg_frequency=dec.frequency[ids] if cpg else None,
-            cpg_base_frequency=dec.base_frequency if cpg else None,
-            env_ids=ids,
-        )
+    def _observe(self, ids: np.ndarray, s: State) -> Obs:
+        proprio = self._proprio(ids, s)
         feet = s["foot_pos"]
         yaw = yaw_from_quat(s["base_quat"])
         points = extero.sample_points(feet[..., :2], yaw)
