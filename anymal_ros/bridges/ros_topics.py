@@ -81,6 +81,10 @@ class SimulatorTimeout(RuntimeError):
     """The simulator did not answer a step or reset in time."""
 
 
+#: How long a reset waits for its state before asking the simulator again.
+RESET_RETRY_S = 1.0
+
+
 def _ns(namespace: str, name: str) -> str:
     return "/" + "/".join(p for p in (*namespace.strip("/").split("/"), name) if p)
 
@@ -104,9 +108,10 @@ class _Robot:
         }
         if cfg.privileged_topic:
             topics["privileged"] = (JointState, cfg.privileged_topic)
+        self.subscriptions = {}
         for key, (msg_type, name) in topics.items():
             self.inbox[key] = {}
-            node.create_subscription(
+            self.subscriptions[key] = node.create_subscription(
                 msg_type, _ns(namespace, name), lambda m, k=key: self._store(k, m), reliable
             )
         self.topics = {key: _ns(namespace, name) for key, (_, name) in topics.items()}
@@ -137,6 +142,15 @@ class _Robot:
                 del box[s]
         self.last_stamp = stamp
         return msgs
+
+    def unmatched(self) -> list[str]:
+        """Topics on which DDS has not yet matched us with the simulator."""
+        out = [
+            self.topics[k] for k, s in self.subscriptions.items() if s.get_publisher_count() == 0
+        ]
+        if self.publisher.get_subscription_count() == 0:
+            out.append(self.publisher.topic_name)
+        return out
 
     def missing(self) -> list[str]:
         return [
@@ -177,6 +191,7 @@ class RosTopicVecEnv(LocomotionTask):
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.robots = [_Robot(self.node, ns, ros_cfg) for ns in self.namespaces]
+        self._matched = False
         self._closed = False
 
     # --- public API (step: LocomotionTask.step) ------------------------------------------
@@ -222,8 +237,19 @@ class RosTopicVecEnv(LocomotionTask):
         return self._tilted(s) | low, None
 
     def _restart(self, ids: np.ndarray, s: State | None = None) -> Obs:
-        self._start_episodes(ids)
-        return self._observe(ids, self._await_states(ids, self._reset_stamps(ids)))
+        # The simulator publishes a reset's state once. If its publishers had not yet matched
+        # our subscriptions (discovery is per side; we can only see ours), that state is lost:
+        # ask again, which is harmless (a fresh episode either way), until the step timeout.
+        deadline = time.monotonic() + self.ros_cfg.step_timeout
+        while True:
+            self._start_episodes(ids)
+            stamps = self._reset_stamps(ids)
+            retry = min(RESET_RETRY_S, max(deadline - time.monotonic(), 0.0))
+            try:
+                return self._observe(ids, self._await_states(ids, stamps, timeout=retry))
+            except SimulatorTimeout:
+                if time.monotonic() >= deadline:
+                    raise
 
     def _observe(self, ids: np.ndarray, s: State) -> Obs:
         return {
@@ -238,6 +264,8 @@ class RosTopicVecEnv(LocomotionTask):
         """Episode bookkeeping of ``ids`` and their reset requests (answered by
         :meth:`_reset_stamps`)."""
         self._begin_episodes(ids)
+        if not self._matched:
+            self._wait_for_matching()
         timeout = self.ros_cfg.step_timeout
         for i in ids:
             client = self.robots[i].reset_client
@@ -245,6 +273,20 @@ class RosTopicVecEnv(LocomotionTask):
                 raise SimulatorTimeout(f"reset service {client.srv_name} not available")
         self._futures = {int(i): self.robots[i].reset_client.call_async(Trigger.Request())
                          for i in ids}  # fmt: skip
+
+    def _wait_for_matching(self) -> None:
+        """A lockstep simulator publishes each state once: a message sent before DDS has
+        matched both ends is lost for good and the step would wait forever. So before the
+        first reset, wait until every topic of every robot is matched."""
+        deadline = time.monotonic() + self.ros_cfg.step_timeout
+        while unmatched := [t for robot in self.robots for t in robot.unmatched()]:
+            if time.monotonic() > deadline:
+                raise SimulatorTimeout(
+                    f"simulator topics not matched within {self.ros_cfg.step_timeout} s: "
+                    f"{unmatched}; is sim_node running (lockstep:=true publish_privileged:=true)?"
+                )
+            self.executor.spin_once(timeout_sec=0.01)
+        self._matched = True
 
     def _reset_stamps(self, ids: np.ndarray) -> dict[int, int | None]:
         """Wait for the reset replies; the state stamp each names (None if it names none)."""
@@ -259,19 +301,28 @@ class RosTopicVecEnv(LocomotionTask):
             stamps[i] = int(m.group(1)) * 1_000_000_000 + int(m.group(2)) if m else None
         return stamps
 
-    def _spin_until(self, condition, what: str, ids: np.ndarray) -> None:
-        deadline = time.monotonic() + self.ros_cfg.step_timeout
+    def _spin_until(
+        self, condition, what: str, ids: np.ndarray, timeout: float | None = None
+    ) -> None:
+        timeout = self.ros_cfg.step_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 missing = [t for i in ids for t in self.robots[i].missing()]
                 raise SimulatorTimeout(
-                    f"no {what} within {self.ros_cfg.step_timeout} s (waiting for {missing}); "
+                    f"no {what} within {timeout:.1f} s (waiting for {missing}); "
                     "is the simulator running in lockstep mode (sim_node lockstep:=true)?"
                 )
             self.executor.spin_once(timeout_sec=0.01)
 
-    def _await_states(self, ids: np.ndarray, exact: dict[int, int | None] | None = None) -> State:
-        """Spin until robots ``ids`` each have a complete new state; parse them."""
+    def _await_states(
+        self,
+        ids: np.ndarray,
+        exact: dict[int, int | None] | None = None,
+        timeout: float | None = None,
+    ) -> State:
+        """Spin until robots ``ids`` each have a complete new state (within ``timeout``, by
+        default the step timeout); parse them."""
         exact = exact or {}
         found: dict[int, int] = {}
 
@@ -283,7 +334,7 @@ class RosTopicVecEnv(LocomotionTask):
                         found[int(i)] = stamp
             return len(found) == len(ids)
 
-        self._spin_until(ready, "simulator state", ids)
+        self._spin_until(ready, "simulator state", ids, timeout)
         rows = [self._parse(int(i), self.robots[i].take(found[int(i)])) for i in ids]
         return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
