@@ -13,3 +13,27 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def ros():
+    """A private rclpy context + executor (``ros_helpers.RosSession``), closed afterwards."""
+    from ros_helpers import RosSession
+
+    session = RosSession()
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="module")
+def student_path(tmp_path_factory):
+    """A freshly initialised joint-residual student (near-zero residuals), exported to ONNX."""
+    from anymal_ros.config.models import StudentConfig, sized_for_action_mode
+    from anymal_ros.deploy.export import export_student
+    from anymal_ros.models.student import Student
+
+    torch.manual_seed(0)
+    student = Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval()
+    return export_student(student, tmp_path_factory.mktemp("policy") / "student.onnx")

@@ -18,29 +18,18 @@ pytest.importorskip(
     reason="the observation contract (obs.proprio/actions, branch sim) is not merged yet",
 )
 
-import torch  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
-from ros_helpers import FakeRobot, RosSession  # noqa: E402
+from ros_helpers import FakeRobot  # noqa: E402
 from sensor_msgs.msg import Imu, JointState  # noqa: E402
 
-from anymal_ros.config.models import StudentConfig, sized_for_action_mode  # noqa: E402
-from anymal_ros.deploy.export import export_student  # noqa: E402
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
-from anymal_ros.models.student import Student  # noqa: E402
 from anymal_ros.nodes.controller import ControllerConfig, PolicyController  # noqa: E402
 from anymal_ros.nodes.messages import fill_joint_state  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode  # noqa: E402
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def student_path(tmp_path_factory):
-    torch.manual_seed(0)
-    student = Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval()
-    return export_student(student, tmp_path_factory.mktemp("policy") / "student.onnx")
 
 
 @pytest.fixture
@@ -104,34 +93,30 @@ def test_unknown_deferred_input_is_refused(controller):
 
 
 @pytest.mark.ros
-def test_node_with_decoded_subscriptions_walks_and_rejects_nan(student_path):
-    ros = RosSession()
-    try:
-        robot = ros.add(FakeRobot(ros.context))
-        overrides = {
-            "model_path": str(student_path),
-            "raw_inputs": False,
-            "stand_duration": 0.1,
-            "diagnostics_period": 0.2,
-            "joint_states_timeout": 0.5,
-        }
-        node = ros.add(
-            PolicyNode(
-                context=ros.context,
-                parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
-            )
+def test_node_with_decoded_subscriptions_walks_and_rejects_nan(ros, student_path):
+    robot = ros.add(FakeRobot(ros.context))
+    overrides = {
+        "model_path": str(student_path),
+        "raw_inputs": False,
+        "stand_duration": 0.1,
+        "diagnostics_period": 0.2,
+        "joint_states_timeout": 0.5,
+    }
+    node = ros.add(
+        PolicyNode(
+            context=ros.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
         )
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert ros.spin_until(lambda: node.controller.health(node.now()).proprioception, 5.0)
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert ros.spin_until(lambda: robot.targets, 5.0)
-        ros.spin_for(0.15)
-        assert node.controller.request(Mode.WALK, node.now())[0]
-        bad = robot.joint_pos.copy()
-        bad[0] = math.nan
-        robot.joint_pos = bad
-        assert ros.spin_until(lambda: node.controller.monitor.rejected["joint_states"] > 3, 5.0)
-        assert all(np.all(np.isfinite(t)) for t in robot.targets)
-        assert ros.spin_until(lambda: "control_ms.p99" in (robot.diagnostics or [{}])[-1], 5.0)
-    finally:
-        ros.close()
+    )
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert ros.spin_until(lambda: node.controller.health(node.now()).proprioception, 5.0)
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert ros.spin_until(lambda: robot.targets, 5.0)
+    ros.spin_for(0.15)
+    assert node.controller.request(Mode.WALK, node.now())[0]
+    bad = robot.joint_pos.copy()
+    bad[0] = math.nan
+    robot.joint_pos = bad
+    assert ros.spin_until(lambda: node.controller.monitor.rejected["joint_states"] > 3, 5.0)
+    assert all(np.all(np.isfinite(t)) for t in robot.targets)
+    assert ros.spin_until(lambda: "control_ms.p99" in (robot.diagnostics or [{}])[-1], 5.0)

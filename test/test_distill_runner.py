@@ -11,6 +11,8 @@ import torch
 
 pytest.importorskip("anymal_ros.rl.logger", reason="needs the shared training logger (rl)")
 
+from sim_helpers import tiny_sim  # noqa: E402
+
 from anymal_ros.cli import main  # noqa: E402
 from anymal_ros.config import from_dict, to_dict  # noqa: E402
 from anymal_ros.config.models import ActionHeadConfig, TeacherConfig  # noqa: E402
@@ -23,17 +25,7 @@ from anymal_ros.replay.store import EpisodeStore, quadruped_fields  # noqa: E402
 from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config  # noqa: E402
 from anymal_ros.sim.env import QuadrupedVecEnv  # noqa: E402
 
-TINY_SIM = {
-    "terrain": {
-        "num_levels": 2,
-        "num_columns": 7,
-        "tile_size": 4.0,
-        "border": 2.0,
-        "max_init_level": 1,
-    },
-    "termination": {"episode_length_s": 0.4},
-    "actions": {"mode": "joint_residual"},
-}
+TINY_SIM = tiny_sim(episode_length_s=0.4)
 TINY_RUN = [
     "env.num_envs=3",
     "dagger.num_steps=12",

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from sim_helpers import tiny_sim
 
 from anymal_ros.cli import main
 from anymal_ros.config import to_dict
@@ -19,17 +20,7 @@ from anymal_ros.models.student import Student, init_student_from_teacher
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.replay.store import EpisodeStore
 
-TINY_SIM = {
-    "terrain": {
-        "num_levels": 2,
-        "num_columns": 7,
-        "tile_size": 4.0,
-        "border": 2.0,
-        "max_init_level": 1,
-    },
-    "termination": {"episode_length_s": 0.3},
-    "actions": {"mode": "joint_residual"},
-}
+TINY_SIM = tiny_sim(episode_length_s=0.3)
 SHARED = dict(
     proprio_dim=120,
     height_encoder=(16,),

@@ -10,34 +10,15 @@ pytest.importorskip(
     reason="the observation contract (obs.proprio/actions, branch sim) is not merged yet",
 )
 
-import torch  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from ros_helpers import FakeRobot, RosSession  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from anymal_ros.config.models import StudentConfig, sized_for_action_mode  # noqa: E402
-from anymal_ros.deploy.export import export_student  # noqa: E402
-from anymal_ros.models.student import Student  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture(scope="module")
-def student_path(tmp_path_factory):
-    """A freshly initialised joint-residual student (near-zero residuals)."""
-    torch.manual_seed(0)
-    student = Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval()
-    return export_student(student, tmp_path_factory.mktemp("policy") / "student.onnx")
-
-
-@pytest.fixture
-def ros():
-    session = RosSession()
-    yield session
-    session.close()
 
 
 def start(ros: RosSession, model_path, **params) -> tuple[PolicyNode, FakeRobot]:

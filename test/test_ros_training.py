@@ -181,62 +181,54 @@ def test_ppo_through_the_bridge_writes_a_checkpoint_and_evaluates(sim, tmp_path)
     assert 0.0 < np.sum(returns) <= 40 * SIM.control_dt
 
 
-def test_train_node_publishes_progress_saves_and_stops_with_a_checkpoint(sim, tmp_path):
-    ros = RosSession()
-    try:
-        node = ros.add(
-            TrainNode(
-                context=ros.context,
-                parameter_overrides=[
-                    Parameter("algorithm", value="ppo"),
-                    Parameter("config_file", value=str(REPO / "config/teacher_ros.yaml")),
-                    Parameter("overrides", value=TINY),
-                    Parameter("iterations", value=1000),
-                    Parameter("run_dir", value=str(tmp_path / "node_run")),
-                    Parameter("diagnostics_period", value=0.2),
-                ],
-            )
+def test_train_node_publishes_progress_saves_and_stops_with_a_checkpoint(ros, sim, tmp_path):
+    node = ros.add(
+        TrainNode(
+            context=ros.context,
+            parameter_overrides=[
+                Parameter("algorithm", value="ppo"),
+                Parameter("config_file", value=str(REPO / "config/teacher_ros.yaml")),
+                Parameter("overrides", value=TINY),
+                Parameter("iterations", value=1000),
+                Parameter("run_dir", value=str(tmp_path / "node_run")),
+                Parameter("diagnostics_period", value=0.2),
+            ],
         )
-        probe = ros.add(Node("probe", context=ros.context))
-        progress: list[dict] = []
-        probe.create_subscription(
-            String, "/train_node/progress", lambda m: progress.append(json.loads(m.data)), 10
-        )
-        assert ros.spin_until(lambda: len(progress) >= 1, 30.0), node.error
-        first = progress[0]
-        assert first["iteration"] >= 1 and first["iterations"] == 1000
-        assert first["env_steps"] == 16 * first["iteration"] and first["eta_s"] > 0
-        assert {"policy_loss", "value_loss", "entropy"} <= set(first["stats"])
-        save = probe.create_client(Trigger, "/train_node/save_checkpoint")
-        reply = ros.call(save, Trigger.Request(), timeout=30.0)
-        assert reply.success and Path(reply.message).is_file(), reply.message
-        stop = probe.create_client(Trigger, "/train_node/stop")
-        reply = ros.call(stop, Trigger.Request(), timeout=30.0)
-        assert reply.success, reply.message
-        assert reply.message.endswith("latest.pt") and Path(reply.message).is_file()
-        assert node.finished and node.state == "done"
-        assert node.summary["stopped_by"] == "stop service"
-        assert node.summary["iterations"] < 1000
-        ckpt = load_checkpoint(reply.message)
-        assert ckpt["counters"]["iteration"] == node.summary["iterations"]
-    finally:
-        ros.close()
+    )
+    probe = ros.add(Node("probe", context=ros.context))
+    progress: list[dict] = []
+    probe.create_subscription(
+        String, "/train_node/progress", lambda m: progress.append(json.loads(m.data)), 10
+    )
+    assert ros.spin_until(lambda: len(progress) >= 1, 30.0), node.error
+    first = progress[0]
+    assert first["iteration"] >= 1 and first["iterations"] == 1000
+    assert first["env_steps"] == 16 * first["iteration"] and first["eta_s"] > 0
+    assert {"policy_loss", "value_loss", "entropy"} <= set(first["stats"])
+    save = probe.create_client(Trigger, "/train_node/save_checkpoint")
+    reply = ros.call(save, Trigger.Request(), timeout=30.0)
+    assert reply.success and Path(reply.message).is_file(), reply.message
+    stop = probe.create_client(Trigger, "/train_node/stop")
+    reply = ros.call(stop, Trigger.Request(), timeout=30.0)
+    assert reply.success, reply.message
+    assert reply.message.endswith("latest.pt") and Path(reply.message).is_file()
+    assert node.finished and node.state == "done"
+    assert node.summary["stopped_by"] == "stop service"
+    assert node.summary["iterations"] < 1000
+    ckpt = load_checkpoint(reply.message)
+    assert ckpt["counters"]["iteration"] == node.summary["iterations"]
 
 
-def test_train_node_reports_a_bad_config_key_and_fails(sim, tmp_path):
-    ros = RosSession()
-    try:
-        node = ros.add(
-            TrainNode(
-                context=ros.context,
-                parameter_overrides=[
-                    Parameter("config_file", value=str(REPO / "config/teacher_ros.yaml")),
-                    Parameter("overrides", value=["ppo.learning_rat=1e-3"]),
-                    Parameter("run_dir", value=str(tmp_path / "bad")),
-                ],
-            )
+def test_train_node_reports_a_bad_config_key_and_fails(ros, sim, tmp_path):
+    node = ros.add(
+        TrainNode(
+            context=ros.context,
+            parameter_overrides=[
+                Parameter("config_file", value=str(REPO / "config/teacher_ros.yaml")),
+                Parameter("overrides", value=["ppo.learning_rat=1e-3"]),
+                Parameter("run_dir", value=str(tmp_path / "bad")),
+            ],
         )
-        assert ros.spin_until(lambda: node.finished, 10.0)
-        assert node.state == "failed" and "learning_rat" in node.error
-    finally:
-        ros.close()
+    )
+    assert ros.spin_until(lambda: node.finished, 10.0)
+    assert node.state == "failed" and "learning_rat" in node.error

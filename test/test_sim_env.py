@@ -6,6 +6,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 import pytest
+from sim_helpers import SMALL_TERRAIN
 
 from anymal_ros.config import ConfigError, from_dict, load_config, to_dict
 from anymal_ros.config.sim import SimConfig
@@ -15,13 +16,6 @@ from anymal_ros.sim.env import QuadrupedVecEnv
 from anymal_ros.sim.robot import DEFAULT_XML
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_TERRAIN = {
-    "num_levels": 2,
-    "num_columns": 7,
-    "tile_size": 4.0,
-    "border": 2.0,
-    "max_init_level": 1,
-}
 
 
 def make_cfg(*layers: dict, **sections) -> SimConfig:

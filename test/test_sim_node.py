@@ -9,18 +9,13 @@ pytest.importorskip(
     "anymal_ros.sim.env", reason="the MuJoCo env (anymal_ros.sim, branch sim) is not merged yet"
 )
 
-import torch  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from ros_helpers import RosSession  # noqa: E402
 from sensor_msgs.msg import JointState, PointCloud2  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from anymal_ros.config.models import StudentConfig, sized_for_action_mode  # noqa: E402
-from anymal_ros.deploy.export import export_student  # noqa: E402
-from anymal_ros.models.student import Student  # noqa: E402
 from anymal_ros.nodes.inputs import heights_from_cloud  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode  # noqa: E402
@@ -28,13 +23,6 @@ from anymal_ros.nodes.sim_node import SimNode  # noqa: E402
 from anymal_ros.obs.layout import JOINT_NAMES  # noqa: E402
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture
-def ros():
-    session = RosSession()
-    yield session
-    session.close()
 
 
 def params(**values) -> list[Parameter]:
@@ -57,13 +45,6 @@ def test_sim_node_publishes_robot_topics_and_resets(ros):
     reset = probe.create_client(Trigger, "/sim_node/reset")
     assert ros.call(reset, Trigger.Request()).success
     assert sim.steps > 0 and sim.falls == 0
-
-
-@pytest.fixture(scope="module")
-def student_path(tmp_path_factory):
-    torch.manual_seed(0)
-    student = Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval()
-    return export_student(student, tmp_path_factory.mktemp("policy") / "student.onnx")
 
 
 def test_closed_loop_with_policy_node_stays_upright_for_10_s(ros, student_path):

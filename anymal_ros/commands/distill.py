@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from anymal_ros.commands._args import add_overrides_option, learn_and_report, resume_run_dir
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", required=True, help="teacher checkpoint (anymal-ros train)")
@@ -27,21 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="logs and checkpoints (default: runner.log_dir/distill_<time>)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="key=value",
-        help="config overrides, e.g. runner.iterations=10",
-    )
+    add_overrides_option(parser, "config overrides, e.g. runner.iterations=10")
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
     from anymal_ros.config import ConfigError
     from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config
 
@@ -50,12 +41,5 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"config error: {err}")
         return 2
-    run_dir = args.run_dir
-    if run_dir is None and args.resume is not None:
-        ckpt = Path(args.resume).resolve()
-        run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    runner = DistillRunner(cfg, args.teacher, run_dir, args.resume, args.from_store)
-    print(f"run directory: {runner.run_dir}")
-    summary = runner.learn()
-    print(json.dumps(summary, indent=2))
-    return 0
+    run_dir = resume_run_dir(args.run_dir, args.resume)
+    return learn_and_report(DistillRunner(cfg, args.teacher, run_dir, args.resume, args.from_store))

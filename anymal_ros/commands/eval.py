@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from anymal_ros.commands._args import add_overrides_option
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("policy", help="checkpoint (.pt) or ONNX file (.onnx)")
@@ -26,15 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render", default=None, help="video of the first cell (.mp4/.gif)")
     parser.add_argument("--sim-config", default=None, help="SimConfig YAML (default: checkpoint's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="key=value",
-        help="SimConfig overrides, e.g. actions.mode=joint",
-    )
+    add_overrides_option(parser, "SimConfig overrides, e.g. actions.mode=joint")
 
 
 def run(args: argparse.Namespace) -> int:

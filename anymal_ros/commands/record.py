@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from anymal_ros.commands._args import add_overrides_option
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("policy", help="checkpoint (.pt) or ONNX file (.onnx)")
@@ -25,15 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sim-config", default=None, help="SimConfig YAML (default: checkpoint's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-fsync", action="store_true", help="faster, process-crash safe only")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="key=value",
-        help="SimConfig overrides, e.g. actions.mode=joint",
-    )
+    add_overrides_option(parser, "SimConfig overrides, e.g. actions.mode=joint")
 
 
 def run(args: argparse.Namespace) -> int:

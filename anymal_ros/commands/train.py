@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from anymal_ros.commands._args import learn_and_report, resume_run_dir
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("algorithm", choices=["ppo", "ppg"], help="training algorithm")
@@ -45,9 +47,6 @@ def _overrides_after_algorithm(tokens: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
     from anymal_ros.config import ConfigError, load_config
     from anymal_ros.config.rl import TrainConfig
     from anymal_ros.rl.runner import Runner
@@ -59,13 +58,5 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"config error: {err}")
         return 2
-    run_dir = args.run_dir
-    if run_dir is None and args.resume is not None:
-        # .../RUN/checkpoints/x.pt -> RUN: a resumed run keeps writing where it was.
-        ckpt = Path(args.resume).resolve()
-        run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    runner = Runner(cfg, run_dir=run_dir, resume=args.resume)
-    print(f"run directory: {runner.run_dir}")
-    summary = runner.learn()
-    print(json.dumps(summary, indent=2))
-    return 0
+    run_dir = resume_run_dir(args.run_dir, args.resume)
+    return learn_and_report(Runner(cfg, run_dir=run_dir, resume=args.resume))

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.models import StudentConfig
 from anymal_ros.config.noise import HeightNoiseConfig
+from anymal_ros.config.rl import LoopConfig
 
 
 @dataclass(frozen=True)
@@ -118,20 +119,8 @@ class DistillEnvConfig:
 
 
 @dataclass(frozen=True)
-class DistillRunnerConfig:
-    iterations: int = 1000
-    checkpoint_interval: int = 50  # iterations; 0 disables periodic checkpoints
-    return_window: int = 100  # episodes in the moving mean of logged returns
-    seed: int = 0
-    log_dir: str = "runs"
-    device: str = "cpu"
-    torch_threads: int = 1
-    tensorboard: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.iterations < 0 or self.checkpoint_interval < 0 or self.return_window < 1:
-            raise ValueError("iterations, checkpoint_interval >= 0 and return_window >= 1")
+class DistillRunnerConfig(LoopConfig):
+    """The student trainer's ``runner`` section: the settings shared with the teacher's."""
 
 
 @dataclass(frozen=True)

@@ -106,12 +106,12 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class RunnerConfig:
+class LoopConfig:
+    """The ``runner`` settings every trainer has (teacher and student, see ``rl.loop``)."""
+
     iterations: int = 1000
-    max_env_steps: int | None = None  # stop earlier once this many env steps were taken
-    stop_at_return: float | None = None  # stop once the windowed mean return reaches this
-    return_window: int = 100  # episodes in the moving mean used for logs and stop_at_return
     checkpoint_interval: int = 50  # iterations; 0 disables periodic checkpoints
+    return_window: int = 100  # episodes in the moving mean of logged returns
     seed: int = 0
     log_dir: str = "runs"
     device: str = "cpu"
@@ -122,6 +122,14 @@ class RunnerConfig:
     def __post_init__(self) -> None:
         if self.iterations < 0 or self.checkpoint_interval < 0 or self.return_window < 1:
             raise ValueError("iterations, checkpoint_interval >= 0 and return_window >= 1")
+
+
+@dataclass(frozen=True)
+class RunnerConfig(LoopConfig):
+    """The teacher trainer's ``runner`` section: the shared settings and early stops."""
+
+    max_env_steps: int | None = None  # stop earlier once this many env steps were taken
+    stop_at_return: float | None = None  # stop once the return_window mean reaches this
 
 
 @dataclass(frozen=True)

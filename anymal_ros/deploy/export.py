@@ -19,8 +19,6 @@ ONNX ``GRU`` operator directly and is what the parity tests check, so we use it.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from torch import Tensor, nn
 
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.deploy.metadata import ACTION_PARAMS, PolicyMetadata, default_action_config
+from anymal_ros.files import atomic_write
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.layout import ObsLayout, ObsTerm, proprio_layout
@@ -133,11 +132,7 @@ def _export(
     meta: PolicyMetadata,
     path: str | Path,
 ) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         with warnings.catch_warnings():
             # The legacy exporter announces its deprecation and traces a few shape checks.
             warnings.simplefilter("ignore")
@@ -158,12 +153,5 @@ def _export(
             entry.key, entry.value = key, value
         model.producer_name = "anymal_ros"
         onnx.checker.check_model(model)
-        with open(tmp, "wb") as f:
-            f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        tmp.write_bytes(model.SerializeToString())
+    return Path(path)

@@ -8,9 +8,7 @@ killed while saving leaves the previous checkpoint intact, and read with
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from anymal_ros.files import atomic_write
 
 FORMAT = "anymal_ros.checkpoint"
 FORMAT_VERSION = 1
@@ -54,17 +54,8 @@ def save_checkpoint(
         "rng": dict(rng) if rng is not None else capture_rng_state(),
         "extra": dict(extra or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
     return path
 
 

@@ -48,13 +48,11 @@ import sys
 import time
 from pathlib import Path
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -65,6 +63,7 @@ from std_srvs.srv import Trigger
 
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.nodes.diagnostics import LatencyWindow, status_level, status_values
+from anymal_ros.nodes.process import node_process
 from anymal_ros.nodes.safety import Mode, SafetyConfig
 
 PACKAGE = "anymal_ros"
@@ -450,37 +449,30 @@ def make_executor(kind: str, context=None):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = PolicyNode()
-    try:
-        executor = make_executor(node.p("executor"))
-    except ValueError as err:
-        node.get_logger().error(str(err))
-        node.destroy_node()
-        rclpy.try_shutdown()
-        return 1
-    executor.add_node(node)
-    try:
-        if node.p("autostart"):
-            node.trigger_configure()
-            if node.controller is None:
-                return 1
-            node.trigger_activate()
-        # Everything loaded so far lives as long as the process: keep it out of the cyclic
-        # garbage collector, whose full passes over it take tens of ms, mid-tick.
-        gc.collect()
-        gc.freeze()
-        # Not executor.spin(): the EventsExecutor of the Kilted PyPI wheels dispatches nothing
-        # from spin() (timers and subscriptions stay silent), while spin_once() works.
-        while node.context.ok():
-            executor.spin_once(timeout_sec=0.5)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    with node_process(PolicyNode, args) as node:
+        try:
+            executor = make_executor(node.p("executor"))
+        except ValueError as err:
+            node.get_logger().error(str(err))
+            return 1
+        executor.add_node(node)
+        try:
+            if node.p("autostart"):
+                node.trigger_configure()
+                if node.controller is None:
+                    return 1
+                node.trigger_activate()
+            # Everything loaded so far lives as long as the process: keep it out of the cyclic
+            # garbage collector, whose full passes over it take tens of ms, mid-tick.
+            gc.collect()
+            gc.freeze()
+            # Not executor.spin(): the EventsExecutor of the Kilted PyPI wheels dispatches
+            # nothing from spin() (timers and subscriptions stay silent), while spin_once()
+            # works.
+            while node.context.ok():
+                executor.spin_once(timeout_sec=0.5)
+        finally:
+            executor.shutdown()
     return 0
 
 

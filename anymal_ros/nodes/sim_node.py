@@ -44,7 +44,6 @@ import rclpy
 from builtin_interfaces.msg import Time
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -53,6 +52,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from anymal_ros.nodes.messages import PRIVILEGED_NAMES, fill_joint_state, height_cloud
+from anymal_ros.nodes.process import node_process
 from anymal_ros.obs.layout import JOINT_NAMES
 
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -307,16 +307,8 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = SimNode()
-    try:
+    with node_process(SimNode, args) as node:
         rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
     return 0
 
 

@@ -19,6 +19,7 @@ node must also write into cells its elevation map does not cover.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -27,17 +28,8 @@ from anymal_ros.config.noise import MODE_NAMES, HeightNoiseConfig, NoiseLevels
 
 NOMINAL, OFFSET, NOISY = 0, 1, 2
 
-# Column order of the per-mode level table.
-_LEVEL_FIELDS: tuple[str, ...] = (
-    "point_xy_std",
-    "point_z_std",
-    "foot_xy_std",
-    "foot_z_std",
-    "episode_xy_std",
-    "episode_z_std",
-    "outlier_prob",
-    "missing_prob",
-)
+# Column order of the per-mode level table: NoiseLevels' fields.
+_LEVEL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(NoiseLevels))
 _COL = {name: i for i, name in enumerate(_LEVEL_FIELDS)}
 
 

@@ -18,7 +18,6 @@ global RNG states; environments start fresh episodes (the simulator's state is n
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,7 +32,6 @@ from anymal_ros.config.distill import DistillConfig
 from anymal_ros.config.models import StudentConfig, TeacherConfig
 from anymal_ros.models.checkpoint import (
     CheckpointError,
-    capture_rng_state,
     load_checkpoint,
     load_model_state,
     restore_rng_state,
@@ -45,7 +43,7 @@ from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.height_noise import HeightNoise
 from anymal_ros.rl.distill import LOSS_STATS, Distiller
 from anymal_ros.rl.distill_storage import DistillRollout, rollout_from_episodes
-from anymal_ros.rl.signals import StopRequest
+from anymal_ros.rl.loop import TrainingLoop
 
 STAT_COLUMNS: tuple[str, ...] = (
     *LOSS_STATS,
@@ -79,9 +77,11 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-class DistillRunner:
+class DistillRunner(TrainingLoop):
     """See the module docstring. ``store``: distil offline from an episode store's
     ``teacher_action`` labels instead of running DAgger in the simulator."""
+
+    STAT_COLUMNS = STAT_COLUMNS
 
     def __init__(
         self,
@@ -104,34 +104,22 @@ class DistillRunner:
         self.deploy = self._deploy_config(t_ckpt)
         checkpoint = load_checkpoint(resume) if resume is not None else None
 
-        outer_rng = capture_rng_state()
-        torch.manual_seed(rc.seed)
-        np.random.seed(rc.seed)  # noqa: NPY002 (libraries may use the global generator)
-        random.seed(rc.seed)
-        self.student = Student(self.student_cfg).to(self.device)
-        init_student_from_teacher(self.student, self.teacher)
-        self.distiller = Distiller(self.student, cfg.loss, seed=rc.seed)
+        with self._own_random_stream(rc.seed):
+            self.student = Student(self.student_cfg).to(self.device)
+            init_student_from_teacher(self.student, self.teacher)
+            self.distiller = Distiller(self.student, cfg.loss, seed=rc.seed)
 
-        self.store_path = Path(store) if store is not None else None
-        if self.store_path is None:
-            self._init_online()
-        else:
-            self._init_offline()
-        self.iteration = 0
-        self.samples = 0  # labelled steps learned from
-        self.wall_time = 0.0
-        self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
-        if checkpoint is not None:
-            self._restore(checkpoint, resume)
-        self._rng = capture_rng_state()
-        self._training = False
-        self._stop_request: str | None = None
-        restore_rng_state(outer_rng)
-
-    def request_stop(self, reason: str = "stop requested") -> None:
-        """Ask :meth:`learn` to stop after the current iteration (it then saves latest.pt);
-        safe to call from another thread."""
-        self._stop_request = reason
+            self.store_path = Path(store) if store is not None else None
+            if self.store_path is None:
+                self._init_online()
+            else:
+                self._init_offline()
+            self.iteration = 0
+            self.samples = 0  # labelled steps learned from
+            self.wall_time = 0.0
+            self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
+            if checkpoint is not None:
+                self._restore(checkpoint, resume)
 
     def _deploy_config(self, t_ckpt: Mapping[str, Any]) -> DeployConfig:
         """How the robot must decode the student's actions: the config's, else the
@@ -286,55 +274,7 @@ class DistillRunner:
 
         ``on_iteration(stats)`` runs after each logged and checkpointed iteration;
         :meth:`request_stop` ends the loop after the current iteration."""
-        from tqdm import tqdm
-
-        from anymal_ros.rl.logger import TrainingLogger, plot_run
-
-        rc = self.cfg.runner
-        end = rc.iterations if iterations is None else self.iteration + iterations
-        logger = TrainingLogger(
-            self.run_dir, STAT_COLUMNS, rc.tensorboard, resume_from_iteration=self.iteration
-        )
-        bar = tqdm(
-            total=max(0, end - self.iteration), unit="it", disable=not rc.progress,
-            dynamic_ncols=True, desc="distill",
-        )  # fmt: skip
-        reason = "iterations"
-        outer_rng = capture_rng_state()
-        restore_rng_state(self._rng)
-        self._training = True
-        try:
-            with StopRequest() as stop:
-                while self.iteration < end:
-                    if self._stop_request is not None:
-                        reason = self._stop_request
-                        break
-                    stats = self.train_iteration()
-                    logger.log(stats)
-                    bar.update(1)
-                    bar.set_postfix(
-                        loss=f"{stats['loss']:.4f}",
-                        sps=f"{stats['steps_per_second']:.0f}",
-                        refresh=False,
-                    )
-                    if rc.checkpoint_interval and self.iteration % rc.checkpoint_interval == 0:
-                        self.save(self.run_dir / "checkpoints" / f"iter_{self.iteration:06d}.pt")
-                    if on_iteration is not None:
-                        on_iteration(stats)
-                    if stop.signal is not None:
-                        reason = stop.name or "signal"
-                        break
-        finally:
-            bar.close()
-            self.save(self.run_dir / "checkpoints" / "latest.pt")
-            self._rng = capture_rng_state()
-            self._training = False
-            restore_rng_state(outer_rng)
-            logger.close()
-            try:
-                plot_run(self.run_dir)
-            except (ValueError, FileNotFoundError):
-                pass
+        reason = self._loop(iterations, on_iteration)
         return {
             "iterations": self.iteration,
             "samples": self.samples,
@@ -344,11 +284,24 @@ class DistillRunner:
             "checkpoint": str(self.run_dir / "checkpoints" / "latest.pt"),
         }
 
+    def _progress_bar(self, iterations: int) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(
+            total=iterations, unit="it", disable=not self.cfg.runner.progress,
+            dynamic_ncols=True, desc="distill",
+        )  # fmt: skip
+
+    def _show_progress(self, bar: Any, stats: dict[str, Any]) -> None:
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{stats['loss']:.4f}", sps=f"{stats['steps_per_second']:.0f}", refresh=False
+        )
+
     # -- checkpoints -----------------------------------------------------------------------
 
     def _default_run_dir(self) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return Path(self.cfg.runner.log_dir) / f"distill_{stamp}"
+        return self._stamped_run_dir("distill")
 
     def save(self, path: str | Path) -> Path:
         return save_checkpoint(
@@ -367,7 +320,7 @@ class DistillRunner:
                 "samples": self.samples,
                 "wall_time": self.wall_time,
             },
-            rng=capture_rng_state() if self._training else self._rng,
+            rng=self._checkpoint_rng(),
             extra={
                 "kind": "distill",
                 "teacher_checkpoint": self.teacher_checkpoint,

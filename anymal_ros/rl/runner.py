@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
-import signal
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -29,13 +27,12 @@ from anymal_ros.config.models import ActionHeadConfig
 from anymal_ros.config.rl import TrainConfig
 from anymal_ros.models.checkpoint import (
     CheckpointError,
-    capture_rng_state,
     load_checkpoint,
     load_model_state,
     restore_rng_state,
     save_checkpoint,
 )
-from anymal_ros.rl.logger import TrainingLogger, plot_run
+from anymal_ros.rl.loop import TrainingLoop
 from anymal_ros.rl.ppg import PPG
 from anymal_ros.rl.ppo import PPO
 from anymal_ros.rl.storage import RolloutStorage
@@ -117,7 +114,9 @@ def _obs_shapes(obs: Mapping[str, Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape[1:]) for k, v in obs.items()}
 
 
-class Runner:
+class Runner(TrainingLoop):
+    STAT_COLUMNS = STAT_COLUMNS
+
     def __init__(
         self,
         cfg: TrainConfig,
@@ -135,61 +134,44 @@ class Runner:
                 raise CheckpointError(
                     f"{resume}: checkpoint was trained with {saved_algo!r}, not {cfg.algorithm!r}"
                 )
-        # Seeding before anything random is built makes a run a function of the seed. The run
-        # then keeps its own copy of the global generators' state and swaps it in while it
-        # trains, so two runners in one process do not draw from each other's streams.
-        outer_rng = capture_rng_state()
-        torch.manual_seed(rc.seed)
-        np.random.seed(rc.seed)  # noqa: NPY002 (libraries may use the global generator)
-        random.seed(rc.seed)
-        self.env = make_env(cfg, rc.seed)
-        self.policy = make_policy(cfg, self.env).to(self.device)
-        if cfg.algorithm == "ppo":
-            self.algorithm: PPO | PPG = PPO(self.policy, cfg.ppo, rc.iterations)
-        else:
-            self.algorithm = PPG(self.policy, cfg.ppo, cfg.ppg, rc.iterations)
-        self.obs = {k: v.to(self.device) for k, v in self.env.reset().items()}
-        action_shape = (
-            ()
-            if getattr(self.env, "action_type", "gaussian") == "categorical"
-            else (self.env.num_actions,)
-        )
-        self.storage = RolloutStorage(
-            cfg.ppo.num_steps,
-            cfg.env.num_envs,
-            _obs_shapes(self.obs),
-            action_shape,
-            action_dtype=torch.int64 if action_shape == () else torch.float32,
-            device=self.device,
-        )
-        self.episode_start = torch.ones(cfg.env.num_envs, dtype=torch.bool, device=self.device)
-        self.iteration = 0
-        self.env_steps = 0
-        self.episodes = 0
-        self.wall_time = 0.0
-        self._sim_time = 0.0
-        self._terms: dict[str, float] = {}
-        self.recent_returns: deque[float] = deque(maxlen=rc.return_window)
-        self.recent_lengths: deque[float] = deque(maxlen=rc.return_window)
-        self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
-        if checkpoint is not None:
-            self._restore(checkpoint)
-        self._rng = capture_rng_state()
-        self._training = False
-        restore_rng_state(outer_rng)
-        self._stop_signal: int | None = None
-        self._stop_request: str | None = None
-
-    def request_stop(self, reason: str = "stop requested") -> None:
-        """Ask :meth:`learn` to stop after the current iteration (it then saves latest.pt);
-        safe to call from another thread."""
-        self._stop_request = reason
+        with self._own_random_stream(rc.seed):
+            self.env = make_env(cfg, rc.seed)
+            self.policy = make_policy(cfg, self.env).to(self.device)
+            if cfg.algorithm == "ppo":
+                self.algorithm: PPO | PPG = PPO(self.policy, cfg.ppo, rc.iterations)
+            else:
+                self.algorithm = PPG(self.policy, cfg.ppo, cfg.ppg, rc.iterations)
+            self.obs = {k: v.to(self.device) for k, v in self.env.reset().items()}
+            action_shape = (
+                ()
+                if getattr(self.env, "action_type", "gaussian") == "categorical"
+                else (self.env.num_actions,)
+            )
+            self.storage = RolloutStorage(
+                cfg.ppo.num_steps,
+                cfg.env.num_envs,
+                _obs_shapes(self.obs),
+                action_shape,
+                action_dtype=torch.int64 if action_shape == () else torch.float32,
+                device=self.device,
+            )
+            self.episode_start = torch.ones(cfg.env.num_envs, dtype=torch.bool, device=self.device)
+            self.iteration = 0
+            self.env_steps = 0
+            self.episodes = 0
+            self.wall_time = 0.0
+            self._sim_time = 0.0
+            self._terms: dict[str, float] = {}
+            self.recent_returns: deque[float] = deque(maxlen=rc.return_window)
+            self.recent_lengths: deque[float] = deque(maxlen=rc.return_window)
+            self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
+            if checkpoint is not None:
+                self._restore(checkpoint)
 
     def _default_run_dir(self) -> Path:
         kind = self.cfg.env.kind
         env_name = {"gymnasium": self.cfg.env.id, "ros": "ros"}.get(kind, "quadruped")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return Path(self.cfg.runner.log_dir) / f"{self.cfg.algorithm}_{env_name}_{stamp}"
+        return self._stamped_run_dir(f"{self.cfg.algorithm}_{env_name}")
 
     # -- one iteration -------------------------------------------------------------------
 
@@ -301,60 +283,7 @@ class Runner:
         the current iteration. Returns a summary: iterations, env steps, wall time, mean
         return, why it stopped.
         """
-        from tqdm import tqdm
-
-        rc = self.cfg.runner
-        end = rc.iterations if iterations is None else self.iteration + iterations
-        logger = TrainingLogger(
-            self.run_dir, STAT_COLUMNS, rc.tensorboard, resume_from_iteration=self.iteration
-        )
-        batch = self.storage.T * self.storage.N
-        bar = tqdm(
-            total=max(0, end - self.iteration) * batch,
-            unit="step",
-            unit_scale=True,
-            disable=not rc.progress,
-            dynamic_ncols=True,
-        )
-        previous = self._install_signal_handlers()
-        reason = "iterations"
-        outer_rng = capture_rng_state()
-        restore_rng_state(self._rng)
-        self._training = True
-        try:
-            while self.iteration < end:
-                if self._target_reached():
-                    reason = "target"
-                    break
-                if self._stop_request is not None:
-                    reason = self._stop_request
-                    break
-                stats = self.train_iteration()
-                logger.log(stats)
-                bar.update(batch)
-                bar.set_postfix(it=self.iteration, ret=f"{self.mean_return:.1f}", refresh=False)
-                if rc.checkpoint_interval and self.iteration % rc.checkpoint_interval == 0:
-                    self.save(self.run_dir / "checkpoints" / f"iter_{self.iteration:06d}.pt")
-                if on_iteration is not None:
-                    on_iteration(stats)
-                if self._stop_signal is not None:
-                    reason = signal.Signals(self._stop_signal).name
-                    break
-            if reason == "iterations" and self._target_reached():
-                reason = "target"
-        finally:
-            bar.close()
-            self._restore_signal_handlers(previous)
-            # Whatever ended the loop (done, signal, exception), the latest state is kept.
-            self.save(self.run_dir / "checkpoints" / "latest.pt")
-            self._rng = capture_rng_state()
-            self._training = False
-            restore_rng_state(outer_rng)
-            logger.close()
-            try:
-                plot_run(self.run_dir)
-            except (ValueError, FileNotFoundError):
-                pass
+        reason = self._loop(iterations, on_iteration)
         return {
             "iterations": self.iteration,
             "env_steps": self.env_steps,
@@ -365,26 +294,20 @@ class Runner:
             "run_dir": str(self.run_dir),
         }
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        previous: dict[int, Any] = {}
+    def _progress_bar(self, iterations: int) -> Any:
+        from tqdm import tqdm
 
-        def handler(signum: int, frame: Any) -> None:
-            if self._stop_signal is not None:  # second signal: stop right now
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-            print(f"\n{signal.Signals(signum).name}: saving a checkpoint after this iteration")
+        return tqdm(
+            total=iterations * self.storage.T * self.storage.N,
+            unit="step",
+            unit_scale=True,
+            disable=not self.cfg.runner.progress,
+            dynamic_ncols=True,
+        )
 
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, handler)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
-        return previous
-
-    @staticmethod
-    def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-        for sig, h in previous.items():
-            signal.signal(sig, h)
+    def _show_progress(self, bar: Any, stats: dict[str, Any]) -> None:
+        bar.update(self.storage.T * self.storage.N)
+        bar.set_postfix(it=self.iteration, ret=f"{self.mean_return:.1f}", refresh=False)
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -401,7 +324,7 @@ class Runner:
                 "episodes": self.episodes,
                 "wall_time": self.wall_time,
             },
-            rng=capture_rng_state() if self._training else self._rng,
+            rng=self._checkpoint_rng(),
             extra={
                 "algorithm": self.algorithm.state_dict(),
                 "env": env_state,

@@ -1,0 +1,41 @@
+"""Options and steps several sub-commands share: ``--set`` overrides (``distill``, ``eval``,
+``record``), and the run directory and report of the training commands (``train``,
+``distill``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_overrides_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set key=value ...`` (repeatable) into ``args.overrides``."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="key=value",
+        help=help_text,
+    )
+
+
+def resume_run_dir(run_dir: str | None, resume: str | None) -> str | Path | None:
+    """``--run-dir``; else, resuming, the run directory of the checkpoint
+    (``RUN/checkpoints/x.pt`` -> ``RUN``), so that a resumed run keeps writing where it was."""
+    if run_dir is None and resume is not None:
+        ckpt = Path(resume).resolve()
+        return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    return run_dir
+
+
+def learn_and_report(runner: Any) -> int:
+    """Train to the end and print the run directory and the summary (JSON)."""
+    import json
+
+    print(f"run directory: {runner.run_dir}")
+    summary = runner.learn()
+    print(json.dumps(summary, indent=2))
+    return 0

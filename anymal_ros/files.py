@@ -1,0 +1,37 @@
+"""Replacing a file atomically, so that a reader or a crash sees the old or the new content,
+never a half-written file (checkpoints, exported policies)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file beside ``path`` for the block to write (by name).
+
+    When the block ends normally the temporary file is fsynced and renamed over ``path``; when
+    it raises (Ctrl-C included), the temporary file is removed and ``path`` is left as it was.
+    It lives in ``path``'s directory (created if missing) because only a rename within one
+    file system is atomic, and has a unique hidden name so two writers never share it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # flushes the file's data whichever descriptor wrote it
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
