@@ -75,3 +75,11 @@ def test_closed_loop_with_policy_node_stays_upright_for_10_s(ros, student_path):
     state = sim.robot.state()
     assert state.gravity[2] < -0.9  # upright
     assert sim.targets_received > 400
+
+
+def test_stamps_carry_rounded_nanoseconds_into_seconds():
+    from anymal_ros.nodes.sim_node import _stamp
+
+    assert (_stamp(2.9999999999).sec, _stamp(2.9999999999).nanosec) == (3, 0)
+    assert (_stamp(1.25).sec, _stamp(1.25).nanosec) == (1, 250_000_000)
+    assert (_stamp(0.0).sec, _stamp(0.0).nanosec) == (0, 0)

@@ -82,8 +82,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
 
 
 def _stamp(seconds: float) -> Time:
-    sec = int(seconds)
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    """``builtin_interfaces/Time`` of ``seconds`` (>= 0), rounded to the nearest nanosecond;
+    a fraction that rounds up to a whole second carries into ``sec``."""
+    sec, nanosec = divmod(int(round(seconds * 1e9)), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 class SimNode(Node):
