@@ -75,7 +75,11 @@ def build_world(
     opt.cone = _cone(cfg)
     opt.iterations = cfg.physics.solver_iterations
     opt.ls_iterations = cfg.physics.line_search_iterations
-    world.memory = int(2e5 + 6e5 * num_envs)  # bytes; contacts and constraints of N robots
+    # Arena bytes: contacts and constraints grow linearly with the robots, but MuJoCo's
+    # broadphase takes scratch space per pair of bodies (~1.2 bytes each: 354 MB for 1024
+    # robots), so the quadratic term is what overflows large batches without it.
+    nbody = 1 + num_envs * len(robot.bodies)
+    world.memory = int(2e5 + 6e5 * num_envs + 1.5 * nbody**2)
     world.visual.global_.offwidth = 1280
     world.visual.global_.offheight = 720
     if terrain.flat:
