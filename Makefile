@@ -29,8 +29,15 @@ lint: install
 test: install lint
 	$(ROS_ENV) $(PY) -m pytest -q
 
+# The quick benchmarks (a few minutes; run on a quiet machine). JSON in benchmarks/results/.
+# The LunarLander-vs-SB3 comparison takes about an hour: see README "Training the teacher".
 bench: install
-	$(ROS_ENV) $(PY) benchmarks/latency.py
+	$(ROS_ENV) $(PY) benchmarks/latency.py --steps 10000 --out benchmarks/results/latency.json
+	$(ROS_ENV) $(PY) benchmarks/sim_throughput.py --num-envs 1 64 256 --steps 200
+	$(ROS_ENV) $(PY) benchmarks/update_throughput.py --num-envs 1024 --steps 24
+	$(ROS_ENV) $(PY) benchmarks/distill_throughput.py --num-envs 16 64 --iterations 3
+	$(ROS_ENV) $(PY) benchmarks/store_io.py --out benchmarks/results/store_io.json
+	$(ROS_ENV) $(PY) benchmarks/ros_latency.py --seconds 60
 
 clean:
 	rm -rf $(VENV) build install log
