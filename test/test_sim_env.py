@@ -175,14 +175,16 @@ def test_termination_vs_truncation_and_final_obs():
     assert info["final_obs"]["proprio"][0, g][2] > 0.9  # old episode: upside down
     assert obs["proprio"][0, g][2] < -0.9  # new episode: upright
     assert info["episode_length"][0] == 1
+    returns = reward.astype(np.float64)  # robot 1's episode: every step's reward adds up
     for _ in range(9):
         obs, reward, terminated, truncated, info = env.step(zero)
+        returns += reward
     assert truncated.tolist() == [False, True] and not terminated.any()
     assert info["episode_length"][1] == 10
-    assert info["episode_return"][1] == pytest.approx(info["episode_return"][1])
+    assert info["episode_return"][1] == pytest.approx(returns[1], rel=1e-5)
     assert set(info) >= {"command", "base_lin_vel", "base_ang_vel", "reward_terms", "final_obs"}
-    total = sum(info["reward_terms"].values())
-    np.testing.assert_allclose(total, reward, rtol=1e-5, atol=1e-6)
+    total = sum(info["reward_terms"].values())  # terms are reported before the clip at zero
+    np.testing.assert_allclose(np.maximum(total, 0.0), reward, rtol=1e-5, atol=1e-6)
 
 
 def test_fixed_commands_and_levels():
@@ -242,3 +244,37 @@ def test_render_png(tmp_path):
     assert frames[0].shape == (48, 64, 3) and frames[-1].std() > 0
     assert save_frames(frames, tmp_path / "a.png", fps=50).stat().st_size > 0
     assert to_dict(env.cfg)["terrain"]["kind"] == "flat"
+
+
+def test_only_positive_clips_the_total_not_the_reported_terms():
+    from anymal_ros.sim.rewards import RewardState, compute_rewards
+
+    n = 3
+    z = np.zeros((n, 3))
+    state = RewardState(
+        command=np.array([[1.0, 0, 0], [0, 0, 0], [0, 0, 0]]),
+        base_lin_vel=np.array([[1.0, 0, 0], [0, 0, 3.0], [0, 0, 0]]),  # robot 1 bounces
+        base_ang_vel=z,
+        joint_vel=np.zeros((n, 12)),
+        prev_joint_vel=np.zeros((n, 12)),
+        torques=np.zeros((n, 12)),
+        action=np.zeros((n, 12)),
+        prev_action=np.zeros((n, 12)),
+        thigh_shank_contact=np.zeros((n, 8)),
+        foot_contact=np.ones((n, 4), bool),
+        foot_vel_xy=np.zeros((n, 4, 2)),
+        first_contact=np.zeros((n, 4), bool),
+        air_time_at_touchdown=np.zeros((n, 4)),
+        control_dt=0.02,
+        joint_velocity_limit=7.5,
+    )
+    clipped_cfg = SimConfig().rewards
+    raw_cfg = from_dict(SimConfig, {"rewards": {"only_positive": False}}).rewards
+    clipped, terms = compute_rewards(state, clipped_cfg)
+    raw, raw_terms = compute_rewards(state, raw_cfg)
+    total = sum(terms.values())
+    np.testing.assert_allclose(raw, total, rtol=1e-6)  # unclipped: the terms' sum
+    assert raw[1] < 0  # the bouncing robot's penalties outweigh its tracking reward
+    np.testing.assert_allclose(clipped, np.maximum(total, 0.0), rtol=1e-6)
+    assert clipped[1] == 0.0 and raw[0] > 0 and clipped[0] == pytest.approx(raw[0])
+    assert terms["lin_vel_z"][1] < 0  # terms stay unclipped for the logs

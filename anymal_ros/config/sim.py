@@ -173,6 +173,10 @@ class RewardConfig:
     tracking_sigma: float = 0.25  # (m/s)^2 and (rad/s)^2
     air_time_target: float = 0.5  # s
     contact_force_threshold: float = 1.0  # N: a body "touches" above this
+    # Clip each step's total at zero. With mostly-penalty terms the per-step sum starts
+    # negative, and a policy then learns that ending the episode early (falling) pays; the
+    # clip removes that incentive (legged_gym does the same for ANYmal with these terms).
+    only_positive: bool = True
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(REWARD_TERMS))

@@ -103,7 +103,10 @@ TERMS: dict[str, Term] = {
 
 
 def compute_rewards(s: RewardState, cfg: RewardConfig) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``(reward [N] float32, weighted terms name -> [N] float32)``; zero weights are skipped."""
+    """``(reward [N] float32, weighted terms name -> [N] float32)``; zero weights are skipped.
+
+    The reward is the terms' sum, clipped at zero when ``cfg.only_positive``; the terms are
+    reported unclipped, so logs show every penalty."""
     total = np.zeros(s.command.shape[0])
     terms = {}
     for name, weight in cfg.weights.items():
@@ -112,4 +115,6 @@ def compute_rewards(s: RewardState, cfg: RewardConfig) -> tuple[np.ndarray, dict
         value = TERMS[name](s, cfg) * (weight * s.control_dt)
         terms[name] = value.astype(np.float32)
         total += value
+    if cfg.only_positive:
+        total = np.maximum(total, 0.0)
     return total.astype(np.float32), terms

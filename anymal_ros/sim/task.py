@@ -113,7 +113,8 @@ class LocomotionTask:
 
             * ``command``, ``base_lin_vel``, ``base_ang_vel``: ``[N, 3]`` float32, base frame,
               for this step (before any reset);
-            * ``reward_terms``: name -> ``[N]`` float32 weighted terms (they sum to reward);
+            * ``reward_terms``: name -> ``[N]`` float32 weighted terms (their sum is the reward
+              before ``rewards.only_positive`` clips it at zero);
             * the simulator's own keys (e.g. ``terrain_level`` in MuJoCo);
             * ``final_obs``: obs dict; rows where ``terminated | truncated`` hold the old
               episode's last observation (other rows equal ``obs``);
