@@ -201,3 +201,48 @@ def test_quadruped_teacher_checkpoint_exports_with_the_simulators_contract(tmp_p
     meta = OnnxPolicy(out).metadata
     assert meta.kind == "teacher" and meta.action_type == "joint_residual"
     assert meta.action_scale == 0.3 and meta.joint_pos_lower is not None
+
+
+def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_process(tmp_path):
+    """``env.num_workers: 2`` trains on two simulator processes; the checkpoint keeps the sim
+    and deploy sections and the curriculum levels, and a run resumed in one process (as on a
+    smaller machine) starts from those levels. metrics.csv carries each reward term and the
+    mean terrain level."""
+    from sim_helpers import tiny_sim
+
+    from anymal_ros.rl.logger import read_metrics
+
+    def cfg(workers):
+        return from_dict(
+            TrainConfig,
+            {
+                "env": {
+                    "kind": "quadruped",
+                    "num_envs": 4,
+                    "num_workers": workers,
+                    "sim": tiny_sim(1.0),
+                },
+                "model": {
+                    "type": "teacher",
+                    "teacher": {"policy_mlp": [16], "value_mlp": [16], "height_encoder": [8]},
+                },
+                "ppo": {"num_steps": 4, "num_epochs": 1, "num_minibatches": 1},
+                "runner": {"progress": False, "tensorboard": False, "checkpoint_interval": 1},
+            },  # fmt: skip
+        )
+
+    runner = Runner(cfg(2), run_dir=tmp_path)
+    try:
+        runner.env.env.set_terrain_levels([1, 0, 1, 0])
+        runner.learn(iterations=1)
+    finally:
+        runner.env.close()
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
+    assert ckpt["config"]["deploy"]["actions"]["mode"] == "joint_residual"
+    assert ckpt["extra"]["env"]["levels"].tolist() == [1, 0, 1, 0]
+    columns = read_metrics(tmp_path / "metrics.csv")
+    assert not math.isnan(columns["reward/lin_vel_tracking"][0])
+    assert 0.0 <= columns["terrain_level"][0] <= 1.0
+
+    resumed = Runner(cfg(1), run_dir=tmp_path, resume=tmp_path / "checkpoints" / "latest.pt")
+    assert resumed.env.env.terrain_levels().tolist() == [1, 0, 1, 0]

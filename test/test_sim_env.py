@@ -45,6 +45,15 @@ def test_yaml_matches_defaults_and_bad_keys_are_named():
         from_dict(SimConfig, {"physics": {"contact_timeconst": 0.005}})
 
 
+def test_reward_weights_in_a_config_update_the_defaults_term_by_term():
+    weights = from_dict(
+        SimConfig, {"rewards": {"weights": {"joint_vel_limit": 0.0}}}
+    ).rewards.weights
+    assert weights["joint_vel_limit"] == 0.0
+    assert weights["lin_vel_tracking"] == SimConfig().rewards.weights["lin_vel_tracking"] > 0
+    assert set(weights) == set(SimConfig().rewards.weights)
+
+
 def test_robot_holds_default_pose_for_5s():
     env = QuadrupedVecEnv(make_cfg(QUIET), 2, seed=0)
     obs = env.reset()

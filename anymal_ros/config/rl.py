@@ -80,10 +80,15 @@ class EnvConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
     sim: dict[str, Any] = field(default_factory=dict)
     ros: dict[str, Any] = field(default_factory=dict)
+    # Simulator processes for ``quadruped`` (robots split evenly); 1 keeps it in-process.
+    # Collection and the update alternate, so workers = cores also speeds a 2-core machine.
+    num_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        if self.num_workers < 1:
+            raise ValueError(f"num_workers must be >= 1, got {self.num_workers}")
 
 
 @dataclass(frozen=True)

@@ -151,25 +151,31 @@ class CommandConfig:
             raise ValueError("resample_time must be > 0 and standing_fraction in [0, 1]")
 
 
+def default_reward_weights() -> dict[str, float]:
+    """Weights of the terms in anymal_ros.sim.rewards (legged-robot practice)."""
+    return {
+        "lin_vel_tracking": 1.0,
+        "ang_vel_tracking": 0.5,
+        "lin_vel_z": -2.0,
+        "ang_vel_xy": -0.05,
+        "torques": -1.0e-5,
+        "joint_acc": -2.5e-7,
+        "action_rate": -0.01,
+        "collision": -1.0,
+        "foot_slip": -0.1,
+        "feet_air_time": 1.0,
+        "joint_vel_limit": -1.0,
+    }
+
+
 @dataclass(frozen=True)
 class RewardConfig:
-    """Weights of the named reward terms (see anymal_ros.sim.rewards); scaled by control_dt."""
+    """Weights of the named reward terms (see anymal_ros.sim.rewards); scaled by control_dt.
 
-    weights: dict[str, float] = field(
-        default_factory=lambda: {
-            "lin_vel_tracking": 1.0,
-            "ang_vel_tracking": 0.5,
-            "lin_vel_z": -2.0,
-            "ang_vel_xy": -0.05,
-            "torques": -1.0e-5,
-            "joint_acc": -2.5e-7,
-            "action_rate": -0.01,
-            "collision": -1.0,
-            "foot_slip": -0.1,
-            "feet_air_time": 1.0,
-            "joint_vel_limit": -1.0,
-        }
-    )
+    ``weights`` given in a config update the defaults term by term (``{joint_vel_limit: 0}``
+    switches one term off and keeps the others), so a YAML names only what it changes."""
+
+    weights: dict[str, float] = field(default_factory=default_reward_weights)
     tracking_sigma: float = 0.25  # (m/s)^2 and (rad/s)^2
     air_time_target: float = 0.5  # s
     contact_force_threshold: float = 1.0  # N: a body "touches" above this
@@ -182,6 +188,7 @@ class RewardConfig:
         unknown = sorted(set(self.weights) - set(REWARD_TERMS))
         if unknown:
             raise ValueError(f"weights: unknown reward terms {unknown}; known {REWARD_TERMS}")
+        object.__setattr__(self, "weights", {**default_reward_weights(), **self.weights})
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,26 @@ def make_env(cfg: TrainConfig, seed: int) -> Any:
     from anymal_ros.rl.vec_env import TorchVecEnv
 
     sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
-    return TorchVecEnv(QuadrupedVecEnv(sim_cfg, cfg.env.num_envs, seed), cfg.runner.device)
+    if cfg.env.num_workers > 1:
+        from anymal_ros.sim.multiproc import MultiProcessVecEnv
+
+        env = MultiProcessVecEnv(sim_cfg, cfg.env.num_envs, seed, cfg.env.num_workers)
+    else:
+        env = QuadrupedVecEnv(sim_cfg, cfg.env.num_envs, seed)
+    return TorchVecEnv(env, cfg.runner.device)
+
+
+def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
+    """CSV columns of the legged task: each weighted reward term (per-step means) and the mean
+    terrain level, so a run's progress is readable from metrics.csv alone."""
+    if cfg.env.kind not in ("quadruped", "ros"):
+        return ()
+    from anymal_ros.config import from_dict
+    from anymal_ros.config.sim import SimConfig
+
+    weights = from_dict(SimConfig, cfg.env.sim, "env.sim").rewards.weights
+    columns = tuple(f"reward/{name}" for name, w in weights.items() if w != 0.0)
+    return columns + (("terrain_level",) if cfg.env.kind == "quadruped" else ())
 
 
 def make_policy(cfg: TrainConfig, env: Any) -> nn.Module:
@@ -165,6 +184,7 @@ class Runner(TrainingLoop):
             self.recent_returns: deque[float] = deque(maxlen=rc.return_window)
             self.recent_lengths: deque[float] = deque(maxlen=rc.return_window)
             self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
+            self.STAT_COLUMNS = STAT_COLUMNS + _task_columns(cfg)
             if checkpoint is not None:
                 self._restore(checkpoint)
 
@@ -233,6 +253,9 @@ class Runner(TrainingLoop):
         self.wall_time += t2 - t0
         storage_size = self.storage.T * self.storage.N
         stats.update(self._terms)
+        sim = getattr(self.env, "env", None)
+        if hasattr(sim, "terrain_levels"):
+            stats["terrain_level"] = float(np.mean(sim.terrain_levels()))
         stats.update(
             iteration=self.iteration,
             env_steps=self.env_steps,
@@ -345,7 +368,7 @@ class Runner(TrainingLoop):
         by the simulator), the simulator settings and the matching deployment section."""
         if self.model_name != "teacher":
             return {}
-        sim = self.env.env  # TorchVecEnv around QuadrupedVecEnv
+        sim = self.env.env  # TorchVecEnv around QuadrupedVecEnv or MultiProcessVecEnv
         return {
             "teacher": to_dict(self.policy.cfg),
             "sim": to_dict(sim.cfg),

@@ -67,8 +67,8 @@ class TorchVecEnv:
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"num_envs": self.num_envs, "envs": None}
-        if hasattr(self.env, "levels"):
-            state["levels"] = torch.from_numpy(np.asarray(self.env.levels).copy())
+        if hasattr(self.env, "terrain_levels"):
+            state["levels"] = torch.from_numpy(np.asarray(self.env.terrain_levels()))
         if isinstance(getattr(self.env, "rng", None), np.random.Generator):
             state["rng"] = generator_state(self.env.rng)
         return state
@@ -76,11 +76,12 @@ class TorchVecEnv:
     def load_state_dict(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
         if state.get("num_envs") != self.num_envs:
             raise ValueError(f"env state is for {state.get('num_envs')} envs, not {self.num_envs}")
-        if "rng" in state:
+        if "rng" in state and isinstance(getattr(self.env, "rng", None), np.random.Generator):
+            # Absent when the run continues with simulator workers (each seeds its own).
             set_generator_state(self.env.rng, state["rng"])
         if "levels" in state:
             # Curriculum progress survives: the resets below place robots on these levels.
-            self.env.levels[:] = state["levels"].numpy()
+            self.env.set_terrain_levels(state["levels"].numpy())
         return self.reset()
 
     def close(self) -> None:

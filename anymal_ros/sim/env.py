@@ -130,6 +130,10 @@ class QuadrupedVecEnv(LocomotionTask):
             self._update_contacts(s)
         return self._observe(ids, s)
 
+    def terrain_levels(self) -> np.ndarray:
+        """``[N]`` int: every robot's current difficulty level (a copy)."""
+        return self.levels.copy()
+
     def set_terrain_levels(
         self, levels: int | np.ndarray, env_ids: np.ndarray | None = None
     ) -> None:

@@ -76,6 +76,7 @@ class MultiProcessVecEnv:
     ):
         workers = num_workers or os.cpu_count() or 1
         workers = max(1, min(workers, num_envs))
+        self.cfg = cfg
         self.num_envs = num_envs
         self.num_workers = workers
         sizes = [len(a) for a in np.array_split(np.arange(num_envs), workers)]
@@ -157,6 +158,14 @@ class MultiProcessVecEnv:
         bounds = zip(self._starts[:-1], self._starts[1:], strict=True)
         parts = [(shifts[lo:hi],) for lo, hi in bounds]
         return np.concatenate(self._call_all("heights_at_offsets", parts), axis=0)
+
+    def deploy_config(self):
+        """As :meth:`QuadrupedVecEnv.deploy_config` (every worker has the same robot)."""
+        self._conns[0].send(("deploy_config", ()))
+        return self._receive(self._conns[0])
+
+    def terrain_levels(self) -> np.ndarray:
+        return np.concatenate(self._call_all("terrain_levels", [()] * self.num_workers))
 
     def set_terrain_levels(
         self, levels: int | np.ndarray, env_ids: np.ndarray | None = None
