@@ -112,10 +112,13 @@ class DistillEnvConfig:
 
     num_envs: int = 256
     sim: dict[str, Any] = field(default_factory=dict)
+    num_workers: int = 1  # simulator processes (as the teacher trainer's env.num_workers)
 
     def __post_init__(self) -> None:
         if self.num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
+        if self.num_workers < 1:
+            raise ValueError(f"num_workers must be >= 1, got {self.num_workers}")
 
 
 @dataclass(frozen=True)

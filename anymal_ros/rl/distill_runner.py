@@ -139,11 +139,11 @@ class DistillRunner(TrainingLoop):
     def _init_online(self) -> None:
         from anymal_ros.config.sim import SimConfig
         from anymal_ros.rl.dagger import DAggerCollector
-        from anymal_ros.sim.env import QuadrupedVecEnv
+        from anymal_ros.sim.multiproc import make_quadruped_env
 
         cfg = self.cfg
         sim = from_dict(SimConfig, self.sim_dict, "sim")
-        self.env = QuadrupedVecEnv(sim, cfg.env.num_envs, seed=cfg.runner.seed)
+        self.env = make_quadruped_env(sim, cfg.env.num_envs, cfg.runner.seed, cfg.env.num_workers)
         s = self.student_cfg
         if self.env.proprio_dim != s.proprio_dim or self.env.action_dim != s.action.num_actions:
             raise ValueError(

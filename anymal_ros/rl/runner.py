@@ -73,19 +73,14 @@ def make_env(cfg: TrainConfig, seed: int) -> Any:
         return TorchVecEnv(env, cfg.runner.device)
     try:
         from anymal_ros.config.sim import SimConfig
-        from anymal_ros.sim.env import QuadrupedVecEnv
+        from anymal_ros.sim.multiproc import make_quadruped_env
     except ImportError as err:
-        raise RuntimeError(f"env.kind 'quadruped' needs anymal_ros.sim.env ({err})") from err
+        raise RuntimeError(f"env.kind 'quadruped' needs anymal_ros.sim ({err})") from err
     from anymal_ros.config import from_dict
     from anymal_ros.rl.vec_env import TorchVecEnv
 
     sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
-    if cfg.env.num_workers > 1:
-        from anymal_ros.sim.multiproc import MultiProcessVecEnv
-
-        env = MultiProcessVecEnv(sim_cfg, cfg.env.num_envs, seed, cfg.env.num_workers)
-    else:
-        env = QuadrupedVecEnv(sim_cfg, cfg.env.num_envs, seed)
+    env = make_quadruped_env(sim_cfg, cfg.env.num_envs, seed, cfg.env.num_workers)
     return TorchVecEnv(env, cfg.runner.device)
 
 

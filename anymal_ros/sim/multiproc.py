@@ -203,3 +203,13 @@ class MultiProcessVecEnv:
             self.close()
         except Exception:
             pass
+
+
+def make_quadruped_env(cfg: SimConfig, num_envs: int, seed: int = 0, num_workers: int = 1):
+    """The MuJoCo quadruped vector env: in this process for ``num_workers`` 1, else split
+    over that many worker processes (the same interface either way)."""
+    if num_workers > 1:
+        return MultiProcessVecEnv(cfg, num_envs, seed, num_workers)
+    from anymal_ros.sim.env import QuadrupedVecEnv
+
+    return QuadrupedVecEnv(cfg, num_envs, seed=seed)
