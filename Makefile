@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 DOMAIN  := $(shell shuf -i 10-200 -n 1)
 ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$(DOMAIN) OMP_NUM_THREADS=1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench policy clean
 
 install: $(STAMP)
 
@@ -38,6 +38,22 @@ bench: install
 	$(ROS_ENV) $(PY) benchmarks/distill_throughput.py --num-envs 16 64 --iterations 3
 	$(ROS_ENV) $(PY) benchmarks/store_io.py --out benchmarks/results/store_io.json
 	$(ROS_ENV) $(PY) benchmarks/ros_latency.py --seconds 60
+
+# The recipe of the bundled policy (policies/MODEL_CARD.md): teacher -> student -> ONNX ->
+# evaluation. Hours on a 2-core CPU; every stage resumes from its newest checkpoint, so
+# re-running `make policy` after an interruption continues where it stopped.
+RUNS ?= runs/default_policy
+ANYMAL := $(ROS_ENV) $(VENV)/bin/anymal-ros
+resume = $(if $(wildcard $(1)/checkpoints/latest.pt),--resume $(1)/checkpoints/latest.pt,)
+policy: install
+	$(ANYMAL) train ppo --config config/teacher_ppo.yaml --run-dir $(RUNS)/teacher \
+		$(call resume,$(RUNS)/teacher)
+	$(ANYMAL) distill --teacher $(RUNS)/teacher/checkpoints/latest.pt \
+		--config config/distill.yaml --run-dir $(RUNS)/student $(call resume,$(RUNS)/student)
+	$(ANYMAL) export $(RUNS)/student/checkpoints/latest.pt --out $(RUNS)/student.onnx
+	$(ANYMAL) eval $(RUNS)/student.onnx --compare $(RUNS)/teacher/checkpoints/latest.pt \
+		--terrains flat rough slope_up stairs_up stairs_down --noise none noisy \
+		--num-envs 30 --out $(RUNS)/eval --set "commands.lin_vel_y=[-0.5,0.5]"
 
 clean:
 	rm -rf $(VENV) build install log
