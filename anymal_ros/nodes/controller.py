@@ -19,16 +19,19 @@ Inputs arrive in one of two ways. ``on_*`` take a decoded message and validate i
 its arrival time, counted for the rate) and :meth:`PolicyController.drain` decodes and
 validates it when the controller needs the inputs: at the control tick, a mode request or
 diagnostics. At 400 Hz proprioception and a 50 Hz policy this decodes one message in eight;
-the policy sees the same newest message either way. With ``set_decoder(..., read_cdr=True)``
-the serialized message is not even decoded: :mod:`anymal_ros.nodes.cdr` reads the few fields
-the controller uses straight from the plain-CDR bytes (the decoder remains the fallback for
-other encodings), and the same validation runs on them: each input has one ``_set_*`` method
-fed either from a message object (``on_*``) or from the bytes. What changes with deferral: freshness
+the policy sees the same newest message either way. What changes with deferral: freshness
 (age) is the arrival time of the newest message that was *validated and accepted*, so if the
 newest one at a tick is rejected, the input keeps the previous accepted value and age (as
 before) but the valid messages that arrived in between are skipped, not used; ``rejected``
 counts rejections among the messages decoded (the newest at each tick), not among all that
 arrived; ``rate`` counts all arrivals.
+
+With ``set_decoder(..., read_cdr=True)`` (the node's default) the newest message is not even
+deserialized: :mod:`anymal_ros.nodes.cdr` reads the few fields the controller uses straight
+from the plain-CDR bytes (the decoder stays the fallback for other encapsulations). The same
+validation runs either way: each input has one ``_set_*`` method that takes plain values, fed
+by ``on_*`` from a message object or by :meth:`PolicyController.drain` from the bytes; bytes
+that cannot be read are rejected like a message that cannot be decoded.
 """
 
 from __future__ import annotations

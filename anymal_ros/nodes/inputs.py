@@ -39,7 +39,7 @@ class InputError(ValueError):
 
 
 def _finite(name: str, arr: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():  # the method skips np.all's dispatch: runs 7x per tick
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise InputError(f"{name}: {bad} non-finite value(s) (NaN or inf)")
     return arr
