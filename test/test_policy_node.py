@@ -12,7 +12,9 @@ pytest.importorskip(
 
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from ros_helpers import FakeRobot, RosSession  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
@@ -63,6 +65,25 @@ def test_joint_states_are_mapped_by_name(ros, student_path):
     assert ros.spin_until(lambda: robot.targets, 5.0)
     # STAND starts from the measured pose: the first targets are that pose in policy order.
     np.testing.assert_allclose(robot.targets[0], measured, atol=5e-3)
+
+
+@pytest.mark.parametrize("cdr_readers", [True, False])
+def test_joint_targets_carry_the_stamp_of_their_joint_states(ros, student_path, cdr_readers):
+    node, robot = start(ros, student_path, cdr_readers=cdr_readers)
+    sent, stamped = set(), []
+
+    def stamp(msg) -> tuple[int, int]:
+        return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+
+    robot.create_subscription(
+        JointState, "/joint_states", lambda m: sent.add(stamp(m)), qos_profile_sensor_data
+    )
+    robot.create_subscription(
+        JointState, "/policy_node/joint_targets", lambda m: stamped.append(stamp(m)), 10
+    )
+    activate(ros, node)
+    assert ros.spin_until(lambda: len(stamped) >= 3, 5.0)
+    assert all(s in sent for s in stamped) and stamped[0] != (0, 0)
 
 
 def walk(ros: RosSession, node: PolicyNode, robot: FakeRobot) -> None:

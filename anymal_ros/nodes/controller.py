@@ -25,6 +25,13 @@ newest one at a tick is rejected, the input keeps the previous accepted value an
 before) but the valid messages that arrived in between are skipped, not used; ``rejected``
 counts rejections among the messages decoded (the newest at each tick), not among all that
 arrived; ``rate`` counts all arrivals.
+
+With ``set_decoder(..., read_cdr=True)`` (the node's default) the newest message is not even
+deserialized: :mod:`anymal_ros.nodes.cdr` reads the few fields the controller uses straight
+from the plain-CDR bytes (the decoder stays the fallback for other encapsulations). The same
+validation runs either way: each input has one ``_set_*`` method that takes plain values, fed
+by ``on_*`` from a message object or by :meth:`PolicyController.drain` from the bytes; bytes
+that cannot be read are rejected like a message that cannot be decoded.
 """
 
 from __future__ import annotations
@@ -38,16 +45,24 @@ import numpy as np
 
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
+from anymal_ros.nodes.cdr import (
+    JointStateReader,
+    PointCloudReader,
+    plain_cdr_order,
+    read_imu,
+    read_odometry_twist,
+    read_twist,
+)
 from anymal_ros.nodes.diagnostics import LatencyWindow
 from anymal_ros.nodes.inputs import (
     InputError,
     InputMonitor,
     JointStateMapper,
-    command_from_twist,
+    command_from_values,
     fill_missing,
     heights_from_cloud,
-    imu_arrays,
-    odom_twist,
+    imu_from_values,
+    odom_from_values,
 )
 from anymal_ros.nodes.safety import (
     InputHealth,
@@ -181,12 +196,23 @@ class PolicyController:
         }
         self._decoders: dict[str, Callable[[object], object]] = {}
         self._pending: dict[str, tuple[object, float]] = {}
+        # Serialized inputs read without message objects: reader -> the same _set_* method.
+        joint_reader, cloud_reader = JointStateReader(), PointCloudReader()
+        self._cdr_readers: dict[str, Callable[[bytes, str], None]] = {
+            "joint_states": lambda data, order: self._set_joint_state(*joint_reader(data, order)),
+            "imu": lambda data, order: self._set_imu(*read_imu(data, order)),
+            "odom": lambda data, order: self._set_odom(*read_odometry_twist(data, order)),
+            "cmd_vel": lambda data, order: self._set_cmd_vel(*read_twist(data, order)),
+            "height_samples": lambda data, order: self._set_heights(cloud_reader(data, order)),
+        }
+        self._read_cdr: set[str] = set()
 
     # --- inputs -------------------------------------------------------------------------------
     # ``arrived=False``: the arrival was already counted by :meth:`defer`.
-    def _accept(self, name: str, now: float, parse, arrived: bool) -> bool:
+    def _accept(self, name: str, now: float, arrived: bool, use, *values) -> bool:
+        """``use(*values)`` validates and stores an input; an InputError rejects it."""
         try:
-            parse()
+            use(*values)
         except InputError as err:
             self.monitor.reject(name, str(err))
             return False
@@ -197,43 +223,62 @@ class PolicyController:
         return True
 
     def on_joint_state(self, msg, now: float, arrived: bool = True) -> bool:
-        def parse():
-            self.joint_pos, self.joint_vel = self._joints(msg)
-            self.joint_stamp = msg.header.stamp
-
-        return self._accept("joint_states", now, parse, arrived)
+        fields = (msg.header.stamp, tuple(msg.name), msg.position, msg.velocity)
+        return self._accept("joint_states", now, arrived, self._set_joint_state, *fields)
 
     def on_imu(self, msg, now: float, arrived: bool = True) -> bool:
-        def parse():
-            self.quat, self.imu_ang_vel = imu_arrays(msg)
-
-        return self._accept("imu", now, parse, arrived)
+        o, w = msg.orientation, msg.angular_velocity
+        fields = ((o.x, o.y, o.z, o.w), (w.x, w.y, w.z))
+        return self._accept("imu", now, arrived, self._set_imu, *fields)
 
     def on_odom(self, msg, now: float, arrived: bool = True) -> bool:
-        def parse():
-            self.lin_vel, self.ang_vel = odom_twist(msg)
-
-        return self._accept("odom", now, parse, arrived)
+        lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
+        fields = ((lin.x, lin.y, lin.z), (ang.x, ang.y, ang.z))
+        return self._accept("odom", now, arrived, self._set_odom, *fields)
 
     def on_cmd_vel(self, msg, now: float, arrived: bool = True) -> bool:
-        def parse():
-            self.command = command_from_twist(msg, self._cmd_low, self._cmd_high)
-
-        return self._accept("cmd_vel", now, parse, arrived)
+        lin, ang = msg.linear, msg.angular
+        fields = ((lin.x, lin.y, lin.z), (ang.x, ang.y, ang.z))
+        return self._accept("cmd_vel", now, arrived, self._set_cmd_vel, *fields)
 
     def on_heights(self, msg, now: float, arrived: bool = True) -> bool:
-        def parse():
-            self.heights = heights_from_cloud(msg)
+        return self._accept("height_samples", now, arrived, self._set_heights, msg)
 
-        return self._accept("height_samples", now, parse, arrived)
+    # Validation, shared by message objects and serialized bytes. ``stamp`` has ``sec`` and
+    # ``nanosec`` (a builtin_interfaces/Time or a cdr.Stamp).
+    def _set_joint_state(self, stamp, names: tuple[str, ...], position, velocity) -> None:
+        self.joint_pos, self.joint_vel = self._joints.map(names, position, velocity)
+        self.joint_stamp = stamp
+
+    def _set_imu(self, orientation_xyzw, angular_velocity) -> None:
+        self.quat, self.imu_ang_vel = imu_from_values(orientation_xyzw, angular_velocity)
+
+    def _set_odom(self, linear, angular) -> None:
+        self.lin_vel, self.ang_vel = odom_from_values(linear, angular)
+
+    def _set_cmd_vel(self, linear, angular) -> None:
+        self.command = command_from_values(linear, angular, self._cmd_low, self._cmd_high)
+
+    def _set_heights(self, cloud) -> None:  # a PointCloud2 or a cdr.PointCloudView
+        self.heights = heights_from_cloud(cloud)
 
     # --- deferred inputs ----------------------------------------------------------------------
-    def set_decoder(self, name: str, decode: Callable[[object], object]) -> None:
+    def set_decoder(
+        self, name: str, decode: Callable[[object], object], read_cdr: bool = False
+    ) -> None:
         """How :meth:`drain` turns a payload given to :meth:`defer` into a message of ``name``
-        (the node passes ``rclpy.serialization.deserialize_message`` for the topic's type)."""
+        (the node passes ``rclpy.serialization.deserialize_message`` for the topic's type).
+
+        ``read_cdr``: payloads are serialized messages of the input's ROS type; plain-CDR
+        ones are read directly (:mod:`anymal_ros.nodes.cdr`), ``decode`` gets the others.
+        """
         if name not in self._handlers:
             raise ValueError(f"unknown input {name!r}; inputs are {list(self._handlers)}")
         self._decoders[name] = decode
+        if read_cdr:
+            self._read_cdr.add(name)
+        else:
+            self._read_cdr.discard(name)
 
     def defer(self, name: str, payload: object, now: float) -> None:
         """Keep ``payload`` (e.g. serialized bytes) as the newest ``name`` message, replacing
@@ -248,14 +293,29 @@ class PolicyController:
         pending, self._pending = self._pending, {}
         accepted = []
         for name, (payload, arrival) in pending.items():
-            try:
-                msg = self._decoders[name](payload)
-            except Exception as err:  # noqa: BLE001 - any decoder error is a rejected message
-                self.monitor.reject(name, f"{name}: cannot decode message ({err})")
-                continue
-            if self._handlers[name](msg, arrival, arrived=False):
+            order = None
+            if name in self._read_cdr and isinstance(payload, bytes):
+                order = plain_cdr_order(payload)
+            if order is not None:
+                ok = self._accept(name, arrival, False, self._from_cdr, name, payload, order)
+            else:
+                try:
+                    msg = self._decoders[name](payload)
+                except Exception as err:  # noqa: BLE001 - any decoder error is a rejected message
+                    self.monitor.reject(name, f"{name}: cannot decode message ({err})")
+                    continue
+                ok = self._handlers[name](msg, arrival, arrived=False)
+            if ok:
                 accepted.append(name)
         return tuple(accepted)
+
+    def _from_cdr(self, name: str, data: bytes, order: str) -> None:
+        try:
+            self._cdr_readers[name](data, order)
+        except InputError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a reader bug must not stop the node
+            raise InputError(f"{name}: cannot decode message ({err!r})") from err
 
     def health(self, now: float) -> InputHealth:
         self.drain()

@@ -33,6 +33,9 @@ Latency: with ``raw_inputs: true`` (default) every input is subscribed to serial
 the newest message of each is deserialized and validated, at the control tick (see
 :mod:`anymal_ros.nodes.controller` for what that means for ages, rates and rejections); at
 400 Hz proprioception that avoids building seven of every eight message objects in Python.
+With ``cdr_readers: true`` (default) even the eighth is not built: the fields the controller
+uses are read straight from the plain-CDR bytes (:mod:`anymal_ros.nodes.cdr`; other encodings
+fall back to ``deserialize_message``).
 ``main()`` spins rclpy's C++ ``EventsExecutor`` (parameter ``executor``). Diagnostics report the
 node's own latency per published tick (``control_ms``: entry of the callback that ran the tick,
 the completing joint_states message or the timer, until the last publish returned) next to the
@@ -107,6 +110,11 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "raw_inputs": (
         True,
         "subscribe serialized and decode only the newest message of each input at the tick",
+    ),
+    "cdr_readers": (
+        True,
+        "with raw_inputs: read the used fields straight from plain-CDR bytes instead of "
+        "deserializing message objects (false: rclpy deserialize_message)",
     ),
     "intra_op_threads": (1, "onnxruntime threads"),
     "executor": (
@@ -221,6 +229,7 @@ class PolicyNode(LifecycleNode):
         c = self.controller
         sensor = qos_profile_sensor_data
         raw = bool(self.p("raw_inputs"))
+        read_cdr = bool(self.p("cdr_readers"))
         subs = (
             ("joint_states", JointState, self._on_joint_states),
             ("imu", Imu, c.on_imu),
@@ -230,7 +239,8 @@ class PolicyNode(LifecycleNode):
         )
         for name, msg_type, handler in subs:
             if raw:
-                c.set_decoder(name, functools.partial(deserialize_message, message_type=msg_type))
+                decode = functools.partial(deserialize_message, message_type=msg_type)
+                c.set_decoder(name, decode, read_cdr=read_cdr)
                 if name == "joint_states":
                     callback = self._on_joint_states_raw
                 else:
@@ -395,8 +405,9 @@ class PolicyNode(LifecycleNode):
         self._cmd_pub.publish(out)
         if self._js_pub is not None:
             js = JointState()
-            if self.controller.joint_stamp is not None:
-                js.header.stamp = self.controller.joint_stamp
+            stamp = self.controller.joint_stamp
+            if stamp is not None:  # a Time, or a cdr.Stamp when read from the bytes
+                js.header.stamp.sec, js.header.stamp.nanosec = stamp.sec, stamp.nanosec
             js.name = list(self.controller.joint_names)
             js.position = out.data
             self._js_pub.publish(js)
