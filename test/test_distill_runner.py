@@ -28,6 +28,8 @@ from anymal_ros.sim.env import QuadrupedVecEnv  # noqa: E402
 TINY_SIM = tiny_sim(episode_length_s=0.4)
 TINY_RUN = [
     "env.num_envs=3",
+    "env.num_workers=1",
+    "runner.torch_threads=1",
     "dagger.num_steps=12",
     "dagger.beta_decay_iterations=2",
     "loss.tbptt_steps=5",
