@@ -252,6 +252,9 @@ def test_render_png(tmp_path):
         pytest.skip(f"no offscreen OpenGL: {err}")
     assert frames[0].shape == (48, 64, 3) and frames[-1].std() > 0
     assert save_frames(frames, tmp_path / "a.png", fps=50).stat().st_size > 0
+    import imageio.v3 as iio
+
+    assert iio.imread(tmp_path / "a.png").shape == (48, 3 * 64, 3)  # 3 frames, side by side
     assert to_dict(env.cfg)["terrain"]["kind"] == "flat"
 
 

@@ -25,7 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episode-length", type=float, default=None, help="seconds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="eval", help="directory for eval.md and eval.json")
-    parser.add_argument("--render", default=None, help="video of the first cell (.mp4/.gif)")
+    parser.add_argument(
+        "--render",
+        default=None,
+        help="robot 0 of the first cell: video (.mp4/.gif) or a strip of frames (.png)",
+    )
     parser.add_argument("--sim-config", default=None, help="SimConfig YAML (default: checkpoint's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overrides_option(parser, "SimConfig overrides, e.g. actions.mode=joint")

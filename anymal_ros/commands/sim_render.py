@@ -6,7 +6,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output file: .mp4, .gif or .png")
+    parser.add_argument(
+        "--out", required=True, help="output file: .mp4, .gif or .png (a strip of frames)"
+    )
     parser.add_argument("--config", default=None, help="SimConfig YAML (default: built-in)")
     parser.add_argument("--steps", type=int, default=250, help="control steps to record")
     parser.add_argument("--terrain", default=None, help="terrain type, e.g. stairs_up")

@@ -75,8 +75,20 @@ def record_episode(
     return frames
 
 
+#: Frames side by side in a ``.png`` written by :func:`save_frames`.
+STRIP_FRAMES = 6
+
+
+def frame_strip(frames: list[np.ndarray], count: int = STRIP_FRAMES) -> np.ndarray:
+    """``count`` frames evenly spaced over the recording (first and last included), side by
+    side: a still picture of a whole motion, e.g. for a README."""
+    picks = np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int)
+    return np.concatenate([frames[i] for i in picks], axis=1)
+
+
 def save_frames(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:
-    """Write frames to ``path``: ``.mp4`` (H.264), ``.gif`` or ``.png`` (the last frame)."""
+    """Write frames to ``path``: ``.mp4`` (H.264), ``.gif`` or ``.png`` (a strip of
+    :data:`STRIP_FRAMES` frames spread over the recording, see :func:`frame_strip`)."""
     import imageio.v2 as imageio
 
     path = Path(path)
@@ -85,7 +97,7 @@ def save_frames(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".png":
-        imageio.imwrite(path, frames[-1])
+        imageio.imwrite(path, frame_strip(frames))
     elif suffix == ".gif":
         imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
     elif suffix == ".mp4":
