@@ -103,3 +103,18 @@ def test_rng_state_round_trip_continues_identically(tmp_path):
     assert got[2] == expected[2]
     np.testing.assert_array_equal(got[3], expected[3])
     assert set(capture_rng_state()) == {"torch", "numpy", "python"}
+
+
+def test_atomic_write_gives_the_permissions_of_a_new_file(tmp_path):
+    """Not mkstemp's private 0600: an exported policy must be readable like any file."""
+    import os
+
+    from anymal_ros.files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "policy.onnx") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "policy.onnx").stat().st_mode & 0o777 == 0o644

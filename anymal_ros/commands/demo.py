@@ -8,9 +8,10 @@ a command schedule is sent on ``/cmd_vel``. Prints velocity-tracking error and f
 MuJoCo can render offscreen
 (``--no-video`` skips it; ``--video`` makes a rendering failure an error).
 
-The policy is the bundled ``policies/student.onnx`` when present, else ``--model``, else a
-freshly initialised student exported on the spot (it outputs near-zero residuals, so the robot
-just stands at the default pose: the output says which policy ran).
+The policy is ``--model`` if given, else the bundled ``policies/student.onnx`` (see
+``policies/MODEL_CARD.md``); if that file is missing (a broken install), a freshly initialised
+student exported on the spot, which outputs near-zero residuals, so the robot just stands at
+the default pose. The output says which policy ran.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def _policy(args: argparse.Namespace) -> tuple[Path, str]:
         args.out_dir / "demo_untrained.onnx",
     )
     return path, (
-        f"NO TRAINED POLICY SHIPPED YET: freshly initialised student {path} "
+        f"BUNDLED POLICY MISSING ({bundled}): freshly initialised student {path} "
         "(near-zero actions: the robot stands, it does not track the command)"
     )
 
