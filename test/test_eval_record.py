@@ -13,6 +13,7 @@ from sim_helpers import tiny_sim
 from anymal_ros.cli import main
 from anymal_ros.config import to_dict
 from anymal_ros.config.models import ActionHeadConfig, StudentConfig, TeacherConfig
+from anymal_ros.eval.evaluate import column_names
 from anymal_ros.eval.policies import explore, load_policy
 from anymal_ros.eval.record import epsilon_at
 from anymal_ros.models.checkpoint import save_checkpoint
@@ -104,6 +105,9 @@ def test_eval_table_and_compare(checkpoints, tmp_path, capsys):
                 assert np.isfinite(r[k])
             assert r["tracking_error"] >= 0 and r["distance"] >= 0
     assert (out / "eval.md").read_text().count("\n") == 2 + 4
+    # Columns are labelled by what each policy is, whichever comes first on the command line.
+    assert data["columns"] == ["student", "teacher"]
+    assert column_names(checkpoints["teacher"], checkpoints["onnx"]) == ("teacher", "student")
 
 
 def test_eval_refuses_mismatched_simulator(checkpoints, tmp_path):

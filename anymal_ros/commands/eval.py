@@ -37,7 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from anymal_ros.commands._policy_sim import check_policy_fits, resolve_sim_config
-    from anymal_ros.eval.evaluate import EvalSettings, evaluate, markdown_table, write_results
+    from anymal_ros.eval.evaluate import (
+        EvalSettings,
+        column_names,
+        evaluate,
+        markdown_table,
+        write_results,
+    )
     from anymal_ros.eval.policies import load_policy
     from anymal_ros.sim.env import QuadrupedVecEnv
 
@@ -68,13 +74,14 @@ def run(args: argparse.Namespace) -> int:
 
     progress = not args.quiet
     rows = evaluate(factory(args.policy), sim, settings, args.render, progress)
-    compare = None
+    compare, names = None, None
     if args.compare:
         compare = evaluate(factory(args.compare), sim, settings, None, progress)
-    print(markdown_table(rows, compare))
+        names = column_names(args.policy, args.compare)
+    print(markdown_table(rows, compare, names))
     md, js = write_results(
         args.out, rows, compare,
-        {"policy": str(args.policy), "compare_policy": args.compare,
+        {"policy": str(args.policy), "compare_policy": args.compare, "columns": names,
          "settings": settings.__dict__ | {"terrains": list(settings.terrains),
                                           "noise_modes": list(settings.noise_modes)}},
     )  # fmt: skip

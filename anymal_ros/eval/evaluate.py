@@ -204,11 +204,23 @@ def evaluate(
     return rows
 
 
+def column_names(policy: str | Path, compare: str | Path) -> tuple[str, str]:
+    """Labels of the two policies of a comparison: their kinds (``student``, ``teacher``),
+    or, for two of a kind, their file names."""
+    from anymal_ros.eval.policies import load_policy
+
+    kinds = (load_policy(policy, 1).kind, load_policy(compare, 1).kind)
+    return kinds if kinds[0] != kinds[1] else (Path(policy).name, Path(compare).name)
+
+
 def markdown_table(
     rows: Sequence[dict[str, Any]], compare: Sequence[dict[str, Any]] | None = None,
-    names: tuple[str, str] = ("student", "teacher"),
+    names: tuple[str, str] | None = None,
 ) -> str:  # fmt: skip
-    """Markdown table of :func:`evaluate` rows; with ``compare``, the two side by side."""
+    """Markdown table of :func:`evaluate` rows; with ``compare``, the two side by side, each
+    column labelled with ``names`` (the first policy's, the compared one's; default
+    ``("student", "teacher")``)."""
+    names = names or ("student", "teacher")
     short = {
         "mean_return": "return",
         "tracking_reward": "track. reward",
@@ -243,11 +255,12 @@ def write_results(
     compare: Sequence[dict[str, Any]] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """``eval.md`` (the table) and ``eval.json`` (rows, compare rows, settings)."""
+    """``eval.md`` (the table, columns labelled by ``meta["columns"]`` if given) and
+    ``eval.json`` (rows, compare rows, settings)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = out / "eval.md"
-    md.write_text(markdown_table(rows, compare) + "\n")
+    md.write_text(markdown_table(rows, compare, (meta or {}).get("columns")) + "\n")
     js = out / "eval.json"
     js.write_text(json.dumps({"rows": list(rows), "compare": compare, **(meta or {})}, indent=2))
     return md, js
