@@ -104,9 +104,17 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     panels = [
         ("env_steps", "mean_return", "env steps", "mean episode return"),
         ("wall_time", "mean_return", "wall-clock [s]", "mean episode return"),
-        ("env_steps", "value_loss", "env steps", "value loss"),
-        ("env_steps", "entropy", "env steps", "policy entropy"),
     ]
+    if "behaviour_loss" in m:  # a distillation run: how well the student imitates and tracks
+        panels += [
+            ("env_steps", "behaviour_loss", "env steps", "behaviour loss"),
+            ("env_steps", "tracking_error", "env steps", "velocity tracking error [m/s]"),
+        ]
+    else:
+        panels += [
+            ("env_steps", "value_loss", "env steps", "value loss"),
+            ("env_steps", "entropy", "env steps", "policy entropy"),
+        ]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for ax, (x, y, xl, yl) in zip(axes.flat, panels, strict=True):
         if x in m and y in m:
