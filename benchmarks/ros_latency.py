@@ -84,6 +84,14 @@ def main() -> int:
         metavar="NAME:=VALUE",
         help="extra policy_node parameter (repeatable), e.g. executor:=single_threaded",
     )
+    parser.add_argument(
+        "--pin-node",
+        type=int,
+        default=None,
+        metavar="CPU",
+        help="give policy_node this CPU alone (sim_node and the probe get the others), as on a "
+        "robot with an isolated control core",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/ros_latency.json")
     args = parser.parse_args()
 
@@ -115,6 +123,13 @@ def main() -> int:
          *(a for param in args.node_param for a in ("-p", param))],
         env=env,
     )  # fmt: skip
+    if args.pin_node is not None:
+        others = os.sched_getaffinity(0) - {args.pin_node}
+        if not others or args.pin_node not in os.sched_getaffinity(0):
+            raise SystemExit(f"--pin-node {args.pin_node}: needs that CPU and at least one more")
+        os.sched_setaffinity(policy.pid, {args.pin_node})
+        os.sched_setaffinity(sim.pid, others)
+        os.sched_setaffinity(0, others)  # the probe
     rclpy.init(args=[])  # our own argv is not for ROS
     probe = Node("latency_probe")
     executor = SingleThreadedExecutor()
@@ -147,6 +162,7 @@ def main() -> int:
         "seconds": args.seconds,
         "model": str(model),
         "node_params": args.node_param,
+        "pinned_node_cpu": args.pin_node,
     }
     try:
         deadline = time.monotonic() + 60.0
