@@ -46,15 +46,23 @@ bench: install
 RUNS ?= runs/default_policy
 ANYMAL := $(ROS_ENV) $(VENV)/bin/anymal-ros
 resume = $(if $(wildcard $(1)/checkpoints/latest.pt),--resume $(1)/checkpoints/latest.pt,)
+TEACHER := $(RUNS)/teacher/checkpoints/latest.pt
+# The model card's evaluation: the teacher first (its training simulator), the student beside
+# it; commands up to 1 m/s forward, 0.5 sideways, 1 rad/s yaw; no pushes; 30 robots x 20 s.
+# (--set last: the slope row appends one more override.)
+EVAL = --compare $(RUNS)/student.onnx --noise none noisy --num-envs 30 --set \
+	"commands.lin_vel_y=[-0.5,0.5]" randomization.push_force=0.0 randomization.push_torque=0.0
 policy: install
 	$(ANYMAL) train ppo --config config/teacher_ppo.yaml --run-dir $(RUNS)/teacher \
 		$(call resume,$(RUNS)/teacher)
 	$(ANYMAL) distill --teacher $(RUNS)/teacher/checkpoints/latest.pt \
 		--config config/distill.yaml --run-dir $(RUNS)/student $(call resume,$(RUNS)/student)
 	$(ANYMAL) export $(RUNS)/student/checkpoints/latest.pt --out $(RUNS)/student.onnx
-	$(ANYMAL) eval $(RUNS)/student.onnx --compare $(RUNS)/teacher/checkpoints/latest.pt \
-		--terrains flat rough slope_up stairs_up stairs_down --noise none noisy \
-		--num-envs 30 --out $(RUNS)/eval --set "commands.lin_vel_y=[-0.5,0.5]"
+	$(ANYMAL) eval $(TEACHER) --terrains flat --level 0 --out $(RUNS)/eval_flat $(EVAL)
+	$(ANYMAL) eval $(TEACHER) --terrains rough stairs_up stairs_down --level 3 \
+		--out $(RUNS)/eval_rough $(EVAL)
+	$(ANYMAL) eval $(TEACHER) --terrains slope_up slope_down --level 5 \
+		--out $(RUNS)/eval_slope $(EVAL) "terrain.slope=[0.0,0.4712]"
 
 clean:
 	rm -rf $(VENV) build install log
