@@ -4,6 +4,7 @@ never a half-written file (checkpoints, exported policies)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,3 +45,16 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_link(src: str | Path, dst: str | Path) -> Path:
+    """Make ``dst`` another name of the file ``src`` (a hard link; a copy where the file
+    system has none), replacing ``dst`` atomically: a reader sees the old or the new file."""
+    src, dst = Path(src), Path(dst)
+    with atomic_write(dst) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:  # no hard links here (some network or FAT file systems)
+            shutil.copy2(src, tmp)
+    return dst

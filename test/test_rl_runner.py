@@ -246,3 +246,20 @@ def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_proces
 
     resumed = Runner(cfg(1), run_dir=tmp_path, resume=tmp_path / "checkpoints" / "latest.pt")
     assert resumed.env.env.terrain_levels().tolist() == [1, 0, 1, 0]
+
+
+def test_latest_checkpoint_names_the_newest_periodic_one_during_a_run(tmp_path):
+    """A user (or `make policy` after a crash) takes latest.pt while training still runs."""
+    runner = Runner(_cfg(checkpoint_interval=1), run_dir=tmp_path)
+    seen = []
+
+    def check(stats):
+        latest = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
+        seen.append(latest["counters"]["iteration"])
+
+    runner.learn(iterations=2, on_iteration=check)
+    assert seen == [1, 2]
+    # The final save replaced the link with a file of its own; iteration 1's file is intact.
+    assert (
+        load_checkpoint(tmp_path / "checkpoints" / "iter_000001.pt")["counters"]["iteration"] == 1
+    )

@@ -1,7 +1,8 @@
 """What the teacher trainer (``rl.runner``) and the student trainer (``rl.distill_runner``)
 share around their own iteration: a private random stream, the stop request, and the loop
 that logs, shows progress, checkpoints every ``runner.checkpoint_interval`` iterations, stops
-on SIGINT/SIGTERM and always leaves ``checkpoints/latest.pt`` behind."""
+on SIGINT/SIGTERM and always leaves ``checkpoints/latest.pt`` behind (during a run it names the
+newest periodic checkpoint)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from anymal_ros.files import atomic_link
 from anymal_ros.models.checkpoint import capture_rng_state, restore_rng_state
 from anymal_ros.rl.logger import TrainingLogger, plot_run
 from anymal_ros.rl.signals import StopRequest
@@ -113,7 +115,11 @@ class TrainingLoop:
                     logger.log(stats)
                     self._show_progress(bar, stats)
                     if rc.checkpoint_interval and self.iteration % rc.checkpoint_interval == 0:
-                        self.save(self.run_dir / "checkpoints" / f"iter_{self.iteration:06d}.pt")
+                        ckpt = self.save(
+                            self.run_dir / "checkpoints" / f"iter_{self.iteration:06d}.pt"
+                        )
+                        # latest.pt always names the newest state, also while a run goes on.
+                        atomic_link(ckpt, self.run_dir / "checkpoints" / "latest.pt")
                     if on_iteration is not None:
                         on_iteration(stats)
                     if stop.signal is not None:
