@@ -80,3 +80,20 @@ def test_installed_cli_runs_from_the_install_tree(install_tree):
     )
     assert out.returncode == 0, out.stderr
     assert "usage: anymal-ros" in out.stdout
+
+
+def test_bundled_policy_is_installed_and_found_by_the_node(install_tree):
+    """`ros2 launch anymal_ros policy.launch.py` with no model_path runs the installed file."""
+    share = install_tree / "share" / "anymal_ros" / "policies"
+    assert (share / "student.onnx").is_file() and (share / "MODEL_CARD.md").is_file()
+    site = next(install_tree.glob("lib/python*/site-packages"))
+    env = {**os.environ, "PYTHONPATH": str(site), "AMENT_PREFIX_PATH": str(install_tree)}
+    code = (
+        "from anymal_ros.nodes.policy_node import bundled_policy_path; print(bundled_policy_path())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=install_tree, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == str(share / "student.onnx")
