@@ -196,6 +196,27 @@ def test_termination_vs_truncation_and_final_obs():
     np.testing.assert_allclose(np.maximum(total, 0.0), reward, rtol=1e-5, atol=1e-6)
 
 
+def test_a_push_is_not_a_base_contact():
+    """MuJoCo reports xfrc_applied inside cfrc_ext; a push must not count as the base touching
+    the ground (it used to end every episode at its first push)."""
+    pushes = {
+        "enabled": True, "friction": [1.0, 1.0], "added_base_mass": [0.0, 0.0],
+        "com_offset": [0.0, 0.0], "motor_strength": [1.0, 1.0], "kp_factor": [1.0, 1.0],
+        "kd_factor": [1.0, 1.0], "latency_steps": [0, 0],
+        "push_interval_s": [0.02, 0.02], "push_duration_s": 0.04, "push_force": 150.0,
+        "push_torque": 0.0,
+    }  # fmt: skip
+    env = QuadrupedVecEnv(make_cfg(QUIET, randomization=pushes), 4, seed=0)
+    env.reset()
+    pushed = 0
+    for _ in range(5):
+        _, _, terminated, _, info = env.step(np.zeros((4, env.action_dim)))
+        pushed += int((np.abs(env.randomizer.push_wrench[:, :2]).sum(axis=1) > 1.0).sum())
+        assert not terminated.any()
+        assert not (info["reward_terms"].get("collision", np.zeros(4)) != 0).any()
+    assert pushed > 0  # the pushes really happened
+
+
 def test_fixed_commands_and_levels():
     env = QuadrupedVecEnv(make_cfg(), 4, seed=0)
     env.set_terrain_levels(1)

@@ -353,13 +353,16 @@ class QuadrupedVecEnv(LocomotionTask):
         foot_vel_xy[..., 1] = cvel[..., 4] + (w[..., 2] * r[..., 0] - w[..., 0] * r[..., 2])
         s["foot_vel_xy"] = foot_vel_xy
         # Forces of the last physics step (cfrc_ext: torque then force, world frame); a body
-        # "touches" when |force| > threshold (compared squared: no square roots).
-        cfrc = d.cfrc_ext
-        s["foot_force"] = cfrc[feet, 3:]
+        # "touches" when |force| > threshold (compared squared: no square roots). cfrc_ext
+        # also holds the wrench applied through xfrc_applied (the pushes of domain
+        # randomisation), which is no contact: its force is taken out, or every push would
+        # count as the base touching the ground and end the episode.
+        cfrc, applied = d.cfrc_ext, d.xfrc_applied
+        s["foot_force"] = cfrc[feet, 3:] - applied[feet, :3]
         thr2 = self.cfg.rewards.contact_force_threshold**2
 
         def touching(bodies: np.ndarray) -> np.ndarray:
-            f = cfrc[bodies, 3:]
+            f = cfrc[bodies, 3:] - applied[bodies, :3]
             return (f * f).sum(axis=-1) > thr2
 
         s["thigh_shank_contact"] = touching(self._limb_bodies[ids]).astype(np.float64)
