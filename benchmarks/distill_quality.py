@@ -12,7 +12,8 @@ the height-noise model's ``noisy`` mode. Targets (Miki et al. 2022):
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/distill_quality.py --teacher TEACHER.pt \
         --iterations 1000 --out benchmarks/results/distill_quality.json
 
-``--student CKPT`` skips distillation and evaluates an existing student.
+``--student CKPT`` skips distillation and evaluates an existing student; ``--level`` sets the
+terrain difficulty (the paper's claim is about terrain where the teacher needs its heights).
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--iterations", type=int, default=1000)
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[])
     p.add_argument("--terrains", nargs="+", default=["flat", "rough", "stairs_up", "boxes"])
+    p.add_argument(
+        "--level",
+        type=int,
+        default=0,
+        help="terrain level of every robot (0 is nearly flat: heights hardly matter there)",
+    )
     p.add_argument("--eval-envs", type=int, default=16)
     p.add_argument("--episode-length", type=float, default=None, help="seconds")
     p.add_argument("--seed", type=int, default=123)
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = EvalSettings(
         terrains=tuple(args.terrains),
         noise_modes=("none", "noisy"),
+        level=args.level,
         num_envs=args.eval_envs,
         seed=args.seed,
         episode_length_s=args.episode_length,

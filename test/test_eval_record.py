@@ -117,6 +117,27 @@ def test_eval_refuses_mismatched_simulator(checkpoints, tmp_path):
               "--set", "actions.mode=cpg"])  # fmt: skip
 
 
+def test_eval_field_is_the_chosen_terrain_at_the_chosen_difficulty():
+    """Level 3 of the default terrain has 10 cm stairs (5..20 cm over 10 levels); the eval
+    field must be that tile everywhere, so a robot that walks off its tile meets the same
+    stairs, and every robot starts on the centre tile."""
+    from anymal_ros.config.sim import SimConfig
+    from anymal_ros.eval.evaluate import EVAL_FIELD_TILES, EvalSettings, make_eval_env
+
+    env = make_eval_env(SimConfig(), "stairs_up", EvalSettings(level=3, num_envs=3))
+    try:
+        terrain = env.terrain
+        assert set(terrain.column_types) == {"stairs_up"}
+        assert terrain.num_levels == terrain.num_columns == EVAL_FIELD_TILES
+        rises = np.abs(np.diff(terrain.grid, axis=1))
+        assert rises.max() == pytest.approx(0.10, abs=1e-9)
+        env.reset()
+        centre = terrain.tile_origins[EVAL_FIELD_TILES // 2, EVAL_FIELD_TILES // 2]
+        assert np.abs(env.origins[:, :2] - centre[:2]).max() < 1e-9
+    finally:
+        env.close()
+
+
 def test_exploration_and_schedule():
     rng = np.random.default_rng(0)
     logits = np.tile(np.array([[0.0, 5.0, 1.0]]), (4000, 1))

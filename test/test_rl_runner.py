@@ -130,7 +130,9 @@ def test_cli_train_resume_and_plot(tmp_path, capsys):
     assert (run / "tensorboard").is_dir() and (run / "learning_curves.png").is_file()
     ckpt = load_checkpoint(run / "checkpoints" / "latest.pt")
     assert ckpt["counters"]["iteration"] == 2 and ckpt["config"]["ppg"]["policy_iterations"] == 2
-    argv = ["train", "ppg", "--config", str(cfg), "runner.iterations=3", "ppg.policy_iterations=2"]
+    # Overrides after --set, as distill and eval take them.
+    argv = ["train", "ppg", "--config", str(cfg), "--set", "runner.iterations=3",
+            "ppg.policy_iterations=2"]  # fmt: skip
     assert cli_main([*argv, "--resume", str(run / "checkpoints" / "latest.pt")]) == 0
     rows = (run / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]

@@ -1,4 +1,6 @@
-"""`anymal-ros train ppo|ppg --config FILE [key=value ...] [--resume PATH] [--run-dir DIR]`."""
+"""`anymal-ros train ppo|ppg --config FILE [key=value ...] [--resume PATH] [--run-dir DIR]`.
+
+Overrides may also follow ``--set``, as in ``distill`` and ``eval``."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "overrides",
         nargs="*",
         metavar="key=value",
-        help="config overrides, e.g. runner.iterations=200 ppo.learning_rate=3e-4",
+        help="config overrides, e.g. runner.iterations=200 ppo.learning_rate=3e-4 (bare or "
+        "after --set, as in distill and eval)",
     )
     parser.add_argument("--resume", metavar="PATH", help="checkpoint to continue from")
     parser.add_argument(
@@ -36,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides_after_algorithm(tokens: list[str]) -> list[str]:
+    # `--set` only marks overrides (the other commands need it); here they are positional.
+    tokens = [t for t in tokens if t != "--set"]
     first = next((i for i, t in enumerate(tokens) if t in ("ppo", "ppg")), None)
     if first is None:
         return tokens

@@ -105,6 +105,9 @@ class TerrainConfig:
             "boxes": 0.15,
         }
     )
+    # Difficulty (0..1 along the ranges below) of level 0 and of the top level; equal ends
+    # give every level the same terrain (the evaluation's uniform field).
+    difficulty: tuple[float, float] = (0.0, 1.0)
     border: float = 4.0  # m of flat ground around the grid
     platform_size: float = 2.0  # m, flat square at each tile centre (spawn area)
     rough_amplitude: tuple[float, float] = (0.02, 0.10)  # m at level 0 and the top level
@@ -131,6 +134,9 @@ class TerrainConfig:
             raise ValueError("resolution must be > 0 and tile_size > platform_size")
         for name in ("rough_amplitude", "slope", "step_height", "box_height", "box_size"):
             _check_range(name, getattr(self, name))
+        _check_range("difficulty", self.difficulty)
+        if not 0.0 <= min(self.difficulty) <= max(self.difficulty) <= 1.0:
+            raise ValueError(f"difficulty must lie in [0, 1], got {self.difficulty}")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """Policy evaluation over a terrain set and height-noise modes (``anymal-ros eval``).
 
-For each cell (terrain type x noise mode) a fresh simulator with the same seed is built, every
-robot is put on that terrain at a fixed difficulty level with a fixed velocity command drawn
-from a seeded generator (identical for every policy evaluated with the same settings), and
-each robot runs exactly one episode. Metrics per cell:
+For each cell (terrain type x noise mode) a fresh simulator with the same seed is built on a
+uniform field: 5 x 5 tiles, all of that terrain type at the difficulty of the chosen level of
+the policy's terrain. Every robot starts on the centre tile, so wherever its command takes it
+within an episode (20 m at most at 1 m/s), it walks that terrain and no other, and never a
+harder level. Each robot gets a fixed velocity command drawn from a seeded generator
+(identical for every policy evaluated with the same settings) and runs exactly one episode.
+Metrics per cell:
 
 * ``mean_return``: mean episode return;
 * ``tracking_reward``: mean per-episode sum of the ``lin_vel_tracking`` and
@@ -74,10 +77,25 @@ def noise_config(mode: str, base: HeightNoiseConfig | None = None) -> HeightNois
     )
 
 
-def eval_sim_config(sim: SimConfig, settings: EvalSettings) -> SimConfig:
-    """The evaluation's simulator: no terrain curriculum (levels stay put), optional
-    episode length."""
-    terrain = dataclasses.replace(sim.terrain, curriculum=False)
+EVAL_FIELD_TILES = 5  # the uniform field is this many tiles per side
+
+
+def eval_sim_config(sim: SimConfig, settings: EvalSettings, terrain_type: str) -> SimConfig:
+    """The evaluation's simulator: the uniform field of ``terrain_type`` at the difficulty of
+    ``settings.level`` in ``sim``'s terrain, no curriculum, optional episode length."""
+    t = sim.terrain
+    level = min(max(settings.level, 0), t.num_levels - 1)
+    lo, hi = t.difficulty
+    difficulty = lo + (hi - lo) * level / max(t.num_levels - 1, 1)
+    terrain = dataclasses.replace(
+        t,
+        curriculum=False,
+        proportions={terrain_type: 1.0},
+        num_levels=EVAL_FIELD_TILES,
+        num_columns=EVAL_FIELD_TILES,
+        difficulty=(difficulty, difficulty),
+        max_init_level=0,
+    )
     termination = sim.termination
     if settings.episode_length_s is not None:
         termination = dataclasses.replace(termination, episode_length_s=settings.episode_length_s)
@@ -94,10 +112,11 @@ def fixed_commands(sim: SimConfig, num_envs: int, seed: int) -> np.ndarray:
 
 
 def make_eval_env(sim: SimConfig, terrain: str, settings: EvalSettings) -> QuadrupedVecEnv:
-    sim = eval_sim_config(sim, settings)
+    sim = eval_sim_config(sim, settings, terrain)
     env = QuadrupedVecEnv(sim, settings.num_envs, seed=settings.seed)
-    env.set_terrain_types(terrain)
-    env.set_terrain_levels(min(settings.level, env.terrain.num_levels - 1))
+    centre = EVAL_FIELD_TILES // 2
+    env.set_terrain_levels(centre)
+    env.columns[:] = centre
     env.set_commands(fixed_commands(sim, settings.num_envs, settings.seed), fixed=True)
     return env
 

@@ -43,7 +43,7 @@ class Terrain:
         if not self.flat:
             rng = np.random.default_rng(seed)
             for level in range(self.num_levels):
-                difficulty = level / max(self.num_levels - 1, 1)
+                difficulty = _lerp(cfg.difficulty, level / max(self.num_levels - 1, 1))
                 for col, kind in enumerate(self.column_types):
                     tile = self._make_tile(kind, difficulty, rng)
                     r0 = self.border_cells + col * self.tile_cells
