@@ -5,10 +5,14 @@ policy_node (50 Hz, the policy under test) and this probe. The probe measures, f
 target the policy node publishes on ``~/joint_targets`` (whose ``header.stamp`` is the stamp of
 the joint_states message that completed the observation):
 
-* ``e2e_ms``: probe receive time - that joint_states stamp (sensor publish -> DDS -> policy
-  -> DDS -> probe; an upper bound of the node's own latency),
-* ``period_ms``: intervals between consecutive targets (jitter around the control period),
-  ``missed_ticks``: intervals longer than 1.5 periods,
+* ``e2e_ms``: the issue's measure, from that joint_states stamp to the moment the policy node
+  published the target (the DDS ``source_timestamp`` of the target message): sensor message
+  built and sent -> DDS -> policy node -> publish;
+* ``delivered_ms``: to the moment DDS delivered the target to the probe (``received_timestamp``,
+  one more hop), and ``probe_callback_ms``: to the probe's callback (plus the probe's own
+  executor dispatch and deserialisation; what earlier versions reported as ``e2e_ms``),
+* ``period_ms``: intervals between consecutive published targets (jitter around the control
+  period), ``missed_ticks``: intervals longer than 1.5 periods,
 * ``cpu_percent``: CPU time of the policy node process / wall time (100 = one core),
 * ``control_ms``: the node's own latency per tick as it reports on ``/diagnostics`` (entry
   of the callback of the completing joint_states message -> last publish returned), over the
@@ -105,6 +109,7 @@ def main() -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.subscription import MessageInfo
     from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
 
@@ -135,16 +140,21 @@ def main() -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(probe)
     e2e: list[float] = []
-    arrivals: list[float] = []
+    delivered: list[float] = []
+    callback: list[float] = []
+    published: list[float] = []
     measuring = [False]
 
-    def on_target(msg: JointState) -> None:
+    def on_target(msg: JointState, info: MessageInfo) -> None:
         now = time.time()
         if not measuring[0]:
             return
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        e2e.append((now - stamp) * 1e3)
-        arrivals.append(now)
+        sent, received = info["source_timestamp"] * 1e-9, info["received_timestamp"] * 1e-9
+        e2e.append((sent - stamp) * 1e3)
+        delivered.append((received - stamp) * 1e3)
+        callback.append((now - stamp) * 1e3)
+        published.append(sent)
 
     diagnostics: list[dict[str, str]] = []
 
@@ -196,10 +206,12 @@ def main() -> int:
         while len(diagnostics) == seen and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
         node_report = diagnostics[-1] if len(diagnostics) > seen else {}
-        periods = list(np.diff(arrivals) * 1e3)
+        periods = list(np.diff(published) * 1e3)
         period_ms = 20.0
         result.update(
             e2e_ms=stats(e2e),
+            delivered_ms=stats(delivered),
+            probe_callback_ms=stats(callback),
             period_ms=stats(periods),
             missed_ticks=int(sum(p > 1.5 * period_ms for p in periods)),
             expected_ticks=int(args.seconds * 1e3 / period_ms),
