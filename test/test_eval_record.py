@@ -138,6 +138,46 @@ def test_eval_field_is_the_chosen_terrain_at_the_chosen_difficulty():
         env.close()
 
 
+class _Recorder:
+    """A policy that stands still and keeps every height map it is shown."""
+
+    head, kind = "gaussian", "teacher"
+
+    def __init__(self, num_envs: int, num_actions: int) -> None:
+        self.num_envs, self.num_actions, self.seen = num_envs, num_actions, []
+
+    def reset(self, env_ids):
+        pass
+
+    def act(self, obs):
+        self.seen.append(np.array(obs["extero"]))
+        return np.zeros((self.num_envs, self.num_actions), dtype=np.float32)
+
+
+def test_eval_noise_moves_the_sample_points_as_in_training():
+    """Noisy evaluation must shift where the terrain is sampled (the x/y half of the noise
+    model, as DAgger does), not only add z noise to the clean map."""
+    from anymal_ros.config.sim import SimConfig
+    from anymal_ros.eval.evaluate import EvalSettings, make_eval_env, noise_config, run_cell
+    from anymal_ros.obs.height_noise import HeightNoise, HeightNoiseView
+
+    settings = EvalSettings(level=6, num_envs=2, episode_length_s=0.04)
+    env = make_eval_env(SimConfig(), "stairs_up", settings)
+    twin_env = make_eval_env(SimConfig(), "stairs_up", settings)
+    try:
+        recorder = _Recorder(2, env.action_dim)
+        run_cell(env, recorder, "offset", seed=5)
+        clean = twin_env.reset()["extero"]
+        expected = HeightNoiseView(noise_config("offset"), twin_env, seed=5)(clean)
+        np.testing.assert_array_equal(recorder.seen[0], expected)
+        z_only = HeightNoise(noise_config("offset"), 2, seed=5)
+        z_only.sample_xy_offsets()
+        assert not np.allclose(recorder.seen[0], z_only.apply_z(clean), atol=1e-3)
+    finally:
+        env.close()
+        twin_env.close()
+
+
 def test_exploration_and_schedule():
     rng = np.random.default_rng(0)
     logits = np.tile(np.array([[0.0, 5.0, 1.0]]), (4000, 1))

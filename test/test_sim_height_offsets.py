@@ -10,9 +10,9 @@ from anymal_ros.config.distill import DAggerConfig
 from anymal_ros.config.models import ActionHeadConfig
 from anymal_ros.config.noise import HeightNoiseConfig, NoiseLevels
 from anymal_ros.obs.extero import sample_points
-from anymal_ros.obs.height_noise import HeightNoise
+from anymal_ros.obs.height_noise import HeightNoise, HeightNoiseView
 from anymal_ros.obs.rotations import yaw_from_quat
-from anymal_ros.rl.dagger import DAggerCollector, HeightNoiseView
+from anymal_ros.rl.dagger import DAggerCollector
 from anymal_ros.rl.distill_storage import DistillRollout
 from anymal_ros.sim.env import QuadrupedVecEnv
 

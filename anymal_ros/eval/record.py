@@ -21,7 +21,7 @@ import numpy as np
 
 from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.eval.policies import BatchPolicy, explore
-from anymal_ros.obs.height_noise import HeightNoise
+from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.replay.store import EpisodeStore
 
 
@@ -54,7 +54,7 @@ def record_episodes(
     if teacher is None and policy.kind == "teacher":
         teacher = policy  # a teacher (memoryless) labels its own states
     rng = np.random.default_rng(seed)
-    height_noise = HeightNoise(noise, n, seed=seed + 1) if noise is not None else None
+    height_noise = HeightNoiseView(noise, env, seed=seed + 1) if noise is not None else None
     writer = store.vec_writer(n)
     obs = env.reset()
     policy.reset(np.arange(n))
@@ -64,8 +64,7 @@ def record_episodes(
         while committed < num_episodes:
             seen = dict(obs)
             if height_noise is not None:
-                height_noise.sample_xy_offsets()
-                seen["extero"] = height_noise.apply_z(obs["extero"])
+                seen["extero"] = height_noise(obs["extero"])
             eps = epsilon_at(committed, num_episodes, *epsilon)
             action = explore(policy.act(seen), policy.head, eps, rng)
             label = teacher.act(obs) if teacher is not None else np.zeros_like(action)

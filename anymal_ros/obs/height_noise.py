@@ -233,3 +233,35 @@ class HeightNoise:
         if ids.size and (ids.min() < 0 or ids.max() >= self.num_envs):
             raise ValueError(f"env_ids out of range [0, {self.num_envs}): {ids}")
         return ids.astype(np.int64)
+
+
+class HeightNoiseView:
+    """The student's view of an environment's heights: both halves of a noisy step.
+
+    Shifts every sample point by this step's x/y noise through the environment's terrain
+    look-up (``env.heights_at_offsets``, when it has one; otherwise the clean heights stand in),
+    then applies the z noise. Training (DAgger), evaluation and recording all use it, so a
+    policy is scored under the same noise it was trained with.
+    """
+
+    def __init__(self, cfg: HeightNoiseConfig, env: Any, seed: int) -> None:
+        self.env = env
+        self.model = HeightNoise(cfg, env.num_envs, seed=seed)
+        self.shifts_xy = hasattr(env, "heights_at_offsets")
+
+    def __call__(self, clean: Any) -> np.ndarray:
+        """``clean [N, 4, 52]`` -> noisy ``[N, 4, 52]`` float32 (draws this step's noise)."""
+        xy = self.model.sample_xy_offsets()
+        heights = self.env.heights_at_offsets(xy) if self.shifts_xy else clean
+        return self.model.apply_z(_numpy(heights))
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        if len(env_ids):
+            self.model.reset(env_ids)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    """A numpy view of an environment's heights (numpy array or CPU/GPU torch tensor)."""
+    if hasattr(x, "detach"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)

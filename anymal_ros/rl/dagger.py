@@ -32,7 +32,7 @@ from anymal_ros.config.distill import DAggerConfig
 from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
-from anymal_ros.obs.height_noise import HeightNoise
+from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.rl.distill_storage import DistillRollout
 
 
@@ -76,25 +76,6 @@ def mix_actions(
     pick = torch.as_tensor(rng.random(n) < beta, device=student_action.device)
     shape = (n,) + (1,) * (student_action.dim() - 1)
     return torch.where(pick.view(shape), teacher_action, student_action), pick
-
-
-class HeightNoiseView:
-    """Turns the environment's clean heights into the student's noisy ones (numpy)."""
-
-    def __init__(self, cfg: HeightNoiseConfig, env: Any, seed: int) -> None:
-        self.env = env
-        self.model = HeightNoise(cfg, env.num_envs, seed=seed)
-        self.shifts_xy = hasattr(env, "heights_at_offsets")
-
-    def __call__(self, clean: np.ndarray) -> np.ndarray:
-        """``clean [N, 4, 52]`` -> noisy ``[N, 4, 52]`` float32 (draws this step's noise)."""
-        xy = self.model.sample_xy_offsets()
-        heights = as_numpy(self.env.heights_at_offsets(xy)) if self.shifts_xy else clean
-        return self.model.apply_z(heights)
-
-    def reset(self, env_ids: np.ndarray) -> None:
-        if len(env_ids):
-            self.model.reset(env_ids)
 
 
 class DAggerCollector:
