@@ -10,10 +10,12 @@ the height-noise model's ``noisy`` mode. Targets (Miki et al. 2022):
 * noisy heights: student tracking reward > the teacher's.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/distill_quality.py --teacher TEACHER.pt \
-        --iterations 1000 --out benchmarks/results/distill_quality.json
+        --iterations 1000 --eval-envs 32 --out benchmarks/results/distill_quality.json
 
-``--student CKPT`` skips distillation and evaluates an existing student; ``--level`` sets the
-terrain difficulty (the paper's claim is about terrain where the teacher needs its heights).
+``--student CKPT`` skips distillation and evaluates an existing student. ``--level`` sets the
+terrain difficulty, 6 of 10 by default: the paper's claim is about terrain where the teacher
+needs its heights; at levels 0-3 noisy heights cost either policy about 1 % of its tracking
+reward, less than the spread between runs.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--level",
         type=int,
-        default=0,
-        help="terrain level of every robot (0 is nearly flat: heights hardly matter there)",
+        default=6,
+        help="terrain level of every robot (at 0-3 the heights hardly matter to either policy)",
     )
     p.add_argument("--eval-envs", type=int, default=16)
     p.add_argument("--episode-length", type=float, default=None, help="seconds")
