@@ -253,15 +253,8 @@ class HeightNoiseView:
         """``clean [N, 4, 52]`` -> noisy ``[N, 4, 52]`` float32 (draws this step's noise)."""
         xy = self.model.sample_xy_offsets()
         heights = self.env.heights_at_offsets(xy) if self.shifts_xy else clean
-        return self.model.apply_z(_numpy(heights))
+        return self.model.apply_z(np.asarray(heights))  # a CPU tensor converts too
 
     def reset(self, env_ids: np.ndarray) -> None:
         if len(env_ids):
             self.model.reset(env_ids)
-
-
-def _numpy(x: Any) -> np.ndarray:
-    """A numpy view of an environment's heights (numpy array or CPU/GPU torch tensor)."""
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
