@@ -243,7 +243,7 @@ class ActionDecoder:
         if a.shape != (self.num_envs, self.action_dim):
             expected = (self.num_envs, self.action_dim)
             raise ValueError(f"action: expected shape {expected}, got {np.shape(action)}")
-        if not np.all(np.isfinite(a)):
+        if not np.isfinite(a).all():
             raise ValueError("action contains NaN or inf")
         a = np.clip(a, -self.action_clip, self.action_clip)
         if self.mode == "joint_residual":
