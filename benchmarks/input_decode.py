@@ -132,7 +132,9 @@ def feed_and_tick(c, raw: dict[str, bytes], now: float) -> None:
     c.tick(now)
 
 
-def tick_costs(model: Path, ticks: int) -> dict[str, dict]:
+def walking_controller(model: Path, read_cdr: bool = True):
+    """A policy controller in WALK, fed by real serialized messages, and ``tick()``: one
+    period of inputs (``feed_and_tick``) 20 ms of controller time after the previous one."""
     from rclpy.serialization import deserialize_message, serialize_message
 
     from anymal_ros.deploy.runtime import OnnxPolicy
@@ -141,25 +143,36 @@ def tick_costs(model: Path, ticks: int) -> dict[str, dict]:
 
     msgs = messages()
     raw = {name: serialize_message(msg) for name, (_, msg) in msgs.items()}
+    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1))
+    c = PolicyController(OnnxPolicy(model), config)
+    for name, (msg_type, _) in msgs.items():
+        decode = functools.partial(deserialize_message, message_type=msg_type)
+        c.set_decoder(name, decode, read_cdr=read_cdr)
+    clock = [100.0]
+
+    def tick() -> None:
+        clock[0] += 0.02
+        feed_and_tick(c, raw, clock[0])
+
+    tick()
+    assert c.request(Mode.STAND, clock[0])[0]
+    for _ in range(10):  # past stand_duration
+        tick()
+    ok, why = c.request(Mode.WALK, clock[0])
+    assert ok, why
+    return c, tick
+
+
+def tick_costs(model: Path, ticks: int) -> dict[str, dict]:
+    from anymal_ros.nodes.safety import Mode
+
     results = {}
     for read_cdr in (False, True):
-        config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1))
-        c = PolicyController(OnnxPolicy(model), config)
-        for name, (msg_type, _) in msgs.items():
-            decode = functools.partial(deserialize_message, message_type=msg_type)
-            c.set_decoder(name, decode, read_cdr=read_cdr)
-        now, samples = 100.0, []
-        feed_and_tick(c, raw, now)
-        assert c.request(Mode.STAND, now)[0]
-        for _ in range(10):  # past stand_duration
-            now += 0.02
-            feed_and_tick(c, raw, now)
-        ok, why = c.request(Mode.WALK, now)
-        assert ok, why
+        c, tick = walking_controller(model, read_cdr)
+        samples = []
         for _ in range(ticks):
-            now += 0.02
             start = time.perf_counter()
-            feed_and_tick(c, raw, now)
+            tick()
             samples.append((time.perf_counter() - start) * 1e6)
             assert c.mode is Mode.WALK, c.safety.last_transition
         a = np.asarray(samples)

@@ -1,10 +1,10 @@
 """What a pause between control ticks costs: one policy tick (no DDS) by section, back to back
 and after the pause a 50 Hz node has between ticks.
 
-The tick is the node's (``PolicyController``: drain the deferred inputs, build the observation,
-run onnxruntime, decode the CPG action, safety checks), fed with real serialized messages as
-``input_decode.py`` feeds it. Each variant runs ``--ticks`` ticks with one way of spending the
-time between them:
+The tick is the node's (``PolicyController``: drain the deferred inputs, build the
+observation, run onnxruntime, decode the CPG action, safety checks), fed with real serialized
+messages by ``input_decode.walking_controller``. Each variant runs ``--ticks`` ticks with one
+way of spending the time between them:
 
 * ``back_to_back``: no pause (what ``latency.py``-style loops measure);
 * ``sleep``: ``--pause-ms`` asleep, as the node waits for its next message;
@@ -37,38 +37,6 @@ SECTIONS = {  # label -> (object path from the controller, method)
     "cpg_decode": ("decoder", "decode"),
     "safety": ("safety", "check"),
 }
-
-
-def walking_controller(model: Path):
-    """A controller in WALK, fed by real serialized messages; returns it and the feeder."""
-    from input_decode import feed_and_tick, messages
-    from rclpy.serialization import deserialize_message, serialize_message
-
-    from anymal_ros.deploy.runtime import OnnxPolicy
-    from anymal_ros.nodes.controller import ControllerConfig, PolicyController
-    from anymal_ros.nodes.safety import Mode, SafetyConfig
-
-    msgs = messages()
-    raw = {name: serialize_message(msg) for name, (_, msg) in msgs.items()}
-    c = PolicyController(
-        OnnxPolicy(model), ControllerConfig(safety=SafetyConfig(stand_duration=0.1))
-    )
-    for name, (msg_type, _) in msgs.items():
-        decode = functools.partial(deserialize_message, message_type=msg_type)
-        c.set_decoder(name, decode, read_cdr=True)  # the node's default path
-    clock = [100.0]
-
-    def tick() -> None:
-        clock[0] += 0.02
-        feed_and_tick(c, raw, clock[0])
-
-    tick()
-    assert c.request(Mode.STAND, clock[0])[0]
-    for _ in range(10):  # past stand_duration
-        tick()
-    ok, why = c.request(Mode.WALK, clock[0])
-    assert ok, why
-    return c, tick
 
 
 def timed_sections(c) -> dict[str, list[float]]:
@@ -117,8 +85,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/tick_pause.json")
     args = parser.parse_args()
     result = {"model": str(args.model), "pause_ms": args.pause_ms, "variants": {}}
+    from input_decode import walking_controller
+
     for variant in ("back_to_back", "sleep", "spin", "warm_up"):
-        c, tick = walking_controller(args.model)
+        c, tick = walking_controller(args.model)  # the node's default: CDR readers
         session = c.policy.session
         feed = {
             i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
