@@ -186,3 +186,17 @@ def test_decoder_gives_the_proprio_builder_its_cpg_inputs():
     out = ProprioBuilder(3, cpg=True).build(**st, env_ids=ids, **kw)
     s = proprio_layout(True).slices()
     np.testing.assert_allclose(out[:, s["cpg_frequency"]][:, :4], kw["cpg_frequency"])
+
+
+def test_cpg_decode_interpolates_the_analytic_gait_within_a_microradian():
+    dec = ActionDecoder("cpg", 64, action_scale=0.25, swing_height=0.12)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        action = rng.normal(size=(64, 16))
+        targets = dec.decode(action)
+        exact = dec.nominal_joint_angles(dec.phase) + 0.25 * action[:, 4:]
+        np.testing.assert_allclose(targets, exact, rtol=0, atol=1e-6)
+    # The cycle's ends (phase 0 and just below 2 pi) stay inside the table.
+    dec.phase[:2] = [[0.0] * 4, [np.nextafter(2 * np.pi, 0)] * 4]
+    ends = dec._interpolated_nominal(dec.phase[:2])
+    np.testing.assert_allclose(ends, dec.nominal_joint_angles(dec.phase[:2]), atol=1e-6)

@@ -70,7 +70,7 @@ def test_joint_states_are_mapped_by_name(ros, student_path):
 @pytest.mark.parametrize("cdr_readers", [True, False])
 def test_joint_targets_carry_the_stamp_of_their_joint_states(ros, student_path, cdr_readers):
     node, robot = start(ros, student_path, cdr_readers=cdr_readers)
-    sent, stamped = set(), []
+    sent, stamped, names = set(), [], []
 
     def stamp(msg) -> tuple[int, int]:
         return (msg.header.stamp.sec, msg.header.stamp.nanosec)
@@ -79,11 +79,16 @@ def test_joint_targets_carry_the_stamp_of_their_joint_states(ros, student_path, 
         JointState, "/joint_states", lambda m: sent.add(stamp(m)), qos_profile_sensor_data
     )
     robot.create_subscription(
-        JointState, "/policy_node/joint_targets", lambda m: stamped.append(stamp(m)), 10
+        JointState,
+        "/policy_node/joint_targets",
+        lambda m: (stamped.append(stamp(m)), names.append(tuple(m.name))),
+        10,
     )
     activate(ros, node)
     assert ros.spin_until(lambda: len(stamped) >= 3, 5.0)
     assert all(s in sent for s in stamped) and stamped[0] != (0, 0)
+    assert len(set(stamped)) == len(stamped)  # a new stamp every tick
+    assert set(names) == {JOINT_NAMES}  # the model's joint order, in every message
 
 
 def walk(ros: RosSession, node: PolicyNode, robot: FakeRobot) -> None:

@@ -258,6 +258,8 @@ class PolicyNode(LifecycleNode):
         self._js_pub = None
         if self.p("publish_joint_targets"):
             self._js_pub = self.create_publisher(JointState, "~/joint_targets", reliable)
+        self._cmd_msg = Float64MultiArray()
+        self._js_msg = JointState(name=list(self.controller.joint_names))
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._entities += [p for p in (self._cmd_pub, self._js_pub, self._diag_pub) if p]
         for mode in Mode:
@@ -354,16 +356,16 @@ class PolicyNode(LifecycleNode):
         c.defer("joint_states", data, now)
         # Tick on the first joint_states at or after the tick time that passes validation.
         if self._tick_due(now) and "joint_states" in c.drain():
-            self._control_step(entry)
+            self._control_step(entry, now)
 
     def _on_joint_states(self, msg: JointState) -> None:
         entry = time.perf_counter()
         now = self.now()
         if self.controller.on_joint_state(msg, now) and self._tick_due(now):
-            self._control_step(entry)
+            self._control_step(entry, now)
 
     def _on_timer(self) -> None:
-        self._control_step(time.perf_counter())
+        self._control_step(time.perf_counter(), self.now())
 
     def _mode_service(self, mode: Mode):
         def handle(request, response):
@@ -380,11 +382,11 @@ class PolicyNode(LifecycleNode):
 
         return handle
 
-    def _control_step(self, entry: float) -> None:
-        """One control tick; ``entry`` is ``time.perf_counter()`` at the callback's start."""
+    def _control_step(self, entry: float, now: float) -> None:
+        """One control tick; ``entry`` is ``time.perf_counter()`` at the callback's start,
+        ``now`` the node clock read there."""
         if not self.context.ok():  # shutting down (e.g. SIGTERM): nothing may be published
             return
-        now = self.now()
         period = self.controller.control_period
         if self._last_tick is not None and now - self._last_tick > 1.5 * period:
             self.missed_ticks += int(round((now - self._last_tick) / period)) - 1
@@ -400,15 +402,15 @@ class PolicyNode(LifecycleNode):
             self.get_logger().warning(str(self.controller.safety.last_transition))
         if targets is None:
             return
-        out = Float64MultiArray()
+        # The two messages are reused: building them afresh every tick is avoidable latency.
+        out = self._cmd_msg
         out.data = targets.tolist()
         self._cmd_pub.publish(out)
         if self._js_pub is not None:
-            js = JointState()
+            js = self._js_msg
             stamp = self.controller.joint_stamp
             if stamp is not None:  # a Time, or a cdr.Stamp when read from the bytes
                 js.header.stamp.sec, js.header.stamp.nanosec = stamp.sec, stamp.nanosec
-            js.name = list(self.controller.joint_names)
             js.position = out.data
             self._js_pub.publish(js)
         self.control_latency.add(time.perf_counter() - entry)
