@@ -1,16 +1,21 @@
 """End-to-end latency and control jitter of policy_node, closed loop with sim_node.
 
 Three processes, as on a robot: sim_node (MuJoCo, physics and proprioception at 400 Hz),
-policy_node (50 Hz, the policy under test) and this probe. The probe measures, for every
-target the policy node publishes on ``~/joint_targets`` (whose ``header.stamp`` is the stamp of
-the joint_states message that completed the observation):
+policy_node (50 Hz, the policy under test; the bundled student by default) and this probe.
+The policy node publishes each tick's targets twice: the command
+(``std_msgs/Float64MultiArray``, what a ros2_control controller consumes) and then the echo on
+``~/joint_targets`` (``sensor_msgs/JointState``, whose ``header.stamp`` is the stamp of the
+joint_states message that completed the observation). The probe pairs the two by their values
+and measures, per tick:
 
 * ``e2e_ms``: the issue's measure, from that joint_states stamp to the moment the policy node
-  published the target (the DDS ``source_timestamp`` of the target message): sensor message
+  published the command (the DDS ``source_timestamp`` of the command message): sensor message
   built and sent -> DDS -> policy node -> publish;
-* ``delivered_ms``: to the moment DDS delivered the target to the probe (``received_timestamp``,
+* ``e2e_echo_ms``: the same to the echo's publication (one publish later; what this benchmark
+  reported as ``e2e_ms`` before it read the command);
+* ``delivered_ms``: to the moment DDS delivered the echo to the probe (``received_timestamp``,
   one more hop), and ``probe_callback_ms``: to the probe's callback (plus the probe's own
-  executor dispatch and deserialisation; what earlier versions reported as ``e2e_ms``),
+  executor dispatch and deserialisation),
 * ``period_ms``: intervals between consecutive published targets (jitter around the control
   period), ``missed_ticks``: intervals longer than 1.5 periods,
 * ``cpu_percent``: CPU time of the policy node process / wall time (100 = one core),
@@ -79,7 +84,13 @@ def export_policy(path: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="measured duration")
-    parser.add_argument("--model", type=Path, default=None, help="ONNX student (default: fresh)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=REPO / "policies/student.onnx",
+        help="ONNX student (default: the bundled one); 'fresh' exports an untrained "
+        "joint-residual student (no CPG decoding: what results before 2026-11-21 used)",
+    )
     parser.add_argument("--trigger", choices=("joint_states", "timer"), default="joint_states")
     parser.add_argument(
         "--node-param",
@@ -111,10 +122,11 @@ def main() -> int:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.subscription import MessageInfo
     from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import Trigger
 
     tmp = Path(tempfile.mkdtemp(prefix="ros_latency_"))
-    model = args.model or export_policy(tmp / "student.onnx")
+    model = export_policy(tmp / "student.onnx") if str(args.model) == "fresh" else args.model
     py = sys.executable
     sim = subprocess.Popen(
         [py, "-m", "anymal_ros.nodes.sim_node", "--ros-args", "-p", "height_samples_rate:=50.0"],
@@ -139,7 +151,8 @@ def main() -> int:
     probe = Node("latency_probe")
     executor = SingleThreadedExecutor()
     executor.add_node(probe)
-    e2e: list[float] = []
+    e2e: list[float] = []  # to the command's publication
+    e2e_echo: list[float] = []
     delivered: list[float] = []
     callback: list[float] = []
     published: list[float] = []
@@ -151,10 +164,27 @@ def main() -> int:
             return
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         sent, received = info["source_timestamp"] * 1e-9, info["received_timestamp"] * 1e-9
-        e2e.append((sent - stamp) * 1e3)
+        e2e_echo.append((sent - stamp) * 1e3)
         delivered.append((received - stamp) * 1e3)
         callback.append((now - stamp) * 1e3)
         published.append(sent)
+        pair(tuple(msg.position), stamp=stamp)
+
+    # A tick's command and echo carry the same values; either may reach the probe first.
+    waiting: dict[tuple, dict[str, float]] = {}
+
+    def pair(key: tuple, **part: float) -> None:
+        entry = waiting.setdefault(key, {})
+        entry.update(part)
+        if len(entry) == 2:
+            del waiting[key]
+            e2e.append((entry["command_sent"] - entry["stamp"]) * 1e3)
+        while len(waiting) > 100:  # a lost partner: forget the oldest
+            del waiting[next(iter(waiting))]
+
+    def on_command(msg: Float64MultiArray, info: MessageInfo) -> None:
+        if measuring[0]:
+            pair(tuple(msg.data), command_sent=info["source_timestamp"] * 1e-9)
 
     diagnostics: list[dict[str, str]] = []
 
@@ -166,6 +196,9 @@ def main() -> int:
     probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     probe.create_subscription(JointState, "/policy_node/joint_targets", on_target, reliable)
+    probe.create_subscription(
+        Float64MultiArray, "/joint_group_position_controller/commands", on_command, reliable
+    )
     walk = probe.create_client(Trigger, "/policy_node/walk")
     result: dict = {
         "trigger": args.trigger,
@@ -198,7 +231,7 @@ def main() -> int:
             if time.monotonic() - last_report > 10.0:
                 last_report = time.monotonic()
                 left = end - last_report
-                print(f"  {len(e2e)} targets, {left:.0f} s left", flush=True)
+                print(f"  {len(e2e_echo)} targets, {left:.0f} s left", flush=True)
         cpu1, wall1 = cpu_seconds(policy.pid), time.monotonic()
         measuring[0] = False
         seen = len(diagnostics)  # the next report's windows cover the measured ticks
@@ -210,6 +243,7 @@ def main() -> int:
         period_ms = 20.0
         result.update(
             e2e_ms=stats(e2e),
+            e2e_echo_ms=stats(e2e_echo),
             delivered_ms=stats(delivered),
             probe_callback_ms=stats(callback),
             period_ms=stats(periods),
@@ -223,13 +257,15 @@ def main() -> int:
                 k: float(node_report.get(f"inference_ms.{k}", "nan")) for k in ("p50", "p99", "max")
             },
             node_missed_ticks=int(node_report.get("missed_ticks", -1)),
+            node_scheduling=node_report.get("scheduling", "unknown"),
             # Input rates the node saw (Hz): a loaded machine slows the simulator, and CPU use
             # scales with them.
             input_rate_hz={
                 n: float(node_report.get(f"{n}.rate_hz", "nan"))
                 for n in ("joint_states", "imu", "odom", "height_samples")
             },
-            targets=len(e2e),
+            targets=len(e2e_echo),
+            paired_commands=len(e2e),
             target={"e2e_p99_ms": 2.0, "missed_ticks": 0},
         )
     finally:

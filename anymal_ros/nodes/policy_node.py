@@ -68,6 +68,7 @@ from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.nodes.diagnostics import LatencyWindow, status_level, status_values
 from anymal_ros.nodes.process import node_process
 from anymal_ros.nodes.safety import Mode, SafetyConfig
+from anymal_ros.nodes.scheduling import apply_scheduling
 
 PACKAGE = "anymal_ros"
 BUNDLED_POLICY = "student.onnx"
@@ -117,6 +118,15 @@ PARAMETERS: dict[str, tuple[object, str]] = {
         "deserializing message objects (false: rclpy deserialize_message)",
     ),
     "intra_op_threads": (1, "onnxruntime threads"),
+    "realtime_priority": (
+        0,
+        "main() only: SCHED_FIFO priority 1..99 for every thread of the process; 0 = the "
+        "default scheduler (needs root, CAP_SYS_NICE or an rtprio limit; refused -> warning)",
+    ),
+    "cpu_affinity": (
+        Parameter.Type.INTEGER_ARRAY,
+        "main() only: CPUs the process may run on, e.g. [3]; unset = all",
+    ),
     "executor": (
         "events",
         "main() only: 'events' (rclpy.experimental.EventsExecutor, least overhead per "
@@ -162,6 +172,8 @@ class PolicyNode(LifecycleNode):
         self.control_latency = LatencyWindow()
         self._stand_pending = False
         self._stand_warned = False
+        #: What apply_scheduling reported (main() sets it); shown on /diagnostics.
+        self.scheduling = "default scheduler"
 
     def p(self, name: str):
         return self.get_parameter(name).value
@@ -436,6 +448,7 @@ class PolicyNode(LifecycleNode):
             ticks=self.ticks,
             missed_ticks=self.missed_ticks,
         )
+        values.append(("scheduling", self.scheduling))
         status = DiagnosticStatus(
             level=bytes([level]),
             name=f"{self.get_name()}: control",
@@ -468,6 +481,17 @@ def main(args: list[str] | None = None) -> int:
         except ValueError as err:
             node.get_logger().error(str(err))
             return 1
+        try:
+            cpus = list(node.p("cpu_affinity"))
+        except ParameterUninitializedException:  # unset: all CPUs
+            cpus = []
+        try:
+            node.scheduling = apply_scheduling(int(node.p("realtime_priority")), cpus)
+        except ValueError as err:
+            node.get_logger().error(str(err))
+            return 1
+        log = node.get_logger().warning if "refused" in node.scheduling else node.get_logger().info
+        log(f"scheduling: {node.scheduling}")
         executor.add_node(node)
         try:
             if node.p("autostart"):
