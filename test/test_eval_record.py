@@ -110,6 +110,24 @@ def test_eval_table_and_compare(checkpoints, tmp_path, capsys):
     assert column_names(checkpoints["teacher"], checkpoints["onnx"]) == ("teacher", "student")
 
 
+def test_eval_refuses_a_comparison_trained_with_other_action_settings(
+    checkpoints, tmp_path, capsys
+):
+    """Both policies run with the simulator's action decoding: a --compare policy trained with
+    another CPG swing height would be judged on a gait it never saw."""
+    sim_yaml = tmp_path / "sim.yaml"
+    sim_yaml.write_text(json.dumps(TINY_SIM))
+    with pytest.raises(
+        SystemExit, match=r"--compare .*actions.swing_height: trained 0.08, simulator 0.13"
+    ):
+        main(["eval", str(checkpoints["onnx"]), "--compare", str(checkpoints["teacher"]),
+              "--terrains", "flat", "--noise", "none", "--num-envs", "1", "--out", str(tmp_path),
+              "--quiet", "--sim-config", str(sim_yaml),
+              "--set", "actions.swing_height=0.13"])  # fmt: skip
+    # The first policy may be run off its training settings on purpose: a note says so.
+    assert "actions.swing_height: trained 0.08, simulator 0.13" in capsys.readouterr().out
+
+
 def test_eval_refuses_mismatched_simulator(checkpoints, tmp_path):
     with pytest.raises(SystemExit, match="proprio"):
         main(["eval", str(checkpoints["student"]), "--terrains", "flat", "--noise", "none",

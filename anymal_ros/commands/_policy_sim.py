@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
-from anymal_ros.config.sim import SimConfig
+from anymal_ros.config.sim import ActionConfig, SimConfig
 
 
 def resolve_sim_config(
@@ -43,3 +44,25 @@ def check_policy_fits(policy, env) -> None:
             f"{env.proprio_dim} / action {env.action_dim} (actions.mode "
             f"{env.cfg.actions.mode!r}); pass --sim-config or actions.mode=... to match"
         )
+
+
+def trained_actions(policy_path: str | Path) -> ActionConfig | None:
+    """The ``actions`` settings a policy file was trained with (ONNX metadata, or the
+    checkpoint's simulator settings), or None where the file stores none."""
+    from anymal_ros.config import from_dict
+    from anymal_ros.eval.policies import sim_config_of
+
+    if Path(policy_path).suffix == ".onnx":
+        from anymal_ros.deploy.runtime import OnnxPolicy
+
+        return OnnxPolicy(policy_path).metadata.action_config()
+    data = sim_config_of(policy_path)
+    if data is None or "actions" not in data:
+        return None
+    return from_dict(ActionConfig, data["actions"], "actions")
+
+
+def action_differences(trained: ActionConfig, sim: ActionConfig) -> list[str]:
+    """``actions.<field>: trained X, simulator Y`` for every setting that differs."""
+    pairs = ((f.name, getattr(trained, f.name), getattr(sim, f.name)) for f in fields(sim))
+    return [f"actions.{n}: trained {t!r}, simulator {s!r}" for n, t, s in pairs if t != s]

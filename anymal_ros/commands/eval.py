@@ -36,7 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anymal_ros.commands._policy_sim import check_policy_fits, resolve_sim_config
+    from anymal_ros.commands._policy_sim import (
+        action_differences,
+        check_policy_fits,
+        resolve_sim_config,
+        trained_actions,
+    )
     from anymal_ros.eval.evaluate import (
         EvalSettings,
         column_names,
@@ -63,6 +68,19 @@ def run(args: argparse.Namespace) -> int:
     unknown = [t for t in settings.terrains if t not in probe.terrain.column_types]
     if unknown:
         raise SystemExit(f"terrains {unknown} not in this simulator's {probe.terrain.column_types}")
+    # Both policies' actions are decoded with the simulator's settings (taken from the first
+    # policy): a policy trained with other CPG settings would be judged on a gait it never saw.
+    for role, path in (("policy", args.policy), ("--compare", args.compare)):
+        trained = trained_actions(path) if path else None
+        diff = action_differences(trained, sim.actions) if trained is not None else []
+        if diff and role == "--compare":
+            raise SystemExit(
+                f"--compare {path} was trained with other action settings than the simulator "
+                f"uses ({'; '.join(diff)}); evaluate the two separately"
+            )
+        if diff:  # the first policy differs only through --set / --sim-config: asked for
+            print(f"note: {path} runs with other action settings than it was trained with: "
+                  f"{'; '.join(diff)}")  # fmt: skip
 
     def factory(path):
         def make(n):
