@@ -20,6 +20,7 @@ from anymal_ros.config.sim import SimConfig  # noqa: E402
 from anymal_ros.eval.policies import TeacherPolicy  # noqa: E402
 from anymal_ros.eval.record import record_episodes  # noqa: E402
 from anymal_ros.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from anymal_ros.models.loading import teacher_from_checkpoint  # noqa: E402
 from anymal_ros.models.teacher import Teacher  # noqa: E402
 from anymal_ros.replay.store import EpisodeStore, quadruped_fields  # noqa: E402
 from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config  # noqa: E402
@@ -117,6 +118,25 @@ def test_distill_online_logs_checkpoints_resumes_and_exports(teacher_ckpt, tmp_p
     assert main(["export", str(ckpts / "latest.pt"), "--out", str(onnx)]) == 0
     assert main(["eval", str(ckpts / "latest.pt"), "--terrains", "flat", "--noise", "noisy",
                  "--num-envs", "2", "--out", str(tmp_path / "ev"), "--quiet"]) == 0  # fmt: skip
+
+
+def test_student_runs_with_the_action_settings_it_was_distilled_with(teacher_ckpt, tmp_path):
+    """A teacher saved with its deploy section, distilled with ``env.sim.actions`` changed:
+    the student's deploy (what export writes into the ONNX file) follows the distillation
+    simulator, not the teacher's training one."""
+    ckpt = load_checkpoint(teacher_ckpt)
+    teacher_deploy = QuadrupedVecEnv(from_dict(SimConfig, TINY_SIM), 1).deploy_config()
+    ckpt["config"]["deploy"] = to_dict(teacher_deploy)
+    path = tmp_path / "teacher_with_deploy.pt"
+    save_checkpoint(path, models={"teacher": teacher_from_checkpoint(ckpt)}, config=ckpt["config"])
+    cfg = load_distill_config(
+        "config/distill.yaml", [*TINY_RUN, *_student_overrides(), "env.sim.actions.scale=0.35"]
+    )
+    runner = DistillRunner(cfg, path, tmp_path / "run")
+    assert teacher_deploy.actions.scale != 0.35
+    assert runner.deploy.actions.scale == 0.35
+    assert runner.deploy.control_period == teacher_deploy.control_period
+    assert runner.deploy.joint_pos_lower == teacher_deploy.joint_pos_lower
 
 
 def test_distill_reduces_loss_in_the_simulator(teacher_ckpt, tmp_path):

@@ -17,6 +17,7 @@ global RNG states; environments start fresh episodes (the simulator's state is n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -123,16 +124,23 @@ class DistillRunner(TrainingLoop):
 
     def _deploy_config(self, t_ckpt: Mapping[str, Any]) -> DeployConfig:
         """How the robot must decode the student's actions: the config's, else the
-        teacher's (same action space), else the simulator's."""
+        teacher's (same action space) with the distillation simulator's action settings (an
+        ``env.sim.actions`` override changes how the student is trained, so also how it must
+        run), else the simulator's."""
+        from anymal_ros.config.sim import SimConfig
+
         if self.cfg.deploy is not None:
             return self.cfg.deploy
+        sim = from_dict(SimConfig, self.sim_dict, "sim")
         saved = (t_ckpt.get("config", {}) or {}).get("deploy")
         if saved is not None:
-            return from_dict(DeployConfig, saved, "teacher checkpoint deploy")
-        from anymal_ros.config.sim import SimConfig
+            deploy = from_dict(DeployConfig, saved, "teacher checkpoint deploy")
+            if deploy.actions is not None and deploy.actions != sim.actions:
+                deploy = dataclasses.replace(deploy, actions=sim.actions)
+            return deploy
         from anymal_ros.sim.env import QuadrupedVecEnv
 
-        return QuadrupedVecEnv(from_dict(SimConfig, self.sim_dict, "sim"), 1).deploy_config()
+        return QuadrupedVecEnv(sim, 1).deploy_config()
 
     # -- data sources --------------------------------------------------------------------
 
