@@ -47,11 +47,13 @@ RUNS ?= runs/default_policy
 ANYMAL := $(ROS_ENV) $(VENV)/bin/anymal-ros
 resume = $(if $(wildcard $(1)/checkpoints/latest.pt),--resume $(1)/checkpoints/latest.pt,)
 TEACHER := $(RUNS)/teacher/checkpoints/latest.pt
-# The model card's evaluation: the teacher first (its training simulator), the student beside
-# it; commands up to 1 m/s forward, 0.5 sideways, 1 rad/s yaw; no pushes; 30 robots x 20 s.
+# The model card's evaluation: the teacher first (its training simulator, with the student's
+# 12 cm CPG swing from config/distill.yaml), the student beside it; commands up to 1 m/s
+# forward, 0.5 sideways, 1 rad/s yaw; no pushes; 30 robots x 20 s.
 # (--set last: the slope row appends one more override.)
 EVAL = --compare $(RUNS)/student.onnx --noise none noisy --num-envs 30 --set \
-	"commands.lin_vel_y=[-0.5,0.5]" randomization.push_force=0.0 randomization.push_torque=0.0
+	"commands.lin_vel_y=[-0.5,0.5]" randomization.push_force=0.0 randomization.push_torque=0.0 \
+	actions.swing_height=0.12
 policy: install
 	$(ANYMAL) train ppo --config config/teacher_ppo.yaml --run-dir $(RUNS)/teacher \
 		$(call resume,$(RUNS)/teacher)
