@@ -74,12 +74,3 @@ def apply_scheduling(priority: int, cpus: Sequence[int]) -> str:
     text = ", ".join(parts) if parts else "default scheduler"
     return text + ("; " + "; ".join(refused) if refused else "")
 
-
-def describe_scheduling() -> str:
-    """The calling thread's policy, priority and CPU set, e.g. ``SCHED_FIFO 80, CPUs [3]``."""
-    policy = os.sched_getscheduler(0)
-    names = {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_FIFO: "SCHED_FIFO", os.SCHED_RR: "SCHED_RR"}
-    name = names.get(policy, f"policy {policy}")
-    priority = os.sched_getparam(0).sched_priority
-    cpus = sorted(os.sched_getaffinity(0))
-    return f"{name} {priority}, CPUs {cpus}"
