@@ -73,4 +73,3 @@ def apply_scheduling(priority: int, cpus: Sequence[int]) -> str:
             )
     text = ", ".join(parts) if parts else "default scheduler"
     return text + ("; " + "; ".join(refused) if refused else "")
-
