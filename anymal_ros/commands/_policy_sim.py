@@ -22,12 +22,9 @@ def resolve_sim_config(
         data = load_yaml(sim_config)
     else:
         data = sim_config_of(policy_path) or {}
-        if Path(policy_path).suffix == ".onnx" and "actions" not in data:
-            from anymal_ros.deploy.runtime import OnnxPolicy
-
+        if Path(policy_path).suffix == ".onnx":
             # The file carries its training-time action settings (mode, scale, CPG).
-            actions = OnnxPolicy(policy_path).metadata.action_config()
-            data = {**data, "actions": to_dict(actions)}
+            data = {**data, "actions": to_dict(trained_actions(policy_path))}
     return from_dict(SimConfig, apply_overrides(data, list(overrides)))
 
 
