@@ -213,11 +213,13 @@ def main() -> int:
         while time.monotonic() < deadline and not ok:  # wait for start-up and stand-up
             executor.spin_once(timeout_sec=0.1)
             if walk.service_is_ready():
+                # Bounded wait: a reply sent before the node discovered us is dropped.
                 future = walk.call_async(Trigger.Request())
-                while not future.done():
-                    executor.spin_once(timeout_sec=0.1)
-                ok = future.result().success
-                if not ok:
+                executor.spin_until_future_complete(future, timeout_sec=1.0)
+                ok = future.done() and future.result().success
+                if not future.done():
+                    walk.remove_pending_request(future)
+                elif not ok:
                     time.sleep(0.2)
         if not ok:
             raise RuntimeError("policy_node never accepted ~/walk (did it start?)")

@@ -50,11 +50,18 @@ class RosSession:
     def spin_for(self, seconds: float) -> None:
         self.spin_until(lambda: False, seconds)
 
-    def call(self, client, request, timeout: float = 5.0):
+    def call(self, client, request, timeout: float = 5.0, resend_after: float = 1.0):
+        """Call an idempotent service. A reply the server sends before it has discovered our
+        reply reader is dropped by rmw, so an unanswered request is sent again."""
         assert client.wait_for_service(timeout_sec=timeout), f"{client.srv_name} not available"
-        future = client.call_async(request)
-        assert self.spin_until(future.done, timeout), f"{client.srv_name} did not answer"
-        return future.result()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            future = client.call_async(request)
+            window = min(resend_after, deadline - time.monotonic())
+            if self.spin_until(future.done, window):
+                return future.result()
+            client.remove_pending_request(future)
+        raise AssertionError(f"{client.srv_name} did not answer within {timeout} s")
 
     def close(self) -> None:
         for node in self.nodes:

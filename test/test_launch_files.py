@@ -107,7 +107,7 @@ def test_policy_launch_reads_parameter_blocks_whatever_the_namespace():
     namespace: dict = {"yaml": yaml}
     exec(compile(ast.Module([func], type_ignores=[]), "policy.launch.py", "exec"), namespace)
     params = namespace["node_parameters"](str(REPO / "config/policy_node.yaml"), "policy_node")
-    assert params["command_topic"] == "/joint_group_position_controller/commands"
+    assert params["command_topic"] == "joint_group_position_controller/commands"
 
 
 @pytest.mark.parametrize("node", ["policy_node", "sim_node", "train_node"])

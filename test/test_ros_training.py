@@ -55,11 +55,11 @@ TINY = [  # two short PPO iterations through one robot
 class BackgroundSim:
     """sim_node (lockstep, privileged topic) in its own context, spun by a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, node_type: type[SimNode] = SimNode, namespace: str = "") -> None:
         self.session = RosSession()
         params = [Parameter("lockstep", value=True), Parameter("publish_privileged", value=True)]
         self.node = self.session.add(
-            SimNode(context=self.session.context, parameter_overrides=params)
+            node_type(context=self.session.context, namespace=namespace, parameter_overrides=params)
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -149,6 +149,40 @@ def test_bridge_terminates_a_fall_and_resets_through_the_service(sim, env):
     assert env.episode_step[0] == 0
 
 
+class SimLosingItsFirstResetReply(SimNode):
+    """Resets on its first request but its reply never leaves, as when rmw drops a reply
+    sent before the simulator has discovered the client's reply reader (seen in CI)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.replies_sent = 0
+        (service,) = [s for s in self.services if s.srv_name.endswith("/reset")]
+        send = service.send_response
+
+        def send_all_but_the_first(response, header) -> None:
+            self.replies_sent += 1
+            if self.replies_sent > 1:
+                send(response, header)
+
+        service.send_response = send_all_but_the_first
+
+
+def test_bridge_asks_again_when_a_reset_reply_is_lost():
+    """A lost reset reply costs one retry window, not the step timeout and a crash."""
+    background = BackgroundSim(SimLosingItsFirstResetReply, namespace="lossy")
+    cfg = RosEnvConfig(namespaces=("lossy",), step_timeout=5.0, reset_retry=0.5)
+    bridge = RosTopicVecEnv(SIM, cfg, num_envs=1, seed=0)
+    try:
+        obs = bridge.reset()
+        assert background.node.replies_sent == 2
+        assert np.isfinite(obs["proprio"]).all()
+        obs, *_ = bridge.step(np.zeros((1, bridge.action_dim), np.float32))
+        assert np.isfinite(obs["proprio"]).all()
+    finally:
+        bridge.close()
+        background.close()
+
+
 def test_ppo_through_the_bridge_writes_a_checkpoint_and_evaluates(sim, tmp_path):
     cfg = load_config(TrainConfig, REPO / "config/teacher_ros.yaml", TINY)
     runner = Runner(cfg, run_dir=tmp_path / "run")
@@ -207,10 +241,10 @@ def test_train_node_publishes_progress_saves_and_stops_with_a_checkpoint(ros, si
     assert first["env_steps"] == 16 * first["iteration"] and first["eta_s"] > 0
     assert {"policy_loss", "value_loss", "entropy"} <= set(first["stats"])
     save = probe.create_client(Trigger, "/train_node/save_checkpoint")
-    reply = ros.call(save, Trigger.Request(), timeout=30.0)
+    reply = ros.call(save, Trigger.Request(), timeout=30.0, resend_after=30.0)  # not idempotent
     assert reply.success and Path(reply.message).is_file(), reply.message
     stop = probe.create_client(Trigger, "/train_node/stop")
-    reply = ros.call(stop, Trigger.Request(), timeout=30.0)
+    reply = ros.call(stop, Trigger.Request(), timeout=30.0, resend_after=30.0)
     assert reply.success, reply.message
     assert reply.message.endswith("latest.pt") and Path(reply.message).is_file()
     assert node.finished and node.state == "done"

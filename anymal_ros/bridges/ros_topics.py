@@ -81,10 +81,6 @@ class SimulatorTimeout(RuntimeError):
     """The simulator did not answer a step or reset in time."""
 
 
-#: How long a reset waits for its state before asking the simulator again.
-RESET_RETRY_S = 1.0
-
-
 def _ns(namespace: str, name: str) -> str:
     return "/" + "/".join(p for p in (*namespace.strip("/").split("/"), name) if p)
 
@@ -237,19 +233,27 @@ class RosTopicVecEnv(LocomotionTask):
         return self._tilted(s) | low, None
 
     def _restart(self, ids: np.ndarray, s: State | None = None) -> Obs:
-        # The simulator publishes a reset's state once. If its publishers had not yet matched
-        # our subscriptions (discovery is per side; we can only see ours), that state is lost:
-        # ask again, which is harmless (a fresh episode either way), until the step timeout.
+        # The simulator answers a reset once and publishes its state once. Discovery is per
+        # side and we can only see ours: if the simulator had not yet matched our reply reader
+        # (rmw drops the reply: "client will not receive response") or our subscriptions, that
+        # answer is lost. Ask again, which is harmless (a fresh episode either way), until the
+        # step timeout.
         deadline = time.monotonic() + self.ros_cfg.step_timeout
         while True:
             self._start_episodes(ids)
-            stamps = self._reset_stamps(ids)
-            retry = min(RESET_RETRY_S, max(deadline - time.monotonic(), 0.0))
             try:
-                return self._observe(ids, self._await_states(ids, stamps, timeout=retry))
+                stamps = self._reset_stamps(ids, timeout=self._retry_window(deadline))
+                return self._observe(
+                    ids, self._await_states(ids, stamps, self._retry_window(deadline))
+                )
             except SimulatorTimeout:
                 if time.monotonic() >= deadline:
                     raise
+            finally:
+                self._forget_unanswered_resets()
+
+    def _retry_window(self, deadline: float) -> float:
+        return min(self.ros_cfg.reset_retry, max(deadline - time.monotonic(), 0.0))
 
     def _observe(self, ids: np.ndarray, s: State) -> Obs:
         return {
@@ -274,6 +278,14 @@ class RosTopicVecEnv(LocomotionTask):
         self._futures = {int(i): self.robots[i].reset_client.call_async(Trigger.Request())
                          for i in ids}  # fmt: skip
 
+    def _forget_unanswered_resets(self) -> None:
+        """Drop reset requests that will not be waited for (a retry sends fresh ones), so a
+        late reply is not kept, nor matched to a later request."""
+        for i, future in self._futures.items():
+            if not future.done():
+                self.robots[i].reset_client.remove_pending_request(future)
+                future.cancel()
+
     def _wait_for_matching(self) -> None:
         """A lockstep simulator publishes each state once: a message sent before DDS has
         matched both ends is lost for good and the step would wait forever. So before the
@@ -288,10 +300,13 @@ class RosTopicVecEnv(LocomotionTask):
             self.executor.spin_once(timeout_sec=0.01)
         self._matched = True
 
-    def _reset_stamps(self, ids: np.ndarray) -> dict[int, int | None]:
-        """Wait for the reset replies; the state stamp each names (None if it names none)."""
+    def _reset_stamps(self, ids: np.ndarray, timeout: float) -> dict[int, int | None]:
+        """Wait up to ``timeout`` for the reset replies; the state stamp each names (None if
+        it names none)."""
         futures = self._futures
-        self._spin_until(lambda: all(f.done() for f in futures.values()), "reset replies", ids)
+        self._spin_until(
+            lambda: all(f.done() for f in futures.values()), "reset replies", ids, timeout
+        )
         stamps: dict[int, int | None] = {}
         for i, future in futures.items():
             reply = future.result()

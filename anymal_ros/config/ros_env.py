@@ -26,6 +26,9 @@ class RosEnvConfig:
     privileged_topic: str = "sim_node/privileged"
     reset_service: str = "sim_node/reset"
     step_timeout: float = 10.0  # s to wait for a simulator's reply before raising
+    # s a reset waits for its reply and state before asking again (a reply or state sent
+    # before discovery matched both ends is lost); longer than the simulator's reset takes.
+    reset_retry: float = 1.0
     fall_height: float = 0.2  # m: base closer than this to the terrain near the feet = fall
     # Joint-target limits (JOINT_NAMES order) for the action decoder, as in the simulator
     # model; None: no clipping in the bridge (the simulator's actuators limit anyway).
@@ -35,6 +38,11 @@ class RosEnvConfig:
     def __post_init__(self) -> None:
         if not self.step_timeout > 0:
             raise ValueError(f"step_timeout must be > 0 s, got {self.step_timeout}")
+        if not 0 < self.reset_retry <= self.step_timeout:
+            raise ValueError(
+                f"reset_retry must be in (0, step_timeout = {self.step_timeout}] s, "
+                f"got {self.reset_retry}"
+            )
         if (self.joint_lower is None) != (self.joint_upper is None):
             raise ValueError("joint_lower and joint_upper must be given together")
         if self.joint_lower is not None and (
