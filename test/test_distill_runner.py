@@ -107,11 +107,15 @@ def test_distill_online_logs_checkpoints_resumes_and_exports(teacher_ckpt, tmp_p
     assert {"student", "deploy", "sim"} <= set(latest["config"])
     assert latest["counters"]["iteration"] == 3
 
-    # Resume from iteration 2: continues at 3, rewrites the log from there.
+    # Resume from iteration 2 with a lower learning rate: continues at 3, rewrites the log
+    # from there, and the new rate (not the one in Adam's saved state) is in force.
+    resumed = [*sets[:-1], "runner.iterations=4", "loss.learning_rate=0.001"]
     assert main([*argv[:-len(sets) - 1], "--resume", str(ckpts / "iter_000002.pt"),
-                 "--set", *sets[:-1], "runner.iterations=4"]) == 0  # fmt: skip
+                 "--set", *resumed]) == 0  # fmt: skip
     assert [int(r["iteration"]) for r in _rows(run)] == [1, 2, 3, 4]
-    assert load_checkpoint(ckpts / "latest.pt")["counters"]["iteration"] == 4
+    latest = load_checkpoint(ckpts / "latest.pt")
+    assert latest["counters"]["iteration"] == 4
+    assert [g["lr"] for g in latest["optimizers"]["student"]["param_groups"]] == [0.001]
 
     # The student checkpoint exports and the ONNX file runs in `eval`.
     onnx = tmp_path / "student.onnx"

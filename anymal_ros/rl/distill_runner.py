@@ -348,6 +348,10 @@ class DistillRunner(TrainingLoop):
             )
         load_model_state(self.student, ckpt, "student")
         self.distiller.optimizer.load_state_dict(ckpt["optimizers"]["student"])
+        # Adam's saved state carries the old learning rate; the config of this run decides
+        # (continuing with a lower rate is how a distillation is fine-tuned).
+        for group in self.distiller.optimizer.param_groups:
+            group["lr"] = self.cfg.loss.learning_rate
         self.distiller.load_state_dict(ckpt["extra"]["distiller"])
         c = ckpt["counters"]
         self.iteration = int(c["iteration"])
