@@ -25,7 +25,7 @@ from ros_helpers import RosSession  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from anymal_ros.bridges.ros_topics import RosTopicVecEnv  # noqa: E402
+from anymal_ros.bridges.ros_topics import RosTopicVecEnv, SimulatorTimeout  # noqa: E402
 from anymal_ros.config import load_config  # noqa: E402
 from anymal_ros.config.rl import TrainConfig  # noqa: E402
 from anymal_ros.config.ros_env import RosEnvConfig  # noqa: E402
@@ -149,9 +149,11 @@ def test_bridge_terminates_a_fall_and_resets_through_the_service(sim, env):
     assert env.episode_step[0] == 0
 
 
-class SimLosingItsFirstResetReply(SimNode):
-    """Resets on its first request but its reply never leaves, as when rmw drops a reply
-    sent before the simulator has discovered the client's reply reader (seen in CI)."""
+class SimLosingResetReplies(SimNode):
+    """Resets on every request but its first ``lost`` replies never leave, as when rmw drops
+    a reply sent before the simulator has discovered the client's reply reader (seen in CI)."""
+
+    lost = 1
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -159,20 +161,31 @@ class SimLosingItsFirstResetReply(SimNode):
         (service,) = [s for s in self.services if s.srv_name.endswith("/reset")]
         send = service.send_response
 
-        def send_all_but_the_first(response, header) -> None:
+        def send_unless_lost(response, header) -> None:
             self.replies_sent += 1
-            if self.replies_sent > 1:
+            if self.replies_sent > self.lost:
                 send(response, header)
 
-        service.send_response = send_all_but_the_first
+        service.send_response = send_unless_lost
 
 
-def test_bridge_asks_again_when_a_reset_reply_is_lost():
-    """A lost reset reply costs one retry window, not the step timeout and a crash."""
-    background = BackgroundSim(SimLosingItsFirstResetReply, namespace="lossy")
-    cfg = RosEnvConfig(namespaces=("lossy",), step_timeout=5.0, reset_retry=0.5)
+class SimLosingAllResetReplies(SimLosingResetReplies):
+    lost = 1_000_000
+
+
+@pytest.mark.parametrize("sim_type", [SimLosingResetReplies, SimLosingAllResetReplies])
+def test_bridge_asks_again_when_a_reset_reply_is_lost(sim_type):
+    """A lost reset reply costs one retry window, not the step timeout and a crash; a
+    simulator that never gets a reply through fails after the step timeout, saying so."""
+    background = BackgroundSim(sim_type, namespace="lossy")
+    cfg = RosEnvConfig(namespaces=("lossy",), step_timeout=2.0, reset_retry=0.5)
     bridge = RosTopicVecEnv(SIM, cfg, num_envs=1, seed=0)
     try:
+        if sim_type is SimLosingAllResetReplies:
+            with pytest.raises(SimulatorTimeout, match=r"reset asked \d+ times in 2.0 s"):
+                bridge.reset()
+            assert background.node.replies_sent >= 2
+            return
         obs = bridge.reset()
         assert background.node.replies_sent == 2
         assert np.isfinite(obs["proprio"]).all()

@@ -34,6 +34,7 @@ observable through topics. Truncation: ``termination.episode_length_s``.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from typing import Any
@@ -239,16 +240,18 @@ class RosTopicVecEnv(LocomotionTask):
         # answer is lost. Ask again, which is harmless (a fresh episode either way), until the
         # step timeout.
         deadline = time.monotonic() + self.ros_cfg.step_timeout
-        while True:
+        for attempt in itertools.count(1):
             self._start_episodes(ids)
             try:
                 stamps = self._reset_stamps(ids, timeout=self._retry_window(deadline))
                 return self._observe(
                     ids, self._await_states(ids, stamps, self._retry_window(deadline))
                 )
-            except SimulatorTimeout:
+            except SimulatorTimeout as err:
                 if time.monotonic() >= deadline:
-                    raise
+                    raise SimulatorTimeout(
+                        f"reset asked {attempt} times in {self.ros_cfg.step_timeout} s; last: {err}"
+                    ) from None
             finally:
                 self._forget_unanswered_resets()
 
