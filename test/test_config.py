@@ -59,6 +59,32 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(TeacherConfig, bad)
 
 
+def test_a_config_file_extends_another(tmp_path):
+    """``extends`` loads the named file (relative to this one) and merges this one into it
+    section by section; a chain works, a loop and a bad name are errors naming the file."""
+    (tmp_path / "base.yaml").write_text(
+        "policy_mlp: [64, 32]\naction: {num_actions: 4, init_std: 0.5}\n"
+    )
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "variant.yaml").write_text(
+        "extends: ../base.yaml\naction: {init_std: 0.2}\n"
+    )
+    (tmp_path / "leaf.yaml").write_text("extends: sub/variant.yaml\nactivation: tanh\n")
+    cfg = load_config(TeacherConfig, tmp_path / "leaf.yaml", ["action.num_actions=6"])
+    assert cfg.policy_mlp == (64, 32) and cfg.activation == "tanh"
+    assert (cfg.action.num_actions, cfg.action.init_std) == (6, 0.2)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"extends loops: .*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        load_config(TeacherConfig, tmp_path / "a.yaml")
+    (tmp_path / "bad.yaml").write_text("extends: [base.yaml]\n")
+    with pytest.raises(ConfigError, match="bad.yaml: extends must name a YAML file"):
+        load_config(TeacherConfig, tmp_path / "bad.yaml")
+    (tmp_path / "gone.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match="config file not found: .*missing.yaml"):
+        load_config(TeacherConfig, tmp_path / "gone.yaml")
+
+
 def test_required_fields_are_reported():
     @dataclass(frozen=True)
     class Needs:

@@ -4,10 +4,19 @@ observation layout constants)."""
 from anymal_ros.config.base import (
     ConfigError,
     apply_overrides,
+    deep_merge,
     from_dict,
     load_config,
     load_yaml,
     to_dict,
 )
 
-__all__ = ["ConfigError", "apply_overrides", "from_dict", "load_config", "load_yaml", "to_dict"]
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "deep_merge",
+    "from_dict",
+    "load_config",
+    "load_yaml",
+    "to_dict",
+]

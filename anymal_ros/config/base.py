@@ -138,8 +138,15 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or a non-mapping document is a ConfigError."""
-    path = Path(path)
+    """Read a YAML mapping; a missing file or a non-mapping document is a ConfigError.
+
+    A file may start from another: ``extends: other.yaml`` (relative to this file) loads that
+    one first and merges this file's sections into it, key by key, so a variant of a recipe
+    states only what it changes."""
+    return _load_yaml(Path(path), ())
+
+
+def _load_yaml(path: Path, including: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
@@ -150,7 +157,29 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    return data
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: extends must name a YAML file, got {base!r}")
+    chain = (*including, path.resolve())
+    base_path = path.parent / base
+    if base_path.resolve() in chain:
+        names = " -> ".join(str(p) for p in (*chain, base_path.resolve()))
+        raise ConfigError(f"{path}: extends loops: {names}")
+    return deep_merge(_load_yaml(base_path, chain), data)
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in: mappings key by key, anything else replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = (
+            deep_merge(out[k], v)
+            if isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
+            else v
+        )
+    return out
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

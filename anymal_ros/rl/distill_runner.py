@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anymal_ros.config import from_dict, to_dict
+from anymal_ros.config import deep_merge, from_dict, to_dict
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.distill import DistillConfig
 from anymal_ros.config.models import StudentConfig, TeacherConfig
@@ -65,17 +65,6 @@ def student_config_for(teacher: TeacherConfig, given: StudentConfig | None) -> S
         "height_latent", "privileged_latent", "policy_mlp", "activation", "action",
     )  # fmt: skip
     return StudentConfig(**{k: getattr(teacher, k) for k in shared})
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = (
-            deep_merge(out[k], v)
-            if isinstance(v, Mapping) and isinstance(out.get(k), Mapping)
-            else v
-        )
-    return out
 
 
 class DistillRunner(TrainingLoop):
