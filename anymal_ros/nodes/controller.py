@@ -97,6 +97,10 @@ class ControllerConfig:
     )
     command_low: tuple[float, float, float] = (-1.0, -0.5, -1.0)
     command_high: tuple[float, float, float] = (1.0, 0.5, 1.0)
+    #: Largest change per second of the command the policy sees (vx, vy in m/s², yaw rate in
+    #: rad/s²; 0 = no limit): a step in cmd_vel becomes a ramp, so a joystick pushed into a
+    #: corner does not ask a standing robot for full speed within one tick.
+    command_rate_limit: tuple[float, float, float] = (2.0, 2.0, 4.0)
     #: Height fed for missing points (NaN in the cloud, or everything in blind walking);
     #: must equal the value the training noise model writes for missing points.
     missing_height_fill: float = MISSING_HEIGHT_FILL
@@ -110,6 +114,11 @@ class ControllerConfig:
             raise ValueError(f"timeouts missing for inputs {missing}")
         if any(lo > hi for lo, hi in zip(self.command_low, self.command_high, strict=True)):
             raise ValueError(f"command_low {self.command_low} exceeds command_high")
+        rate = self.command_rate_limit
+        if len(rate) != 3 or not all(math.isfinite(r) and r >= 0 for r in rate):
+            raise ValueError(
+                f"command_rate_limit needs 3 finite values >= 0 (0 = no limit), got {rate}"
+            )
         if not math.isfinite(self.missing_height_fill):
             raise ValueError("missing_height_fill must be finite")
 
@@ -173,6 +182,7 @@ class PolicyController:
         self.inference = LatencyWindow()
         self._cmd_low = np.asarray(config.command_low, dtype=np.float64)
         self._cmd_high = np.asarray(config.command_high, dtype=np.float64)
+        self._cmd_rate = np.asarray(config.command_rate_limit, dtype=np.float64)
         self._joints = JointStateMapper(self.joint_names)
         self.joint_pos: np.ndarray | None = None
         self.joint_vel: np.ndarray | None = None
@@ -181,7 +191,9 @@ class PolicyController:
         self.lin_vel: np.ndarray | None = None
         self.ang_vel: np.ndarray | None = None
         self.heights: np.ndarray | None = None  # [4, 52], NaN = missing
-        self.command = np.zeros(3)
+        self.command = np.zeros(3)  # requested (cmd_vel, clipped)
+        self.policy_command = np.zeros(3)  # what the policy sees: ramped toward ``command``
+        self._command_time = 0.0
         self.last_targets: np.ndarray | None = None
         self.missing_heights = 0
         #: header.stamp of the newest accepted joint_states (the node stamps its targets).
@@ -365,6 +377,15 @@ class PolicyController:
         self.last_targets = targets
         return targets
 
+    def _ramp_command(self, now: float) -> None:
+        """Move the policy's command toward the requested one within the rate limit."""
+        dt = max(now - self._command_time, 0.0)
+        step = np.where(self._cmd_rate > 0, self._cmd_rate * dt, np.inf)  # 0: no limit
+        self._command_time = now
+        self.policy_command = self.policy_command + np.clip(
+            self.command - self.policy_command, -step, step
+        )
+
     def _walk(self, now: float, health: InputHealth) -> np.ndarray | None:
         if self.safety.walk_started != self._walk_seen:
             # A new walk: the policy's memory and the observation histories start afresh.
@@ -372,6 +393,9 @@ class PolicyController:
             self.policy.reset()
             self.proprio.reset()
             self.decoder.reset()
+            self.policy_command = np.zeros(3)  # a walk starts from standing still
+            self._command_time = now
+        self._ramp_command(now)
         tracked = self.last_targets if self.last_targets is not None else self.joint_pos
         if health.heights and self.heights is not None:
             heights, self.missing_heights = fill_missing(
@@ -388,7 +412,7 @@ class PolicyController:
                 base_quat=self.quat,
                 base_lin_vel=self.lin_vel,
                 base_ang_vel=self.imu_ang_vel,  # the gyro, not the estimator's twist
-                command=self.command,
+                command=self.policy_command,
                 joint_targets=tracked,
                 **self.decoder.proprio_cpg_kwargs(),
             )

@@ -12,7 +12,7 @@ Inputs (sensor-data QoS; names are parameters and can be remapped)
     ``/imu`` (sensor_msgs/Imu: orientation and angular velocity, base frame),
     ``/odom`` (nav_msgs/Odometry: twist in the child (base) frame),
     ``/cmd_vel`` (geometry_msgs/Twist: vx, vy, yaw rate; clipped to ``cmd_vel_min/max``,
-    zeroed when older than its timeout),
+    zeroed when older than its timeout, reached at most at ``cmd_vel_max_rate`` per second),
     ``/height_samples`` (sensor_msgs/PointCloud2 of 4 x 52 points; layout in
     :mod:`anymal_ros.nodes.inputs`).
 
@@ -103,6 +103,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "max_tilt": (0.8, "rad; |roll| or |pitch| beyond this -> PASSIVE"),
     "cmd_vel_min": ([-1.0, -0.5, -1.0], "lower clip of (vx, vy, yaw rate)"),
     "cmd_vel_max": ([1.0, 0.5, 1.0], "upper clip of (vx, vy, yaw rate)"),
+    "cmd_vel_max_rate": (
+        [2.0, 2.0, 4.0],
+        "largest change per second of (vx, vy, yaw rate) fed to the policy; 0 = no limit",
+    ),
     # Declared by type only: unset means "use the limits stored in the policy file".
     "joint_lower_limits": (Parameter.Type.DOUBLE_ARRAY, "rad, model joint order"),
     "joint_upper_limits": (Parameter.Type.DOUBLE_ARRAY, "rad, model joint order"),
@@ -232,6 +236,7 @@ class PolicyNode(LifecycleNode):
             },
             command_low=tuple(float(v) for v in self.p("cmd_vel_min")),
             command_high=tuple(float(v) for v in self.p("cmd_vel_max")),
+            command_rate_limit=tuple(float(v) for v in self.p("cmd_vel_max_rate")),
             missing_height_fill=float(self.p("missing_height_fill")),
             joint_lower=limits("joint_lower_limits"),
             joint_upper=limits("joint_upper_limits"),
