@@ -40,7 +40,8 @@ bench: install
 	$(ROS_ENV) $(PY) benchmarks/input_decode.py
 	$(ROS_ENV) $(PY) benchmarks/ros_latency.py --seconds 60
 
-# The recipe of the bundled policy (policies/MODEL_CARD.md): teacher -> student -> ONNX ->
+# The recipe of the bundled policy (policies/MODEL_CARD.md): teacher -> student (distillation,
+# then a stairs-heavy second stage) -> ONNX ->
 # evaluation. Hours on a 2-core CPU; every stage resumes from its newest checkpoint, so
 # re-running `make policy` after an interruption continues where it stopped.
 RUNS ?= runs/default_policy
@@ -59,7 +60,10 @@ policy: install
 		$(call resume,$(RUNS)/teacher)
 	$(ANYMAL) distill --teacher $(RUNS)/teacher/checkpoints/latest.pt \
 		--config config/distill.yaml --run-dir $(RUNS)/student $(call resume,$(RUNS)/student)
-	$(ANYMAL) export $(RUNS)/student/checkpoints/latest.pt --out $(RUNS)/student.onnx
+	$(ANYMAL) distill --teacher $(RUNS)/teacher/checkpoints/latest.pt \
+		--config config/distill_stairs.yaml --run-dir $(RUNS)/student_stairs \
+		$(or $(call resume,$(RUNS)/student_stairs),--resume $(RUNS)/student/checkpoints/latest.pt)
+	$(ANYMAL) export $(RUNS)/student_stairs/checkpoints/latest.pt --out $(RUNS)/student.onnx
 	$(ANYMAL) eval $(TEACHER) --terrains flat --level 0 --out $(RUNS)/eval_flat $(EVAL)
 	$(ANYMAL) eval $(TEACHER) --terrains rough stairs_up stairs_down --level 3 \
 		--out $(RUNS)/eval_rough $(EVAL)

@@ -142,6 +142,17 @@ def test_beta_schedule_and_config_file():
     assert [d.beta(i) for i in (0, 5, 10, 50)] == [1.0, 0.5, 0.0, 0.0]
     cfg = load_config(DistillConfig, "config/distill.yaml")
     assert cfg.loss.tbptt_steps == 10 and cfg.loss.reconstruction_coef == 0.5
+    # The bundled student's second stage extends the first and changes only what it names.
+    stairs = load_config(DistillConfig, "config/distill_stairs.yaml")
+    assert stairs.loss.learning_rate == cfg.loss.learning_rate / 2
+    assert stairs.runner.iterations > cfg.runner.iterations
+    assert stairs.env.sim["actions"] == cfg.env.sim["actions"]
+    assert stairs.env.sim["terrain"]["proportions"]["stairs_down"] == 0.3
+    assert (stairs.dagger, stairs.student, stairs.env.num_envs) == (
+        cfg.dagger,
+        cfg.student,
+        cfg.env.num_envs,
+    )
     with pytest.raises(ConfigError, match="loss.tbptt_step"):
         load_config(DistillConfig, None, ["loss.tbptt_step=5"])
     with pytest.raises(ConfigError, match="beta_start"):
