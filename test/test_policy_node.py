@@ -10,6 +10,7 @@ pytest.importorskip(
     reason="the observation contract (obs.proprio/actions, branch sim) is not merged yet",
 )
 
+from geometry_msgs.msg import Twist  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
@@ -98,6 +99,29 @@ def walk(ros: RosSession, node: PolicyNode, robot: FakeRobot) -> None:
     response = ros.call(robot.mode_clients["walk"], Trigger.Request())
     assert response.success, response.message
     assert node.controller.mode.value == "WALK"
+
+
+def test_cmd_vel_reaches_the_policy_ramped_and_diagnostics_show_both(ros, student_path):
+    node, robot = start(ros, student_path, stand_duration=0.1, cmd_vel_max_rate=[1.0, 2.0, 4.0])
+    walk(ros, node, robot)
+    joystick = robot.create_publisher(Twist, "/cmd_vel", 10)
+    msg = Twist()
+    msg.linear.x = 0.5
+    seen = []
+
+    def drive() -> bool:
+        joystick.publish(msg)
+        seen.append(node.controller.policy_command[0])
+        return seen[-1] >= 0.5
+
+    assert ros.spin_until(drive, 5.0)
+    ramp = np.array(seen)
+    assert np.all(np.diff(ramp) >= 0) and ramp[0] < 0.5
+    assert np.count_nonzero((ramp > 0) & (ramp < 0.5)) >= 5  # 0.5 s at 1 m/s^2: not one jump
+    robot.diagnostics.clear()
+    assert ros.spin_until(lambda: (joystick.publish(msg), robot.diagnostics)[1], 5.0)
+    assert robot.diagnostics[-1]["command.requested"] == "0.500 0.000 0.000"
+    assert robot.diagnostics[-1]["command.policy"] == "0.500 0.000 0.000"
 
 
 def test_stale_odometry_leaves_walk_for_stand_and_shows_in_diagnostics(ros, student_path):

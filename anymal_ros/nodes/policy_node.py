@@ -454,6 +454,9 @@ class PolicyNode(LifecycleNode):
             missed_ticks=self.missed_ticks,
         )
         values.append(("scheduling", self.scheduling))
+        # vx vy yaw-rate: what cmd_vel asks, and what the policy sees on its way there.
+        for key, command in (("requested", c.command), ("policy", c.policy_command)):
+            values.append((f"command.{key}", " ".join(f"{v:.3f}" for v in command)))
         status = DiagnosticStatus(
             level=bytes([level]),
             name=f"{self.get_name()}: control",
