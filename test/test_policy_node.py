@@ -107,19 +107,20 @@ def test_cmd_vel_reaches_the_policy_ramped_and_diagnostics_show_both(ros, studen
     joystick = robot.create_publisher(Twist, "/cmd_vel", 10)
     msg = Twist()
     msg.linear.x = 0.5
+    robot.create_timer(0.05, lambda: joystick.publish(msg))  # a 20 Hz teleop
+    c = node.controller
     seen = []
 
-    def drive() -> bool:
-        joystick.publish(msg)
-        seen.append(node.controller.policy_command[0])
+    def reached() -> bool:
+        seen.append(c.policy_command[0])
         return seen[-1] >= 0.5
 
-    assert ros.spin_until(drive, 5.0)
+    assert ros.spin_until(reached, 5.0), (c.mode, c.command, c.policy_command, c.monitor.rejected)
     ramp = np.array(seen)
     assert np.all(np.diff(ramp) >= 0) and ramp[0] < 0.5
     assert np.count_nonzero((ramp > 0) & (ramp < 0.5)) >= 5  # 0.5 s at 1 m/s^2: not one jump
     robot.diagnostics.clear()
-    assert ros.spin_until(lambda: (joystick.publish(msg), robot.diagnostics)[1], 5.0)
+    assert ros.spin_until(lambda: robot.diagnostics, 5.0)
     assert robot.diagnostics[-1]["command.requested"] == "0.500 0.000 0.000"
     assert robot.diagnostics[-1]["command.policy"] == "0.500 0.000 0.000"
 

@@ -382,8 +382,10 @@ class PolicyController:
         dt = max(now - self._command_time, 0.0)
         step = np.where(self._cmd_rate > 0, self._cmd_rate * dt, np.inf)  # 0: no limit
         self._command_time = now
-        self.policy_command = self.policy_command + np.clip(
-            self.command - self.policy_command, -step, step
+        gap = self.command - self.policy_command
+        # Within reach: take the request itself (x + (y - x) need not round to y).
+        self.policy_command = np.where(
+            np.abs(gap) <= step, self.command, self.policy_command + np.sign(gap) * step
         )
 
     def _walk(self, now: float, health: InputHealth) -> np.ndarray | None:
