@@ -34,16 +34,24 @@ def feed_robot(c: PolicyController, now: float) -> None:
     assert c.on_heights(FLAT, now)
 
 
+def run(c: PolicyController, now: float, ticks: int, command: Twist | None = None) -> float:
+    """``ticks`` control periods of fresh inputs (and ``command`` each tick, if given)."""
+    for _ in range(ticks):
+        now += DT
+        feed_robot(c, now)
+        if command is not None:
+            c.on_cmd_vel(command, now)
+        c.tick(now)
+    return now
+
+
 def walking(student_path, rate=(2.0, 2.0, 4.0)) -> tuple[PolicyController, float]:
     config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1), command_rate_limit=rate)
     c = PolicyController(OnnxPolicy(student_path), config)
     now = 1.0
     feed_robot(c, now)
     assert c.request(Mode.STAND, now)[0]
-    for _ in range(10):
-        now += DT
-        feed_robot(c, now)
-        c.tick(now)
+    now = run(c, now, 10)  # the stand (0.1 s) finishes
     assert c.request(Mode.WALK, now)[0], c.safety.reason
     return c, now
 
@@ -73,45 +81,25 @@ def test_a_command_step_reaches_the_policy_as_a_ramp(student_path):
     assert 25 <= np.argmax(seen[:, 0] >= 1.0) <= 26  # 1 m/s at 2 m/s^2: 0.5 s, 25 ticks
 
     # cmd_vel goes silent: the request drops to zero and the policy's command ramps down.
-    quiet = now
-    while now < quiet + 0.5 + DT:
-        now += DT
-        feed_robot(c, now)
-        c.tick(now)
+    now = run(c, now, 26)  # past the 0.5 s cmd_vel timeout
     np.testing.assert_allclose(c.command, 0.0)
     assert 0.0 < c.policy_command[0] < 1.0
-    for _ in range(30):
-        now += DT
-        feed_robot(c, now)
-        c.tick(now)
+    run(c, now, 30)
     np.testing.assert_allclose(c.policy_command, 0.0)
 
 
 def test_a_new_walk_starts_from_zero_and_zero_rate_means_no_limit(student_path):
     c, now = walking(student_path, rate=(0.0, 0.0, 0.0))
-    now += DT
-    feed_robot(c, now)
-    c.on_cmd_vel(twist(0.8, 0.2, -0.4), now)
-    c.tick(now)
+    run(c, now, 1, twist(0.8, 0.2, -0.4))
     np.testing.assert_allclose(c.policy_command, [0.8, 0.2, -0.4])  # at once
 
     limited, now = walking(student_path)
-    for _ in range(50):
-        now += DT
-        feed_robot(limited, now)
-        limited.on_cmd_vel(twist(0.8, 0.0, 0.0), now)
-        limited.tick(now)
+    now = run(limited, now, 50, twist(0.8, 0.0, 0.0))
     assert limited.policy_command[0] == pytest.approx(0.8)
     assert limited.request(Mode.STAND, now)[0]
-    for _ in range(10):  # the stand (0.1 s) finishes
-        now += DT
-        feed_robot(limited, now)
-        limited.tick(now)
+    now = run(limited, now, 10)  # the stand (0.1 s) finishes
     assert limited.request(Mode.WALK, now)[0]
-    now += DT
-    feed_robot(limited, now)
-    limited.on_cmd_vel(twist(0.8, 0.0, 0.0), now)
-    limited.tick(now)
+    run(limited, now, 1, twist(0.8, 0.0, 0.0))
     np.testing.assert_allclose(limited.policy_command, 0.0)  # standing still again
 
 

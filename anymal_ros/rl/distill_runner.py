@@ -18,11 +18,12 @@ global RNG states; environments start fresh episodes (the simulator's state is n
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,6 +46,9 @@ from anymal_ros.obs.height_noise import HeightNoise
 from anymal_ros.rl.distill import LOSS_STATS, Distiller
 from anymal_ros.rl.distill_storage import DistillRollout, rollout_from_episodes
 from anymal_ros.rl.loop import TrainingLoop
+
+if TYPE_CHECKING:
+    from anymal_ros.config.sim import SimConfig
 
 STAT_COLUMNS: tuple[str, ...] = (
     *LOSS_STATS,
@@ -111,16 +115,21 @@ class DistillRunner(TrainingLoop):
             if checkpoint is not None:
                 self._restore(checkpoint, resume)
 
+    @functools.cached_property
+    def sim(self) -> SimConfig:
+        """The distillation simulator's settings: the teacher's with ``env.sim`` merged in."""
+        from anymal_ros.config.sim import SimConfig
+
+        return from_dict(SimConfig, self.sim_dict, "sim")
+
     def _deploy_config(self, t_ckpt: Mapping[str, Any]) -> DeployConfig:
         """How the robot must decode the student's actions: the config's, else the
         teacher's (same action space) with the distillation simulator's action settings (an
         ``env.sim.actions`` override changes how the student is trained, so also how it must
         run), else the simulator's."""
-        from anymal_ros.config.sim import SimConfig
-
         if self.cfg.deploy is not None:
             return self.cfg.deploy
-        sim = from_dict(SimConfig, self.sim_dict, "sim")
+        sim = self.sim
         saved = (t_ckpt.get("config", {}) or {}).get("deploy")
         if saved is not None:
             deploy = from_dict(DeployConfig, saved, "teacher checkpoint deploy")
@@ -134,12 +143,11 @@ class DistillRunner(TrainingLoop):
     # -- data sources --------------------------------------------------------------------
 
     def _init_online(self) -> None:
-        from anymal_ros.config.sim import SimConfig
         from anymal_ros.rl.dagger import DAggerCollector
         from anymal_ros.sim.multiproc import make_quadruped_env
 
         cfg = self.cfg
-        sim = from_dict(SimConfig, self.sim_dict, "sim")
+        sim = self.sim
         self.env = make_quadruped_env(sim, cfg.env.num_envs, cfg.runner.seed, cfg.env.num_workers)
         s = self.student_cfg
         if self.env.proprio_dim != s.proprio_dim or self.env.action_dim != s.action.num_actions:
