@@ -35,11 +35,13 @@ def test_bundled_student_loads_small_with_the_expected_metadata():
 def test_bundled_student_walks_forward_for_10s_without_falling():
     """Flat ground, domain randomisation and pushes off, 0.5 m/s forward: every robot stays
     up for 10 s (500 policy steps) and covers most of the commanded 5 m."""
-    policy_actions = OnnxPolicy(POLICY).metadata.action_config()
+    meta = OnnxPolicy(POLICY).metadata
+    policy_actions = meta.action_config()
     num = 3
     cfg = from_dict(
         SimConfig,
         {
+            "robot": {"description": meta.robot},  # the robot the policy was trained for
             "terrain": {"kind": "flat", "num_levels": 1, "num_columns": 1, "max_init_level": 0},
             "randomization": {"enabled": False},
             "termination": {"episode_length_s": 30.0},

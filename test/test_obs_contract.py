@@ -4,8 +4,10 @@ decoding (shared by the simulator and the ROS node)."""
 import numpy as np
 import pytest
 
+from anymal_ros.config.robot import load_robot
 from anymal_ros.obs import extero
-from anymal_ros.obs.actions import ActionDecoder, LegKinematics, swing_height
+from anymal_ros.obs.actions import ActionDecoder, swing_height
+from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.layout import (
     JOINT_NAMES,
     default_joint_positions,
@@ -14,6 +16,7 @@ from anymal_ros.obs.layout import (
     proprio_layout,
 )
 from anymal_ros.obs.proprio import ProprioBuilder
+from anymal_ros.sim.robot import leg_chains_of
 
 
 def _state(rng, n):
@@ -128,12 +131,17 @@ def test_bilinear_is_exact_on_planes_and_relative_heights():
     np.testing.assert_allclose(rel, 0.75)
 
 
-def test_leg_ik_inverts_fk():
-    kin = LegKinematics()
+def _kinematics() -> LegKinematics:
+    return LegKinematics(leg_chains_of(load_robot()))
+
+
+@pytest.mark.parametrize("robot", ["anymal_c", "anymal_c_like"])
+def test_leg_ik_inverts_fk(robot):
+    kin = LegKinematics(leg_chains_of(load_robot(robot)))
     rng = np.random.default_rng(6)
     q = default_joint_positions() + rng.uniform(-0.3, 0.3, size=(50, 12))
     feet = kin.forward(q)
-    np.testing.assert_allclose(kin.inverse(feet), q, atol=1e-7)
+    np.testing.assert_allclose(kin.inverse(feet, seed=default_joint_positions()), q, atol=1e-7)
 
 
 def test_action_decoder_modes():
@@ -147,7 +155,9 @@ def test_action_decoder_modes():
     with pytest.raises(ValueError, match="shape"):
         dec.decode(np.zeros((2, 16)))
 
-    cpg = ActionDecoder("cpg", 2, control_dt=0.02, base_frequency=1.25, swing_height=0.08)
+    cpg = ActionDecoder(
+        "cpg", 2, control_dt=0.02, base_frequency=1.25, swing_height=0.08, kinematics=_kinematics()
+    )
     assert cpg.action_dim == 16
     t = cpg.decode(np.zeros((2, 16)))
     # RF and LH start in stance (phase pi): exactly the default pose; LF/RH lift their feet.
@@ -170,7 +180,7 @@ def test_decoder_gives_the_proprio_builder_its_cpg_inputs():
     residual = ActionDecoder("joint_residual", 3)
     assert residual.proprio_cpg_kwargs() == {}
     assert residual.proprio_cpg_kwargs(np.array([1])) == {}
-    dec = ActionDecoder("cpg", 3, base_frequency=1.25)
+    dec = ActionDecoder("cpg", 3, base_frequency=1.25, kinematics=_kinematics())
     faster = np.zeros((3, 16))
     faster[2, :4] = 1.0
     dec.decode(faster)
@@ -189,7 +199,7 @@ def test_decoder_gives_the_proprio_builder_its_cpg_inputs():
 
 
 def test_cpg_decode_interpolates_the_analytic_gait_within_a_microradian():
-    dec = ActionDecoder("cpg", 64, action_scale=0.25, swing_height=0.12)
+    dec = ActionDecoder("cpg", 64, action_scale=0.25, swing_height=0.12, kinematics=_kinematics())
     rng = np.random.default_rng(3)
     for _ in range(5):
         action = rng.normal(size=(64, 16))

@@ -23,13 +23,14 @@ Robot ``i`` lives in namespace ``ros_cfg.robot_namespaces(N)[i]``. One step:
    through ``<ns>/sim_node/reset`` (std_srvs/Trigger).
 
 Where the reward inputs come from: base velocities from ``odom``; joint velocities and torques
-(``effort``) from ``joint_states``; foot velocities from the legs' kinematics
-(:class:`~anymal_ros.obs.actions.LegKinematics`) with the IMU orientation; foot and
-thigh/shank contacts from the privileged vector, which only a simulator can publish. Without
-it (``privileged_topic: ""``) the contact terms see no contacts. Terminations: tilt beyond
-``termination.max_tilt`` (IMU) or the base closer than ``fall_height`` to the terrain near the
-feet (kinematics + the innermost height ring); the simulator's exact base-contact test is not
-observable through topics. Truncation: ``termination.episode_length_s``.
+(``effort``) from ``joint_states``; foot velocities from the legs' kinematics (derived from
+the robot's MJCF, :class:`~anymal_ros.obs.kinematics.LegKinematics`), with the IMU
+orientation; foot and thigh/shank contacts from the privileged vector, which only a simulator
+can publish. Without it (``privileged_topic: ""``) the contact terms see no contacts.
+Terminations: tilt beyond ``termination.max_tilt`` (IMU) or the base closer than
+``fall_height`` to the terrain near the feet (kinematics + the innermost height ring); the
+simulator's exact base-contact test is not observable through topics. Truncation:
+``termination.episode_length_s``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from std_srvs.srv import Trigger
 
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+from anymal_ros.config.robot import load_robot
 from anymal_ros.config.ros_env import RosEnvConfig
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.nodes.inputs import (
@@ -62,7 +64,8 @@ from anymal_ros.nodes.inputs import (
     odom_twist,
 )
 from anymal_ros.nodes.messages import PRIVILEGED_NAMES
-from anymal_ros.obs.actions import ActionDecoder, LegKinematics
+from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.layout import (
     JOINT_NAMES,
     NUM_JOINTS,
@@ -72,6 +75,7 @@ from anymal_ros.obs.layout import (
     index_by_name,
 )
 from anymal_ros.obs.rotations import projected_gravity, quat_rotate
+from anymal_ros.sim.robot import leg_chains_of
 from anymal_ros.sim.task import LocomotionTask, Obs, State
 
 _PRIV = PRIVILEGED_LAYOUT.slices()
@@ -175,9 +179,19 @@ class RosTopicVecEnv(LocomotionTask):
         self.namespaces = ros_cfg.robot_namespaces(n)
         lower = None if ros_cfg.joint_lower is None else np.asarray(ros_cfg.joint_lower)
         upper = None if ros_cfg.joint_upper is None else np.asarray(ros_cfg.joint_upper)
-        decoder = ActionDecoder.from_config(sim_cfg.actions, n, sim_cfg.control_dt, lower, upper)
+        # The simulated robot's legs, read off its MJCF as the built-in simulator does.
+        robot = load_robot(sim_cfg.robot.description)
+        self.kinematics = LegKinematics(leg_chains_of(robot))
+        decoder = ActionDecoder.from_config(
+            sim_cfg.actions,
+            n,
+            sim_cfg.control_dt,
+            lower,
+            upper,
+            default_joint_pos=np.array(robot.default_pose()),
+            kinematics=self.kinematics,
+        )
         super().__init__(sim_cfg, n, decoder)
-        self.kinematics = LegKinematics()
         self.rng = np.random.default_rng(seed)
         self._joints = [JointStateMapper(JOINT_NAMES) for _ in range(n)]
         # An rclpy context of our own: the bridge works inside any process (a training node,
@@ -211,6 +225,9 @@ class RosTopicVecEnv(LocomotionTask):
             control_period=self.control_dt,
             joint_pos_lower=self.ros_cfg.joint_lower,
             joint_pos_upper=self.ros_cfg.joint_upper,
+            robot=self.cfg.robot.description,
+            default_joint_pos=tuple(float(v) for v in self.decoder.default_joint_pos),
+            leg_chains=self.kinematics.chains,
         )
 
     def close(self) -> None:
@@ -382,7 +399,7 @@ class RosTopicVecEnv(LocomotionTask):
         q4 = np.broadcast_to(quat, (NUM_LEGS, 4))
         foot_vel_world = quat_rotate(q4, foot_vel_base)
         feet_world_z = quat_rotate(q4, feet)[:, 2]  # relative to the base
-        radius = self.kinematics.geometry.foot_radius
+        radius = self.kinematics.foot_radius
         inner = np.nan_to_num(heights[:, :6], nan=0.0).mean(axis=1)  # innermost ring [4]
         # Base above the terrain near each foot: -(foot z) + foot radius - terrain-to-sole.
         base_height = float(np.mean(-feet_world_z + radius - inner))

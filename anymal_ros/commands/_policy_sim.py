@@ -13,8 +13,9 @@ def resolve_sim_config(
     policy_path: str | Path, sim_config: str | None, overrides: Sequence[str]
 ) -> SimConfig:
     """``--sim-config`` if given, else the settings stored in the checkpoint, else the
-    defaults; then ``key=value`` overrides. An ONNX student with the 120-term proprio layout
-    selects joint-residual actions (the 133-term layout is the CPG mode)."""
+    defaults; then ``key=value`` overrides. An ONNX file also selects its robot and its
+    training-time action settings (``robot.description=...`` overrides the robot, e.g. to
+    try a policy on another model of it)."""
     from anymal_ros.config import apply_overrides, from_dict, load_yaml, to_dict
     from anymal_ros.eval.policies import sim_config_of
 
@@ -25,6 +26,11 @@ def resolve_sim_config(
         if Path(policy_path).suffix == ".onnx":
             # The file carries its training-time action settings (mode, scale, CPG).
             data = {**data, "actions": to_dict(trained_actions(policy_path))}
+    if Path(policy_path).suffix == ".onnx":
+        from anymal_ros.deploy.runtime import OnnxPolicy
+
+        robot = OnnxPolicy(policy_path).metadata.robot
+        data = {**data, "robot": {**data.get("robot", {}), "description": robot}}
     return from_dict(SimConfig, apply_overrides(data, list(overrides)))
 
 

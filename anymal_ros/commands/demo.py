@@ -158,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
     # One executor thread for every callback (rclpy's multi-threaded executor costs more than
     # it gains under the GIL); physics runs in sim_node's own thread.
     executor = SingleThreadedExecutor(context=context)
-    sim = SimNode(context=context)
+    from anymal_ros.deploy.runtime import OnnxPolicy
+
+    robot = OnnxPolicy(model).metadata.robot  # simulate the robot the policy was trained for
+    sim = SimNode(context=context, parameter_overrides=[Parameter("robot", value=robot)])
     policy = PolicyNode(
         context=context,
         parameter_overrides=[

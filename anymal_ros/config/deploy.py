@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+from anymal_ros.config.robot import LegChains
 from anymal_ros.config.sim import ActionConfig
 
 
@@ -20,12 +22,20 @@ class DeployConfig:
     by the proprio vector: ``"cpg"`` for the 133 CPG-mode terms, else ``"joint_residual"``.
     Joint limits are optional; when given (one value per joint, in ``obs.layout.JOINT_NAMES``
     order) the ROS policy node clips targets to them.
+
+    The robot travels with the policy: its name, default pose and leg kinematics (derived from
+    its MJCF: the node's forward kinematics and the CPG's inverse kinematics need them), and
+    ``missing_height_fill``, the height a student was trained to read as "no map here".
     """
 
     actions: ActionConfig | None = None
     control_period: float = 0.02
     joint_pos_lower: tuple[float, ...] | None = None
     joint_pos_upper: tuple[float, ...] | None = None
+    robot: str | None = None
+    default_joint_pos: tuple[float, ...] | None = None
+    leg_chains: LegChains | None = None
+    missing_height_fill: float = MISSING_HEIGHT_FILL
 
     def __post_init__(self) -> None:
         if not self.control_period > 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from anymal_ros.config.robot import robot_yaml_path
+
 TERRAIN_TYPES = ("flat", "rough", "slope_up", "slope_down", "stairs_up", "stairs_down", "boxes")
 REWARD_TERMS = (
     "lin_vel_tracking",
@@ -22,6 +24,8 @@ REWARD_TERMS = (
     "foot_slip",
     "feet_air_time",
     "joint_vel_limit",
+    "base_height",
+    "hip_abduction",
 )
 
 
@@ -32,21 +36,22 @@ def _check_range(name: str, pair: tuple[float, float]) -> None:
 
 @dataclass(frozen=True)
 class RobotConfig:
-    """Robot model and its PD loop; ``xml`` None means the built-in ANYmal-C-class MJCF."""
+    """Which robot, and how episodes place it.
 
-    xml: str | None = None
-    kp: float = 80.0  # N*m/rad
-    kd: float = 2.0  # N*m*s/rad
-    torque_limit: float = 80.0  # N*m
-    joint_velocity_limit: float = 7.5  # rad/s (penalised by the joint_vel_limit reward)
+    ``description``: a bundled robot's name (``anymal_c``, the default; ``anymal_c_like``, the
+    first edition's model) or the path of a robot YAML (see :mod:`anymal_ros.config.robot`:
+    the MJCF, joints, default pose, PD gains and limits live there).
+    """
+
+    description: str = "anymal_c"
     init_height: float = 0.6  # m above the terrain at the spawn point
     init_joint_noise: float = 0.1  # rad, uniform around the default pose
     init_xy_noise: float = 0.5  # m, uniform around the tile centre (inside the platform)
 
     def __post_init__(self) -> None:
-        for name in ("kp", "kd", "torque_limit", "joint_velocity_limit", "init_height"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.init_height <= 0:
+            raise ValueError(f"init_height must be > 0, got {self.init_height}")
+        robot_yaml_path(self.description)  # fails early, naming the bundled robots
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,10 @@ def default_reward_weights() -> dict[str, float]:
         "foot_slip": -0.1,
         "feet_air_time": 1.0,
         "joint_vel_limit": -1.0,
+        # Posture (off by default; config/teacher_ppo.yaml weighs them): the nominal stance's
+        # height and hips under the body, against the crouch a policy otherwise settles in.
+        "base_height": 0.0,
+        "hip_abduction": 0.0,
     }
 
 
@@ -224,6 +233,15 @@ class RandomizationConfig:
     push_force: float = 150.0  # N, max horizontal force of a push
     push_torque: float = 20.0  # N*m, max torque of a push
     latency_steps: tuple[int, int] = (0, 2)  # physics steps the new target is delayed
+    # What another simulator or the real robot most likely does differently, as factors on
+    # the MJCF's values (per robot; joints of one robot share a factor): joint damping,
+    # friction loss and rotor armature, the leg links' masses; and the contact softness
+    # (MuJoCo solref time constant, s, of every robot geom: larger is softer).
+    joint_damping_factor: tuple[float, float] = (1.0, 1.0)
+    joint_frictionloss_factor: tuple[float, float] = (1.0, 1.0)
+    armature_factor: tuple[float, float] = (1.0, 1.0)
+    link_mass_factor: tuple[float, float] = (1.0, 1.0)
+    contact_timeconst: tuple[float, float] | None = None  # None: physics.contact_timeconst
 
     def __post_init__(self) -> None:
         for name in (
@@ -234,10 +252,21 @@ class RandomizationConfig:
             "kp_factor",
             "kd_factor",
             "push_interval_s",
+            "joint_damping_factor",
+            "joint_frictionloss_factor",
+            "armature_factor",
+            "link_mass_factor",
         ):
             _check_range(name, getattr(self, name))
         if self.friction[0] <= 0 or self.motor_strength[0] <= 0:
             raise ValueError("friction and motor_strength must be > 0")
+        for name in ("joint_damping_factor", "joint_frictionloss_factor", "armature_factor"):
+            if getattr(self, name)[0] < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.link_mass_factor[0] <= 0:
+            raise ValueError("link_mass_factor must be > 0")
+        if self.contact_timeconst is not None:
+            _check_range("contact_timeconst", self.contact_timeconst)
         lo, hi = self.latency_steps
         if lo < 0 or hi < lo:
             raise ValueError(f"latency_steps must be 0 <= low <= high, got {self.latency_steps}")
@@ -272,6 +301,12 @@ class SimConfig:
     actions: ActionConfig = field(default_factory=ActionConfig)
 
     def __post_init__(self) -> None:
+        soft = self.randomization.contact_timeconst
+        if soft is not None and soft[0] < 2 * self.physics.dt - 1e-12:
+            raise ValueError(
+                f"randomization.contact_timeconst low ({soft[0]}) must be >= 2 * physics.dt "
+                f"({2 * self.physics.dt}): MuJoCo would silently stiffen it no further"
+            )
         hi = self.randomization.latency_steps[1]
         if hi > self.physics.decimation:
             raise ValueError(

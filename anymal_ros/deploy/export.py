@@ -27,11 +27,13 @@ import torch
 from torch import Tensor, nn
 
 from anymal_ros.config.deploy import DeployConfig
+from anymal_ros.config.robot import DEFAULT_ROBOT, load_robot
 from anymal_ros.deploy.metadata import ACTION_PARAMS, PolicyMetadata, default_action_config
 from anymal_ros.files import atomic_write
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.layout import ObsLayout, ObsTerm, proprio_layout
+from anymal_ros.sim.robot import leg_chains_of
 
 OPSET = 17
 STUDENT_INPUTS = ("proprio", "extero", "hidden")
@@ -71,11 +73,13 @@ def _layout_for(proprio_dim: int) -> ObsLayout:
 def build_metadata(
     kind: str, model: Student | Teacher, deploy: DeployConfig | None = None, **extra: str
 ) -> PolicyMetadata:
-    """Metadata for ``model``; unset action settings take :func:`default_action_config`."""
+    """Metadata for ``model``; unset action settings take :func:`default_action_config`, an
+    unset robot the default robot (its kinematics derived from its MJCF)."""
     deploy = deploy or DeployConfig()
     cfg = model.cfg
     actions = deploy.actions or default_action_config(cfg.proprio_dim)
     is_student = kind == "student"
+    robot = load_robot(deploy.robot or DEFAULT_ROBOT)
     return PolicyMetadata(
         kind=kind,
         proprio_dim=cfg.proprio_dim,
@@ -84,6 +88,10 @@ def build_metadata(
         extero_shape=(cfg.num_feet, cfg.points_per_foot),
         privileged_dim=0 if is_student else cfg.privileged_dim,
         hidden_shape=(cfg.gru_layers, 1, cfg.gru_hidden) if is_student else (),
+        robot=robot.name,
+        default_joint_pos=deploy.default_joint_pos or robot.default_pose(),
+        leg_chains=deploy.leg_chains or leg_chains_of(robot),
+        missing_height_fill=deploy.missing_height_fill,
         joint_pos_lower=deploy.joint_pos_lower,
         joint_pos_upper=deploy.joint_pos_upper,
         action_type=actions.mode,

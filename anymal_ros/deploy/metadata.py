@@ -14,12 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+from anymal_ros.config.robot import LegChains
 from anymal_ros.config.sim import ActionConfig
 from anymal_ros.obs.actions import ACTION_MODES, ActionDecoder, action_dim
+from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.layout import (
     CONTRACT_VERSION,
-    DEFAULT_JOINT_POS,
     EXTERO_SHAPE,
+    HEIGHT_RINGS,
     JOINT_NAMES,
     PRIVILEGED_DIM,
     ObsLayout,
@@ -46,17 +49,27 @@ class PolicyMetadata:
     ``hidden_shape`` is ``(layers, 1, H)`` for a student and ``()`` for a teacher (no
     recurrent state). ``action_output`` says what the graph's ``action`` output holds:
     ``"mean"`` (Gaussian) or ``"logits"`` (categorical; take the argmax).
+
+    The robot the policy was trained for travels with it: ``robot`` (its description's name),
+    ``default_joint_pos``, ``leg_chains`` (the legs' kinematics, derived from its MJCF: the
+    node's forward kinematics and the CPG's inverse kinematics), ``height_rings`` (the sample
+    rings around each foot, radius m and point count; yaw-aligned, heights relative to the
+    sole) and ``missing_height_fill`` (the height the policy was trained to read as "no data").
     """
 
     kind: str
     proprio_dim: int
     action_dim: int
     proprio_layout: ObsLayout
+    robot: str
+    default_joint_pos: tuple[float, ...]
+    leg_chains: LegChains
     extero_shape: tuple[int, int] = EXTERO_SHAPE
     privileged_dim: int = 0  # teacher only
     hidden_shape: tuple[int, ...] = ()
     joint_names: tuple[str, ...] = JOINT_NAMES
-    default_joint_pos: tuple[float, ...] = tuple(DEFAULT_JOINT_POS[n] for n in JOINT_NAMES)
+    height_rings: tuple[tuple[float, int], ...] = HEIGHT_RINGS
+    missing_height_fill: float = MISSING_HEIGHT_FILL
     joint_pos_lower: tuple[float, ...] | None = None
     joint_pos_upper: tuple[float, ...] | None = None
     action_type: str = "joint_residual"
@@ -80,6 +93,16 @@ class PolicyMetadata:
     def __post_init__(self) -> None:
         _validate(self)
 
+    @property
+    def kinematics(self) -> LegKinematics:
+        """Forward/inverse kinematics of the robot's legs (base frame)."""
+        return LegKinematics(self.leg_chains)
+
+    @property
+    def foot_radius(self) -> float:
+        """m from a foot's centre to its sole (heights are relative to the sole)."""
+        return self.leg_chains.foot_radius
+
     def action_config(self) -> ActionConfig:
         """The training-time ``actions`` settings this policy was exported with."""
         return ActionConfig(mode=self.action_type, scale=self.action_scale, **self.action_params)
@@ -93,6 +116,7 @@ class PolicyMetadata:
             joint_lower=None if self.joint_pos_lower is None else list(self.joint_pos_lower),
             joint_upper=None if self.joint_pos_upper is None else list(self.joint_pos_upper),
             default_joint_pos=list(self.default_joint_pos),
+            kinematics=self.kinematics,
         )
 
     # --- (de)serialisation ---------------------------------------------------------------
@@ -107,7 +131,18 @@ class PolicyMetadata:
             "hidden_shape": json.dumps(list(self.hidden_shape)),
             "proprio_layout": self.proprio_layout.to_json(),
             "joint_names": json.dumps(list(self.joint_names)),
+            "robot": self.robot,
             "default_joint_pos": json.dumps(list(self.default_joint_pos)),
+            "leg_chains": json.dumps(
+                {
+                    "joint_anchors": [list(v) for v in self.leg_chains.joint_anchors],
+                    "joint_axes": [list(v) for v in self.leg_chains.joint_axes],
+                    "foot_centres": [list(v) for v in self.leg_chains.foot_centres],
+                    "foot_radius": self.leg_chains.foot_radius,
+                }
+            ),
+            "height_rings": json.dumps([[float(r), int(n)] for r, n in self.height_rings]),
+            "missing_height_fill": repr(float(self.missing_height_fill)),
             "joint_pos_lower": json.dumps(_opt_list(self.joint_pos_lower)),
             "joint_pos_upper": json.dumps(_opt_list(self.joint_pos_upper)),
             "action_type": self.action_type,
@@ -144,7 +179,11 @@ class PolicyMetadata:
             hidden_shape=tuple(reader.int_list("hidden_shape")),
             proprio_layout=layout,
             joint_names=tuple(reader.json("joint_names", list, "a list of joint names")),
+            robot=reader.text("robot"),
             default_joint_pos=tuple(reader.float_list("default_joint_pos")),
+            leg_chains=reader.leg_chains(),
+            height_rings=reader.height_rings(),
+            missing_height_fill=reader.number("missing_height_fill"),
             joint_pos_lower=reader.opt_float_list("joint_pos_lower"),
             joint_pos_upper=reader.opt_float_list("joint_pos_upper"),
             action_type=reader.text("action_type"),
@@ -222,6 +261,17 @@ def _validate(m: PolicyMetadata) -> None:
         raise bad("action_params", str(err)) from None
     if not (math.isfinite(m.action_scale) and m.action_scale > 0):
         raise bad("action_scale", f"must be a positive number, got {m.action_scale}")
+    rings = tuple((float(r), int(n)) for r, n in m.height_rings)
+    if rings != tuple((float(r), int(n)) for r, n in HEIGHT_RINGS):
+        raise bad(
+            "height_rings",
+            f"the policy samples heights on rings {list(rings)}; this anymal_ros samples "
+            f"{[list(r) for r in HEIGHT_RINGS]} (yaw-aligned, relative to the sole)",
+        )
+    if not math.isfinite(m.missing_height_fill):
+        raise bad("missing_height_fill", f"must be finite, got {m.missing_height_fill}")
+    if len(m.leg_chains.joint_anchors) != n:
+        raise bad("leg_chains", f"describes {len(m.leg_chains.joint_anchors)} joints for {n}")
     if not (math.isfinite(m.control_period) and m.control_period > 0):
         raise bad("control_period", f"must be a positive number of seconds, got {m.control_period}")
 
@@ -296,6 +346,26 @@ class _Reader:
             return {str(k): float(v) for k, v in value.items()}
         except (TypeError, ValueError):
             raise self._fail("action_params", "a JSON object of numbers") from None
+
+    def leg_chains(self) -> LegChains:
+        what = "a JSON object with joint_anchors, joint_axes, foot_centres, foot_radius"
+        value = self.json("leg_chains", dict, what)
+        try:
+            return LegChains(
+                joint_anchors=tuple(tuple(float(x) for x in v) for v in value["joint_anchors"]),
+                joint_axes=tuple(tuple(float(x) for x in v) for v in value["joint_axes"]),
+                foot_centres=tuple(tuple(float(x) for x in v) for v in value["foot_centres"]),
+                foot_radius=float(value["foot_radius"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise PolicyFileError(f"metadata key {PREFIX}leg_chains: {err}") from None
+
+    def height_rings(self) -> tuple[tuple[float, int], ...]:
+        value = self.json("height_rings", list, "a JSON list of [radius, points]")
+        try:
+            return tuple((float(r), int(n)) for r, n in value)
+        except (TypeError, ValueError):
+            raise self._fail("height_rings", "a JSON list of [radius, points]") from None
 
     def opt_float_list(self, key: str) -> tuple[float, ...] | None:
         if PREFIX + key not in self.props or self.props[PREFIX + key] == "null":

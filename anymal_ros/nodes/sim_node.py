@@ -57,6 +57,11 @@ from anymal_ros.obs.layout import JOINT_NAMES
 
 PARAMETERS: dict[str, tuple[object, str]] = {
     "sim_config": ("", "SimConfig YAML (anymal_ros.config.sim); empty = built-in defaults"),
+    "robot": (
+        "",
+        "robot description (a bundled name such as anymal_c, or a robot YAML path) that "
+        "overrides the config's robot.description; run the robot your policy was trained for",
+    ),
     "terrain_kind": ("flat", "'flat' or 'heightfield' (overrides the config's terrain.kind)"),
     "randomize": (False, "domain randomisation at each reset (friction, mass, gains)"),
     "seed": (0, "random seed of spawn, terrain and randomisation"),
@@ -158,8 +163,10 @@ class SimNode(Node):
         kind = self.p("terrain_kind")
         if kind not in ("flat", "heightfield"):
             raise ValueError(f"terrain_kind must be 'flat' or 'heightfield', got {kind!r}")
+        robot = self.p("robot") or cfg.robot.description
         return dataclasses.replace(
             cfg,
+            robot=dataclasses.replace(cfg.robot, description=robot),
             terrain=dataclasses.replace(cfg.terrain, kind=kind),
             randomization=dataclasses.replace(cfg.randomization, enabled=bool(self.p("randomize"))),
         )

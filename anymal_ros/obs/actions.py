@@ -8,12 +8,13 @@ Two modes (``ActionDecoder(mode=...)``):
   frequency, ``f_i = base_frequency + frequency_scale * a_i`` (Hz, clipped to
   ``[0, max_frequency]``); each leg's phase advances by ``2 pi f_i dt``; a nominal foot
   trajectory (the default-pose foot position, lifted by a smooth swing profile while the phase
-  is in ``[0, pi)``) is turned into joint angles by analytic leg inverse kinematics, and the
+  is in ``[0, pi)``) is turned into joint angles by the robot's leg inverse kinematics
+  (:class:`~anymal_ros.obs.kinematics.LegKinematics`, derived from its MJCF), and the
   last 12 actions are residuals on top: ``target = IK(foot(phase)) + action_scale * a[4:]``.
   ``IK(foot(phase))`` depends on the phase alone, so the decoder tabulates it once
   (:data:`GAIT_TABLE_STEPS` per cycle) and interpolates: a dozen numpy calls per decode
-  instead of about fifty, less than 1e-6 rad from the analytic value. The policy node decodes
-  once per control tick on the robot, where every call counts.
+  instead of about fifty, less than 1e-6 rad from the exact inverse kinematics. The policy
+  node decodes once per control tick on the robot, where every call counts.
 
 With a zero action and every leg in stance the CPG mode yields exactly the default pose.
 Joint order is JOINT_NAMES; legs are LEGS (LF, RF, LH, RH).
@@ -21,13 +22,13 @@ Joint order is JOINT_NAMES; legs are LEGS (LF, RF, LH, RH).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from anymal_ros.config.sim import ActionConfig
-from anymal_ros.obs.layout import LEGS, NUM_JOINTS, NUM_LEGS, default_joint_positions
+from anymal_ros.obs.kinematics import LegKinematics
+from anymal_ros.obs.layout import NUM_JOINTS, NUM_LEGS, default_joint_positions
 
 #: Trotting start: diagonal legs (LF+RH, RF+LH) share a phase.
 #: Action modes, the same names in the simulator config and in an exported policy's metadata.
@@ -45,78 +46,6 @@ TROT_PHASE_OFFSETS = np.array([0.0, np.pi, np.pi, 0.0])
 
 #: Samples per gait cycle of the CPG's nominal joint angles (linear interpolation between them).
 GAIT_TABLE_STEPS = 4096
-
-
-@dataclass(frozen=True)
-class LegGeometry:
-    """Kinematic parameters of the built-in quadruped (m); equal to the MJCF by a test.
-
-    Leg ``i`` has signs ``sx`` (+1 front, -1 hind) and ``sy`` (+1 left, -1 right); the HAA
-    joint sits at ``(sx * haa_x, sy * haa_y, 0)`` in the base frame, the HFE joint at
-    ``(sx * hfe_x, sy * hfe_y, 0)`` from it, the KFE joint ``thigh_length`` below HFE and
-    ``kfe_y`` further out, and the foot centre ``shank_length`` below KFE.
-    """
-
-    haa_x: float = 0.277
-    haa_y: float = 0.116
-    hfe_x: float = 0.0635
-    hfe_y: float = 0.04
-    kfe_y: float = 0.07
-    thigh_length: float = 0.25
-    shank_length: float = 0.31
-    foot_radius: float = 0.03
-
-    def signs(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(sx [4], sy [4])`` in LEGS order."""
-        sx = np.array([1.0 if leg[1] == "F" else -1.0 for leg in LEGS])
-        sy = np.array([1.0 if leg[0] == "L" else -1.0 for leg in LEGS])
-        return sx, sy
-
-
-class LegKinematics:
-    """Analytic forward/inverse kinematics of the four legs in the base frame."""
-
-    def __init__(self, geometry: LegGeometry | None = None):
-        self.geometry = g = geometry or LegGeometry()
-        sx, sy = g.signs()
-        self._haa = np.stack([sx * g.haa_x, sy * g.haa_y, np.zeros(NUM_LEGS)], axis=-1)
-        self._hx = sx * g.hfe_x  # [4]
-        self._d = sy * (g.hfe_y + g.kfe_y)  # lateral offset of the leg plane [4]
-        self._knee_sign = -sx  # front knees bend backwards (KFE < 0), hind forwards
-
-    def forward(self, joint_pos: np.ndarray) -> np.ndarray:
-        """Foot centres ``[N, 4, 3]`` (m, base frame) from joint angles ``[N, 12]``."""
-        q = np.asarray(joint_pos, dtype=np.float64).reshape(-1, NUM_LEGS, 3)
-        q1, q2, q3 = q[..., 0], q[..., 1], q[..., 2]
-        l1, l2 = self.geometry.thigh_length, self.geometry.shank_length
-        xs = -l1 * np.sin(q2) - l2 * np.sin(q2 + q3)
-        zs = -l1 * np.cos(q2) - l2 * np.cos(q2 + q3)
-        d = np.broadcast_to(self._d, xs.shape)
-        c1, s1 = np.cos(q1), np.sin(q1)
-        out = np.empty(q.shape[:2] + (3,))
-        out[..., 0] = self._hx + xs
-        out[..., 1] = c1 * d - s1 * zs
-        out[..., 2] = s1 * d + c1 * zs
-        return out + self._haa
-
-    def inverse(self, foot_pos: np.ndarray) -> np.ndarray:
-        """Joint angles ``[N, 12]`` placing the foot centres at ``foot_pos [N, 4, 3]``.
-
-        Unreachable targets are projected onto the workspace (the leg stretches or folds as
-        far as it can) instead of producing NaN.
-        """
-        p = np.asarray(foot_pos, dtype=np.float64) - self._haa
-        l1, l2 = self.geometry.thigh_length, self.geometry.shank_length
-        py, pz = p[..., 1], p[..., 2]
-        d = self._d
-        zs = -np.sqrt(np.maximum(py * py + pz * pz - d * d, 1e-9))
-        q1 = np.arctan2(pz, py) - np.arctan2(zs, d)
-        q1 = (q1 + np.pi) % (2.0 * np.pi) - np.pi
-        xs = p[..., 0] - self._hx
-        cos3 = (xs * xs + zs * zs - l1 * l1 - l2 * l2) / (2.0 * l1 * l2)
-        q3 = self._knee_sign * np.arccos(np.clip(cos3, -1.0, 1.0))
-        q2 = np.arctan2(-xs, -zs) - np.arctan2(l2 * np.sin(q3), l1 + l2 * np.cos(q3))
-        return np.stack([q1, q2, q3], axis=-1).reshape(p.shape[0], NUM_JOINTS)
 
 
 def swing_height(phase: np.ndarray, height: float) -> np.ndarray:
@@ -145,7 +74,8 @@ class ActionDecoder:
         action_clip: actions are clipped to ``[-action_clip, action_clip]`` first.
         joint_lower, joint_upper: optional ``[12]`` limits the targets are clipped to.
         default_joint_pos: ``[12]`` default pose; the contract's default if omitted.
-        geometry: leg geometry for the CPG's inverse kinematics.
+        kinematics: the robot's legs, for the CPG's inverse kinematics (required in CPG
+            mode; joint_residual mode needs none).
     """
 
     def __init__(
@@ -163,7 +93,7 @@ class ActionDecoder:
         joint_lower: np.ndarray | None = None,
         joint_upper: np.ndarray | None = None,
         default_joint_pos: np.ndarray | None = None,
-        geometry: LegGeometry | None = None,
+        kinematics: LegKinematics | None = None,
     ):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
@@ -181,9 +111,11 @@ class ActionDecoder:
         self.default_joint_pos = np.asarray(default, dtype=np.float64).reshape(NUM_JOINTS)
         self.joint_lower = None if joint_lower is None else np.asarray(joint_lower, float)
         self.joint_upper = None if joint_upper is None else np.asarray(joint_upper, float)
-        self.kinematics = LegKinematics(geometry)
-        self.nominal_feet = self.kinematics.forward(self.default_joint_pos[None])[0]  # [4, 3]
+        self.kinematics = kinematics
         if mode == "cpg":
+            if kinematics is None:
+                raise ValueError("the CPG action mode needs the robot's leg kinematics")
+            self.nominal_feet = kinematics.forward(self.default_joint_pos[None])[0]  # [4, 3]
             phases = np.linspace(0.0, 2.0 * np.pi, GAIT_TABLE_STEPS + 1)
             table = self.nominal_joint_angles(np.repeat(phases[:, None], NUM_LEGS, axis=1))
             self._gait_table = table.reshape(-1, NUM_LEGS, 3)  # [steps + 1, 4, 3]
@@ -202,6 +134,7 @@ class ActionDecoder:
         joint_lower: np.ndarray | None = None,
         joint_upper: np.ndarray | None = None,
         default_joint_pos: np.ndarray | None = None,
+        kinematics: LegKinematics | None = None,
     ) -> ActionDecoder:
         """The decoder described by an ``actions`` config section (simulator or ONNX file)."""
         return cls(
@@ -217,6 +150,7 @@ class ActionDecoder:
             joint_lower=joint_lower,
             joint_upper=joint_upper,
             default_joint_pos=default_joint_pos,
+            kinematics=kinematics,
         )
 
     def reset(self, env_ids: np.ndarray | list[int] | None = None) -> None:
@@ -242,11 +176,11 @@ class ActionDecoder:
         }
 
     def nominal_joint_angles(self, phase: np.ndarray) -> np.ndarray:
-        """``[N, 12]`` joint angles of the nominal foot trajectory at ``phase [N, 4]`` (analytic
-        inverse kinematics; :meth:`decode` interpolates a table of these)."""
+        """``[N, 12]`` joint angles of the nominal foot trajectory at ``phase [N, 4]`` (inverse
+        kinematics from the default pose; :meth:`decode` interpolates a table of these)."""
         feet = np.broadcast_to(self.nominal_feet, phase.shape + (3,)).copy()
         feet[..., 2] += swing_height(phase, self.swing_height)
-        return self.kinematics.inverse(feet)
+        return self.kinematics.inverse(feet, seed=self.default_joint_pos)
 
     def _interpolated_nominal(self, phase: np.ndarray) -> np.ndarray:
         """:meth:`nominal_joint_angles` from the table, for phases in ``[0, 2 pi)``."""

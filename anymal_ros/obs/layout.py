@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Version of the observation/action contract; bump when a layout or meaning changes.
-CONTRACT_VERSION = 1
+#: 2: the policy file carries its robot (name, leg kinematics, foot radius), the height rings
+#: and the missing-height fill value.
+CONTRACT_VERSION = 2
 
 LEGS: tuple[str, ...] = ("LF", "RF", "LH", "RH")
 JOINT_KINDS: tuple[str, ...] = ("HAA", "HFE", "KFE")

@@ -95,7 +95,7 @@ class DistillRunner(TrainingLoop):
         self.teacher.eval().requires_grad_(False)
         self.student_cfg = student_config_for(self.teacher.cfg, cfg.student)
         self.sim_dict = deep_merge(_teacher_sim(t_ckpt), cfg.env.sim)
-        self.deploy = self._deploy_config(t_ckpt)
+        self.deploy = self._deploy_config()
         checkpoint = load_checkpoint(resume) if resume is not None else None
 
         with self._own_random_stream(rc.seed):
@@ -122,23 +122,18 @@ class DistillRunner(TrainingLoop):
 
         return from_dict(SimConfig, self.sim_dict, "sim")
 
-    def _deploy_config(self, t_ckpt: Mapping[str, Any]) -> DeployConfig:
-        """How the robot must decode the student's actions: the config's, else the
-        teacher's (same action space) with the distillation simulator's action settings (an
-        ``env.sim.actions`` override changes how the student is trained, so also how it must
-        run), else the simulator's."""
+    def _deploy_config(self) -> DeployConfig:
+        """How the robot must run the student: the config's ``deploy`` section, else the
+        distillation simulator's (the teacher's robot, with any ``env.sim.actions`` override:
+        that changes how the student is trained, so also how it must run); either way with
+        the missing-height fill value this run's height noise trains the student to read."""
         if self.cfg.deploy is not None:
-            return self.cfg.deploy
-        sim = self.sim
-        saved = (t_ckpt.get("config", {}) or {}).get("deploy")
-        if saved is not None:
-            deploy = from_dict(DeployConfig, saved, "teacher checkpoint deploy")
-            if deploy.actions is not None and deploy.actions != sim.actions:
-                deploy = dataclasses.replace(deploy, actions=sim.actions)
-            return deploy
-        from anymal_ros.sim.env import QuadrupedVecEnv
+            deploy = self.cfg.deploy
+        else:
+            from anymal_ros.sim.env import QuadrupedVecEnv
 
-        return QuadrupedVecEnv(sim, 1).deploy_config()
+            deploy = QuadrupedVecEnv(self.sim, 1).deploy_config()
+        return dataclasses.replace(deploy, missing_height_fill=self.cfg.noise.missing_fill)
 
     # -- data sources --------------------------------------------------------------------
 

@@ -24,16 +24,17 @@ import mujoco
 import numpy as np
 
 from anymal_ros.config.deploy import DeployConfig
+from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.obs import extero
 from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.layout import (
     EXTERO_SHAPE,
     NUM_JOINTS,
     NUM_LEGS,
     PRIVILEGED_DIM,
     PRIVILEGED_LAYOUT,
-    default_joint_positions,
 )
 from anymal_ros.obs.rotations import (
     projected_gravity,
@@ -42,7 +43,7 @@ from anymal_ros.obs.rotations import (
     yaw_from_quat,
 )
 from anymal_ros.sim.randomization import Randomizer
-from anymal_ros.sim.robot import build_world
+from anymal_ros.sim.robot import build_world, derive_leg_chains, robot_prefix
 from anymal_ros.sim.task import LocomotionTask, Obs, State
 from anymal_ros.sim.terrain import Terrain
 
@@ -77,9 +78,17 @@ class QuadrupedVecEnv(LocomotionTask):
         self.model, self.index = build_world(cfg, self.terrain, n)
         self.data = mujoco.MjData(self.model)
         idx = self.index
-        self.default_joint_pos = default_joint_positions()
+        self.robot = load_robot(cfg.robot.description)
+        self.leg_chains = derive_leg_chains(self.model, self.robot, robot_prefix(0))
+        self.default_joint_pos = np.array(self.robot.default_pose())
         decoder = ActionDecoder.from_config(
-            cfg.actions, n, cfg.control_dt, joint_lower=idx.joint_lower, joint_upper=idx.joint_upper
+            cfg.actions,
+            n,
+            cfg.control_dt,
+            joint_lower=idx.joint_lower,
+            joint_upper=idx.joint_upper,
+            default_joint_pos=self.default_joint_pos,
+            kinematics=LegKinematics(self.leg_chains),
         )
         super().__init__(cfg, n, decoder)
         self.randomizer = Randomizer(cfg, self.model, idx)
@@ -213,14 +222,18 @@ class QuadrupedVecEnv(LocomotionTask):
         return time.perf_counter() - start
 
     def deploy_config(self) -> DeployConfig:
-        """Deployment settings matching this simulator: action mode, scale and CPG settings,
-        control period and the model's joint limits. Trainers store it in checkpoints as the
-        ``deploy`` section, and ``anymal-ros export`` writes it into the ONNX metadata."""
+        """Deployment settings matching this simulator: the robot (name, default pose, leg
+        kinematics, foot radius), action mode, scale and CPG settings, control period and the
+        model's joint limits. Trainers store it in checkpoints as the ``deploy`` section, and
+        ``anymal-ros export`` writes it into the ONNX metadata."""
         return DeployConfig(
             actions=self.cfg.actions,
             control_period=self.control_dt,
             joint_pos_lower=tuple(float(v) for v in self.index.joint_lower),
             joint_pos_upper=tuple(float(v) for v in self.index.joint_upper),
+            robot=self.robot.name,
+            default_joint_pos=self.robot.default_pose(),
+            leg_chains=self.leg_chains,
         )
 
     def close(self) -> None:
@@ -343,6 +356,8 @@ class QuadrupedVecEnv(LocomotionTask):
         s["joint_vel"] = d.qvel[idx.qvel_joint[ids]]
         feet = idx.foot_body[ids]
         foot_pos = s["foot_pos"] = d.xpos[feet]  # [k, 4, 3]
+        # Base above the feet's mean sole height: the stance height on any terrain.
+        s["base_height"] = qpos[:, 2] - (foot_pos[..., 2].mean(axis=1) - self.foot_radius.mean())
         # Foot point velocity from the com-based spatial velocity (rotation, translation):
         # v + w x r, written out for x and y (np.cross costs more than the arithmetic here).
         cvel = d.cvel[feet]

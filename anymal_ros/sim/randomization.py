@@ -1,11 +1,13 @@
 """Domain randomisation of the merged model's per-robot parameters (friction, base mass,
-centre of mass, motor strength, PD gains), pushes and action latency."""
+centre of mass, motor strength, PD gains, joint damping, friction loss and armature, link
+masses, contact softness), pushes and action latency."""
 
 from __future__ import annotations
 
 import mujoco
 import numpy as np
 
+from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.obs.layout import NUM_LEGS
 from anymal_ros.sim.robot import RobotIndex
@@ -16,7 +18,7 @@ class Randomizer:
 
     def __init__(self, cfg: SimConfig, model: mujoco.MjModel, index: RobotIndex):
         self.cfg = cfg.randomization
-        self.robot = cfg.robot
+        self.robot = load_robot(cfg.robot.description)
         self.model = model
         self.index = index
         n = index.num_envs
@@ -30,6 +32,13 @@ class Randomizer:
         self.push_time_left = np.zeros(n)
         self.next_push = np.full(n, np.inf)
         self.foot_friction[:] = model.geom_friction[index.foot_geom, 0]
+        self.nominal_damping = model.dof_damping[index.dof_joint].copy()  # [N, 12]
+        self.nominal_frictionloss = model.dof_frictionloss[index.dof_joint].copy()
+        self.nominal_armature = model.dof_armature[index.dof_joint].copy()
+        limbs = np.concatenate([index.base_bodies[:, 1:], index.thigh_body, index.shank_body], 1)
+        self.limb_bodies = limbs  # [N, 12] hips, thighs, shanks
+        self.nominal_limb_mass = model.body_mass[limbs].copy()
+        self.nominal_limb_inertia = model.body_inertia[limbs].copy()
 
     def reset(self, ids: np.ndarray, rng: np.random.Generator) -> None:
         c, idx, m = self.cfg, self.index, self.model
@@ -56,6 +65,20 @@ class Randomizer:
         limit = self.robot.torque_limit * strength
         m.actuator_forcerange[act, 0] = -limit
         m.actuator_forcerange[act, 1] = limit
+        dofs = idx.dof_joint[ids]  # [k, 12]
+        for nominal, target, factor in (
+            (self.nominal_damping, m.dof_damping, c.joint_damping_factor),
+            (self.nominal_frictionloss, m.dof_frictionloss, c.joint_frictionloss_factor),
+            (self.nominal_armature, m.dof_armature, c.armature_factor),
+        ):
+            target[dofs] = nominal[ids] * rng.uniform(*factor, size=(k, 1))
+        scale = rng.uniform(*c.link_mass_factor, size=(k, 1))
+        limbs = self.limb_bodies[ids]
+        m.body_mass[limbs] = self.nominal_limb_mass[ids] * scale
+        m.body_inertia[limbs] = self.nominal_limb_inertia[ids] * scale[..., None]
+        if c.contact_timeconst is not None:
+            soft = rng.uniform(*c.contact_timeconst, size=(k, 1))
+            m.geom_solref[self.robot_geoms[ids], 0] = soft
         lo, hi = c.latency_steps
         self.latency[ids] = rng.integers(lo, hi + 1, size=k)
         self.next_push[ids] = rng.uniform(*c.push_interval_s, size=k)

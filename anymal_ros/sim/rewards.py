@@ -31,8 +31,12 @@ class RewardState:
     foot_vel_xy: np.ndarray  # [N, 4, 2] world frame
     first_contact: np.ndarray  # [N, 4] bool: touched down this step
     air_time_at_touchdown: np.ndarray  # [N, 4] s
+    base_height: np.ndarray  # [N] m, base above the mean sole height of the feet
+    joint_pos: np.ndarray  # [N, 12]
     control_dt: float
     joint_velocity_limit: float
+    nominal_base_height: float  # m, the robot's default stance
+    default_joint_pos: np.ndarray  # [12]
 
 
 Term = Callable[[RewardState, RewardConfig], np.ndarray]
@@ -87,6 +91,18 @@ def joint_vel_limit(s: RewardState, cfg: RewardConfig) -> np.ndarray:
     return np.sum(np.maximum(np.abs(s.joint_vel) - s.joint_velocity_limit, 0.0), axis=1)
 
 
+def base_height(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    """Squared deviation (m^2) of the base height from the robot's nominal stance: a crouch
+    costs, whatever the terrain (the height is measured from the feet)."""
+    return (s.base_height - s.nominal_base_height) ** 2
+
+
+def hip_abduction(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    """Squared HAA deviation (rad^2) from the default pose: legs stay under the hips."""
+    haa = slice(0, None, 3)  # HAA is the first joint of each leg in JOINT_NAMES order
+    return np.sum((s.joint_pos[:, haa] - s.default_joint_pos[haa]) ** 2, axis=1)
+
+
 TERMS: dict[str, Term] = {
     "lin_vel_tracking": lin_vel_tracking,
     "ang_vel_tracking": ang_vel_tracking,
@@ -99,6 +115,8 @@ TERMS: dict[str, Term] = {
     "foot_slip": foot_slip,
     "feet_air_time": feet_air_time,
     "joint_vel_limit": joint_vel_limit,
+    "base_height": base_height,
+    "hip_abduction": hip_abduction,
 }
 
 

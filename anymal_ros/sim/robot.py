@@ -6,6 +6,10 @@ sits in contiguous arrays (``qpos``, ``xpos``, ``cfrc_ext``...) that numpy can g
 precomputed indices. Robots collide only with the terrain (contype/conaffinity bits in the
 MJCF), so the N copies never interact. Every joint, actuator and body is looked up by name,
 so an MJCF that lists its legs or actuators in another order maps the same way.
+
+The robot itself is data (:mod:`anymal_ros.config.robot`): its YAML names the MJCF, the joints,
+the feet and the PD loop; :func:`derive_leg_chains` reads the legs' geometry off the compiled
+model, so nothing about the legs is kept by hand beside the MJCF.
 """
 
 from __future__ import annotations
@@ -16,12 +20,10 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from anymal_ros.config.robot import LegChains, RobotDescription, load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.obs.layout import JOINT_NAMES, LEGS
 from anymal_ros.sim.terrain import Terrain
-
-ASSET_DIR = Path(__file__).resolve().parent / "assets"
-DEFAULT_XML = ASSET_DIR / "anymal_c.xml"
 
 ROLE_NONE, ROLE_BASE, ROLE_THIGH, ROLE_SHANK, ROLE_FOOT = 0, 1, 2, 3, 4
 
@@ -54,19 +56,80 @@ class RobotIndex:
     joint_upper: np.ndarray  # [12]
 
 
-def load_robot_spec(xml: str | Path | None = None) -> mujoco.MjSpec:
-    path = Path(xml) if xml is not None else DEFAULT_XML
+def load_robot_spec(robot: RobotDescription) -> mujoco.MjSpec:
+    path = Path(robot.mjcf)
     if not path.is_file():
         raise FileNotFoundError(f"robot MJCF not found: {path}")
     return mujoco.MjSpec.from_file(str(path))
+
+
+def derive_leg_chains(
+    model: mujoco.MjModel, robot: RobotDescription, prefix: str = ""
+) -> LegChains:
+    """The legs' joint anchors and axes and foot centres in the base frame at the zero pose,
+    read off ``model`` (a robot alone or one copy ``prefix`` of a merged world)."""
+    data = mujoco.MjData(model)
+    base = _id(model, mujoco.mjtObj.mjOBJ_BODY, prefix + robot.base_body)
+    free = model.body_jntadr[base]
+    if free >= 0 and model.jnt_type[free] == mujoco.mjtJoint.mjJNT_FREE:
+        data.qpos[model.jnt_qposadr[free] : model.jnt_qposadr[free] + 7] = [0, 0, 0, 1, 0, 0, 0]
+    for name in robot.joint_names:  # the zero pose
+        data.qpos[model.jnt_qposadr[_id(model, mujoco.mjtObj.mjOBJ_JOINT, prefix + name)]] = 0
+    mujoco.mj_kinematics(model, data)
+    origin, rot = data.xpos[base].copy(), data.xmat[base].reshape(3, 3).copy()
+
+    def in_base(p: np.ndarray) -> tuple[float, float, float]:
+        return tuple(float(v) for v in rot.T @ (p - origin))
+
+    anchors, axes = [], []
+    for name in robot.joint_names:
+        j = _id(model, mujoco.mjtObj.mjOBJ_JOINT, prefix + name)
+        if model.jnt_type[j] != mujoco.mjtJoint.mjJNT_HINGE:
+            raise ValueError(f"joint {name!r} must be a hinge (revolute) joint")
+        anchors.append(in_base(data.xanchor[j]))
+        axes.append(tuple(float(v) for v in rot.T @ data.xaxis[j]))
+    feet = []
+    radius = []
+    for body in robot.foot_bodies:
+        geom = _foot_geom(model, _id(model, mujoco.mjtObj.mjOBJ_BODY, prefix + body))
+        feet.append(in_base(data.geom_xpos[geom]))
+        radius.append(float(model.geom_size[geom, 0]))
+    if max(radius) - min(radius) > 1e-9:
+        raise ValueError(f"the feet must share one radius, got {radius}")
+    return LegChains(tuple(anchors), tuple(axes), tuple(feet), radius[0])
+
+
+_LEG_CHAINS: dict[tuple, LegChains] = {}
+
+
+def leg_chains_of(robot: RobotDescription) -> LegChains:
+    """:func:`derive_leg_chains` of ``robot`` compiled alone (cached per MJCF and bodies)."""
+    key = (robot.mjcf, robot.base_body, robot.joint_names, robot.foot_bodies)
+    if key not in _LEG_CHAINS:
+        _LEG_CHAINS[key] = derive_leg_chains(load_robot_spec(robot).compile(), robot)
+    return _LEG_CHAINS[key]
+
+
+def _foot_geom(model: mujoco.MjModel, body: int) -> int:
+    """The foot body's contact sphere."""
+    first = model.body_geomadr[body]
+    spheres = [
+        g
+        for g in range(first, first + model.body_geomnum[body])
+        if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_SPHERE and model.geom_contype[g]
+    ]
+    if len(spheres) != 1:
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, body)
+        raise ValueError(f"foot body {name!r} needs exactly one colliding sphere geom")
+    return spheres[0]
 
 
 def build_world(
     cfg: SimConfig, terrain: Terrain, num_envs: int
 ) -> tuple[mujoco.MjModel, RobotIndex]:
     """Compile the terrain plus ``num_envs`` robots into one model; return it and its indices."""
-    robot = load_robot_spec(cfg.robot.xml)
-    robot = _with_world_options(robot, cfg)
+    description = load_robot(cfg.robot.description)
+    robot = _with_world_options(load_robot_spec(description), cfg)
     world = mujoco.MjSpec()
     world.modelname = "anymal_ros_world"
     opt = world.option
@@ -114,11 +177,11 @@ def build_world(
     world.worldbody.add_light(pos=[terrain.size_x / 2, terrain.size_y / 2, 30], dir=[0, 0, -1])
     for env in range(num_envs):
         frame = world.worldbody.add_frame(pos=[1.0 + 0.01 * env, 1.0, 1.0])
-        frame.attach_body(robot.copy().body("base"), robot_prefix(env), "")
+        frame.attach_body(robot.copy().body(description.base_body), robot_prefix(env), "")
     model = world.compile()
-    _apply_actuator_config(model, cfg)
+    _apply_actuator_config(model, description)
     model.geom_solref[:] = [cfg.physics.contact_timeconst, 1.0]  # see PhysicsConfig
-    return model, make_index(model, num_envs)
+    return model, make_index(model, num_envs, description)
 
 
 def _cone(cfg: SimConfig) -> int:
@@ -134,8 +197,8 @@ def _with_world_options(robot: mujoco.MjSpec, cfg: SimConfig) -> mujoco.MjSpec:
     return robot
 
 
-def _apply_actuator_config(model: mujoco.MjModel, cfg: SimConfig) -> None:
-    kp, kd, limit = cfg.robot.kp, cfg.robot.kd, cfg.robot.torque_limit
+def _apply_actuator_config(model: mujoco.MjModel, robot: RobotDescription) -> None:
+    kp, kd, limit = robot.kp, robot.kd, robot.torque_limit
     model.actuator_gainprm[:, 0] = kp
     model.actuator_biasprm[:, :3] = [0.0, -kp, -kd]
     model.actuator_forcelimited[:] = 1
@@ -149,12 +212,8 @@ def _id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
     return i
 
 
-def make_index(model: mujoco.MjModel, num_envs: int) -> RobotIndex:
-    body, joint, geom = (
-        mujoco.mjtObj.mjOBJ_BODY,
-        mujoco.mjtObj.mjOBJ_JOINT,
-        mujoco.mjtObj.mjOBJ_GEOM,
-    )
+def make_index(model: mujoco.MjModel, num_envs: int, robot: RobotDescription) -> RobotIndex:
+    body, joint = mujoco.mjtObj.mjOBJ_BODY, mujoco.mjtObj.mjOBJ_JOINT
     n = num_envs
     joint_to_actuator = {}
     for a in range(model.nu):
@@ -165,7 +224,7 @@ def make_index(model: mujoco.MjModel, num_envs: int) -> RobotIndex:
     idx["fgeom"] = []
     for env in range(n):
         p = robot_prefix(env)
-        base = _id(model, body, p + "base")
+        base = _id(model, body, p + robot.base_body)
         free = model.body_jntadr[base]
         if free < 0 or model.jnt_type[free] != mujoco.mjtJoint.mjJNT_FREE:
             raise ValueError(f"body {p}base must carry the free joint")
@@ -181,11 +240,15 @@ def make_index(model: mujoco.MjModel, num_envs: int) -> RobotIndex:
         if missing:
             raise KeyError(f"joints without an actuator: {missing}")
         idx["act"].append([joint_to_actuator[j] for j in jids])
-        idx["foot"].append([_id(model, body, f"{p}{leg}_FOOT") for leg in LEGS])
-        idx["thigh"].append([_id(model, body, f"{p}{leg}_THIGH") for leg in LEGS])
-        idx["shank"].append([_id(model, body, f"{p}{leg}_SHANK") for leg in LEGS])
-        idx["hips"].append([base] + [_id(model, body, f"{p}{leg}_HIP") for leg in LEGS])
-        idx["fgeom"].append([_id(model, geom, f"{p}{leg}_FOOT") for leg in LEGS])
+        # Hip, thigh and shank are the bodies the HAA, HFE and KFE joints move.
+        hip, thigh, shank = (model.jnt_bodyid[np.asarray(jids).reshape(len(LEGS), 3)[:, k]]
+                             for k in range(3))  # fmt: skip
+        feet = [_id(model, body, p + name) for name in robot.foot_bodies]
+        idx["foot"].append(feet)
+        idx["thigh"].append(list(thigh))
+        idx["shank"].append(list(shank))
+        idx["hips"].append([base] + list(hip))
+        idx["fgeom"].append([_foot_geom(model, f) for f in feet])
     geom_env = np.full(model.ngeom, -1, dtype=np.intp)
     geom_leg = np.full(model.ngeom, -1, dtype=np.intp)
     body_env = np.full(model.nbody, -1, dtype=np.intp)

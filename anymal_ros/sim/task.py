@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.obs.actions import ActionDecoder
 from anymal_ros.obs.layout import EXTERO_SHAPE, NUM_JOINTS, NUM_LEGS, PRIVILEGED_DIM
@@ -56,7 +57,7 @@ class LocomotionTask:
 
     Args:
         cfg: simulator settings; the task reads ``actions``, ``commands``, ``rewards``,
-            ``termination``, ``robot.joint_velocity_limit`` and ``control_dt``.
+            ``termination``, the robot's ``joint_velocity_limit`` and ``control_dt``.
         num_envs: number of robots N.
         decoder: the action decoder (its joint limits are the simulator's business).
 
@@ -73,7 +74,9 @@ class LocomotionTask:
         self.num_envs = n
         self.control_dt = cfg.control_dt
         self.decoder = decoder
-        self.proprio = ProprioBuilder(n, cpg=decoder.mode == "cpg")
+        self.proprio = ProprioBuilder(
+            n, cpg=decoder.mode == "cpg", default_joint_pos=decoder.default_joint_pos
+        )
         self.commands = CommandManager(cfg.commands, n, self.control_dt)
         self.proprio_dim = self.proprio.dim
         self.action_dim = decoder.action_dim
@@ -86,7 +89,9 @@ class LocomotionTask:
         }
         self.max_episode_steps = int(round(cfg.termination.episode_length_s / self.control_dt))
         self.cos_max_tilt = float(np.cos(cfg.termination.max_tilt))
-        self.joint_velocity_limit = cfg.robot.joint_velocity_limit
+        robot = load_robot(cfg.robot.description)
+        self.joint_velocity_limit = robot.joint_velocity_limit
+        self.nominal_base_height = robot.nominal_base_height
         self.targets = decoder.default_targets()  # [N, 12] being tracked now
         self.action = np.zeros((n, self.action_dim))
         self.prev_action = np.zeros((n, self.action_dim))
@@ -232,8 +237,12 @@ class LocomotionTask:
             foot_vel_xy=s["foot_vel_xy"],
             first_contact=s["first_contact"],
             air_time_at_touchdown=s["air_time_at_touchdown"],
+            base_height=s["base_height"],
+            joint_pos=s["joint_pos"],
             control_dt=self.control_dt,
             joint_velocity_limit=self.joint_velocity_limit,
+            nominal_base_height=self.nominal_base_height,
+            default_joint_pos=self.decoder.default_joint_pos,
         )
         return compute_rewards(state, self.cfg.rewards)
 

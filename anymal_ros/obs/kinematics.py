@@ -1,0 +1,102 @@
+"""Leg kinematics of any quadruped whose legs are chains of three revolute joints (numpy only;
+shared by the simulator's CPG, the ROS node's forward kinematics and the ROS-topic bridge).
+
+The legs are described by :class:`~anymal_ros.config.robot.LegChains`: each joint's anchor and
+axis and each foot's centre in the base frame at the zero pose, derived from the robot's MJCF
+(:func:`anymal_ros.sim.robot.derive_leg_chains`) and carried by an exported policy. Forward
+kinematics is the product of exponentials over that chain, so offsets of any kind (a thigh
+offset along the joint axis, a foot ahead of the knee's line) are exact. Inverse kinematics is
+damped Gauss-Newton from a seed pose (the default pose), which keeps each knee on the side it
+bends to; it runs where speed does not matter (the CPG tabulates its gait once).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anymal_ros.config.robot import LegChains
+from anymal_ros.obs.layout import NUM_JOINTS, NUM_LEGS
+
+_JOINTS_PER_LEG = NUM_JOINTS // NUM_LEGS
+
+
+def _rotate(axis: np.ndarray, angle: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rodrigues: ``v [..., 3]`` turned by ``angle [...]`` about unit ``axis [..., 3]``."""
+    c = np.cos(angle)[..., None]
+    s = np.sin(angle)[..., None]
+    dot = np.sum(axis * v, axis=-1, keepdims=True)
+    return v * c + np.cross(axis, v) * s + axis * dot * (1.0 - c)
+
+
+class LegKinematics:
+    """Forward and inverse kinematics of the four legs in the base frame.
+
+    Args:
+        chains: the legs' joint anchors, axes and feet at the zero pose.
+    """
+
+    def __init__(self, chains: LegChains):
+        self.chains = chains
+        shape = (NUM_LEGS, _JOINTS_PER_LEG, 3)
+        self._anchors = np.asarray(chains.joint_anchors, dtype=np.float64).reshape(shape)
+        self._axes = np.asarray(chains.joint_axes, dtype=np.float64).reshape(shape)
+        self._feet = np.asarray(chains.foot_centres, dtype=np.float64).reshape(NUM_LEGS, 3)
+        self.foot_radius = float(chains.foot_radius)
+
+    def _frames(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Current joint anchors and axes ``[N, 4, 3, 3]`` and foot centres ``[N, 4, 3]`` for
+        joint angles ``q [N, 4, 3]``."""
+        n = q.shape[0]
+        anchors = np.broadcast_to(self._anchors, (n, *self._anchors.shape)).copy()
+        axes = np.broadcast_to(self._axes, anchors.shape).copy()
+        foot = np.broadcast_to(self._feet, (n, NUM_LEGS, 3)).copy()
+        # Apply the joints outermost first: joint j turns everything after it in the chain.
+        for j in reversed(range(_JOINTS_PER_LEG)):
+            a, u, angle = self._anchors[:, j], self._axes[:, j], q[..., j]
+            foot = a + _rotate(u, angle, foot - a)
+            for k in range(j + 1, _JOINTS_PER_LEG):
+                anchors[:, :, k] = a + _rotate(u, angle, anchors[:, :, k] - a)
+                axes[:, :, k] = _rotate(u, angle, axes[:, :, k])
+        return anchors, axes, foot
+
+    def forward(self, joint_pos: np.ndarray) -> np.ndarray:
+        """Foot centres ``[N, 4, 3]`` (m, base frame) from joint angles ``[N, 12]``."""
+        q = np.asarray(joint_pos, dtype=np.float64).reshape(-1, NUM_LEGS, _JOINTS_PER_LEG)
+        return self._frames(q)[2]
+
+    def jacobian(self, joint_pos: np.ndarray) -> np.ndarray:
+        """``[N, 4, 3, 3]``: d foot / d (HAA, HFE, KFE) of each leg (columns are joints)."""
+        q = np.asarray(joint_pos, dtype=np.float64).reshape(-1, NUM_LEGS, _JOINTS_PER_LEG)
+        anchors, axes, foot = self._frames(q)
+        cols = np.cross(axes, foot[:, :, None, :] - anchors)  # [N, 4, 3 joints, 3]
+        return np.swapaxes(cols, -1, -2)
+
+    def inverse(
+        self,
+        foot_pos: np.ndarray,
+        seed: np.ndarray,
+        iterations: int = 50,
+        damping: float = 1e-6,
+        tolerance: float = 1e-10,
+    ) -> np.ndarray:
+        """Joint angles ``[N, 12]`` placing the foot centres at ``foot_pos [N, 4, 3]``.
+
+        Damped Gauss-Newton from ``seed`` (``[12]`` or ``[N, 12]``, e.g. the default pose): the
+        solution is the one continuously connected to the seed, so knees keep their side.
+        Unreachable targets end at the least-squares closest pose instead of NaN.
+        """
+        target = np.asarray(foot_pos, dtype=np.float64).reshape(-1, NUM_LEGS, 3)
+        n = target.shape[0]
+        q = np.broadcast_to(np.asarray(seed, dtype=np.float64), (n, NUM_JOINTS)).copy()
+        q = q.reshape(n, NUM_LEGS, _JOINTS_PER_LEG)
+        eye = np.eye(_JOINTS_PER_LEG)
+        for _ in range(iterations):
+            anchors, axes, foot = self._frames(q)
+            err = target - foot  # [N, 4, 3]
+            if np.max(np.abs(err)) < tolerance:
+                break
+            jac = np.swapaxes(np.cross(axes, foot[:, :, None, :] - anchors), -1, -2)
+            jt = np.swapaxes(jac, -1, -2)
+            step = np.linalg.solve(jt @ jac + damping * eye, (jt @ err[..., None]))[..., 0]
+            q = q + step
+        return q.reshape(n, NUM_JOINTS)
