@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from anymal_ros.config import ConfigError
+from anymal_ros.config.robot import robot_yaml_path
 from anymal_ros.config.sim import ActionConfig, SimConfig
 
 
@@ -30,7 +32,12 @@ def resolve_sim_config(
         from anymal_ros.deploy.runtime import OnnxPolicy
 
         robot = OnnxPolicy(policy_path).metadata.robot
-        data = {**data, "robot": {**data.get("robot", {}), "description": robot}}
+        try:
+            robot_yaml_path(robot)
+        except ConfigError:  # not a bundled robot: the config (or --set) must name its YAML
+            print(f"note: the policy's robot {robot!r} is not bundled; simulating the config's")
+        else:
+            data = {**data, "robot": {**data.get("robot", {}), "description": robot}}
     return from_dict(SimConfig, apply_overrides(data, list(overrides)))
 
 

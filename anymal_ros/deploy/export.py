@@ -79,7 +79,13 @@ def build_metadata(
     cfg = model.cfg
     actions = deploy.actions or default_action_config(cfg.proprio_dim)
     is_student = kind == "student"
-    robot = load_robot(deploy.robot or DEFAULT_ROBOT)
+    if deploy.leg_chains is not None and deploy.default_joint_pos is not None:
+        robot_name = deploy.robot or "unnamed"
+        default_pose, leg_chains = deploy.default_joint_pos, deploy.leg_chains
+    else:  # a deploy section without its robot: the named (or default) bundled robot
+        robot = load_robot(deploy.robot or DEFAULT_ROBOT)
+        robot_name, default_pose = robot.name, robot.default_pose()
+        leg_chains = leg_chains_of(robot)
     return PolicyMetadata(
         kind=kind,
         proprio_dim=cfg.proprio_dim,
@@ -88,9 +94,9 @@ def build_metadata(
         extero_shape=(cfg.num_feet, cfg.points_per_foot),
         privileged_dim=0 if is_student else cfg.privileged_dim,
         hidden_shape=(cfg.gru_layers, 1, cfg.gru_hidden) if is_student else (),
-        robot=robot.name,
-        default_joint_pos=deploy.default_joint_pos or robot.default_pose(),
-        leg_chains=deploy.leg_chains or leg_chains_of(robot),
+        robot=robot_name,
+        default_joint_pos=default_pose,
+        leg_chains=leg_chains,
         missing_height_fill=deploy.missing_height_fill,
         joint_pos_lower=deploy.joint_pos_lower,
         joint_pos_upper=deploy.joint_pos_upper,
