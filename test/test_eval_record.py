@@ -205,3 +205,33 @@ def test_exploration_and_schedule():
     mean = np.zeros((4000, 2), np.float32)
     assert abs(explore(mean, "gaussian", 0.5, rng).std() - 0.5) < 0.03
     assert epsilon_at(0, 5, 0.4, 0.0) == 0.4 and epsilon_at(4, 5, 0.4, 0.0) == 0.0
+
+
+def test_sim_to_sim_runs_the_policy_in_a_second_physics_setting(tmp_path):
+    from anymal_ros.commands.eval import SIM_TO_SIM, second_physics
+    from anymal_ros.config.sim import SimConfig
+    from anymal_ros.sim.env import QuadrupedVecEnv
+
+    first = SimConfig()
+    second = second_physics(first, str(SIM_TO_SIM))
+    assert second.robot == first.robot and second.control_dt == pytest.approx(first.control_dt)
+    a, b = QuadrupedVecEnv(first, 1), QuadrupedVecEnv(second, 1)
+    assert (a.model.opt.integrator, b.model.opt.integrator) == (3, 0)  # implicitfast, Euler
+    assert b.model.opt.cone == 1 and b.model.opt.timestep == pytest.approx(0.0025)
+    joints = a.index.dof_joint[0]
+    np.testing.assert_allclose(b.model.dof_damping[joints], 5.0 * a.model.dof_damping[joints])
+
+    out = tmp_path / "s2s"
+    argv = ["eval", "policies/student.onnx", "--terrains", "flat", "--noise", "none",
+            "--num-envs", "1", "--episode-length", "0.5", "--sim-to-sim", "--out", str(out),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["columns"] == ["training physics", "second physics"]
+    row, other = result["rows"][0], result["compare"][0]
+    assert other["tracking_error_ratio"] == pytest.approx(
+        other["tracking_error"] / row["tracking_error"]
+    )
+    assert row["steps"] == other["steps"] == 25  # the same 50 Hz policy in both
+    with pytest.raises(SystemExit, match="choose one"):
+        main([*argv, "--compare", "policies/student.onnx"])

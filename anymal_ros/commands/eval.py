@@ -5,13 +5,23 @@ tracking reward, velocity-tracking error (m/s), falls per minute and distance tr
 terrain x noise mode (see anymal_ros.eval.evaluate). ``--compare`` evaluates a second
 policy (usually the teacher) on the same cells, seeds and commands, side by side.
 ``--render FILE.mp4`` records robot 0 of the first cell.
+
+``--sim-to-sim [YAML]`` evaluates the policy twice instead: in its training physics and in a
+second physics setting of the same robot (``config/sim_to_sim.yaml`` by default: another
+integrator and time step, elliptic cones, softer contacts, more joint damping and friction),
+side by side with the ratio of the tracking errors: how much the policy depends on our
+simulator's choices.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from anymal_ros.commands._args import add_overrides_option
+
+#: The second physics setting of ``--sim-to-sim`` (installed beside the other configs).
+SIM_TO_SIM = Path(__file__).resolve().parents[2] / "config" / "sim_to_sim.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="robot 0 of the first cell: video (.mp4/.gif) or a strip of frames (.png)",
     )
     parser.add_argument("--sim-config", default=None, help="SimConfig YAML (default: checkpoint's)")
+    parser.add_argument(
+        "--sim-to-sim",
+        nargs="?",
+        const=str(SIM_TO_SIM),
+        default=None,
+        metavar="YAML",
+        help="also run in a second physics setting (default config/sim_to_sim.yaml)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overrides_option(parser, "SimConfig overrides, e.g. actions.mode=joint")
 
@@ -91,12 +109,25 @@ def run(args: argparse.Namespace) -> int:
         return make
 
     progress = not args.quiet
+    if args.compare and args.sim_to_sim:
+        raise SystemExit("--compare and --sim-to-sim each fill the second column: choose one")
     rows = evaluate(factory(args.policy), sim, settings, args.render, progress)
     compare, names = None, None
     if args.compare:
         compare = evaluate(factory(args.compare), sim, settings, None, progress)
         names = column_names(args.policy, args.compare)
+    if args.sim_to_sim:
+        second = second_physics(sim, args.sim_to_sim)
+        compare = evaluate(factory(args.policy), second, settings, None, progress)
+        names = ("training physics", "second physics")
+        for row, other in zip(rows, compare, strict=True):
+            ratio = other["tracking_error"] / max(row["tracking_error"], 1e-9)
+            other["tracking_error_ratio"] = ratio
     print(markdown_table(rows, compare, names))
+    if args.sim_to_sim:
+        for other in compare:
+            print(f"{other['terrain']} / {other['noise']}: tracking error x"
+                  f"{other['tracking_error_ratio']:.2f} in the second physics")  # fmt: skip
     md, js = write_results(
         args.out, rows, compare,
         {"policy": str(args.policy), "compare_policy": args.compare, "columns": names,
@@ -105,3 +136,13 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"wrote {md} and {js}")
     return 0
+
+
+def second_physics(sim, path: str):
+    """``sim`` with the sections of a sim-to-sim YAML merged over it."""
+    from anymal_ros.config import deep_merge, from_dict, load_yaml, to_dict
+    from anymal_ros.config.sim import SimConfig
+
+    if not Path(path).is_file():
+        raise SystemExit(f"--sim-to-sim: no such file {path}")
+    return from_dict(SimConfig, deep_merge(to_dict(sim), load_yaml(path)), f"sim-to-sim {path}")

@@ -76,10 +76,25 @@ class PhysicsConfig:
     line_search_iterations: int = 10
     cone: Literal["pyramidal", "elliptic"] = "pyramidal"
     contact_timeconst: float = 0.01  # s, >= 2 * dt
+    # Other choices a second simulator makes (config/sim_to_sim.yaml uses them): MuJoCo's
+    # integrator, the elliptic cones' impedance ratio, and scales on the MJCF's joint damping,
+    # friction loss and armature (applied when the model is built; randomisation multiplies on).
+    integrator: Literal["implicitfast", "implicit", "Euler", "RK4"] = "implicitfast"
+    impratio: float = 1.0
+    joint_damping_scale: float = 1.0
+    joint_frictionloss_scale: float = 1.0
+    armature_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.dt <= 0 or self.decimation < 1:
             raise ValueError(f"dt must be > 0 and decimation >= 1, got {self.dt, self.decimation}")
+        if self.integrator not in ("implicitfast", "implicit", "Euler", "RK4"):
+            raise ValueError(f"integrator must be implicitfast, implicit, Euler or RK4, got "
+                             f"{self.integrator!r}")  # fmt: skip
+        for name in ("impratio", "joint_damping_scale", "joint_frictionloss_scale",
+                     "armature_scale"):  # fmt: skip
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.cone not in ("pyramidal", "elliptic"):
             raise ValueError(f"cone must be 'pyramidal' or 'elliptic', got {self.cone!r}")
         if self.contact_timeconst < 2 * self.dt - 1e-12:

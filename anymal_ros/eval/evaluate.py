@@ -14,7 +14,10 @@ Metrics per cell:
 * ``tracking_error``: mean over all steps of ``|v_cmd,xy - v_xy|`` (m/s, Euclidean norm of the
   planar velocity error in the base frame);
 * ``falls_per_minute``: episodes ended by termination (a fall) per simulated minute;
-* ``distance``: mean path length per episode (m), the integral of the planar base speed.
+* ``distance``: mean path length per episode (m), the integral of the planar base speed;
+* the gait-quality metrics of :mod:`anymal_ros.eval.gait` (base height and its ratio to the
+  robot's nominal stance, thigh/shank contacts, foot clearance, torque, cost of transport,
+  joint-limit hits).
 
 Noise modes: ``none`` (clean heights) or one of the height-noise model's ``nominal`` /
 ``offset`` / ``noisy`` modes at curriculum factor 1, applied to the heights *every* policy
@@ -35,6 +38,7 @@ import numpy as np
 
 from anymal_ros.config.noise import MODE_NAMES, HeightNoiseConfig
 from anymal_ros.config.sim import SimConfig
+from anymal_ros.eval.gait import GAIT_METRICS, GaitMeter
 from anymal_ros.eval.policies import BatchPolicy, action_from_output
 from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.sim.env import QuadrupedVecEnv
@@ -46,6 +50,7 @@ METRICS: tuple[str, ...] = (
     "tracking_error",
     "falls_per_minute",
     "distance",
+    *GAIT_METRICS,
 )
 
 
@@ -131,6 +136,11 @@ def run_cell(
 ) -> dict[str, float]:
     """One episode per robot; returns the cell's metrics (see the module docstring)."""
     n = env.num_envs
+    env.report_gait = True
+    gait = GaitMeter(
+        n, env.control_dt, env.robot.nominal_base_height, env.mass,
+        env.index.joint_lower, env.index.joint_upper,
+    )  # fmt: skip
     obs = env.reset()
     policy.reset(np.arange(n))
     noise_cfg = noise_config(noise_mode)
@@ -154,6 +164,7 @@ def run_cell(
         v_xy = info["base_lin_vel"][:, :2]
         terms = info["reward_terms"]
         a = active
+        gait.update(info["gait"], np.linalg.norm(v_xy, axis=-1), a)
         ret[a] += reward[a]
         tracking = terms.get("lin_vel_tracking", 0.0) + terms.get("ang_vel_tracking", 0.0)
         track_reward[a] += np.broadcast_to(tracking, (n,))[a]
@@ -177,6 +188,7 @@ def run_cell(
         "tracking_error": float(err_sum.sum() / max(steps.sum(), 1)),
         "falls_per_minute": float(fell.sum() / max(minutes, 1e-9)),
         "distance": float(distance.mean()),
+        **gait.result(),
         "episodes": int(n),
         "steps": int(steps.sum()),
     }
@@ -246,6 +258,13 @@ def markdown_table(
         "tracking_error": "track. err [m/s]",
         "falls_per_minute": "falls/min",
         "distance": "distance [m]",
+        "base_height": "base height [m]",
+        "base_height_ratio": "height / nominal",
+        "limb_contacts_per_minute": "limb contacts/min",
+        "foot_clearance": "clearance p10 [m]",
+        "mean_torque": "torque [N m]",
+        "cost_of_transport": "CoT",
+        "joint_limit_hits_per_minute": "limit hits/min",
     }
     if compare is None:
         head = ["terrain", "noise", *(short[m] for m in METRICS)]

@@ -102,6 +102,9 @@ class QuadrupedVecEnv(LocomotionTask):
         self.columns = np.arange(n) % self.terrain.num_columns
         self.origins = np.zeros((n, 3))
         self.contact_valid = np.zeros(n, dtype=bool)
+        #: Add ``info["gait"]`` to every step (evaluation; training does not pay for it).
+        self.report_gait = False
+        self.mass = float(self.model.body_subtreemass[idx.base_body[0]])  # one robot, kg
         self._state: dict[str, np.ndarray] = {}
         self._physics_time = np.zeros(2)  # wall, thread CPU seconds inside mj_step
 
@@ -279,8 +282,26 @@ class QuadrupedVecEnv(LocomotionTask):
         )
         return terminated, off_map
 
-    def _extra_info(self) -> dict[str, Any]:
-        return {"terrain_level": self.levels.copy()}
+    def _extra_info(self, s: State) -> dict[str, Any]:
+        info: dict[str, Any] = {"terrain_level": self.levels.copy()}
+        if self.report_gait:
+            info["gait"] = self._gait(s)
+        return info
+
+    def _gait(self, s: State) -> dict[str, np.ndarray]:
+        """What :class:`~anymal_ros.eval.gait.GaitMeter` reads: heights above the terrain
+        directly below (base, soles) and the joints' and limbs' raw state of this step."""
+        feet = s["foot_pos"]
+        under_feet = self.terrain.heights(feet[..., :2])
+        return {
+            "base_height": s["base_pos"][:, 2] - self.terrain.heights(s["base_pos"][:, :2]),
+            "foot_clearance": feet[..., 2] - self.foot_radius - under_feet,
+            "foot_contact": s["foot_contact"].copy(),
+            "thigh_shank_contact": s["thigh_shank_contact"].copy(),
+            "joint_pos": s["joint_pos"].copy(),
+            "joint_vel": s["joint_vel"].copy(),
+            "joint_effort": s["joint_effort"].copy(),
+        }
 
     def _restart(self, ids: np.ndarray, s: State) -> Obs:
         self._update_curriculum(ids, s)

@@ -129,15 +129,16 @@ def build_world(
 ) -> tuple[mujoco.MjModel, RobotIndex]:
     """Compile the terrain plus ``num_envs`` robots into one model; return it and its indices."""
     description = load_robot(cfg.robot.description)
-    robot = _with_world_options(load_robot_spec(description), cfg)
     world = mujoco.MjSpec()
     world.modelname = "anymal_ros_world"
-    opt = world.option
-    opt.timestep = cfg.physics.dt
-    opt.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
-    opt.cone = _cone(cfg)
-    opt.iterations = cfg.physics.solver_iterations
-    opt.ls_iterations = cfg.physics.line_search_iterations
+    robot = load_robot_spec(description)
+    for opt in (world.option, robot.option):  # equal options: no attach-conflict warning
+        opt.timestep = cfg.physics.dt
+        opt.integrator = _INTEGRATORS[cfg.physics.integrator]
+        opt.cone = _cone(cfg)
+        opt.impratio = cfg.physics.impratio
+        opt.iterations = cfg.physics.solver_iterations
+        opt.ls_iterations = cfg.physics.line_search_iterations
     # Arena bytes: contacts and constraints grow linearly with the robots, but MuJoCo's
     # broadphase takes scratch space per pair of bodies (~1.2 bytes each: 354 MB for 1024
     # robots), so the quadratic term is what overflows large batches without it.
@@ -180,21 +181,26 @@ def build_world(
         frame.attach_body(robot.copy().body(description.base_body), robot_prefix(env), "")
     model = world.compile()
     _apply_actuator_config(model, description)
+    robot_dofs = model.jnt_dofadr[model.jnt_type == mujoco.mjtJoint.mjJNT_HINGE]
+    model.dof_damping[robot_dofs] *= cfg.physics.joint_damping_scale
+    model.dof_frictionloss[robot_dofs] *= cfg.physics.joint_frictionloss_scale
+    model.dof_armature[robot_dofs] *= cfg.physics.armature_scale
     model.geom_solref[:] = [cfg.physics.contact_timeconst, 1.0]  # see PhysicsConfig
     return model, make_index(model, num_envs, description)
+
+
+_INTEGRATORS = {
+    "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST,
+    "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
+    "Euler": mujoco.mjtIntegrator.mjINT_EULER,
+    "RK4": mujoco.mjtIntegrator.mjINT_RK4,
+}
 
 
 def _cone(cfg: SimConfig) -> int:
     if cfg.physics.cone == "pyramidal":
         return int(mujoco.mjtCone.mjCONE_PYRAMIDAL)
     return int(mujoco.mjtCone.mjCONE_ELLIPTIC)
-
-
-def _with_world_options(robot: mujoco.MjSpec, cfg: SimConfig) -> mujoco.MjSpec:
-    """Give the robot spec the world's options before attaching (no attach-conflict warning)."""
-    robot.option.timestep = cfg.physics.dt
-    robot.option.cone = _cone(cfg)
-    return robot
 
 
 def _apply_actuator_config(model: mujoco.MjModel, robot: RobotDescription) -> None:

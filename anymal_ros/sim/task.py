@@ -151,7 +151,7 @@ class LocomotionTask:
             "base_lin_vel": s["base_lin_vel"].astype(np.float32),
             "base_ang_vel": s["base_ang_vel"].astype(np.float32),
             "reward_terms": terms,
-            **self._extra_info(),
+            **self._extra_info(s),
         }
         self.commands.step(self.rng)
         obs = self._observe(np.arange(self.num_envs), s)
@@ -192,8 +192,9 @@ class LocomotionTask:
         step) and return their first observations."""
         raise NotImplementedError
 
-    def _extra_info(self) -> dict[str, Any]:
-        """Simulator-specific ``info`` entries of a step (none by default)."""
+    def _extra_info(self, s: State) -> dict[str, Any]:
+        """Simulator-specific ``info`` entries of a step, from its state ``s`` (none by
+        default)."""
         return {}
 
     # --- shared pieces --------------------------------------------------------------------

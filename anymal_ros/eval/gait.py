@@ -1,0 +1,116 @@
+"""Gait quality of one evaluation cell: how the robot walks, not only whether it tracks.
+
+A policy can track its command in a deep crouch, on its shanks or at the joint limits; none of
+that shows in the tracking error, all of it matters before hardware. :class:`GaitMeter` reads
+each step's ``info["gait"]`` (what :class:`~anymal_ros.sim.env.QuadrupedVecEnv` reports) for
+the robots still in their first episode and reduces it to:
+
+* ``base_height`` (m): mean height of the base above the terrain under it, and
+  ``base_height_ratio``: that over the robot's nominal stance height;
+* ``limb_contacts_per_minute``: touch-downs of a thigh or shank (contact onsets, all eight
+  bodies) per simulated minute and robot;
+* ``foot_clearance`` (m): 10th percentile over every completed swing of the swing's apex (the
+  highest the sole rose above the terrain below it between lift-off and touch-down): a scuffing
+  gait has a low tail;
+* ``mean_torque`` (N*m): mean absolute joint torque;
+* ``cost_of_transport``: mean positive mechanical joint power over (mass * g * mean speed);
+* ``joint_limit_hits_per_minute``: steps with some joint within 0.02 rad of its range's end,
+  per simulated minute and robot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+GAIT_METRICS: tuple[str, ...] = (
+    "base_height",
+    "base_height_ratio",
+    "limb_contacts_per_minute",
+    "foot_clearance",
+    "mean_torque",
+    "cost_of_transport",
+    "joint_limit_hits_per_minute",
+)
+LIMIT_MARGIN = 0.02  # rad from a range's end that counts as "at the limit"
+GRAVITY = 9.81
+
+
+class GaitMeter:
+    """Accumulates the gait metrics of ``num_envs`` robots over one episode each.
+
+    Args:
+        num_envs: robots N.
+        control_dt: s per step.
+        nominal_base_height: m, the robot's default stance.
+        mass: kg, the robot's total mass.
+        joint_lower, joint_upper: ``[12]`` joint ranges (rad).
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        control_dt: float,
+        nominal_base_height: float,
+        mass: float,
+        joint_lower: np.ndarray,
+        joint_upper: np.ndarray,
+    ) -> None:
+        n = num_envs
+        self.dt, self.nominal, self.mass = control_dt, nominal_base_height, mass
+        self.lower, self.upper = np.asarray(joint_lower), np.asarray(joint_upper)
+        self.steps = 0  # robot-steps counted
+        self.height_sum = 0.0
+        self.limb_onsets = 0
+        self.prev_limbs = np.zeros((n, 8), dtype=bool)
+        self.torque_sum = 0.0
+        self.power_sum = 0.0
+        self.speed_sum = 0.0
+        self.limit_hits = 0
+        self.swing_apex = np.full((n, 4), -np.inf)  # running apex of each foot's swing
+        self.in_swing = np.zeros((n, 4), dtype=bool)
+        self.apexes: list[np.ndarray] = []
+
+    def update(self, gait: dict[str, np.ndarray], speed: np.ndarray, active: np.ndarray) -> None:
+        """One step: ``gait`` is ``info["gait"]``, ``speed [N]`` the planar base speed (m/s),
+        ``active [N]`` the robots still in their first episode."""
+        a = np.asarray(active, dtype=bool)
+        k = int(a.sum())
+        if k == 0:
+            return
+        self.steps += k
+        self.height_sum += float(gait["base_height"][a].sum())
+        limbs = gait["thigh_shank_contact"] > 0.5
+        self.limb_onsets += int((limbs & ~self.prev_limbs)[a].sum())
+        self.prev_limbs = limbs
+        torque, vel = gait["joint_effort"], gait["joint_vel"]
+        self.torque_sum += float(np.abs(torque[a]).mean(axis=1).sum())
+        self.power_sum += float(np.maximum(torque * vel, 0.0)[a].sum(axis=1).sum())
+        self.speed_sum += float(speed[a].sum())
+        q = gait["joint_pos"]
+        at_limit = (q < self.lower + LIMIT_MARGIN) | (q > self.upper - LIMIT_MARGIN)
+        self.limit_hits += int(at_limit.any(axis=1)[a].sum())
+        # Swings: from lift-off to touch-down, the highest the sole got above the terrain.
+        contact, clearance = gait["foot_contact"].astype(bool), gait["foot_clearance"]
+        landed = self.in_swing & contact & a[:, None]
+        if landed.any():
+            self.apexes.append(self.swing_apex[landed].copy())
+        self.in_swing = ~contact
+        self.swing_apex = np.where(self.in_swing, np.maximum(self.swing_apex, clearance), -np.inf)
+
+    def result(self) -> dict[str, Any]:
+        minutes = max(self.steps * self.dt / 60.0, 1e-9)
+        steps = max(self.steps, 1)
+        apexes = np.concatenate(self.apexes) if self.apexes else np.empty(0)
+        height = self.height_sum / steps
+        speed = max(self.speed_sum / steps, 1e-3)
+        return {
+            "base_height": height,
+            "base_height_ratio": height / self.nominal,
+            "limb_contacts_per_minute": self.limb_onsets / minutes,
+            "foot_clearance": float(np.percentile(apexes, 10)) if apexes.size else 0.0,
+            "mean_torque": self.torque_sum / steps,
+            "cost_of_transport": (self.power_sum / steps) / (self.mass * GRAVITY * speed),
+            "joint_limit_hits_per_minute": self.limit_hits / minutes,
+        }

@@ -1,0 +1,92 @@
+"""Gait-quality metrics on hand-made cases: a robot held crouched in the real simulator, and
+steps written by hand for a shank on the ground, a scuffing swing and a joint at its limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sim_helpers import SMALL_TERRAIN
+
+from anymal_ros.config import from_dict
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.eval.evaluate import EvalSettings, make_eval_env, run_cell
+from anymal_ros.eval.gait import GaitMeter
+
+
+class HoldPose:
+    """A joint-residual 'policy' that always asks for the same offsets from the default pose."""
+
+    head = "gaussian"
+
+    def __init__(self, offsets: np.ndarray, num_envs: int) -> None:
+        self.action = np.tile(np.asarray(offsets, np.float32), (num_envs, 1))
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        pass
+
+    def act(self, obs) -> np.ndarray:
+        return self.action
+
+
+def _cell(offsets) -> dict:
+    sim = from_dict(SimConfig, {
+        "robot": {"description": "anymal_c_like"},  # its PD loop stands without a policy
+        "terrain": dict(SMALL_TERRAIN), "actions": {"mode": "joint_residual", "scale": 1.0},
+        "commands": {"lin_vel_x": [0.0, 0.0], "lin_vel_y": [0.0, 0.0], "ang_vel_yaw": [0.0, 0.0]},
+        "randomization": {"enabled": False},
+    })  # fmt: skip
+    settings = EvalSettings(terrains=("flat",), num_envs=2, episode_length_s=3.0)
+    env = make_eval_env(sim, "flat", settings)
+    return run_cell(env, HoldPose(offsets, 2), "none")
+
+
+def test_a_crouched_robot_reports_a_low_base_and_more_torque():
+    stand = _cell(np.zeros(12))
+    crouch = np.tile([0.0, 0.5, -1.0], 4) * np.repeat([1, 1, -1, -1], 3)  # hind legs mirrored
+    low = _cell(crouch)
+    assert 0.85 < stand["base_height_ratio"] < 1.05, stand
+    assert low["base_height_ratio"] < 0.8 * stand["base_height_ratio"], low
+    assert low["mean_torque"] > stand["mean_torque"]
+    assert stand["falls_per_minute"] == low["falls_per_minute"] == 0.0
+    assert stand["limb_contacts_per_minute"] == 0.0 and stand["joint_limit_hits_per_minute"] == 0.0
+
+
+def _step(n=1, **over) -> dict:
+    gait = {
+        "base_height": np.full(n, 0.5),
+        "foot_clearance": np.zeros((n, 4)),
+        "foot_contact": np.ones((n, 4), bool),
+        "thigh_shank_contact": np.zeros((n, 8)),
+        "joint_pos": np.zeros((n, 12)),
+        "joint_vel": np.zeros((n, 12)),
+        "joint_effort": np.zeros((n, 12)),
+    }
+    gait.update(over)
+    return gait
+
+
+def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
+    meter = GaitMeter(1, 0.02, 0.5, 45.0, -np.ones(12), np.ones(12))
+    on = np.ones(1, bool)
+    shank = np.zeros((1, 8))
+    shank[0, 5] = 1.0  # one shank on the ground for two steps, then again later: 2 onsets
+    for limbs in (shank, shank, np.zeros((1, 8)), shank):
+        meter.update(_step(thigh_shank_contact=limbs), np.zeros(1), on)
+    # LF swings twice: a 10 cm apex, then a 1 cm scuff; the other feet stay down.
+    for apex in (0.10, 0.01):
+        for h in (0.5 * apex, apex, 0.5 * apex):
+            clearance = np.zeros((1, 4))
+            clearance[0, 0] = h
+            contact = np.array([[False, True, True, True]])
+            meter.update(_step(foot_clearance=clearance, foot_contact=contact), np.zeros(1), on)
+        meter.update(_step(), np.zeros(1), on)  # touch-down
+    at_limit = np.zeros((1, 12))
+    at_limit[0, 3] = 0.995  # within 0.02 rad of the upper limit
+    meter.update(_step(joint_pos=at_limit), np.zeros(1), on)
+    meter.update(_step(), np.zeros(1), np.zeros(1, bool))  # inactive robots do not count
+    r = meter.result()
+    minutes = 13 * 0.02 / 60
+    assert r["limb_contacts_per_minute"] == pytest.approx(2 / minutes)
+    assert r["foot_clearance"] == pytest.approx(0.01 + 0.1 * 0.09)  # p10 of {0.01, 0.10}
+    assert r["joint_limit_hits_per_minute"] == pytest.approx(1 / minutes)
+    assert r["base_height_ratio"] == pytest.approx(1.0)
