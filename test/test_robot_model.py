@@ -198,3 +198,12 @@ def test_a_second_robot_trains_exports_and_runs_in_the_policy_node(ros, tmp_path
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert ros.spin_until(lambda: len(fake.targets) >= 3, 5.0)
     assert np.all(np.isfinite(fake.targets[-1]))
+
+
+@pytest.mark.parametrize("which", BUNDLED)
+def test_the_contracts_fallback_pose_is_every_bundled_robots_default(which):
+    # obs.layout keeps a default pose for code that runs without a robot (a fresh test
+    # student, the joint-residual decoder's fallback); it must be the bundled robots' pose.
+    from anymal_ros.obs.layout import default_joint_positions
+
+    assert load_robot(which).default_pose() == tuple(default_joint_positions())
