@@ -126,7 +126,7 @@ def test_input_monitor_age_rate_and_freshness():
         mon.received("imu", i * 0.01)
     assert mon.rate("imu", 0.99) == pytest.approx(100, abs=1)
     assert mon.fresh("imu", 1.05) and not mon.fresh("imu", 1.2)
-    mon.reject("odom", "odom: bad")
+    mon.reject("odom", "odom: bad", 1.0)
     assert mon.rejected["odom"] == 1 and mon.last_error["odom"] == "odom: bad"
     with pytest.raises(ValueError, match="imu"):
         InputMonitor({"imu": 0.0})

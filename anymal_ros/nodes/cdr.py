@@ -276,6 +276,13 @@ class JointStateReader:
         return names
 
 
+def read_header_stamp(data: bytes, order: str, what: str) -> Stamp:
+    """``header.stamp`` of a message that starts with a ``std_msgs/Header`` (Imu, Odometry,
+    PointCloud2, JointState): the payload's first 8 bytes."""
+    cur = _Cursor(data, order, what)
+    return Stamp(*cur.unpack(cur.fmt.stamp))
+
+
 def read_imu(data: bytes, order: str, what: str = "imu") -> tuple[tuple, tuple]:
     """``sensor_msgs/Imu`` -> (orientation ``(x, y, z, w)``, angular velocity ``(x, y, z)``)."""
     cur = _Cursor(data, order, what)
