@@ -30,7 +30,12 @@ from ros_helpers import FakeRobot  # noqa: E402
 from sensor_msgs.msg import Imu, JointState, PointCloud2  # noqa: E402
 
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
-from anymal_ros.nodes.controller import INPUTS, ControllerConfig, PolicyController  # noqa: E402
+from anymal_ros.nodes.controller import (  # noqa: E402
+    INPUTS,
+    ControllerConfig,
+    PolicyController,
+    StampCheck,
+)
 from anymal_ros.nodes.messages import fill_joint_state  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
@@ -96,6 +101,38 @@ def test_a_rejected_newest_message_keeps_the_last_accepted_value_and_age(control
     # Age runs from the last accepted arrival (1.0), so the watchdog still sees it go stale.
     assert controller.monitor.age("joint_states", 1.2) == pytest.approx(0.2)
     assert not controller.health(1.2).proprioception
+
+
+@pytest.mark.parametrize("read_cdr", [False, True], ids=["deserialize", "read_cdr"])
+def test_header_stamps_are_checked_in_both_decode_paths(student_path, read_cdr):
+    def stamped(t: float) -> bytes:
+        msg = JointState()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), round((t % 1) * 1e9)
+        fill_joint_state(msg, JOINT_NAMES, default_joint_positions(), np.zeros(12))
+        return serialize_message(msg)
+
+    decode = functools.partial(deserialize_message, message_type=JointState)
+    strict, lenient = (
+        PolicyController(
+            OnnxPolicy(student_path), ControllerConfig(stamps=StampCheck(0.05, accept_zero))
+        )
+        for accept_zero in (False, True)
+    )
+    for c in (strict, lenient):
+        c.set_decoder("joint_states", decode, read_cdr=read_cdr)
+    now = 100.0
+    assert strict.receive("joint_states", stamped(now - 0.09), now)  # within the 0.1 s timeout
+    assert strict.receive("joint_states", stamped(now + 0.04), now)  # within the tolerance
+    for stamp, error in (
+        (now + 0.2, "joint_states: header.stamp 0.200 s in the future (tolerance 0.05 s"),
+        (now - 0.2, "joint_states: header.stamp 0.200 s old, older than the joint_states timeout"),
+        (0.0, "joint_states: header.stamp is zero (no stamp)"),
+    ):
+        assert not strict.receive("joint_states", stamped(stamp), now)
+        assert strict.monitor.last_error["joint_states"].startswith(error)
+    assert strict.monitor.rejected["joint_states"] == 3
+    assert lenient.receive("joint_states", stamped(0.0), now)  # accept_unstamped
+    assert lenient.joint_stamp.sec == 0
 
 
 def test_truncated_bytes_are_rejected_and_the_last_value_kept(controller):

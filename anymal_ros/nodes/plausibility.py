@@ -120,8 +120,15 @@ class PlausibleRanges:
 
     def check_joints(self, position: np.ndarray, velocity: np.ndarray) -> None:
         """Raise :class:`InputError` naming the first joint whose ``[J]`` position or velocity
-        (finite, model joint order) is out of range."""
-        if self.joint_low is not None and self.joint_high is not None:
+        (finite, model joint order) is out of range. Runs for every message: the common case
+        is two comparisons."""
+        limited = self.joint_low is not None and self.joint_high is not None
+        in_range = not limited or (
+            (position >= self.joint_low).all() and (position <= self.joint_high).all()
+        )
+        if in_range and (np.abs(velocity) <= self.joint_speed).all():
+            return
+        if limited:
             bad = np.flatnonzero((position < self.joint_low) | (position > self.joint_high))
             if bad.size:
                 i = int(bad[0])
@@ -143,16 +150,17 @@ class PlausibleRanges:
         """Raise :class:`InputError` if a height (``[feet, points]`` float32, NaN = missing)
         is out of range or subnormal."""
         magnitude = np.abs(heights)  # NaN compares False below
-        far = int(np.count_nonzero(magnitude > self.height))
-        if far:
-            worst = float(np.nanmax(magnitude))
+        beyond = magnitude > self.height
+        if beyond.any():
             raise InputError(
-                f"height_samples: {far} height(s) beyond the plausible +-{self.height:.2f} m "
-                f"(largest {worst:.3g} m; {self.height_origin})"
+                f"height_samples: {np.count_nonzero(beyond)} height(s) beyond the plausible "
+                f"+-{self.height:.2f} m (largest {np.nanmax(magnitude):.3g} m; "
+                f"{self.height_origin})"
             )
-        tiny = int(np.count_nonzero((magnitude > 0) & (magnitude < _FLOAT32_TINY)))
-        if tiny:
+        subnormal = (magnitude < _FLOAT32_TINY) & (magnitude > 0)
+        if subnormal.any():
             raise InputError(
-                f"height_samples: {tiny} subnormal height(s) (below {_FLOAT32_TINY:.2g} m): "
-                "the bytes are probably in the other byte order than is_bigendian says"
+                f"height_samples: {np.count_nonzero(subnormal)} subnormal height(s) (below "
+                f"{_FLOAT32_TINY:.2g} m): the bytes are probably in the other byte order than "
+                "is_bigendian says"
             )
