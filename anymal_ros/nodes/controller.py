@@ -297,7 +297,7 @@ class PolicyController:
         checked), then ``use(*values)`` validates and stores it; an InputError rejects it."""
         self.monitor.arrived(name, now)
         try:
-            if stamp is not None and name in self._stamped:  # read from bytes: _from_cdr
+            if stamp is not None and name in self._stamped:  # bytes: checked by _from_cdr
                 self._check_stamp(name, stamp, now)
             use(*values)
         except InputError as err:

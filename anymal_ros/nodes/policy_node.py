@@ -409,7 +409,7 @@ class PolicyNode(LifecycleNode):
             self.get_logger().info(message)
         elif not self._stand_warned:
             self._stand_warned = True
-            self.get_logger().warning(f"activate: PASSIVE until inputs arrive ({message})")
+            self.get_logger().warning(f"activate: PASSIVE until STAND is possible ({message})")
 
     def _stop_control(self) -> None:
         self._active = False
