@@ -7,9 +7,9 @@ same validator on plain values). ``joint_states_new_names`` alternates two joint
 reader's name cache misses on every message (the worst case).
 
 Per tick, the policy controller as the node drives it at 400 Hz proprioception and a 50 Hz
-policy: 8 joint_states, imu and odom messages deferred, one height cloud and one command,
-then ``drain`` and a WALK ``tick`` (ONNX included), for both paths (``set_decoder(...,
-read_cdr=...)``).
+policy: 8 joint_states, imu and odom messages received (each validated on arrival), one
+height cloud and one command, then a WALK ``tick`` (ONNX included), for both paths
+(``set_decoder(..., read_cdr=...)``).
 
     OMP_NUM_THREADS=1 python benchmarks/input_decode.py   # -> benchmarks/results/input_decode.json
 """
@@ -125,10 +125,9 @@ def decode_costs(calls: int) -> dict[str, dict]:
 def feed_and_tick(c, raw: dict[str, bytes], now: float) -> None:
     for _ in range(8):  # 400 Hz proprioception over one 20 ms period
         for name in ("joint_states", "imu", "odom"):
-            c.defer(name, raw[name], now)
-    c.defer("height_samples", raw["height_samples"], now)
-    c.defer("cmd_vel", raw["cmd_vel"], now)
-    c.drain()
+            c.receive(name, raw[name], now)
+    c.receive("height_samples", raw["height_samples"], now)
+    c.receive("cmd_vel", raw["cmd_vel"], now)
     c.tick(now)
 
 

@@ -1,10 +1,10 @@
 """What a pause between control ticks costs: one policy tick (no DDS) by section, back to back
 and after the pause a 50 Hz node has between ticks.
 
-The tick is the node's (``PolicyController``: drain the deferred inputs, build the
-observation, run onnxruntime, decode the CPG action, safety checks), fed with real serialized
-messages by ``input_decode.walking_controller``. Each variant runs ``--ticks`` ticks with one
-way of spending the time between them:
+The tick is the node's (``PolicyController``: input health, build the observation, run
+onnxruntime, decode the CPG action, safety checks), fed with real serialized messages by
+``input_decode.walking_controller``. Each variant runs ``--ticks`` ticks with one way of
+spending the time between them:
 
 * ``back_to_back``: no pause (what ``latency.py``-style loops measure);
 * ``sleep``: ``--pause-ms`` asleep, as the node waits for its next message;
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))  # this checkout's anymal_ros, not an installed on
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 SECTIONS = {  # label -> (object path from the controller, method)
-    "drain": ("", "drain"),
+    "health": ("", "health"),
     "observation": ("proprio", "build"),
     "onnx": ("policy", "step"),
     "cpg_decode": ("decoder", "decode"),

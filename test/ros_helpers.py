@@ -90,6 +90,9 @@ class FakeRobot(Node):
             "odom": self.create_publisher(Odometry, "/odom", qos),
             "height_samples": self.create_publisher(PointCloud2, "/height_samples", qos),
         }
+        #: Input -> function that may change each message just before it is published (a
+        #: test's fault injection: stamps, flags, values).
+        self.edit: dict[str, Callable[[object], None]] = {}
         self.targets: list[np.ndarray] = []
         self.diagnostics: list[dict[str, str]] = []
         self.on_target: Callable[[np.ndarray], None] | None = None
@@ -117,7 +120,13 @@ class FakeRobot(Node):
             if status.name.endswith(": control"):
                 entry = {kv.key: kv.value for kv in status.values}
                 entry["_message"] = status.message
+                entry["_level"] = status.level[0]
                 self.diagnostics.append(entry)
+
+    def _publish(self, name: str, msg) -> None:
+        if name in self.edit:
+            self.edit[name](msg)
+        self.pubs[name].publish(msg)
 
     def publish_state(self) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -125,17 +134,17 @@ class FakeRobot(Node):
             js = JointState()
             js.header.stamp = stamp
             fill_joint_state(js, self.joint_names, self.joint_pos, self.joint_vel)
-            self.pubs["joint_states"].publish(js)
+            self._publish("joint_states", js)
         if self.enabled["imu"]:
             imu = Imu()
             imu.header.stamp = stamp
             w, x, y, z = self.quat_wxyz
             imu.orientation.w, imu.orientation.x = float(w), float(x)
             imu.orientation.y, imu.orientation.z = float(y), float(z)
-            self.pubs["imu"].publish(imu)
+            self._publish("imu", imu)
         if self.enabled["odom"]:
             odom = Odometry()
             odom.header.stamp = stamp
-            self.pubs["odom"].publish(odom)
+            self._publish("odom", odom)
         if self.enabled["height_samples"]:
-            self.pubs["height_samples"].publish(height_cloud(self.heights, None, "base", stamp))
+            self._publish("height_samples", height_cloud(self.heights, None, "base", stamp))

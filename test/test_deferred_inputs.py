@@ -1,4 +1,4 @@
-"""Deferred (serialized) inputs of the policy controller, and the node's two input paths.
+"""Serialized inputs of the policy controller, and the node's two input paths.
 
 The controller tests feed real serialized ROS messages (rclpy.serialization) to a controller
 that drives a real exported student, both decoding them (rclpy) and reading them directly
@@ -30,7 +30,12 @@ from ros_helpers import FakeRobot  # noqa: E402
 from sensor_msgs.msg import Imu, JointState, PointCloud2  # noqa: E402
 
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
-from anymal_ros.nodes.controller import INPUTS, ControllerConfig, PolicyController  # noqa: E402
+from anymal_ros.nodes.controller import (  # noqa: E402
+    INPUTS,
+    ControllerConfig,
+    PolicyController,
+    StampCheck,
+)
 from anymal_ros.nodes.messages import fill_joint_state  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
@@ -67,30 +72,27 @@ def imu_bytes(w: float = 1.0) -> bytes:
     return serialize_message(msg)
 
 
-def test_only_the_newest_deferred_message_is_decoded_and_all_arrivals_count(controller):
+def test_every_serialized_message_is_validated_on_arrival_and_the_newest_is_used(controller):
     base = default_joint_positions().astype(np.float64)
     for i in range(8):  # 400 Hz for 20 ms: eight messages between two ticks
-        controller.defer("joint_states", joint_state_bytes(base + 0.01 * i, sec=i), 1.0 + i / 400)
-    assert controller.joint_pos is None  # nothing decoded before the controller needs it
-    assert controller.drain() == ("joint_states",)
-    np.testing.assert_allclose(controller.joint_pos, base + 0.07)
+        data = joint_state_bytes(base + 0.01 * i, sec=i)
+        assert controller.receive("joint_states", data, 1.0 + i / 400)
+        np.testing.assert_allclose(controller.joint_pos, base + 0.01 * i)
     assert controller.joint_stamp.sec == 7
     now = 1.0 + 7 / 400
     assert controller.monitor.age("joint_states", now + 0.01) == pytest.approx(0.01)
     assert controller.monitor.rate("joint_states", now) == pytest.approx(8 / 2.0)  # 2 s window
-    assert controller.drain() == ()  # nothing pending any more
 
 
 def test_a_rejected_newest_message_keeps_the_last_accepted_value_and_age(controller):
     base = default_joint_positions().astype(np.float64)
-    controller.defer("joint_states", joint_state_bytes(base), 1.0)
-    controller.defer("imu", imu_bytes(), 1.0)
-    assert controller.health(1.0).proprioception  # health() decodes what is pending
+    assert controller.receive("joint_states", joint_state_bytes(base), 1.0)
+    assert controller.receive("imu", imu_bytes(), 1.0)
+    assert controller.health(1.0).proprioception
     bad = base.copy()
     bad[3] = math.nan
-    controller.defer("joint_states", joint_state_bytes(bad), 1.05)
-    controller.defer("imu", b"\x00\x01 not a CDR message", 1.05)
-    assert controller.drain() == ()
+    assert not controller.receive("joint_states", joint_state_bytes(bad), 1.05)
+    assert not controller.receive("imu", b"\x00\x01 not a CDR message", 1.05)
     np.testing.assert_allclose(controller.joint_pos, base)  # never the NaN
     assert controller.monitor.rejected["joint_states"] == 1
     assert "non-finite" in controller.monitor.last_error["joint_states"]
@@ -101,13 +103,43 @@ def test_a_rejected_newest_message_keeps_the_last_accepted_value_and_age(control
     assert not controller.health(1.2).proprioception
 
 
+@pytest.mark.parametrize("read_cdr", [False, True], ids=["deserialize", "read_cdr"])
+def test_header_stamps_are_checked_in_both_decode_paths(student_path, read_cdr):
+    def stamped(t: float) -> bytes:
+        msg = JointState()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(t), round((t % 1) * 1e9)
+        fill_joint_state(msg, JOINT_NAMES, default_joint_positions(), np.zeros(12))
+        return serialize_message(msg)
+
+    decode = functools.partial(deserialize_message, message_type=JointState)
+    strict, lenient = (
+        PolicyController(
+            OnnxPolicy(student_path), ControllerConfig(stamps=StampCheck(0.05, accept_zero))
+        )
+        for accept_zero in (False, True)
+    )
+    for c in (strict, lenient):
+        c.set_decoder("joint_states", decode, read_cdr=read_cdr)
+    now = 100.0
+    assert strict.receive("joint_states", stamped(now - 0.09), now)  # within the 0.1 s timeout
+    assert strict.receive("joint_states", stamped(now + 0.04), now)  # within the tolerance
+    for stamp, error in (
+        (now + 0.2, "joint_states: header.stamp 0.200 s in the future (tolerance 0.05 s"),
+        (now - 0.2, "joint_states: header.stamp 0.200 s old, older than the joint_states timeout"),
+        (0.0, "joint_states: header.stamp is zero (no stamp)"),
+    ):
+        assert not strict.receive("joint_states", stamped(stamp), now)
+        assert strict.monitor.last_error["joint_states"].startswith(error)
+    assert strict.monitor.rejected["joint_states"] == 3
+    assert lenient.receive("joint_states", stamped(0.0), now)  # accept_unstamped
+    assert lenient.joint_stamp.sec == 0
+
+
 def test_truncated_bytes_are_rejected_and_the_last_value_kept(controller):
     base = default_joint_positions().astype(np.float64)
-    controller.defer("joint_states", joint_state_bytes(base, sec=1), 1.0)
-    assert controller.drain() == ("joint_states",)
+    assert controller.receive("joint_states", joint_state_bytes(base, sec=1), 1.0)
     data = joint_state_bytes(base + 0.1, sec=2)
-    controller.defer("joint_states", data[: len(data) // 2], 1.01)
-    assert controller.drain() == ()
+    assert not controller.receive("joint_states", data[: len(data) // 2], 1.01)
     assert controller.monitor.rejected["joint_states"] == 1
     assert controller.monitor.last_error["joint_states"].startswith(
         "joint_states: cannot decode message ("
@@ -117,8 +149,9 @@ def test_truncated_bytes_are_rejected_and_the_last_value_kept(controller):
 
 
 def both_paths(student_path) -> tuple[PolicyController, PolicyController]:
-    """Two controllers on the same policy: one deserializes, one reads the bytes."""
-    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1))
+    """Two controllers on the same policy: one deserializes, one reads the bytes. Rejections
+    never make an input unusable here (the robot below breaks one input in six)."""
+    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1), max_rejected_fraction=1.0)
     pair = []
     for read_cdr in (False, True):
         c = PolicyController(OnnxPolicy(student_path), config)
@@ -189,9 +222,7 @@ def test_read_cdr_drives_the_controller_exactly_like_decoded_messages(student_pa
     now, walked = 10.0, 0
     for step in range(60):
         for name, data in robot_messages(rng, step).items():
-            for c in (decoded, direct):
-                c.defer(name, data, now)
-        assert direct.drain() == decoded.drain()
+            assert direct.receive(name, data, now) == decoded.receive(name, data, now)
         assert_same_inputs(decoded, direct)
         if step == 1:
             assert direct.request(Mode.STAND, now) == decoded.request(Mode.STAND, now)
@@ -219,21 +250,18 @@ def test_read_cdr_falls_back_to_the_decoder_for_other_encapsulations(student_pat
 
     c.set_decoder("cmd_vel", decode, read_cdr=True)
     plain = b"\x00\x01\x00\x00" + struct.pack("<6d", 0.5, 0.1, 0.0, 0.0, 0.0, -0.3)
-    c.defer("cmd_vel", plain, 1.0)
-    assert c.drain() == ("cmd_vel",) and decoded == []  # read directly
+    assert c.receive("cmd_vel", plain, 1.0) and decoded == []  # read directly
     np.testing.assert_array_equal(c.command, [0.5, 0.1, -0.3])
     xcdr2 = b"\x00\x07\x00\x00" + struct.pack("<6d", 0.2, 0.0, 0.0, 0.0, 0.0, 0.4)
-    c.defer("cmd_vel", xcdr2, 1.1)
-    assert c.drain() == ("cmd_vel",) and decoded == [xcdr2]  # rclpy decoded it
+    assert c.receive("cmd_vel", xcdr2, 1.1) and decoded == [xcdr2]  # rclpy decoded it
     np.testing.assert_array_equal(c.command, [0.2, 0.0, 0.4])
     junk = b"\x07\x07\x00\x00" + plain[4:]
-    c.defer("cmd_vel", junk, 1.2)
-    assert c.drain() == () and decoded[-1] == junk
+    assert not c.receive("cmd_vel", junk, 1.2) and decoded[-1] == junk
     assert c.monitor.last_error["cmd_vel"].startswith("cmd_vel: cannot decode message (")
     np.testing.assert_array_equal(c.command, [0.2, 0.0, 0.4])
 
 
-def test_unknown_deferred_input_is_refused(controller):
+def test_unknown_serialized_input_is_refused(controller):
     with pytest.raises(ValueError, match="unknown input 'lidar'"):
         controller.set_decoder("lidar", bytes)
 

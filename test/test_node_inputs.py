@@ -126,7 +126,7 @@ def test_input_monitor_age_rate_and_freshness():
         mon.received("imu", i * 0.01)
     assert mon.rate("imu", 0.99) == pytest.approx(100, abs=1)
     assert mon.fresh("imu", 1.05) and not mon.fresh("imu", 1.2)
-    mon.reject("odom", "odom: bad")
+    mon.reject("odom", "odom: bad", 1.0)
     assert mon.rejected["odom"] == 1 and mon.last_error["odom"] == "odom: bad"
     with pytest.raises(ValueError, match="imu"):
         InputMonitor({"imu": 0.0})
@@ -158,3 +158,49 @@ def test_latency_window_and_status_values():
     assert status_level("PASSIVE", ["imu"], {})[0] == 2
     assert status_level("WALK", [], {"imu": "x"})[0] == 1
     assert status_level("WALK", [], {}) == (0, "WALK")
+
+
+def test_joint_states_naming_a_joint_twice_are_rejected():
+    mapper = JointStateMapper(JOINT_NAMES)
+    names = list(JOINT_NAMES) + ["LF_KFE", "arm", "arm"]
+    with pytest.raises(InputError, match=r"named more than once: \['LF_KFE', 'arm'\]"):
+        mapper(joint_msg(names, np.zeros(15)))
+    q, _ = mapper(joint_msg(list(JOINT_NAMES), np.arange(12.0)))  # a good message after it
+    np.testing.assert_array_equal(q, np.arange(12))
+
+
+def test_input_monitor_rejection_fraction_and_recent_errors():
+    mon = InputMonitor({"imu": 0.1}, rejection_window=1.0, max_rejected_fraction=0.1)
+    for i in range(100):  # 100 Hz for 1 s, every 10th rejected: exactly 10 %, not more
+        t = i * 0.01
+        mon.arrived("imu", t)
+        if i % 10 == 9:
+            mon.reject("imu", f"imu: bad {i}", t)
+        else:
+            mon.accepted("imu", t)
+    assert mon.rejecting("imu", 0.995) is None
+    mon.arrived("imu", 1.0)
+    mon.reject("imu", "imu: bad again", 1.0)  # 11 of 101 in the last second (both ends)
+    assert "imu rejected 11 of 101 messages in the last 1 s" in mon.rejecting("imu", 1.0)
+    assert mon.recent_errors(1.0) == {"imu": "imu: bad again"}
+    assert mon.recent_rejections("imu", 1.0) == 11
+    assert mon.rejecting("imu", 2.5) is None  # the window has passed
+    assert mon.recent_errors(11.5) == {} and mon.rejected["imu"] == 11  # cleared; total stays
+
+
+def test_byte_swapped_clouds_of_plausible_heights_are_rejected():
+    from anymal_ros.nodes.plausibility import PlausibleRanges, training_height_range
+
+    assert 1.0 < training_height_range() < 5.0
+    ranges = PlausibleRanges.for_policy(JOINT_NAMES, None, None, 0.5, 4.0, 1.0)
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        heights = rng.uniform(-0.5, 0.5, (4, 52)).astype(np.float32)
+        if trial % 2:
+            heights = np.round(heights * 8) / 8  # few mantissa bits: swap to subnormals
+        ranges.check_heights(heights)  # as measured: plausible
+        msg = height_cloud(heights, None, "odom")
+        msg.is_bigendian = True  # but the bytes are little endian
+        if np.any(heights != 0):
+            with pytest.raises(InputError, match="height_samples: .*(plausible|subnormal)"):
+                ranges.check_heights(heights_from_cloud(msg))

@@ -154,3 +154,24 @@ def test_clip_to_limits_and_config_validation():
         SafetyConfig(stand_duration=0.0)
     with pytest.raises(ValueError, match="max_tilt"):
         SafetyConfig(max_tilt=-1.0)
+
+
+def test_stand_and_walk_are_refused_while_tilted():
+    sm = machine(max_tilt=0.5)
+    tilted = np.array([np.sin(0.7), 0.0, -np.cos(0.7)])  # pitch 0.7 rad
+    ok, why = sm.request(Mode.STAND, 0.0, FRESH, np.zeros(12), gravity=tilted)
+    assert not ok and why.startswith("cannot enter STAND: tilt:") and "pitch 40 deg" in why
+    assert sm.mode is Mode.PASSIVE
+    assert sm.request(Mode.STAND, 0.0, FRESH, np.zeros(12), gravity=UPRIGHT)[0]
+    ok, why = sm.request(Mode.WALK, 1.0, FRESH, DEFAULT, gravity=tilted)
+    assert not ok and "tilt" in why and sm.mode is Mode.STAND
+
+
+def test_inputs_rejecting_too_much_explain_why_in_refusals_and_transitions():
+    rejecting = "joint_states rejected 12 of 40 messages in the last 1 s (more than 10%)"
+    sm = walking()
+    bad = InputHealth(False, True, True, True, problems={"joint_states": rejecting})
+    assert sm.check(2.0, bad, DEFAULT, UPRIGHT) is Mode.PASSIVE
+    assert sm.last_transition.reason == f"watchdog: {rejecting}"
+    ok, why = sm.request(Mode.STAND, 2.1, bad, DEFAULT)
+    assert not ok and rejecting in why

@@ -276,6 +276,15 @@ class JointStateReader:
         return names
 
 
+def read_header_stamp(data: bytes, order: str, what: str) -> Stamp:
+    """``header.stamp`` of a message that starts with a ``std_msgs/Header`` (Imu, Odometry,
+    PointCloud2, JointState): the payload's first 8 bytes. Read for every message, so
+    without a cursor."""
+    if len(data) < ENCAPSULATION_SIZE + 8:
+        raise InputError(f"{what}: cannot decode message (truncated: no room for a stamp)")
+    return Stamp(*_FORMATS[order].stamp.unpack_from(data, ENCAPSULATION_SIZE))
+
+
 def read_imu(data: bytes, order: str, what: str = "imu") -> tuple[tuple, tuple]:
     """``sensor_msgs/Imu`` -> (orientation ``(x, y, z, w)``, angular velocity ``(x, y, z)``)."""
     cur = _Cursor(data, order, what)

@@ -14,24 +14,28 @@ One WALK tick, in the order the simulator uses::
     action  = policy.step(proprio, heights)      # heights: NaN -> missing fill
     targets = decoder.decode(action)              # then clipped to joint limits
 
-Inputs arrive in one of two ways. ``on_*`` take a decoded message and validate it at once.
-:meth:`PolicyController.defer` keeps only the newest *serialized* message of an input (plus
-its arrival time, counted for the rate) and :meth:`PolicyController.drain` decodes and
-validates it when the controller needs the inputs: at the control tick, a mode request or
-diagnostics. At 400 Hz proprioception and a 50 Hz policy this decodes one message in eight;
-the policy sees the same newest message either way. What changes with deferral: freshness
-(age) is the arrival time of the newest message that was *validated and accepted*, so if the
-newest one at a tick is rejected, the input keeps the previous accepted value and age (as
-before) but the valid messages that arrived in between are skipped, not used; ``rejected``
-counts rejections among the messages decoded (the newest at each tick), not among all that
-arrived; ``rate`` counts all arrivals.
+Inputs arrive in one of two ways: ``on_*`` take a decoded message, :meth:`PolicyController.
+receive` a *serialized* one. Either way every message is validated as it arrives (header
+stamp, finite values, sizes, names, plausible ranges: :mod:`anymal_ros.nodes.plausibility`);
+a rejected message leaves the previous accepted value and its age in place (it ages out by the
+watchdog) and is counted with its time. Validating every message, not only the newest at the
+tick, makes the rejection rule deterministic: an input that rejects more than
+``max_rejected_fraction`` of its messages over ``rejection_window`` seconds is treated like a
+stale one (joint_states/imu -> PASSIVE, odom/heights -> STAND), whatever the timing of the
+bad messages relative to the ticks.
 
-With ``set_decoder(..., read_cdr=True)`` (the node's default) the newest message is not even
+With ``set_decoder(..., read_cdr=True)`` (the node's default) the serialized message is not
 deserialized: :mod:`anymal_ros.nodes.cdr` reads the few fields the controller uses straight
-from the plain-CDR bytes (the decoder stays the fallback for other encapsulations). The same
-validation runs either way: each input has one ``_set_*`` method that takes plain values, fed
-by ``on_*`` from a message object or by :meth:`PolicyController.drain` from the bytes; bytes
-that cannot be read are rejected like a message that cannot be decoded.
+from the plain-CDR bytes (a few microseconds; the decoder stays the fallback for other
+encapsulations). The same validation runs either way: each input has one ``_set_*`` method
+that takes plain values, fed by ``on_*`` from a message object or by :meth:`PolicyController.
+receive` from the bytes; bytes that cannot be read are rejected like a message that cannot be
+decoded.
+
+In WALK the policy's joint targets move at most ``joint_target_rate_limit`` rad/s per joint
+(counted in ``rate_limited``); clipping on every tick for ``rate_limit_stand_after`` seconds
+falls back to STAND. STAND's own trajectory is not rate limited (it is smooth by
+construction).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from anymal_ros.nodes.cdr import (
     JointStateReader,
     PointCloudReader,
     plain_cdr_order,
+    read_header_stamp,
     read_imu,
     read_odometry_twist,
     read_twist,
@@ -64,6 +69,7 @@ from anymal_ros.nodes.inputs import (
     imu_from_values,
     odom_from_values,
 )
+from anymal_ros.nodes.plausibility import PlausibleRanges
 from anymal_ros.nodes.safety import (
     InputHealth,
     Mode,
@@ -77,6 +83,30 @@ from anymal_ros.obs.rotations import projected_gravity
 
 #: Input names, in the order diagnostics list them.
 INPUTS = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
+#: Inputs with a std_msgs/Header, by the InputHealth field that judges them.
+STAMPED = {
+    "joint_states": "joint_states",
+    "imu": "imu",
+    "odom": "odom",
+    "heights": "height_samples",
+}
+
+
+@dataclass(frozen=True)
+class StampCheck:
+    """How header stamps are judged against the node's clock when a message arrives.
+
+    A stamp older than its input's timeout is rejected as stale (a late measurement is not a
+    fresh one); one more than ``future_tolerance`` seconds ahead is rejected; zero means "no
+    stamp" and is rejected unless ``accept_zero``.
+    """
+
+    future_tolerance: float = 0.05
+    accept_zero: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.future_tolerance >= 0:
+            raise ValueError(f"stamp future tolerance must be >= 0 s, got {self.future_tolerance}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +137,26 @@ class ControllerConfig:
     #: Joint limits overriding the file's (``[J]`` in the model's joint order), or None.
     joint_lower: tuple[float, ...] | None = None
     joint_upper: tuple[float, ...] | None = None
+    #: Plausibility ranges (:mod:`anymal_ros.nodes.plausibility`): rad beyond the joint
+    #: limits, factor on the training joint speed limit, m beyond the training heights.
+    joint_position_margin: float = 0.5
+    joint_velocity_factor: float = 4.0
+    height_margin: float = 1.0
+    #: Header stamp checks, or None: stamps not looked at (for driving the controller with
+    #: synthetic times, as tests and offline tools do; the node always passes one).
+    stamps: StampCheck | None = None
+    #: An input rejecting more than this fraction of its messages over ``rejection_window``
+    #: seconds counts as unusable, like a stale one (1 = never).
+    rejection_window: float = 1.0
+    max_rejected_fraction: float = 0.1
+    #: Diagnostics show the rejections of the last ``error_window`` seconds.
+    error_window: float = 10.0
+    #: Largest change per second of each joint target in WALK (rad/s; 0 = no limit). The
+    #: bundled policy's largest step walking in the simulator is ~0.43 rad per 20 ms tick
+    #: (21 rad/s), so the default never clips it.
+    joint_target_rate_limit: float = 40.0
+    #: STAND once the rate limit has clipped on every tick for this long (s; 0 = never).
+    rate_limit_stand_after: float = 0.25
 
     def __post_init__(self) -> None:
         missing = [n for n in INPUTS if n not in self.timeouts]
@@ -121,6 +171,10 @@ class ControllerConfig:
             )
         if not math.isfinite(self.missing_height_fill):
             raise ValueError("missing_height_fill must be finite")
+        for name in ("joint_target_rate_limit", "rate_limit_stand_after"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0 (0 = off), got {value}")
 
 
 def check_policy_contract(policy: OnnxPolicy) -> bool:
@@ -178,7 +232,21 @@ class PolicyController:
         self.lower = None if lower is None else np.asarray(lower, dtype=np.float64)
         self.upper = None if upper is None else np.asarray(upper, dtype=np.float64)
         self.safety = SafetyStateMachine(config.safety, default)
-        self.monitor = InputMonitor(config.timeouts)
+        self.monitor = InputMonitor(
+            config.timeouts,
+            rejection_window=config.rejection_window,
+            max_rejected_fraction=config.max_rejected_fraction,
+            error_window=config.error_window,
+        )
+        self.plausible = PlausibleRanges.for_policy(
+            self.joint_names,
+            self.lower,
+            self.upper,
+            config.joint_position_margin,
+            config.joint_velocity_factor,
+            config.height_margin,
+        )
+        self._stamped = set(STAMPED.values()) if config.stamps is not None else set()
         self.inference = LatencyWindow()
         self._cmd_low = np.asarray(config.command_low, dtype=np.float64)
         self._cmd_high = np.asarray(config.command_high, dtype=np.float64)
@@ -195,6 +263,11 @@ class PolicyController:
         self.policy_command = np.zeros(3)  # what the policy sees: ramped toward ``command``
         self._command_time = 0.0
         self.last_targets: np.ndarray | None = None
+        self._last_target_time = 0.0
+        #: WALK ticks whose targets the rate limit clipped (all time), and since when it has
+        #: clipped on every tick (None: the last tick was not clipped).
+        self.rate_limited = 0
+        self._clipping_since: float | None = None
         self.missing_heights = 0
         #: header.stamp of the newest accepted joint_states (the node stamps its targets).
         self.joint_stamp = None
@@ -207,7 +280,6 @@ class PolicyController:
             "height_samples": self.on_heights,
         }
         self._decoders: dict[str, Callable[[object], object]] = {}
-        self._pending: dict[str, tuple[object, float]] = {}
         # Serialized inputs read without message objects: reader -> the same _set_* method.
         joint_reader, cloud_reader = JointStateReader(), PointCloudReader()
         self._cdr_readers: dict[str, Callable[[bytes, str], None]] = {
@@ -220,46 +292,71 @@ class PolicyController:
         self._read_cdr: set[str] = set()
 
     # --- inputs -------------------------------------------------------------------------------
-    # ``arrived=False``: the arrival was already counted by :meth:`defer`.
-    def _accept(self, name: str, now: float, arrived: bool, use, *values) -> bool:
-        """``use(*values)`` validates and stores an input; an InputError rejects it."""
+    def _accept(self, name: str, now: float, use, *values, stamp=None) -> bool:
+        """One message of ``name`` arrived at ``now``: check its ``stamp`` (if stamps are
+        checked), then ``use(*values)`` validates and stores it; an InputError rejects it."""
+        self.monitor.arrived(name, now)
         try:
+            if stamp is not None and name in self._stamped:  # bytes: checked by _from_cdr
+                self._check_stamp(name, stamp, now)
             use(*values)
         except InputError as err:
-            self.monitor.reject(name, str(err))
+            self.monitor.reject(name, str(err), now)
             return False
-        if arrived:
-            self.monitor.received(name, now)
-        else:
-            self.monitor.accepted(name, now)
+        self.monitor.accepted(name, now)
         return True
 
-    def on_joint_state(self, msg, now: float, arrived: bool = True) -> bool:
-        fields = (msg.header.stamp, tuple(msg.name), msg.position, msg.velocity)
-        return self._accept("joint_states", now, arrived, self._set_joint_state, *fields)
+    def _check_stamp(self, name: str, stamp, now: float) -> None:
+        rule = self.config.stamps
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            if rule.accept_zero:
+                return
+            raise InputError(
+                f"{name}: header.stamp is zero (no stamp); parameter accept_unstamped allows it"
+            )
+        ahead = stamp.sec + stamp.nanosec * 1e-9 - now
+        if ahead > rule.future_tolerance:
+            raise InputError(
+                f"{name}: header.stamp {ahead:.3f} s in the future (tolerance "
+                f"{rule.future_tolerance:g} s, parameter stamp_future_tolerance)"
+            )
+        timeout = self.config.timeouts[name]
+        if -ahead > timeout:
+            raise InputError(
+                f"{name}: header.stamp {-ahead:.3f} s old, older than the {name} timeout "
+                f"{timeout:g} s (a stale measurement)"
+            )
 
-    def on_imu(self, msg, now: float, arrived: bool = True) -> bool:
+    def on_joint_state(self, msg, now: float) -> bool:
+        fields = (msg.header.stamp, tuple(msg.name), msg.position, msg.velocity)
+        return self._accept(
+            "joint_states", now, self._set_joint_state, *fields, stamp=msg.header.stamp
+        )
+
+    def on_imu(self, msg, now: float) -> bool:
         o, w = msg.orientation, msg.angular_velocity
         fields = ((o.x, o.y, o.z, o.w), (w.x, w.y, w.z))
-        return self._accept("imu", now, arrived, self._set_imu, *fields)
+        return self._accept("imu", now, self._set_imu, *fields, stamp=msg.header.stamp)
 
-    def on_odom(self, msg, now: float, arrived: bool = True) -> bool:
+    def on_odom(self, msg, now: float) -> bool:
         lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
         fields = ((lin.x, lin.y, lin.z), (ang.x, ang.y, ang.z))
-        return self._accept("odom", now, arrived, self._set_odom, *fields)
+        return self._accept("odom", now, self._set_odom, *fields, stamp=msg.header.stamp)
 
-    def on_cmd_vel(self, msg, now: float, arrived: bool = True) -> bool:
+    def on_cmd_vel(self, msg, now: float) -> bool:
         lin, ang = msg.linear, msg.angular
         fields = ((lin.x, lin.y, lin.z), (ang.x, ang.y, ang.z))
-        return self._accept("cmd_vel", now, arrived, self._set_cmd_vel, *fields)
+        return self._accept("cmd_vel", now, self._set_cmd_vel, *fields)
 
-    def on_heights(self, msg, now: float, arrived: bool = True) -> bool:
-        return self._accept("height_samples", now, arrived, self._set_heights, msg)
+    def on_heights(self, msg, now: float) -> bool:
+        return self._accept("height_samples", now, self._set_heights, msg, stamp=msg.header.stamp)
 
     # Validation, shared by message objects and serialized bytes. ``stamp`` has ``sec`` and
     # ``nanosec`` (a builtin_interfaces/Time or a cdr.Stamp).
     def _set_joint_state(self, stamp, names: tuple[str, ...], position, velocity) -> None:
-        self.joint_pos, self.joint_vel = self._joints.map(names, position, velocity)
+        pos, vel = self._joints.map(names, position, velocity)
+        self.plausible.check_joints(pos, vel)
+        self.joint_pos, self.joint_vel = pos, vel
         self.joint_stamp = stamp
 
     def _set_imu(self, orientation_xyzw, angular_velocity) -> None:
@@ -272,14 +369,16 @@ class PolicyController:
         self.command = command_from_values(linear, angular, self._cmd_low, self._cmd_high)
 
     def _set_heights(self, cloud) -> None:  # a PointCloud2 or a cdr.PointCloudView
-        self.heights = heights_from_cloud(cloud)
+        heights = heights_from_cloud(cloud)
+        self.plausible.check_heights(heights)
+        self.heights = heights
 
-    # --- deferred inputs ----------------------------------------------------------------------
+    # --- serialized inputs --------------------------------------------------------------------
     def set_decoder(
         self, name: str, decode: Callable[[object], object], read_cdr: bool = False
     ) -> None:
-        """How :meth:`drain` turns a payload given to :meth:`defer` into a message of ``name``
-        (the node passes ``rclpy.serialization.deserialize_message`` for the topic's type).
+        """How :meth:`receive` turns a payload into a message of ``name`` (the node passes
+        ``rclpy.serialization.deserialize_message`` for the topic's type).
 
         ``read_cdr``: payloads are serialized messages of the input's ROS type; plain-CDR
         ones are read directly (:mod:`anymal_ros.nodes.cdr`), ``decode`` gets the others.
@@ -292,37 +391,26 @@ class PolicyController:
         else:
             self._read_cdr.discard(name)
 
-    def defer(self, name: str, payload: object, now: float) -> None:
-        """Keep ``payload`` (e.g. serialized bytes) as the newest ``name`` message, replacing
-        an undecoded older one; it is decoded and validated by the next :meth:`drain`."""
-        self._pending[name] = (payload, now)
-        self.monitor.arrived(name, now)
-
-    def drain(self) -> tuple[str, ...]:
-        """Decode and validate every pending deferred message; returns the inputs accepted."""
-        if not self._pending:
-            return ()
-        pending, self._pending = self._pending, {}
-        accepted = []
-        for name, (payload, arrival) in pending.items():
-            order = None
-            if name in self._read_cdr and isinstance(payload, bytes):
-                order = plain_cdr_order(payload)
-            if order is not None:
-                ok = self._accept(name, arrival, False, self._from_cdr, name, payload, order)
-            else:
-                try:
-                    msg = self._decoders[name](payload)
-                except Exception as err:  # noqa: BLE001 - any decoder error is a rejected message
-                    self.monitor.reject(name, f"{name}: cannot decode message ({err})")
-                    continue
-                ok = self._handlers[name](msg, arrival, arrived=False)
-            if ok:
-                accepted.append(name)
-        return tuple(accepted)
-
-    def _from_cdr(self, name: str, data: bytes, order: str) -> None:
+    def receive(self, name: str, payload: object, now: float) -> bool:
+        """Decode and validate one serialized message of ``name`` (e.g. the bytes of a raw
+        subscription) that arrived at ``now``; returns whether it was accepted."""
+        order = None
+        if name in self._read_cdr and isinstance(payload, bytes):
+            order = plain_cdr_order(payload)
+        if order is not None:
+            return self._accept(name, now, self._from_cdr, name, payload, order, now)
         try:
+            msg = self._decoders[name](payload)
+        except Exception as err:  # noqa: BLE001 - any decoder error is a rejected message
+            self.monitor.arrived(name, now)
+            self.monitor.reject(name, f"{name}: cannot decode message ({err})", now)
+            return False
+        return self._handlers[name](msg, now)
+
+    def _from_cdr(self, name: str, data: bytes, order: str, now: float) -> None:
+        try:
+            if name in self._stamped:
+                self._check_stamp(name, read_header_stamp(data, order, name), now)
             self._cdr_readers[name](data, order)
         except InputError:
             raise
@@ -330,25 +418,31 @@ class PolicyController:
             raise InputError(f"{name}: cannot decode message ({err!r})") from err
 
     def health(self, now: float) -> InputHealth:
-        self.drain()
-        fresh = self.monitor.fresh
-        return InputHealth(
-            joint_states=fresh("joint_states", now),
-            imu=fresh("imu", now),
-            odom=fresh("odom", now),
-            heights=fresh("height_samples", now),
-        )
+        """Each input group is usable when fresh and not rejecting too many messages."""
+        usable, problems = {}, {}
+        for group, name in STAMPED.items():
+            rejecting = self.monitor.rejecting(name, now)
+            if rejecting is not None:
+                problems[group] = rejecting
+            usable[group] = rejecting is None and self.monitor.fresh(name, now)
+        return InputHealth(**usable, problems=problems)
 
     def stale_inputs(self, now: float) -> list[str]:
-        self.drain()
         return [n for n in INPUTS if n != "cmd_vel" and not self.monitor.fresh(n, now)]
+
+    def rejecting_inputs(self, now: float) -> dict[str, str]:
+        """Inputs unusable for rejecting too many messages -> why."""
+        found = ((n, self.monitor.rejecting(n, now)) for n in INPUTS if n != "cmd_vel")
+        return {n: why for n, why in found if why is not None}
 
     def gravity(self) -> np.ndarray | None:
         return None if self.quat is None else projected_gravity(self.quat[None])[0]
 
     # --- modes --------------------------------------------------------------------------------
     def request(self, mode: Mode, now: float, reason: str = "requested") -> tuple[bool, str]:
-        return self.safety.request(mode, now, self.health(now), self.joint_pos, reason)
+        return self.safety.request(
+            mode, now, self.health(now), self.joint_pos, reason, gravity=self.gravity()
+        )
 
     @property
     def mode(self) -> Mode:
@@ -364,18 +458,49 @@ class PolicyController:
         mode = self.safety.check(now, health, self.joint_pos, self.gravity())
         if mode is Mode.PASSIVE:
             return None
+        targets = None
         if mode is Mode.WALK:
-            targets = self._walk(now, health)
-            if targets is None:  # the policy failed: safety is now in STAND
-                targets = self.safety.stand_target(now)
-        else:
+            targets = self._walk(now, health)  # None: the policy failed, safety left WALK
+            if targets is not None:
+                targets = self._limit_rate(targets, now)  # None: clipped too long, left WALK
+        if targets is None:
+            if self.safety.mode is not Mode.STAND:
+                return None
             targets = self.safety.stand_target(now)
         targets = clip_to_limits(targets, self.lower, self.upper)
         if not np.all(np.isfinite(targets)):  # last line of defence: never a NaN out
             self.safety.request(Mode.PASSIVE, now, health, None, "non-finite joint targets")
             return None
         self.last_targets = targets
+        self._last_target_time = now
         return targets
+
+    def _limit_rate(self, targets: np.ndarray, now: float) -> np.ndarray | None:
+        """WALK targets moved at most ``joint_target_rate_limit`` rad/s per joint from the
+        last published ones (at least one control period's worth, so a late tick is not
+        clipped harder); None when clipping has lasted ``rate_limit_stand_after`` seconds
+        (safety is then in STAND)."""
+        rate = self.config.joint_target_rate_limit
+        if rate <= 0 or self.last_targets is None:
+            return targets
+        step = rate * max(now - self._last_target_time, self.control_period)
+        low, high = self.last_targets - step, self.last_targets + step
+        if np.all((targets >= low) & (targets <= high)):
+            self._clipping_since = None
+            return targets
+        self.rate_limited += 1
+        if self._clipping_since is None:
+            self._clipping_since = now
+        stand_after = self.config.rate_limit_stand_after
+        if stand_after > 0 and now - self._clipping_since >= stand_after:
+            why = (
+                f"joint target rate limit ({rate:g} rad/s) clipped on every tick for "
+                f"{now - self._clipping_since:.2f} s"
+            )
+            self._clipping_since = None
+            self.safety.action_failed(now, why, self.joint_pos)
+            return None
+        return np.clip(targets, low, high)
 
     def _ramp_command(self, now: float) -> None:
         """Move the policy's command toward the requested one within the rate limit."""
@@ -397,6 +522,7 @@ class PolicyController:
             self.decoder.reset()
             self.policy_command = np.zeros(3)  # a walk starts from standing still
             self._command_time = now
+            self._clipping_since = None
         self._ramp_command(now)
         tracked = self.last_targets if self.last_targets is not None else self.joint_pos
         if health.heights and self.heights is not None:

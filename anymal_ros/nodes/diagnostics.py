@@ -50,20 +50,29 @@ def status_values(
     ticks: int,
     missed_ticks: int,
     control_latency: dict[str, float] | None = None,
+    recent_rejected: dict[str, int] | None = None,
+    rate_limited: int | None = None,
 ) -> list[tuple[str, str]]:
     """Ordered (key, value) strings for one diagnostics message.
 
     ``latency`` is the policy's inference time; ``control_latency`` (optional) the node's
-    whole tick, from the callback that ran it until the targets were published."""
+    whole tick, from the callback that ran it until the targets were published.
+    ``rejected`` counts all time, ``recent_rejected`` (optional) over the node's recent
+    window, and ``errors`` should hold only recent reasons, so the report clears once inputs
+    are clean; ``rate_limited`` (optional) counts WALK ticks whose targets were rate limited."""
     out = [("mode", mode), ("control_ticks", str(ticks)), ("missed_ticks", str(missed_ticks))]
     for name in ages:
         age = ages[name]
         out.append((f"{name}.age_s", "never" if math.isinf(age) else f"{age:.3f}"))
         out.append((f"{name}.rate_hz", f"{rates[name]:.1f}"))
         out.append((f"{name}.rejected", str(rejected.get(name, 0))))
+        if recent_rejected is not None:
+            out.append((f"{name}.rejected_recent", str(recent_rejected.get(name, 0))))
         if name in errors:
             out.append((f"{name}.last_error", errors[name]))
     out.append(("height_samples.missing_points", str(missing_heights)))
+    if rate_limited is not None:
+        out.append(("joint_targets.rate_limited", str(rate_limited)))
     for key in ("p50", "p99", "max"):
         out.append((f"inference_ms.{key}", f"{latency[key]:.3f}"))
     out.append(("inference.count", str(latency["count"])))
@@ -75,11 +84,20 @@ def status_values(
     return out
 
 
-def status_level(mode: str, stale: list[str], errors: dict[str, str]) -> tuple[int, str]:
-    """(level, one-line summary) for the node's status."""
-    if stale:
-        # Stale proprioception is why PASSIVE happens; elsewhere stale inputs are a warning.
-        return (ERROR if mode == "PASSIVE" else WARN), f"{mode}; stale: {', '.join(stale)}"
+def status_level(
+    mode: str,
+    stale: list[str],
+    errors: dict[str, str],
+    rejecting: Iterable[str] = (),
+) -> tuple[int, str]:
+    """(level, one-line summary) for the node's status. ``errors``: recent rejection reasons
+    by input; ``rejecting``: inputs unusable for rejecting too many messages."""
+    rejecting = sorted(rejecting)
+    if stale or rejecting:
+        # Unusable proprioception is why PASSIVE happens; elsewhere it is a warning.
+        parts = [f"stale: {', '.join(stale)}"] if stale else []
+        parts += [f"rejecting: {', '.join(rejecting)}"] if rejecting else []
+        return (ERROR if mode == "PASSIVE" else WARN), f"{mode}; {'; '.join(parts)}"
     if errors:
         return WARN, f"{mode}; rejected input: {', '.join(sorted(errors))}"
     return OK, mode

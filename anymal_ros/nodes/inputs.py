@@ -35,7 +35,8 @@ POINTFIELD_FLOAT32 = 7
 
 
 class InputError(ValueError):
-    """An input message was rejected (wrong size, NaN/inf, missing joint or field)."""
+    """An input message was rejected (wrong size, NaN/inf, missing or repeated joint, missing
+    field, implausible value, bad stamp)."""
 
 
 def _finite(name: str, arr: np.ndarray) -> np.ndarray:
@@ -49,7 +50,9 @@ class JointStateMapper:
     """Maps ``sensor_msgs/JointState`` to ``[J]`` positions and velocities in policy order.
 
     Joints are matched by name (extra joints ignored); the index is cached per name list so a
-    driver publishing a fixed order costs one tuple comparison per message.
+    driver publishing a fixed order costs one tuple comparison per message. A name list that
+    names a joint more than once is ambiguous (which value is the joint's?) and is rejected
+    like one that lacks a joint.
     """
 
     def __init__(self, joint_names: Sequence[str]) -> None:
@@ -65,6 +68,10 @@ class JointStateMapper:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``[n]`` values named by ``names`` -> ``[J]`` positions and velocities."""
         if names != self._names:
+            if len(set(names)) != len(names):
+                seen: set[str] = set()
+                repeated = sorted({n for n in names if n in seen or seen.add(n)})
+                raise InputError(f"joint_states: joints named more than once: {repeated}")
             try:
                 index = index_by_name(names, self.joint_names)
             except KeyError as err:
@@ -188,28 +195,59 @@ def fill_missing(heights: np.ndarray, fill: float) -> tuple[np.ndarray, int]:
 
 
 class InputMonitor:
-    """Arrival times of each input: age, rate and freshness against per-input timeouts.
+    """Arrival and rejection times of each input: age, rate, freshness against per-input
+    timeouts, and how many of its recent messages were rejected.
 
-    Times are seconds on the node's clock. Two events per message:
+    Times are seconds on the node's clock. Three events per message:
 
-    * :meth:`arrived`: a message came in (counts towards :meth:`rate`, whether or not it
-      later passes validation);
+    * :meth:`arrived`: a message came in (counts towards :meth:`rate` and the rejection
+      fraction, whether or not it passes validation);
     * :meth:`accepted`: a message that arrived at time ``t`` passed validation (sets
-      :meth:`age` and thereby freshness; a rejected message never makes an input fresh).
+      :meth:`age` and thereby freshness; a rejected message never makes an input fresh);
+    * :meth:`reject`: it did not (counted, with its time and the reason).
 
-    :meth:`received` is both at once, for a message validated on arrival. The policy node
-    defers decoding to the control tick (see :class:`~anymal_ros.nodes.controller.
-    PolicyController`), so it counts arrivals at once and acceptance with the arrival time
-    when the newest message is decoded. An input never accepted has age ``inf``.
+    :meth:`received` is arrived + accepted at once. An input never accepted has age ``inf``.
+
+    Rejections are judged over two windows. :meth:`rejecting` applies the safety rule: an
+    input that rejected more than ``max_rejected_fraction`` of the messages that arrived in
+    the last ``rejection_window`` seconds is as unusable as a stale one (a sensor that is
+    wrong a third of the time is not trusted between its bad messages either).
+    :meth:`recent_errors` and :meth:`recent_rejections` are what diagnostics show: the
+    rejections of the last ``error_window`` seconds, so the report clears once inputs have
+    been clean that long (the all-time count stays in ``rejected``).
     """
 
-    def __init__(self, timeouts: dict[str, float], rate_window: float = 2.0) -> None:
+    def __init__(
+        self,
+        timeouts: dict[str, float],
+        rate_window: float = 2.0,
+        rejection_window: float = 1.0,
+        max_rejected_fraction: float = 0.1,
+        error_window: float = 10.0,
+    ) -> None:
         for name, timeout in timeouts.items():
             if not (timeout > 0 and math.isfinite(timeout)):
                 raise ValueError(f"timeout of {name!r} must be a positive number, got {timeout}")
+        for what, window in (
+            ("rate_window", rate_window),
+            ("rejection_window", rejection_window),
+            ("error_window", error_window),
+        ):
+            if not (window > 0 and math.isfinite(window)):
+                raise ValueError(f"{what} must be a positive number of seconds, got {window}")
+        if not 0.0 <= max_rejected_fraction <= 1.0:
+            raise ValueError(
+                f"max_rejected_fraction must be in [0, 1], got {max_rejected_fraction}"
+            )
         self.timeouts = dict(timeouts)
         self.rate_window = rate_window
+        self.rejection_window = rejection_window
+        self.max_rejected_fraction = max_rejected_fraction
+        self.error_window = error_window
+        self._arrival_horizon = max(rate_window, rejection_window)
+        self._rejection_horizon = max(rejection_window, error_window)
         self._arrivals: dict[str, deque[float]] = {n: deque() for n in timeouts}
+        self._rejections: dict[str, deque[float]] = {n: deque() for n in timeouts}
         self._last_accepted: dict[str, float] = {}
         self.rejected: dict[str, int] = dict.fromkeys(timeouts, 0)
         self.last_error: dict[str, str] = {}
@@ -217,7 +255,7 @@ class InputMonitor:
     def arrived(self, name: str, now: float) -> None:
         arrivals = self._arrivals[name]
         arrivals.append(now)
-        horizon = now - self.rate_window
+        horizon = now - self._arrival_horizon
         while arrivals[0] < horizon:
             arrivals.popleft()
 
@@ -228,9 +266,19 @@ class InputMonitor:
         self.arrived(name, now)
         self.accepted(name, now)
 
-    def reject(self, name: str, error: str) -> None:
+    def reject(self, name: str, error: str, now: float) -> None:
+        """A message of ``name`` that arrived at ``now`` was rejected because of ``error``."""
         self.rejected[name] += 1
         self.last_error[name] = error
+        times = self._rejections[name]
+        times.append(now)
+        horizon = now - self._rejection_horizon
+        while times[0] < horizon:
+            times.popleft()
+
+    @staticmethod
+    def _since(times: deque[float], start: float) -> int:
+        return len(times) - bisect.bisect_left(times, start)  # sorted: bisect, not a scan
 
     def age(self, name: str, now: float) -> float:
         """Seconds since the newest accepted message arrived (``inf`` if none yet)."""
@@ -242,6 +290,29 @@ class InputMonitor:
 
     def rate(self, name: str, now: float) -> float:
         """Messages arrived per second over the last ``rate_window`` seconds."""
-        arrivals = self._arrivals[name]  # sorted: bisect instead of a scan
-        recent = len(arrivals) - bisect.bisect_left(arrivals, now - self.rate_window)
-        return recent / self.rate_window
+        return self._since(self._arrivals[name], now - self.rate_window) / self.rate_window
+
+    def rejecting(self, name: str, now: float) -> str | None:
+        """Why ``name`` is unusable for rejecting too many messages (more than
+        ``max_rejected_fraction`` of those that arrived in the last ``rejection_window``
+        seconds), or None."""
+        start = now - self.rejection_window
+        bad = self._since(self._rejections[name], start)
+        if not bad:
+            return None
+        arrived = max(self._since(self._arrivals[name], start), bad)
+        if bad <= self.max_rejected_fraction * arrived:
+            return None
+        return (
+            f"{name} rejected {bad} of {arrived} messages in the last "
+            f"{self.rejection_window:g} s (more than {self.max_rejected_fraction:.0%})"
+        )
+
+    def recent_rejections(self, name: str, now: float) -> int:
+        """Rejections of ``name`` in the last ``error_window`` seconds."""
+        return self._since(self._rejections[name], now - self.error_window)
+
+    def recent_errors(self, now: float) -> dict[str, str]:
+        """The last rejection reason of every input that rejected a message in the last
+        ``error_window`` seconds."""
+        return {n: e for n, e in self.last_error.items() if self.recent_rejections(n, now)}

@@ -20,7 +20,27 @@ Outputs (reliable QoS)
     ``/joint_group_position_controller/commands`` (std_msgs/Float64MultiArray, joint targets
     in the model's joint order), optionally ``~/joint_targets`` (sensor_msgs/JointState with
     names; ``header.stamp`` is the stamp of the joint_states message the targets were computed
-    from, so latency can be measured end to end), ``/diagnostics`` (~1 Hz).
+    from, so latency can be measured end to end; the node's clock at the tick where that
+    stamp is zero and ``accept_unstamped`` let it in), ``/diagnostics`` (~1 Hz; also while
+    unconfigured after a failed ``configure``, with the reason).
+
+Input checks (every message, as it arrives; a rejected message keeps the previous value,
+which ages out by the watchdog, and is counted and explained on ``/diagnostics``)
+    finite values, sizes, every model joint named exactly once, values within plausible
+    ranges derived from the policy and its training (:mod:`anymal_ros.nodes.plausibility`;
+    ``plausible_*`` parameters widen them), and header stamps: older than the input's timeout
+    or more than ``stamp_future_tolerance`` ahead of the node's clock -> rejected, zero ->
+    rejected unless ``accept_unstamped`` (``check_stamps: false`` turns stamp checks off).
+    An input that rejects more than ``max_rejected_fraction`` of its messages over
+    ``rejection_window`` seconds is unusable like a stale one (joint_states/imu -> PASSIVE,
+    odom/heights -> STAND), so a sensor that is wrong a third of the time stops the robot
+    deterministically instead of by the luck of which message is the newest at a tick.
+    ``/diagnostics`` reports the rejections of the last ``diagnostics_error_window`` seconds
+    (all-time counts too) and returns to OK once inputs have been clean that long.
+
+Joint targets in WALK move at most ``joint_target_rate_limit`` rad/s per joint (clipped
+ticks are counted on ``/diagnostics`` as ``joint_targets.rate_limited``); clipping on every
+tick for ``rate_limit_stand_after`` seconds falls back to STAND.
 
 Services (std_srvs/Trigger): ``~/passive``, ``~/stand``, ``~/walk``. Modes and watchdog rules
 are described in :mod:`anymal_ros.nodes.safety`.
@@ -29,13 +49,10 @@ Control runs on a timer at the model's control period (``control_trigger: timer`
 ``control_trigger: joint_states``, inside the joint_states callback of the first message at or
 after each control tick, which removes the wait between the sensor and the tick.
 
-Latency: with ``raw_inputs: true`` (default) every input is subscribed to serialized and only
-the newest message of each is deserialized and validated, at the control tick (see
-:mod:`anymal_ros.nodes.controller` for what that means for ages, rates and rejections); at
-400 Hz proprioception that avoids building seven of every eight message objects in Python.
-With ``cdr_readers: true`` (default) even the eighth is not built: the fields the controller
-uses are read straight from the plain-CDR bytes (:mod:`anymal_ros.nodes.cdr`; other encodings
-fall back to ``deserialize_message``).
+Latency: with ``raw_inputs: true`` (default) every input is subscribed to serialized, and with
+``cdr_readers: true`` (default) no message object is built in Python: the fields the
+controller uses are read straight from the plain-CDR bytes (:mod:`anymal_ros.nodes.cdr`; other
+encodings fall back to ``deserialize_message``) and validated on arrival.
 ``main()`` spins rclpy's C++ ``EventsExecutor`` (parameter ``executor``). Diagnostics report the
 node's own latency per published tick (``control_ms``: entry of the callback that ran the tick,
 the completing joint_states message or the timer, until the last publish returned) next to the
@@ -65,7 +82,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
-from anymal_ros.nodes.diagnostics import LatencyWindow, status_level, status_values
+from anymal_ros.nodes.diagnostics import ERROR, LatencyWindow, status_level, status_values
 from anymal_ros.nodes.process import node_process
 from anymal_ros.nodes.safety import Mode, SafetyConfig
 from anymal_ros.nodes.scheduling import apply_scheduling
@@ -99,8 +116,56 @@ PARAMETERS: dict[str, tuple[object, str]] = {
         MISSING_HEIGHT_FILL,
         "m; height fed for missing points (the training noise model's fill value)",
     ),
+    "check_stamps": (
+        True,
+        "reject stamped inputs whose header.stamp is older than the input's timeout or more "
+        "than stamp_future_tolerance ahead of the node's clock",
+    ),
+    "stamp_future_tolerance": (0.05, "s; how far ahead of the node's clock a stamp may be"),
+    "accept_unstamped": (
+        False,
+        "accept header.stamp zero ('no stamp'); ~/joint_targets are then stamped with the "
+        "node's clock",
+    ),
+    "plausible_joint_position_margin": (
+        0.5,
+        "rad; joint_states positions further than this outside the joint limits (the file's, "
+        "or joint_lower/upper_limits) are rejected",
+    ),
+    "plausible_joint_velocity_factor": (
+        4.0,
+        "joint_states velocities beyond this x the training robot's joint speed limit "
+        "(config.sim RobotConfig.joint_velocity_limit) are rejected",
+    ),
+    "plausible_height_margin": (
+        1.0,
+        "m; heights further than this outside the range the training terrain and height "
+        "noise produce (plausibility.training_height_range) are rejected",
+    ),
+    "rejection_window": (1.0, "s; window over which max_rejected_fraction is judged"),
+    "max_rejected_fraction": (
+        0.1,
+        "an input rejecting more than this fraction of the messages that arrived in the last "
+        "rejection_window seconds is unusable like a stale one: joint_states/imu -> PASSIVE, "
+        "odom/height_samples -> STAND (every message is validated on arrival, so this is "
+        "deterministic); 1 = never",
+    ),
+    "diagnostics_error_window": (
+        10.0,
+        "s; /diagnostics shows the rejections of this recent window and returns to OK once "
+        "inputs have been clean that long",
+    ),
+    "joint_target_rate_limit": (
+        40.0,
+        "rad/s; largest change per second of each joint target in WALK (0 = no limit); the "
+        "bundled policy walking in the simulator stays below ~22",
+    ),
+    "rate_limit_stand_after": (
+        0.25,
+        "s; STAND when the joint target rate limit has clipped on every tick this long (0 = never)",
+    ),
     "stand_duration": (2.0, "s; interpolation from the measured pose to the default pose"),
-    "max_tilt": (0.8, "rad; |roll| or |pitch| beyond this -> PASSIVE"),
+    "max_tilt": (0.8, "rad; |roll| or |pitch| beyond this -> PASSIVE, and STAND/WALK refused"),
     "cmd_vel_min": ([-1.0, -0.5, -1.0], "lower clip of (vx, vy, yaw rate)"),
     "cmd_vel_max": ([1.0, 0.5, 1.0], "upper clip of (vx, vy, yaw rate)"),
     "cmd_vel_max_rate": (
@@ -114,7 +179,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "latency_window": (500, "ticks over which diagnostics report latency percentiles"),
     "raw_inputs": (
         True,
-        "subscribe serialized and decode only the newest message of each input at the tick",
+        "subscribe serialized and decode each message with the cdr_readers (false: rclpy "
+        "builds message objects)",
     ),
     "cdr_readers": (
         True,
@@ -178,6 +244,11 @@ class PolicyNode(LifecycleNode):
         self._stand_warned = False
         #: What apply_scheduling reported (main() sets it); shown on /diagnostics.
         self.scheduling = "default scheduler"
+        #: Why the last configure failed (published on /diagnostics while unconfigured).
+        self.configure_error: str | None = None
+        # Diagnostics live as long as the node: a failed configure is reported too.
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics)
 
     def p(self, name: str):
         return self.get_parameter(name).value
@@ -197,8 +268,11 @@ class PolicyNode(LifecycleNode):
             policy = OnnxPolicy(path, intra_op_threads=int(self.p("intra_op_threads")))
             self.controller = PolicyController(policy, config)
         except (ValueError, OSError) as err:  # PolicyFileError, bad parameters
-            self.get_logger().error(f"configure failed: {err}")
+            self.configure_error = f"configure failed: {err}"
+            self.get_logger().error(self.configure_error)
+            self._publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
+        self.configure_error = None
         meta = policy.metadata
         self.get_logger().info(
             f"loaded {path}: {meta.kind}, {meta.action_type} actions, "
@@ -211,6 +285,8 @@ class PolicyNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _controller_config(self, cls):
+        from anymal_ros.nodes.controller import StampCheck
+
         def limits(name: str) -> tuple[float, ...] | None:
             try:
                 value = self.p(name)
@@ -224,6 +300,12 @@ class PolicyNode(LifecycleNode):
         if self.p("activate_mode") not in ("stand", "passive"):
             mode = self.p("activate_mode")
             raise ValueError(f"activate_mode must be 'stand' or 'passive', got {mode!r}")
+        stamps = None
+        if self.p("check_stamps"):
+            stamps = StampCheck(
+                future_tolerance=float(self.p("stamp_future_tolerance")),
+                accept_zero=bool(self.p("accept_unstamped")),
+            )
         return cls(
             safety=SafetyConfig(
                 stand_duration=float(self.p("stand_duration")),
@@ -240,6 +322,15 @@ class PolicyNode(LifecycleNode):
             missing_height_fill=float(self.p("missing_height_fill")),
             joint_lower=limits("joint_lower_limits"),
             joint_upper=limits("joint_upper_limits"),
+            joint_position_margin=float(self.p("plausible_joint_position_margin")),
+            joint_velocity_factor=float(self.p("plausible_joint_velocity_factor")),
+            height_margin=float(self.p("plausible_height_margin")),
+            stamps=stamps,
+            rejection_window=float(self.p("rejection_window")),
+            max_rejected_fraction=float(self.p("max_rejected_fraction")),
+            error_window=float(self.p("diagnostics_error_window")),
+            joint_target_rate_limit=float(self.p("joint_target_rate_limit")),
+            rate_limit_stand_after=float(self.p("rate_limit_stand_after")),
         )
 
     def _create_interfaces(self) -> None:
@@ -261,7 +352,7 @@ class PolicyNode(LifecycleNode):
                 if name == "joint_states":
                     callback = self._on_joint_states_raw
                 else:
-                    callback = self._deferring(name)
+                    callback = self._receiving(name)
             elif name == "joint_states":
                 callback = handler
             else:
@@ -277,15 +368,11 @@ class PolicyNode(LifecycleNode):
             self._js_pub = self.create_publisher(JointState, "~/joint_targets", reliable)
         self._cmd_msg = Float64MultiArray()
         self._js_msg = JointState(name=list(self.controller.joint_names))
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._entities += [p for p in (self._cmd_pub, self._js_pub, self._diag_pub) if p]
+        self._entities += [p for p in (self._cmd_pub, self._js_pub) if p]
         for mode in Mode:
             self._entities.append(
                 self.create_service(Trigger, f"~/{mode.value.lower()}", self._mode_service(mode))
             )
-        self._entities.append(
-            self.create_timer(float(self.p("diagnostics_period")), self._publish_diagnostics)
-        )
 
     def _destroy_interfaces(self) -> None:
         self._stop_control()
@@ -322,7 +409,7 @@ class PolicyNode(LifecycleNode):
             self.get_logger().info(message)
         elif not self._stand_warned:
             self._stand_warned = True
-            self.get_logger().warning(f"activate: PASSIVE until inputs arrive ({message})")
+            self.get_logger().warning(f"activate: PASSIVE until STAND is possible ({message})")
 
     def _stop_control(self) -> None:
         self._active = False
@@ -347,11 +434,11 @@ class PolicyNode(LifecycleNode):
 
     # --- callbacks ----------------------------------------------------------------------------
     # Kept small: at 400 Hz per input these run thousands of times a second.
-    def _deferring(self, name: str):
-        defer, clock = self.controller.defer, self.get_clock()
+    def _receiving(self, name: str):
+        receive, clock = self.controller.receive, self.get_clock()
 
         def callback(data: bytes) -> None:
-            defer(name, data, clock.now().nanoseconds * 1e-9)
+            receive(name, data, clock.now().nanoseconds * 1e-9)
 
         return callback
 
@@ -369,10 +456,8 @@ class PolicyNode(LifecycleNode):
     def _on_joint_states_raw(self, data: bytes) -> None:
         entry = time.perf_counter()
         now = self.now()
-        c = self.controller
-        c.defer("joint_states", data, now)
         # Tick on the first joint_states at or after the tick time that passes validation.
-        if self._tick_due(now) and "joint_states" in c.drain():
+        if self.controller.receive("joint_states", data, now) and self._tick_due(now):
             self._control_step(entry, now)
 
     def _on_joint_states(self, msg: JointState) -> None:
@@ -425,9 +510,10 @@ class PolicyNode(LifecycleNode):
         self._cmd_pub.publish(out)
         if self._js_pub is not None:
             js = self._js_msg
-            stamp = self.controller.joint_stamp
-            if stamp is not None:  # a Time, or a cdr.Stamp when read from the bytes
-                js.header.stamp.sec, js.header.stamp.nanosec = stamp.sec, stamp.nanosec
+            stamp = self.controller.joint_stamp  # a Time, or a cdr.Stamp read from the bytes
+            if stamp is None or (stamp.sec == 0 and stamp.nanosec == 0):  # unstamped input
+                stamp = self.get_clock().now().to_msg()
+            js.header.stamp.sec, js.header.stamp.nanosec = stamp.sec, stamp.nanosec
             js.position = out.data
             self._js_pub.publish(js)
         self.control_latency.add(time.perf_counter() - entry)
@@ -435,17 +521,27 @@ class PolicyNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         c = self.controller
         if c is None:
+            if self.configure_error is not None:
+                self._publish_status(
+                    ERROR,
+                    f"unconfigured: {self.configure_error}",
+                    [("mode", "UNCONFIGURED"), ("configure_error", self.configure_error)],
+                )
             return
         now = self.now()
         names = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
         stale = c.stale_inputs(now)
-        level, summary = status_level(c.mode.value, stale, c.monitor.last_error)
+        rejecting = c.rejecting_inputs(now)
+        errors = c.monitor.recent_errors(now)
+        level, summary = status_level(c.mode.value, stale, errors, rejecting)
         values = status_values(
             mode=c.mode.value,
             ages={n: c.monitor.age(n, now) for n in names},
             rates={n: c.monitor.rate(n, now) for n in names},
             rejected=c.monitor.rejected,
-            errors=c.monitor.last_error,
+            recent_rejected={n: c.monitor.recent_rejections(n, now) for n in names},
+            rate_limited=c.rate_limited,
+            errors=errors,
             latency=c.inference.summary_ms(),
             control_latency=self.control_latency.summary_ms(),
             transitions=[str(t) for t in c.safety.transitions],
@@ -453,10 +549,14 @@ class PolicyNode(LifecycleNode):
             ticks=self.ticks,
             missed_ticks=self.missed_ticks,
         )
+        values += [(f"{n}.rejecting", why) for n, why in rejecting.items()]
         values.append(("scheduling", self.scheduling))
         # vx vy yaw-rate: what cmd_vel asks, and what the policy sees on its way there.
         for key, command in (("requested", c.command), ("policy", c.policy_command)):
             values.append((f"command.{key}", " ".join(f"{v:.3f}" for v in command)))
+        self._publish_status(level, summary, values)
+
+    def _publish_status(self, level: int, summary: str, values: list[tuple[str, str]]) -> None:
         status = DiagnosticStatus(
             level=bytes([level]),
             name=f"{self.get_name()}: control",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,18 +49,31 @@ class Transition:
         return f"{self.source.value}->{self.target.value} at t={self.time:.3f}: {self.reason}"
 
 
+#: Input (topic) names of the InputHealth groups whose names differ.
+_TOPICS = {"heights": "height_samples"}
+
+
 @dataclass(frozen=True)
 class InputHealth:
-    """Freshness of each input group at one instant (True = younger than its timeout)."""
+    """Usability of each input group at one instant (True = younger than its timeout and not
+    rejecting too many of its messages). ``problems``: group -> why it is unusable, where that
+    is something other than staleness."""
 
     joint_states: bool
     imu: bool
     odom: bool
     heights: bool
+    problems: dict[str, str] = field(default_factory=dict)
 
     @property
     def proprioception(self) -> bool:
         return self.joint_states and self.imu
+
+    def explain(self, groups: list[str]) -> str:
+        """Why the unusable ``groups`` are unusable, e.g. ``odom stale; imu rejected ...``."""
+        stale = [_TOPICS.get(g, g) for g in groups if g not in self.problems]
+        parts = [f"{', '.join(stale)} stale"] if stale else []
+        return "; ".join(parts + [self.problems[g] for g in groups if g in self.problems])
 
 
 @dataclass(frozen=True)
@@ -135,6 +148,18 @@ class SafetyStateMachine:
     def last_transition(self) -> Transition | None:
         return self.transitions[-1] if self.transitions else None
 
+    def tilt_problem(self, gravity: np.ndarray | None) -> str | None:
+        """Why the base is too tilted to be controlled (beyond ``max_tilt``), or None."""
+        if gravity is None:
+            return None
+        roll, pitch = roll_pitch_from_gravity(gravity)
+        if max(abs(roll), abs(pitch)) <= self.config.max_tilt:
+            return None
+        return (
+            f"tilt: roll {math.degrees(roll):.0f} deg, pitch {math.degrees(pitch):.0f}"
+            f" deg beyond {math.degrees(self.config.max_tilt):.0f} deg"
+        )
+
     def _go(self, target: Mode, now: float, reason: str, joint_pos: np.ndarray | None) -> None:
         if target is Mode.STAND:
             if joint_pos is None:
@@ -157,14 +182,24 @@ class SafetyStateMachine:
         health: InputHealth,
         joint_pos: np.ndarray | None,
         reason: str = "requested",
+        gravity: np.ndarray | None = None,
     ) -> tuple[bool, str]:
-        """Ask for ``target``; returns (accepted, message). Refusals leave the mode unchanged."""
+        """Ask for ``target``; returns (accepted, message). Refusals leave the mode unchanged.
+
+        ``gravity``: the measured unit gravity direction in the base frame; STAND and WALK are
+        refused while the base is tilted beyond ``max_tilt`` (the next check would drop to
+        PASSIVE at once)."""
         if target is Mode.PASSIVE:
             if self.mode is not Mode.PASSIVE:
                 self._go(Mode.PASSIVE, now, reason, None)
             return True, "PASSIVE"
         if not health.proprioception or joint_pos is None:
-            return False, f"cannot enter {target.value}: joint_states/imu are stale or missing"
+            lost = [g for g in ("joint_states", "imu") if not getattr(health, g)]
+            why = health.explain(lost) if lost else "no joint positions yet"
+            return False, f"cannot enter {target.value}: joint_states/imu unusable ({why})"
+        tilted = self.tilt_problem(gravity)
+        if tilted is not None:
+            return False, f"cannot enter {target.value}: {tilted}"
         if target is Mode.STAND:
             # Re-standing from STAND restarts the interpolation from where the joints are now.
             self._go(Mode.STAND, now, reason, joint_pos)
@@ -178,9 +213,11 @@ class SafetyStateMachine:
             left = (1.0 - self.stand.progress(now)) * self.stand.duration
             return False, f"cannot enter WALK: standing up, {left:.2f} s left"
         if not health.odom:
-            return False, "cannot enter WALK: odometry is stale or missing"
+            why = health.explain(["odom"])
+            return False, f"cannot enter WALK: odometry is stale, missing or rejected ({why})"
         if not health.heights and not self.config.blind_walk:
-            return False, "cannot enter WALK: height samples are stale (blind_walk is off)"
+            why = health.explain(["heights"])
+            return False, f"cannot enter WALK: height samples unusable ({why}; blind_walk is off)"
         self._go(Mode.WALK, now, reason, None)
         return True, "WALK"
 
@@ -197,25 +234,20 @@ class SafetyStateMachine:
             return self.mode
         if not health.proprioception:
             lost = [n for n in ("joint_states", "imu") if not getattr(health, n)]
-            self._go(Mode.PASSIVE, now, f"watchdog: {', '.join(lost)} stale", None)
+            self._go(Mode.PASSIVE, now, f"watchdog: {health.explain(lost)}", None)
             return self.mode
-        if gravity is not None:
-            roll, pitch = roll_pitch_from_gravity(gravity)
-            if max(abs(roll), abs(pitch)) > self.config.max_tilt:
-                why = (
-                    f"tilt: roll {math.degrees(roll):.0f} deg, pitch {math.degrees(pitch):.0f}"
-                    f" deg beyond {math.degrees(self.config.max_tilt):.0f} deg"
-                )
-                self._go(Mode.PASSIVE, now, why, None)
-                return self.mode
+        tilted = self.tilt_problem(gravity)
+        if tilted is not None:
+            self._go(Mode.PASSIVE, now, tilted, None)
+            return self.mode
         if self.mode is Mode.WALK:
-            stale = []
+            lost = []
             if not health.odom:
-                stale.append("odom")
+                lost.append("odom")
             if not health.heights and not self.config.blind_walk:
-                stale.append("height_samples")
-            if stale:
-                self._go(Mode.STAND, now, f"watchdog: {', '.join(stale)} stale", joint_pos)
+                lost.append("heights")
+            if lost:
+                self._go(Mode.STAND, now, f"watchdog: {health.explain(lost)}", joint_pos)
         return self.mode
 
     def action_failed(self, now: float, reason: str, joint_pos: np.ndarray | None) -> None:
