@@ -192,7 +192,7 @@ def test_byte_swapped_clouds_of_plausible_heights_are_rejected():
     from anymal_ros.nodes.plausibility import PlausibleRanges, training_height_range
 
     assert 1.0 < training_height_range() < 5.0
-    ranges = PlausibleRanges.for_policy(JOINT_NAMES, None, None, 0.5, 4.0, 1.0)
+    ranges = PlausibleRanges.for_policy(JOINT_NAMES, None, None, 7.5, 0.5, 4.0, 1.0)
     rng = np.random.default_rng(0)
     for trial in range(200):
         heights = rng.uniform(-0.5, 0.5, (4, 52)).astype(np.float32)

@@ -228,6 +228,7 @@ class RosTopicVecEnv(LocomotionTask):
             robot=self.cfg.robot.description,
             default_joint_pos=tuple(float(v) for v in self.decoder.default_joint_pos),
             leg_chains=self.kinematics.chains,
+            joint_velocity_limit=self.joint_velocity_limit,
         )
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ class DeployConfig:
     robot: str | None = None
     default_joint_pos: tuple[float, ...] | None = None
     leg_chains: LegChains | None = None
+    joint_velocity_limit: float | None = None  # rad/s; None: the named robot's
     missing_height_fill: float = MISSING_HEIGHT_FILL
 
     def __post_init__(self) -> None:

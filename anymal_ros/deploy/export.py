@@ -82,10 +82,11 @@ def build_metadata(
     if deploy.leg_chains is not None and deploy.default_joint_pos is not None:
         robot_name = deploy.robot or "unnamed"
         default_pose, leg_chains = deploy.default_joint_pos, deploy.leg_chains
+        speed_limit = deploy.joint_velocity_limit or load_robot(robot_name).joint_velocity_limit
     else:  # a deploy section without its robot: the named (or default) bundled robot
         robot = load_robot(deploy.robot or DEFAULT_ROBOT)
         robot_name, default_pose = robot.name, robot.default_pose()
-        leg_chains = leg_chains_of(robot)
+        leg_chains, speed_limit = leg_chains_of(robot), robot.joint_velocity_limit
     return PolicyMetadata(
         kind=kind,
         proprio_dim=cfg.proprio_dim,
@@ -97,6 +98,7 @@ def build_metadata(
         robot=robot_name,
         default_joint_pos=default_pose,
         leg_chains=leg_chains,
+        joint_velocity_limit=speed_limit,
         missing_height_fill=deploy.missing_height_fill,
         joint_pos_lower=deploy.joint_pos_lower,
         joint_pos_upper=deploy.joint_pos_upper,

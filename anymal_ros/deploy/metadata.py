@@ -52,7 +52,8 @@ class PolicyMetadata:
 
     The robot the policy was trained for travels with it: ``robot`` (its description's name),
     ``default_joint_pos``, ``leg_chains`` (the legs' kinematics, derived from its MJCF: the
-    node's forward kinematics and the CPG's inverse kinematics), ``height_rings`` (the sample
+    node's forward kinematics and the CPG's inverse kinematics), ``joint_velocity_limit``
+    (rad/s, the node's plausibility check), ``height_rings`` (the sample
     rings around each foot, radius m and point count; yaw-aligned, heights relative to the
     sole) and ``missing_height_fill`` (the height the policy was trained to read as "no data").
     """
@@ -64,6 +65,7 @@ class PolicyMetadata:
     robot: str
     default_joint_pos: tuple[float, ...]
     leg_chains: LegChains
+    joint_velocity_limit: float  # rad/s, the robot's
     extero_shape: tuple[int, int] = EXTERO_SHAPE
     privileged_dim: int = 0  # teacher only
     hidden_shape: tuple[int, ...] = ()
@@ -143,6 +145,7 @@ class PolicyMetadata:
             ),
             "height_rings": json.dumps([[float(r), int(n)] for r, n in self.height_rings]),
             "missing_height_fill": repr(float(self.missing_height_fill)),
+            "joint_velocity_limit": repr(float(self.joint_velocity_limit)),
             "joint_pos_lower": json.dumps(_opt_list(self.joint_pos_lower)),
             "joint_pos_upper": json.dumps(_opt_list(self.joint_pos_upper)),
             "action_type": self.action_type,
@@ -184,6 +187,7 @@ class PolicyMetadata:
             leg_chains=reader.leg_chains(),
             height_rings=reader.height_rings(),
             missing_height_fill=reader.number("missing_height_fill"),
+            joint_velocity_limit=reader.number("joint_velocity_limit"),
             joint_pos_lower=reader.opt_float_list("joint_pos_lower"),
             joint_pos_upper=reader.opt_float_list("joint_pos_upper"),
             action_type=reader.text("action_type"),
@@ -268,6 +272,9 @@ def _validate(m: PolicyMetadata) -> None:
             f"the policy samples heights on rings {list(rings)}; this anymal_ros samples "
             f"{[list(r) for r in HEIGHT_RINGS]} (yaw-aligned, relative to the sole)",
         )
+    if not (math.isfinite(m.joint_velocity_limit) and m.joint_velocity_limit > 0):
+        why = f"must be a positive number of rad/s, got {m.joint_velocity_limit}"
+        raise bad("joint_velocity_limit", why)
     if not math.isfinite(m.missing_height_fill):
         raise bad("missing_height_fill", f"must be finite, got {m.missing_height_fill}")
     if len(m.leg_chains.joint_anchors) != n:

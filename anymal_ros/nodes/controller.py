@@ -242,6 +242,7 @@ class PolicyController:
             self.joint_names,
             self.lower,
             self.upper,
+            meta.joint_velocity_limit,
             config.joint_position_margin,
             config.joint_velocity_factor,
             config.height_margin,

@@ -9,8 +9,8 @@ numbers kept by hand here:
 
 * joint positions: the joint limits the node clips targets to (the policy file's metadata, or
   the ``joint_lower_limits`` / ``joint_upper_limits`` parameters), +- ``position_margin``;
-* joint velocities: ``velocity_factor`` x the joint speed limit of the training robot
-  (:attr:`anymal_ros.config.sim.RobotConfig.joint_velocity_limit`);
+* joint velocities: ``velocity_factor`` x the joint speed limit of the robot the policy was
+  trained for (its description's ``joint_velocity_limit``, carried in the policy file);
 * heights: +- (:func:`training_height_range` + ``height_margin``), the most a height sample can
   differ from the foot's sole on the training terrain, with the training noise. Non-zero
   heights below float32's smallest normal number (~1.2e-38 m) are rejected as well: no
@@ -84,11 +84,13 @@ class PlausibleRanges:
         joint_names: Sequence[str],
         lower: np.ndarray | None,
         upper: np.ndarray | None,
+        speed_limit: float,
         position_margin: float,
         velocity_factor: float,
         height_margin: float,
     ) -> PlausibleRanges:
-        """The ranges of a policy with joint limits ``lower``/``upper`` (``[J]`` or None)."""
+        """The ranges of a policy with joint limits ``lower``/``upper`` (``[J]`` or None) and
+        joint speed limit ``speed_limit`` (rad/s)."""
         for what, value in (
             ("plausible_joint_position_margin", position_margin),
             ("plausible_joint_velocity_factor", velocity_factor),
@@ -96,7 +98,6 @@ class PlausibleRanges:
         ):
             if not value > 0:  # inf is allowed: no bound
                 raise ValueError(f"{what} must be > 0, got {value}")
-        speed_limit = RobotConfig().joint_velocity_limit
         trained = training_height_range()
         return cls(
             joint_names=tuple(joint_names),

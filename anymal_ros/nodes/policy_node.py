@@ -134,8 +134,8 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     ),
     "plausible_joint_velocity_factor": (
         4.0,
-        "joint_states velocities beyond this x the training robot's joint speed limit "
-        "(config.sim RobotConfig.joint_velocity_limit) are rejected",
+        "joint_states velocities beyond this x the robot's joint speed limit (the policy "
+        "file's joint_velocity_limit) are rejected",
     ),
     "plausible_height_margin": (
         1.0,

@@ -237,6 +237,7 @@ class QuadrupedVecEnv(LocomotionTask):
             robot=self.robot.name,
             default_joint_pos=self.robot.default_pose(),
             leg_chains=self.leg_chains,
+            joint_velocity_limit=self.robot.joint_velocity_limit,
         )
 
     def close(self) -> None:
