@@ -1,4 +1,4 @@
-"""Network configuration: sizes default to the paper's (Miki et al. 2022, shared/DESIGN.md)."""
+"""Network configuration: sizes default to the paper's (Miki et al. 2022; docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ observation vector.
 Everything that builds or consumes a policy input (the simulator, the ROS policy node, the
 ONNX exporter that writes the layout into the file's metadata, the node that checks it) reads
 these definitions, so the order of every term is fixed in exactly one place. Sizes follow
-Miki et al. 2022 (see shared/DESIGN.md).
+Miki et al. 2022 (see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Proximal policy optimisation (Schulman et al. 2017) for any policy with the actor-critic
-interface (``distribution``, ``value``, ``update_normalizers``; see the brief).
+interface (``distribution``, ``value``, ``update_normalizers``: the teacher of
+:mod:`anymal_ros.models.teacher` and the MLP policy of :mod:`anymal_ros.models.mlp_policy`).
 
 The loss functions take per-sample tensors ``[B]`` and refuse anything else, so a ``[B, 1]``
 value or log-prob can never broadcast against a ``[B]`` advantage into a ``[B, B]`` matrix.
