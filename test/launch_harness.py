@@ -5,8 +5,9 @@ are given; :func:`describe` runs a file's ``generate_launch_description()`` the 
 launch`` does (declared defaults, then the user's ``name:=value`` arguments, then the opaque
 functions), and :meth:`NodeAction.command` builds a node's command line as ``launch_ros``
 does: ``--ros-args -r __node:=NAME [-r __ns:=/NS] --params-file FILE...``, where a path in
-``parameters`` is passed as it is and a dict is written to a file keyed ``/**``. What the
-nodes then make of that command line is the real rcl/rclpy code.
+``parameters`` is passed as it is and a dict is written to a file keyed by the node's full
+name (``/**`` without a namespace). What the nodes then make of that command line is the
+real rcl/rclpy code.
 """
 
 from __future__ import annotations
@@ -82,10 +83,15 @@ class NodeAction:
             ros_args += ["-r", f"__node:={self.name}"]
         if self.namespace is not None:
             ros_args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
+        # launch_ros keys a dict's file by the node's full name when name and namespace are
+        # both given, else by /**.
+        key = "/**"
+        if self.name is not None and self.namespace is not None:
+            key = "/" + "/".join(p for p in (*self.namespace.split("/"), self.name) if p)
         for i, params in enumerate(self.parameters):
             if isinstance(params, dict):
                 path = workdir / f"{self.executable}_params_{i}.yaml"
-                path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
+                path.write_text(yaml.safe_dump({key: {"ros__parameters": params}}))
                 params = str(path)
             ros_args += ["--params-file", str(params)]
         return [self.executable, "--ros-args", *ros_args]

@@ -63,7 +63,7 @@ def test_workspace_has_the_setup_scripts_a_ros_user_sources(install_tree):
         timeout=60,
     )
     assert check.returncode == 0, check.stderr
-    assert str(install_tree) in check.stdout.split(":")
+    assert str(install_tree) in check.stdout.strip().split(":")
 
 
 def test_share_tree_has_package_xml_launch_and_config(install_tree):

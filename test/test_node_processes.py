@@ -186,8 +186,9 @@ def test_the_ros_topic_bridge_keeps_its_name_in_a_launched_train_node(monkeypatc
         assert bridge.node.get_fully_qualified_name() == "/ros_vec_env"
         graph = bridge.node.get_node_names_and_namespaces
         deadline = time.monotonic() + 10.0
-        while ("ros_vec_env", "/") not in graph() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while ("train_node", "/") not in graph() and time.monotonic() < deadline:
+            time.sleep(0.05)  # discovery of the other context's node
+        time.sleep(0.5)
         assert graph().count(("train_node", "/")) == 1, graph()
     finally:
         bridge.close()
