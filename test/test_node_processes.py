@@ -82,6 +82,22 @@ class NodeRun:
         return code
 
 
+@pytest.fixture
+def start_node():
+    """``start_node(argv, group=None) -> NodeRun``; whatever still runs at the end is killed."""
+    runs: list[NodeRun] = []
+
+    def start(argv: list[str], group: int | None = None) -> NodeRun:
+        runs.append(NodeRun(argv, group))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
 def interrupt_group(runs: list[NodeRun], times: int = 6, interval: float = 0.15) -> None:
     """SIGINT to the process group, repeatedly, as long as any of ``runs`` is alive."""
     for _ in range(times):
@@ -94,25 +110,19 @@ def interrupt_group(runs: list[NodeRun], times: int = 6, interval: float = 0.15)
         time.sleep(interval)
 
 
-def test_sim_and_policy_nodes_shut_down_in_order_on_repeated_sigint(tmp_path):
+def test_sim_and_policy_nodes_shut_down_in_order_on_repeated_sigint(start_node, tmp_path):
     """policy.launch.py sim:=true, both nodes in one process group, the policy standing the
     simulated robot up; then SIGINT to the group, six times. Before the nodes stopped their
     threads and timers before the context went, this printed RCLError tracebacks from the
     physics thread, '[FATAL] Exception in timers callback', or KeyboardInterrupt raised inside
     destroy_node."""
     launched = describe("policy.launch.py", sim="true")
-    sim = NodeRun(launched.node("sim_node").module_command(tmp_path))
-    policy = NodeRun(launched.node("policy_node").module_command(tmp_path), group=sim.group)
-    runs = [sim, policy]
-    try:
-        sim.wait_for(r"simulating: 400 Hz physics", 60.0)
-        policy.wait_for(r"STAND: moving", 60.0)  # configured, active, inputs flowing, standing up
-        time.sleep(0.5)
-    except AssertionError:
-        for run in runs:
-            run.proc.kill()
-        raise
-    interrupt_group(runs)
+    sim = start_node(launched.node("sim_node").module_command(tmp_path))
+    policy = start_node(launched.node("policy_node").module_command(tmp_path), group=sim.group)
+    sim.wait_for(r"simulating: 400 Hz physics", 60.0)
+    policy.wait_for(r"STAND: moving", 60.0)  # configured, active, inputs flowing, standing up
+    time.sleep(0.5)
+    interrupt_group([sim, policy])
     for run, name in ((sim, "sim_node"), (policy, "policy_node")):
         code = run.finish(timeout=20.0)
         assert not CRASH.search(run.output), f"{name}:\n{run.output[-4000:]}"
@@ -126,17 +136,13 @@ def train_command(tmp_path: Path, **arguments: str) -> list[str]:
     return launched.node("train_node").module_command(tmp_path)
 
 
-def test_interrupted_training_checkpoints_and_exits_0(tmp_path):
+def test_interrupted_training_checkpoints_and_exits_0(start_node, tmp_path):
     """Ctrl-C in a training launch: the iteration ends, latest.pt is written, the node's last
     progress and diagnostics go out while its context is still valid, and the exit code is 0
     (it was 1: 'publisher's context is invalid' in the worker's publish)."""
-    run = NodeRun(train_command(tmp_path, iterations="100000"))
-    try:
-        run.wait_for(r"run directory", 90.0)
-        time.sleep(1.0)  # well inside training
-    except AssertionError:
-        run.proc.kill()
-        raise
+    run = start_node(train_command(tmp_path, iterations="100000"))
+    run.wait_for(r"run directory", 90.0)
+    time.sleep(1.0)  # well inside training
     interrupt_group([run], times=2)
     code = run.finish(timeout=60.0)
     assert not CRASH.search(run.output), run.output[-4000:]
@@ -145,21 +151,17 @@ def test_interrupted_training_checkpoints_and_exits_0(tmp_path):
     assert (tmp_path / "run/checkpoints/latest.pt").is_file()
 
 
-def test_train_node_exits_after_its_stop_service(ros, tmp_path):
+def test_train_node_exits_after_its_stop_service(ros, start_node, tmp_path):
     """~/stop ends training and the node's process (the launch's OnProcessExit handler then
     ends the launch: test_launch_files)."""
-    run = NodeRun(train_command(tmp_path, iterations="100000"))
-    try:
-        run.wait_for(r"run directory", 90.0)
-        probe = ros.add(Node("stop_probe", context=ros.context))
-        stop = probe.create_client(Trigger, "/train_node/stop")
-        reply = ros.call(stop, Trigger.Request(), timeout=60.0, resend_after=60.0)
-        assert reply.success, reply.message
-        assert Path(reply.message).is_file()
-        code = run.finish(timeout=30.0)
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
+    run = start_node(train_command(tmp_path, iterations="100000"))
+    run.wait_for(r"run directory", 90.0)
+    probe = ros.add(Node("stop_probe", context=ros.context))
+    stop = probe.create_client(Trigger, "/train_node/stop")
+    reply = ros.call(stop, Trigger.Request(), timeout=60.0, resend_after=60.0)
+    assert reply.success, reply.message
+    assert Path(reply.message).is_file()
+    code = run.finish(timeout=30.0)
     assert code == 0, run.output[-3000:]
     assert not CRASH.search(run.output), run.output[-4000:]
 
