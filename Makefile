@@ -1,6 +1,7 @@
 # The two set-up commands of README.md live here: `make demo` and `make test`.
 # Both create .venv (once), install everything into it, and keep DDS on loopback with a
-# per-run domain id so parallel runs never see each other.
+# per-run domain id so parallel runs never see each other. `make test` also creates
+# .venv-jazzy and runs the suite once per ROS 2 release, one after the other.
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -8,16 +9,33 @@ STAMP   := $(VENV)/.installed
 DOMAIN  := $(shell shuf -i 10-200 -n 1)
 ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$(DOMAIN) OMP_NUM_THREADS=1
 
-.PHONY: install demo test lint bench policy clean
+# The ROS 2 releases the suite runs against: a venv each, pinned by constraints/<release>.txt
+# (`make lock` writes those files; rclpy_<release> picks the release when it does).
+RELEASES     := kilted jazzy
+venv_kilted  := $(VENV)
+venv_jazzy   := $(VENV)-jazzy
+rclpy_kilted := 9.1
+rclpy_jazzy  := 7.1
+
+.PHONY: install demo test lint bench policy lock clean $(addprefix test-,$(RELEASES))
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt setup.py
-	python3 -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -r requirements.txt
-	$(PY) -m pip install -e . --no-deps
-	touch $(STAMP)
+# $(call release_rules,RELEASE): install the release's venv (every step applies to each venv)
+# and run the suite in it.
+define release_rules
+$(venv_$(1))/.installed: requirements.txt setup.py constraints/$(1).txt
+	python3 -m venv $(venv_$(1))
+	$(venv_$(1))/bin/python -m pip install -c constraints/$(1).txt --upgrade pip
+	$(venv_$(1))/bin/python -m pip install -c constraints/$(1).txt -r requirements.txt
+	$(venv_$(1))/bin/python -m pip install -e . --no-deps
+	touch $(venv_$(1))/.installed
+
+test-$(1): $(venv_$(1))/.installed
+	@echo "== ROS 2 $(1) =="
+	$$(ROS_ENV) $(venv_$(1))/bin/python -m pytest -q
+endef
+$(foreach release,$(RELEASES),$(eval $(call release_rules,$(release))))
 
 demo: install
 	$(ROS_ENV) $(VENV)/bin/anymal-ros demo
@@ -26,8 +44,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 # pytest exits 5 when it collects nothing; that is a broken suite, not a pass.
-test: install lint
-	$(ROS_ENV) $(PY) -m pytest -q
+test: lint $(addprefix test-,$(RELEASES))
 
 # The quick benchmarks (a few minutes; run on a quiet machine). JSON in benchmarks/results/.
 # The LunarLander-vs-SB3 comparison takes about an hour: see README "Training the teacher".
@@ -70,5 +87,24 @@ policy: install
 	$(ANYMAL) eval $(TEACHER) --terrains slope_up slope_down --level 5 \
 		--out $(RUNS)/eval_slope $(EVAL) "terrain.slope=[0.0,0.4712]"
 
+# Re-pin: for each release, a scratch venv takes the newest packages that requirements.txt
+# and the release's rclpy allow, and its `pip freeze` becomes constraints/<release>.txt
+# (torch's local "+cpu" label dropped, so the pin matches torch==2.13.0 from any index).
+# Then `make clean test`, and commit the constraints files with what they changed.
+LOCK_VENV := build/lock-venv
+lock:
+	$(foreach release,$(RELEASES),$(call lock_release,$(release)))
+
+define lock_release
+	rm -rf $(LOCK_VENV) && python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -r requirements.txt "ros-rclpy~=$(rclpy_$(1)).0"
+	{ echo "# ROS 2 $(1): the versions \`make test\` passed with. Written by \`make lock\`."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable \
+	  | sed -E 's/^([^=]+==[^+]+)\+.*/\1/'; } > constraints/$(1).txt
+	rm -rf $(LOCK_VENV)
+
+endef
+
 clean:
-	rm -rf $(VENV) build install log
+	rm -rf $(foreach release,$(RELEASES),$(venv_$(release))) build install log

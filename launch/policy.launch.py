@@ -9,7 +9,6 @@ stands up); with ``autostart:=false`` drive it with ``ros2 lifecycle set /policy
 and ``... activate``. Modes: ``ros2 service call /policy_node/walk std_srvs/srv/Trigger``.
 """
 
-import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -20,23 +19,14 @@ from launch import LaunchDescription
 PACKAGE = "anymal_ros"
 
 
-def node_parameters(params_file: str, node_name: str) -> dict:
-    """The ``node_name: ros__parameters:`` block of a parameter file as a dict, so that the
-    file applies whatever namespace the node is launched in."""
-    with open(params_file) as f:
-        data = yaml.safe_load(f) or {}
-    block = data.get(node_name) or data.get(f"/{node_name}") or data.get("/**") or {}
-    return dict(block.get("ros__parameters", {}))
-
-
 def launch_nodes(context):
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     truthy = lambda text: text.strip().lower() in ("1", "true", "yes", "on")  # noqa: E731
     namespace = arg("namespace")
     use_sim_time = truthy(arg("use_sim_time"))
-    policy_params = node_parameters(arg("params_file"), "policy_node")
-    policy_params["autostart"] = truthy(arg("autostart"))
-    policy_params["use_sim_time"] = use_sim_time
+    # The parameter files go to the nodes as they are (--params-file): rcl matches their keys
+    # against the node's full name, as with `ros2 run`. Launch arguments override them.
+    policy_params = {"autostart": truthy(arg("autostart")), "use_sim_time": use_sim_time}
     if arg("model_path"):
         policy_params["model_path"] = arg("model_path")
     actions = [
@@ -45,22 +35,20 @@ def launch_nodes(context):
             executable="policy_node",
             name="policy_node",
             namespace=namespace,
-            parameters=[policy_params],
+            parameters=[arg("params_file"), policy_params],
             output="screen",
             emulate_tty=True,
         )
     ]
     if truthy(arg("sim")):
-        sim_params = node_parameters(arg("sim_params_file"), "sim_node")
-        sim_params["use_sim_time"] = use_sim_time
-        sim_params["publish_clock"] = use_sim_time
+        sim_params = {"use_sim_time": use_sim_time, "publish_clock": use_sim_time}
         actions.append(
             Node(
                 package=PACKAGE,
                 executable="sim_node",
                 name="sim_node",
                 namespace=namespace,
-                parameters=[sim_params],
+                parameters=[arg("sim_params_file"), sim_params],
                 output="screen",
                 emulate_tty=True,
             )
@@ -78,7 +66,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "params_file",
                 default_value=f"{share}/config/policy_node.yaml",
-                description="policy_node parameter file (policy_node: ros__parameters: ...)",
+                description="policy_node parameter file, any form --params-file takes",
             ),
             DeclareLaunchArgument(
                 "sim_params_file",

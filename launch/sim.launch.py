@@ -5,7 +5,6 @@
     ros2 launch anymal_ros sim.launch.py use_sim_time:=true render:=true
 """
 
-import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
@@ -19,19 +18,19 @@ PACKAGE = "anymal_ros"
 def launch_nodes(context):
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     truthy = lambda text: text.strip().lower() in ("1", "true", "yes", "on")  # noqa: E731
-    with open(arg("params_file")) as f:
-        data = yaml.safe_load(f) or {}
-    params = dict((data.get("sim_node") or {}).get("ros__parameters", {}))
-    params["use_sim_time"] = truthy(arg("use_sim_time"))
-    params["publish_clock"] = truthy(arg("use_sim_time"))
-    params["render"] = truthy(arg("render"))
+    # The parameter file goes to the node as it is (--params-file); launch arguments override.
+    params = {
+        "use_sim_time": truthy(arg("use_sim_time")),
+        "publish_clock": truthy(arg("use_sim_time")),
+        "render": truthy(arg("render")),
+    }
     return [
         Node(
             package=PACKAGE,
             executable="sim_node",
             name="sim_node",
             namespace=arg("namespace"),
-            parameters=[params],
+            parameters=[arg("params_file"), params],
             output="screen",
             emulate_tty=True,
         )
@@ -45,7 +44,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "params_file",
                 default_value=f"{share}/config/sim_node.yaml",
-                description="sim_node parameter file (sim_node: ros__parameters: ...)",
+                description="sim_node parameter file, any form --params-file takes",
             ),
             DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
             DeclareLaunchArgument(

@@ -7,14 +7,16 @@
     ros2 topic echo /train_node/progress                                   # JSON per iteration
     ros2 service call /train_node/stop std_srvs/srv/Trigger                # checkpoint, exit
 
+The launch ends when train_node exits (training done, stopped or failed).
+
 With ``sim:=true`` sim_node runs in lockstep mode (one control period per joint-target
 message, privileged topic on) and the config should use ``env.kind: ros`` (the default
 ``config_file`` with sim:=true is ``config/teacher_ros.yaml``).
 """
 
-import yaml
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -23,26 +25,19 @@ from launch import LaunchDescription
 PACKAGE = "anymal_ros"
 
 
-def node_parameters(params_file: str, node_name: str) -> dict:
-    """The ``node_name: ros__parameters:`` block of a parameter file as a dict."""
-    with open(params_file) as f:
-        data = yaml.safe_load(f) or {}
-    block = data.get(node_name) or data.get(f"/{node_name}") or data.get("/**") or {}
-    return dict(block.get("ros__parameters", {}))
-
-
 def launch_nodes(context):
     arg = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     truthy = lambda text: text.strip().lower() in ("1", "true", "yes", "on")  # noqa: E731
     share = get_package_share_directory(PACKAGE)
     sim = truthy(arg("sim"))
-    params = node_parameters(arg("params_file"), "train_node")
-    params["algorithm"] = arg("algorithm")
+    # The parameter files go to the nodes as they are (--params-file): rcl matches their keys
+    # against the node's full name, as with `ros2 run`. Launch arguments override them.
+    params = {"algorithm": arg("algorithm")}
     config_file = arg("config_file") or (f"{share}/config/teacher_ros.yaml" if sim else "")
     if config_file:
         params["config_file"] = config_file
-    overrides = arg("overrides").split()
-    params["overrides"] = overrides or [""]  # a ROS string array cannot be empty here
+    if arg("overrides").split():
+        params["overrides"] = arg("overrides").split()
     paths = {
         "run_dir": arg("run_dir"),
         "resume": arg("resume"),
@@ -51,25 +46,30 @@ def launch_nodes(context):
     params.update({name: value for name, value in paths.items() if value})
     if int(arg("iterations")) > 0:
         params["iterations"] = int(arg("iterations"))
+    train_node = Node(
+        package=PACKAGE,
+        executable="train_node",
+        name="train_node",
+        parameters=[arg("params_file"), params],
+        output="screen",
+        emulate_tty=True,
+    )
+    # train_node exits when training ends (done, ~/stop, failed): so does the launch, sim_node
+    # included.
     actions = [
-        Node(
-            package=PACKAGE,
-            executable="train_node",
-            name="train_node",
-            parameters=[params],
-            output="screen",
-            emulate_tty=True,
-        )
+        train_node,
+        RegisterEventHandler(
+            OnProcessExit(target_action=train_node, on_exit=[Shutdown(reason="train_node exited")])
+        ),
     ]
     if sim:
-        sim_params = node_parameters(arg("sim_params_file"), "sim_node")
-        sim_params.update(lockstep=True, publish_privileged=True, reset_on_fall=False)
+        sim_params = {"lockstep": True, "publish_privileged": True, "reset_on_fall": False}
         actions.append(
             Node(
                 package=PACKAGE,
                 executable="sim_node",
                 name="sim_node",
-                parameters=[sim_params],
+                parameters=[arg("sim_params_file"), sim_params],
                 output="screen",
                 emulate_tty=True,
             )
@@ -106,7 +106,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "params_file",
                 default_value=f"{share}/config/train_node.yaml",
-                description="train_node parameter file (train_node: ros__parameters: ...)",
+                description="train_node parameter file, any form --params-file takes",
             ),
             DeclareLaunchArgument(
                 "sim",

@@ -31,7 +31,11 @@ def _colcon() -> str:
 @pytest.fixture(scope="module")
 def install_tree(tmp_path_factory) -> Path:
     ws = tmp_path_factory.mktemp("ws")
-    shutil.copytree(REPO, ws / "src" / "anymal_ros", ignore=lambda d, names: SKIP & set(names))
+    shutil.copytree(
+        REPO,
+        ws / "src" / "anymal_ros",
+        ignore=lambda d, names: {n for n in names if n in SKIP or n.startswith(".venv")},
+    )
     env = {**os.environ, "COLCON_HOME": str(ws / ".colcon")}
     result = subprocess.run(
         [_colcon(), "--log-base", str(ws / "log"), "build", "--base-paths", "src"],
@@ -43,6 +47,23 @@ def install_tree(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return ws / "install" / "anymal_ros"
+
+
+def test_workspace_has_the_setup_scripts_a_ros_user_sources(install_tree):
+    """`source install/setup.bash` (README, every ROS tutorial) needs colcon's bash extension;
+    the POSIX setup.sh alone is what colcon-core writes."""
+    ws = install_tree.parents[1]
+    for script in ("setup.sh", "setup.bash", "local_setup.bash"):
+        assert (ws / "install" / script).is_file(), f"install/{script} missing"
+    assert (install_tree / "share/anymal_ros/package.bash").is_file()
+    check = subprocess.run(
+        ["bash", "-c", f"source {ws}/install/setup.bash && echo $AMENT_PREFIX_PATH"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+    assert str(install_tree) in check.stdout.strip().split(":")
 
 
 def test_share_tree_has_package_xml_launch_and_config(install_tree):

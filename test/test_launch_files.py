@@ -1,17 +1,25 @@
 """Launch files and parameter files, checked without a ROS installation.
 
-`launch`/`launch_ros` are not installable from PyPI, so the launch files are parsed, not run:
-every executable they start must be a console script of setup.py (installed to
-lib/anymal_ros), every parameter file they default to must exist in config/ with the
-``node_name: ros__parameters:`` layout and only parameters the node declares, and every
-LaunchConfiguration they read must be declared.
+`launch`/`launch_ros` are not installable from PyPI. The files are parsed (every executable
+they start must be a console script of setup.py, installed to lib/anymal_ros; every parameter
+file they default to must exist in config/ and set only parameters the node declares; every
+LaunchConfiguration they read must be declared), and evaluated by ``launch_harness``, whose
+stand-ins build each node's command line as launch_ros does; the real rcl/rclpy then read
+those command lines here.
 """
 
 import ast
+import contextlib
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import rclpy
 import yaml
+from launch_harness import NodeAction, OnProcessExit, Shutdown, describe
+from rclpy.context import Context
+from rclpy.node import Node
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -98,23 +106,12 @@ def test_launch_file_structure(path):
             assert (REPO / tail.lstrip("/")).is_file(), f"{path.name}: {tail} not in the repo"
 
 
-def test_policy_launch_reads_parameter_blocks_whatever_the_namespace():
-    """Run the launch file's own YAML helper (extracted by AST) on the shipped files."""
-    tree = ast.parse((REPO / "launch/policy.launch.py").read_text())
-    func = next(
-        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "node_parameters"
-    )
-    namespace: dict = {"yaml": yaml}
-    exec(compile(ast.Module([func], type_ignores=[]), "policy.launch.py", "exec"), namespace)
-    params = namespace["node_parameters"](str(REPO / "config/policy_node.yaml"), "policy_node")
-    assert params["command_topic"] == "joint_group_position_controller/commands"
-
-
 @pytest.mark.parametrize("node", ["policy_node", "sim_node", "train_node"])
 def test_parameter_files_use_declared_parameters(node):
     data = yaml.safe_load((REPO / "config" / f"{node}.yaml").read_text())
-    assert list(data) == [node], "layout is `node_name: ros__parameters: ...`"
-    params = data[node]["ros__parameters"]
+    key = f"/**/{node}"  # the node in any namespace, as launch namespace:= puts it
+    assert list(data) == [key], f"layout is `{key}: ros__parameters: ...`"
+    params = data[key]["ros__parameters"]
     import importlib
 
     PARAMETERS = importlib.import_module(f"anymal_ros.nodes.{node}").PARAMETERS
@@ -130,7 +127,7 @@ def test_policy_node_missing_height_fill_matches_the_noise_model():
     from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 
     data = yaml.safe_load((REPO / "config/policy_node.yaml").read_text())
-    assert data["policy_node"]["ros__parameters"]["missing_height_fill"] == MISSING_HEIGHT_FILL
+    assert data["/**/policy_node"]["ros__parameters"]["missing_height_fill"] == MISSING_HEIGHT_FILL
 
 
 def test_bundled_policy_falls_back_to_the_source_tree(monkeypatch):
@@ -138,3 +135,88 @@ def test_bundled_policy_falls_back_to_the_source_tree(monkeypatch):
 
     monkeypatch.delenv("AMENT_PREFIX_PATH", raising=False)
     assert bundled_policy_path() == REPO / "policies" / "student.onnx"
+
+
+@contextlib.contextmanager
+def node_from_launch(action: NodeAction, workdir: Path, make: Callable[[Context], Node]):
+    """The node ``make`` builds in a context initialised with the command line that launch_ros
+    gives ``action`` (remappings and parameter files, applied by rcl as in the process)."""
+    context = Context()
+    rclpy.init(args=action.command(workdir), context=context)
+    try:
+        node = make(context)
+        try:
+            yield node
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "key"),
+    [
+        ("anymal", "/anymal/policy_node"),  # the fully qualified name
+        ("anymal", "/**"),
+        ("anymal", "/**/policy_node"),
+        ("anymal", "/anymal/*"),
+        ("anymal", "/*/policy_node"),
+        ("anymal", "/anymal/**"),
+        ("", "policy_node"),
+        ("", "/policy_node"),
+    ],
+)
+def test_policy_launch_applies_every_form_of_parameter_file(namespace, key, tmp_path):
+    """Every key `ros2 run --params-file` matches works through the launch file (the file
+    used to be read by the launch file, which knew only policy_node, /policy_node and /**),
+    and the launch arguments still win over the file."""
+    from anymal_ros.nodes.policy_node import PolicyNode
+
+    params = tmp_path / "params.yaml"
+    block = {"stand_duration": 4.5, "autostart": False, "cmd_vel_timeout": 0.25}
+    params.write_text(yaml.safe_dump({key: {"ros__parameters": block}}))
+    launched = describe("policy.launch.py", namespace=namespace, params_file=str(params))
+    policy = launched.node("policy_node")
+    with node_from_launch(policy, tmp_path, lambda c: PolicyNode(context=c)) as node:
+        expected_name = f"/{namespace}/policy_node" if namespace else "/policy_node"
+        assert node.get_fully_qualified_name() == expected_name
+        assert node.p("stand_duration") == 4.5 and node.p("cmd_vel_timeout") == 0.25
+        assert node.p("autostart") is True  # autostart:=true (the default) over the file
+
+
+@pytest.mark.parametrize("node", ["policy_node", "sim_node", "train_node"])
+def test_shipped_parameter_files_apply_in_any_namespace(node, tmp_path):
+    """Each launch file's default parameter file reaches its node, also under a namespace."""
+    from anymal_ros.nodes.policy_node import PolicyNode
+    from anymal_ros.nodes.sim_node import SimNode
+    from anymal_ros.nodes.train_node import TrainNode
+
+    launch_file, arguments, make = {
+        "policy_node": ("policy.launch.py", {"namespace": "a"}, PolicyNode),
+        "sim_node": ("sim.launch.py", {"namespace": "a"}, SimNode),
+        "train_node": ("train.launch.py", {}, functools.partial(TrainNode, start=False)),
+    }[node]
+    file_values = yaml.safe_load((REPO / "config" / f"{node}.yaml").read_text())
+    (block,) = file_values.values()
+    (action,) = describe(launch_file, **arguments).nodes
+    with node_from_launch(action, tmp_path, lambda c: make(context=c)) as started:
+        launch_set = set().union(*(p for p in action.parameters if isinstance(p, dict)))
+        for name, value in block["ros__parameters"].items():
+            if name not in launch_set:
+                assert started.get_parameter(name).value == value, name
+
+
+@pytest.mark.parametrize("sim", ["false", "true"])
+def test_train_launch_ends_when_train_node_exits(sim):
+    """train_node's process ends when training does (done, ~/stop, failed: see
+    test_node_processes); the launch must then shut down, sim_node included, instead of
+    running until Ctrl-C."""
+    launched = describe("train.launch.py", sim=sim)
+    train = launched.node("train_node")
+    on_exit = [
+        action
+        for handler in launched.handlers
+        if isinstance(handler, OnProcessExit) and handler.target_action is train
+        for action in handler.on_exit
+    ]
+    assert any(isinstance(action, Shutdown) for action in on_exit), launched.handlers

@@ -195,9 +195,11 @@ class RosTopicVecEnv(LocomotionTask):
         self.rng = np.random.default_rng(seed)
         self._joints = [JointStateMapper(JOINT_NAMES) for _ in range(n)]
         # An rclpy context of our own: the bridge works inside any process (a training node,
-        # a test that also runs the simulator) without sharing an executor.
+        # a test that also runs the simulator) without sharing an executor. Its arguments are
+        # explicit: the process's --ros-args (`__node:=train_node`, parameter files) belong
+        # to the process's node, and would rename and configure this one too.
         self.context = Context()
-        rclpy.init(context=self.context)
+        rclpy.init(args=[], context=self.context)
         self.node = Node("ros_vec_env", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     model, which = _policy(args)
     print(f"policy: {which}")
     context = Context()
-    rclpy.init(context=context)
+    rclpy.init(args=[], context=context)  # not this command's argv: no --ros-args for the nodes
     # One executor thread for every callback (rclpy's multi-threaded executor costs more than
     # it gains under the GIL); physics runs in sim_node's own thread.
     executor = SingleThreadedExecutor(context=context)

@@ -583,7 +583,8 @@ def make_executor(kind: str, context=None):
 
 
 def main(args: list[str] | None = None) -> int:
-    with node_process(PolicyNode, args) as node:
+    with node_process(PolicyNode, args) as process:
+        node = process.node
         try:
             executor = make_executor(node.p("executor"))
         except ValueError as err:
@@ -614,9 +615,10 @@ def main(args: list[str] | None = None) -> int:
             # Not executor.spin(): the EventsExecutor of the Kilted PyPI wheels dispatches
             # nothing from spin() (timers and subscriptions stay silent), while spin_once()
             # works.
-            while node.context.ok():
-                executor.spin_once(timeout_sec=0.5)
+            process.spin(executor)
         finally:
+            # No callback runs after this; node_process then destroys the node's timers and
+            # publishers while the context is still valid.
             executor.shutdown()
     return 0
 

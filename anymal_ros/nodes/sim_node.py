@@ -44,6 +44,7 @@ import rclpy
 from builtin_interfaces.msg import Time
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -148,8 +149,13 @@ class SimNode(Node):
         self._thread: threading.Thread | None = None
         if self.lockstep:
             self._publish_lockstep(stepped=False)  # the first state, for a client already up
+            self.get_logger().info("simulating in lockstep: one control period per target")
         else:
             self.start()
+            rtf = float(self.p("real_time_factor"))
+            self.get_logger().info(
+                f"simulating: {1.0 / self.robot.dt:.0f} Hz physics, real-time factor {rtf:g}"
+            )
 
     def p(self, name: str):
         return self.get_parameter(name).value
@@ -316,8 +322,13 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    with node_process(SimNode, args) as node:
-        rclpy.spin(node)
+    with node_process(SimNode, args) as process:
+        executor = SingleThreadedExecutor(context=process.node.context)
+        executor.add_node(process.node)
+        try:
+            process.spin(executor)
+        finally:
+            executor.shutdown()
     return 0
 
 

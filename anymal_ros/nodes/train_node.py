@@ -33,17 +33,17 @@ import threading
 import time
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from anymal_ros.nodes.diagnostics import ERROR, OK, WARN
+from anymal_ros.nodes.process import node_process
 
 ALGORITHMS = ("ppo", "ppg", "distill")
 
@@ -89,7 +89,7 @@ class TrainNode(Node):
         self._save_request = threading.Event()
         self._saved = threading.Event()
         self._saved_path = ""
-        self._stop_requested = False
+        self._stop_reason: str | None = None  # set when asked to stop
         self._learn_start = 0.0
         self._first_iteration = 0
         self.pub_progress = self.create_publisher(String, "~/progress", 10)
@@ -143,8 +143,8 @@ class TrainNode(Node):
         log = self.get_logger()
         try:
             self.runner = self.make_runner()
-            if self._stop_requested:  # ~/stop came while the runner was being built
-                self.runner.request_stop("stop service")
+            if self._stop_reason is not None:  # asked while the runner was being built
+                self.runner.request_stop(self._stop_reason)
             log.info(f"{self.algorithm}: run directory {self.runner.run_dir}")
             self._first_iteration = self.runner.iteration
             self._learn_start = time.monotonic()
@@ -208,12 +208,23 @@ class TrainNode(Node):
         self._saved_path = ""
         return response
 
-    def _on_stop(self, request, response):
-        self._stop_requested = True
+    def request_stop(self, reason: str) -> None:
+        """End training after the current iteration (``latest.pt`` is written)."""
+        self._stop_reason = reason
         if self.runner is not None:
-            self.runner.request_stop("stop service")
+            self.runner.request_stop(reason)
         if self.state == "training":
             self.state = "stopping"
+
+    def destroy_node(self) -> None:
+        # The worker publishes: it must be done before the node and its context go.
+        if self.worker.is_alive():
+            self.request_stop("node destroyed")
+            self.worker.join()
+        super().destroy_node()
+
+    def _on_stop(self, request, response):
+        self.request_stop("stop service")
         self.worker.join(float(self.p("service_timeout")))
         if self.worker.is_alive():
             response.success = False
@@ -253,25 +264,23 @@ class TrainNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = TrainNode()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    exit_when_done = bool(node.p("exit_when_done"))
-    try:
-        while rclpy.ok() and not (exit_when_done and node.finished):
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        # Ctrl-C: let the runner finish its iteration and write latest.pt.
-        if node.runner is not None:
-            node.runner.request_stop("interrupted")
-        node.worker.join()
-    finally:
+    """Train until done (the process then exits, and ``train.launch.py`` with it) or until
+    SIGINT/SIGTERM: then the runner finishes its iteration and writes ``latest.pt`` while
+    the node keeps answering and publishing; exit code 1 if training failed."""
+    with node_process(TrainNode, args) as process:
+        node = process.node
+        executor = SingleThreadedExecutor(context=node.context)
+        executor.add_node(node)
+        try:
+            exit_when_done = bool(node.p("exit_when_done"))
+            process.spin(executor, until=lambda: exit_when_done and node.finished)
+            if process.signalled.is_set():
+                node.request_stop("interrupted")
+                done = lambda: not node.worker.is_alive()  # noqa: E731
+                process.spin(executor, until=done, through_signals=True)
+        finally:
+            executor.shutdown()
         failed = node.state == "failed"
-        executor.remove_node(node)
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
     return 1 if failed else 0
 
 
