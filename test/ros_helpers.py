@@ -21,8 +21,8 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from anymal_ros.nodes.messages import fill_joint_state, height_cloud
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions
+from anymal_ros.ros_io.messages import fill_joint_state, height_cloud
 
 
 class RosSession:

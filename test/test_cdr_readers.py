@@ -1,4 +1,4 @@
-"""The plain-CDR readers (anymal_ros.nodes.cdr) against rclpy on real serialized messages.
+"""The plain-CDR readers (anymal_ros.ros_io.cdr) against rclpy on real serialized messages.
 
 Every check compares two paths over the same bytes: today's (``deserialize_message`` then the
 validator on the message object) and the readers' (fields read from the bytes, then the same
@@ -32,7 +32,8 @@ from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Imu, JointState, PointCloud2
 
-from anymal_ros.nodes.cdr import (
+from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.ros_io.cdr import (
     JointStateReader,
     PointCloudReader,
     plain_cdr_order,
@@ -40,7 +41,7 @@ from anymal_ros.nodes.cdr import (
     read_odometry_twist,
     read_twist,
 )
-from anymal_ros.nodes.inputs import (
+from anymal_ros.ros_io.inputs import (
     InputError,
     JointStateMapper,
     command_from_twist,
@@ -51,7 +52,6 @@ from anymal_ros.nodes.inputs import (
     odom_from_values,
     odom_twist,
 )
-from anymal_ros.obs.layout import JOINT_NAMES
 
 UNDECODABLE = "undecodable"
 LOW, HIGH = np.array([-1.0, -0.5, -1.0]), np.array([1.0, 0.5, 1.0])

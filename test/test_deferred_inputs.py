@@ -2,7 +2,7 @@
 
 The controller tests feed real serialized ROS messages (rclpy.serialization) to a controller
 that drives a real exported student, both decoding them (rclpy) and reading them directly
-(``read_cdr``, anymal_ros.nodes.cdr); the node test runs policy_node with ``raw_inputs: false``
+(``read_cdr``, anymal_ros.ros_io.cdr); the node test runs policy_node with ``raw_inputs: false``
 over loopback DDS, the path the default (raw) subscriptions replaced.
 """
 
@@ -31,10 +31,10 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2  # noqa: E402
 
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
 from anymal_ros.nodes.controller import INPUTS, ControllerConfig, PolicyController  # noqa: E402
-from anymal_ros.nodes.messages import fill_joint_state  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
+from anymal_ros.ros_io.messages import fill_joint_state  # noqa: E402
 
 TYPES = {
     "joint_states": JointState,

@@ -27,7 +27,7 @@ counts rejections among the messages decoded (the newest at each tick), not amon
 arrived; ``rate`` counts all arrivals.
 
 With ``set_decoder(..., read_cdr=True)`` (the node's default) the newest message is not even
-deserialized: :mod:`anymal_ros.nodes.cdr` reads the few fields the controller uses straight
+deserialized: :mod:`anymal_ros.ros_io.cdr` reads the few fields the controller uses straight
 from the plain-CDR bytes (the decoder stays the fallback for other encapsulations). The same
 validation runs either way: each input has one ``_set_*`` method that takes plain values, fed
 by ``on_*`` from a message object or by :meth:`PolicyController.drain` from the bytes; bytes
@@ -45,25 +45,7 @@ import numpy as np
 
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
-from anymal_ros.nodes.cdr import (
-    JointStateReader,
-    PointCloudReader,
-    plain_cdr_order,
-    read_imu,
-    read_odometry_twist,
-    read_twist,
-)
 from anymal_ros.nodes.diagnostics import LatencyWindow
-from anymal_ros.nodes.inputs import (
-    InputError,
-    InputMonitor,
-    JointStateMapper,
-    command_from_values,
-    fill_missing,
-    heights_from_cloud,
-    imu_from_values,
-    odom_from_values,
-)
 from anymal_ros.nodes.safety import (
     InputHealth,
     Mode,
@@ -74,6 +56,24 @@ from anymal_ros.nodes.safety import (
 from anymal_ros.obs.layout import EXTERO_SHAPE, JOINT_NAMES, proprio_layout
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import projected_gravity
+from anymal_ros.ros_io.cdr import (
+    JointStateReader,
+    PointCloudReader,
+    plain_cdr_order,
+    read_imu,
+    read_odometry_twist,
+    read_twist,
+)
+from anymal_ros.ros_io.inputs import (
+    InputError,
+    InputMonitor,
+    JointStateMapper,
+    command_from_values,
+    fill_missing,
+    heights_from_cloud,
+    imu_from_values,
+    odom_from_values,
+)
 
 #: Input names, in the order diagnostics list them.
 INPUTS = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
@@ -282,7 +282,7 @@ class PolicyController:
         (the node passes ``rclpy.serialization.deserialize_message`` for the topic's type).
 
         ``read_cdr``: payloads are serialized messages of the input's ROS type; plain-CDR
-        ones are read directly (:mod:`anymal_ros.nodes.cdr`), ``decode`` gets the others.
+        ones are read directly (:mod:`anymal_ros.ros_io.cdr`), ``decode`` gets the others.
         """
         if name not in self._handlers:
             raise ValueError(f"unknown input {name!r}; inputs are {list(self._handlers)}")

@@ -14,7 +14,7 @@ Inputs (sensor-data QoS; names are parameters and can be remapped)
     ``/cmd_vel`` (geometry_msgs/Twist: vx, vy, yaw rate; clipped to ``cmd_vel_min/max``,
     zeroed when older than its timeout, reached at most at ``cmd_vel_max_rate`` per second),
     ``/height_samples`` (sensor_msgs/PointCloud2 of 4 x 52 points; layout in
-    :mod:`anymal_ros.nodes.inputs`).
+    :mod:`anymal_ros.ros_io.inputs`).
 
 Outputs (reliable QoS)
     ``/joint_group_position_controller/commands`` (std_msgs/Float64MultiArray, joint targets
@@ -34,7 +34,7 @@ the newest message of each is deserialized and validated, at the control tick (s
 :mod:`anymal_ros.nodes.controller` for what that means for ages, rates and rejections); at
 400 Hz proprioception that avoids building seven of every eight message objects in Python.
 With ``cdr_readers: true`` (default) even the eighth is not built: the fields the controller
-uses are read straight from the plain-CDR bytes (:mod:`anymal_ros.nodes.cdr`; other encodings
+uses are read straight from the plain-CDR bytes (:mod:`anymal_ros.ros_io.cdr`; other encodings
 fall back to ``deserialize_message``).
 ``main()`` spins rclpy's C++ ``EventsExecutor`` (parameter ``executor``). Diagnostics report the
 node's own latency per published tick (``control_ms``: entry of the callback that ran the tick,

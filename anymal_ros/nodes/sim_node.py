@@ -4,7 +4,7 @@ Publishes (sensor-data QoS) what a robot's drivers would: ``/joint_states`` (nam
 velocities), ``/imu`` (orientation, body-frame angular velocity; no accelerometer, marked by
 ``linear_acceleration_covariance[0] = -1``), ``/odom`` (pose in ``odom``, twist in ``base``) at
 the physics rate divided by ``proprio_decimation`` (400 Hz with the default 2.5 ms step), and
-``/height_samples`` (the policy node's cloud layout, see :mod:`anymal_ros.nodes.inputs`) at
+``/height_samples`` (the policy node's cloud layout, see :mod:`anymal_ros.ros_io.inputs`) at
 ``height_samples_rate``. Optionally ``/clock`` (``publish_clock``) for ``use_sim_time``.
 
 Subscribes to the joint targets on ``/joint_group_position_controller/commands``
@@ -23,7 +23,7 @@ physics_dt)`` physics steps) and then publishes every topic once: joint_states (
 ``effort`` = actuator torques), imu, odom, height_samples, ``/clock`` if enabled, and with
 ``publish_privileged`` the 50 privileged values on ``~/privileged``
 (sensor_msgs/JointState used as a stamped named vector, names
-:data:`anymal_ros.nodes.messages.PRIVILEGED_NAMES`, values in ``position``). ``~/reset``
+:data:`anymal_ros.ros_io.messages.PRIVILEGED_NAMES`, values in ``position``). ``~/reset``
 publishes the new episode's first state before it answers, and names that state's stamp in
 its reply (``"new episode; stamp <sec>.<nanosec>"``). All of one state's messages carry
 the same stamp: simulated time since the node started, strictly increasing (a reset counts
@@ -51,9 +51,9 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from anymal_ros.nodes.messages import PRIVILEGED_NAMES, fill_joint_state, height_cloud
 from anymal_ros.nodes.process import node_process
 from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.ros_io.messages import PRIVILEGED_NAMES, fill_joint_state, height_cloud
 
 PARAMETERS: dict[str, tuple[object, str]] = {
     "sim_config": ("", "SimConfig YAML (anymal_ros.config.sim); empty = built-in defaults"),

@@ -3,7 +3,7 @@
 Pure python: the functions read message fields by name (duck typing), so they are tested with
 real message objects and need no running ROS graph. Each message function has a twin that
 validates plain values (``*_from_values``, :meth:`JointStateMapper.map`), so the fields read
-straight from serialized bytes (:mod:`anymal_ros.nodes.cdr`) go through the same checks.
+straight from serialized bytes (:mod:`anymal_ros.ros_io.cdr`) go through the same checks.
 Every rejection raises :class:`InputError` with a message that names the input and the
 problem; the node reports it on ``/diagnostics`` and keeps the previous good value (which then
 ages out by the watchdog).
@@ -144,7 +144,7 @@ def heights_from_cloud(msg, shape: tuple[int, int] = EXTERO_SHAPE) -> np.ndarray
     """``sensor_msgs/PointCloud2`` -> heights ``[feet, points]`` float32 (NaN = missing).
 
     Infinite heights are rejected (NaN is the only "missing" marker). ``msg`` may also be a
-    :class:`~anymal_ros.nodes.cdr.PointCloudView` read from the serialized message.
+    :class:`~anymal_ros.ros_io.cdr.PointCloudView` read from the serialized message.
     """
     expected = shape[0] * shape[1]
     count = int(msg.width) * int(msg.height)

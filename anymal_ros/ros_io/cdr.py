@@ -24,7 +24,7 @@ read here exactly when rclpy would decode it:
   an error; the text ends at the first NUL; invalid UTF-8 is replaced, not refused;
 * a bool is one byte, any non-zero value is true; bytes after the message are ignored.
 
-Every failure raises :class:`~anymal_ros.nodes.inputs.InputError` naming the input, like a
+Every failure raises :class:`~anymal_ros.ros_io.inputs.InputError` naming the input, like a
 message rclpy cannot decode; nothing else escapes.
 """
 
@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from anymal_ros.nodes.inputs import InputError
+from anymal_ros.ros_io.inputs import InputError
 
 #: Representation identifiers of plain CDR (XCDR1).
 PLAIN_CDR_BE = b"\x00\x00"
@@ -245,7 +245,7 @@ class JointStateReader:
 
     The names of a driver that publishes a fixed list are parsed once: later messages whose
     name block has the same bytes reuse the same tuple (which also keeps
-    :class:`~anymal_ros.nodes.inputs.JointStateMapper`'s index cache hot).
+    :class:`~anymal_ros.ros_io.inputs.JointStateMapper`'s index cache hot).
     """
 
     def __init__(self) -> None:
@@ -315,7 +315,7 @@ class PointFieldView(NamedTuple):
 class PointCloudView(NamedTuple):
     """The ``sensor_msgs/PointCloud2`` fields that describe the points; ``data`` is a
     zero-copy view of the message bytes. Read by
-    :func:`~anymal_ros.nodes.inputs.heights_from_cloud` like a message object."""
+    :func:`~anymal_ros.ros_io.inputs.heights_from_cloud` like a message object."""
 
     height: int
     width: int
