@@ -12,10 +12,11 @@ ROS_ENV := ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=$(DOMAIN) OMP_N
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt setup.py tools/build_grid_map_msgs.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -r requirements.txt
+	$(PY) tools/build_grid_map_msgs.py $(VENV)
 	$(PY) -m pip install -e . --no-deps
 	touch $(STAMP)
 
