@@ -14,8 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from anymal_ros.config.noise import MISSING_HEIGHT_FILL  # placeholder: robot-model branch
 from anymal_ros.config.sim import ActionConfig
-from anymal_ros.obs.actions import ACTION_MODES, ActionDecoder, action_dim
+from anymal_ros.obs.actions import (  # placeholder: robot-model branch (LegGeometry, LegKinematics)
+    ACTION_MODES,
+    ActionDecoder,
+    LegGeometry,
+    LegKinematics,
+    action_dim,
+)
 from anymal_ros.obs.layout import (
     CONTRACT_VERSION,
     DEFAULT_JOINT_POS,
@@ -76,6 +83,21 @@ class PolicyMetadata:
     @property
     def recurrent(self) -> bool:
         return len(self.hidden_shape) > 0
+
+    @property
+    def kinematics(self) -> LegKinematics:  # placeholder: robot-model branch
+        """Leg forward kinematics: ``forward([N, 12]) -> [N, 4, 3]`` foot centres (base frame)."""
+        return LegKinematics()
+
+    @property
+    def foot_radius(self) -> float:  # placeholder: robot-model branch
+        """m; a foot's sole is its centre's z minus this."""
+        return float(LegGeometry().foot_radius)
+
+    @property
+    def missing_height_fill(self) -> float:  # placeholder: robot-model branch
+        """m; the height the student was trained to see for missing points."""
+        return float(MISSING_HEIGHT_FILL)
 
     def __post_init__(self) -> None:
         _validate(self)
