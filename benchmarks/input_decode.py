@@ -143,7 +143,9 @@ def walking_controller(model: Path, read_cdr: bool = True):
 
     msgs = messages()
     raw = {name: serialize_message(msg) for name, (_, msg) in msgs.items()}
-    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1))
+    config = ControllerConfig(
+        safety=SafetyConfig(stand_duration=0.1), height_source="height_samples"
+    )
     c = PolicyController(OnnxPolicy(model), config)
     for name, (msg_type, _) in msgs.items():
         decode = functools.partial(deserialize_message, message_type=msg_type)

@@ -21,7 +21,9 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from anymal_ros.obs.actions import LegGeometry, LegKinematics
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions
+from anymal_ros.ros_io.grid_map import grid_map_message
 from anymal_ros.ros_io.messages import fill_joint_state, height_cloud
 
 
@@ -81,14 +83,30 @@ class FakeRobot(Node):
         self.joint_pos = default_joint_positions().astype(np.float64)
         self.joint_vel = np.zeros(12)
         self.heights = np.zeros((4, 52), dtype=np.float32)
+        # The elevation map (odom frame, base at the origin): flat ground under the soles of
+        # the default pose, 2.4 m square at 4 cm, published every ``map_every`` states.
+        feet = LegKinematics().forward(self.joint_pos[None])[0]
+        self.ground = float(feet[:, 2].mean()) - LegGeometry().foot_radius
+        self.map_heights = np.full((60, 60), self.ground, dtype=np.float32)
+        self.map_every = 5
+        self._published = 0
         self.quat_wxyz = np.array([1.0, 0.0, 0.0, 0.0])
-        self.enabled = {"joint_states": True, "imu": True, "odom": True, "height_samples": True}
+        self.enabled = {
+            "joint_states": True,
+            "imu": True,
+            "odom": True,
+            "height_samples": True,
+            "elevation_map": True,
+        }
+        from grid_map_msgs.msg import GridMap  # built by make install
+
         qos = qos_profile_sensor_data
         self.pubs = {
             "joint_states": self.create_publisher(JointState, "/joint_states", qos),
             "imu": self.create_publisher(Imu, "/imu", qos),
             "odom": self.create_publisher(Odometry, "/odom", qos),
             "height_samples": self.create_publisher(PointCloud2, "/height_samples", qos),
+            "elevation_map": self.create_publisher(GridMap, "/elevation_map", qos),
         }
         self.targets: list[np.ndarray] = []
         self.diagnostics: list[dict[str, str]] = []
@@ -135,7 +153,12 @@ class FakeRobot(Node):
             self.pubs["imu"].publish(imu)
         if self.enabled["odom"]:
             odom = Odometry()
-            odom.header.stamp = stamp
+            odom.header.stamp, odom.header.frame_id = stamp, "odom"
             self.pubs["odom"].publish(odom)
         if self.enabled["height_samples"]:
             self.pubs["height_samples"].publish(height_cloud(self.heights, None, "base", stamp))
+        self._published += 1
+        if self.enabled["elevation_map"] and self._published % self.map_every == 0:
+            grid = self.map_heights
+            msg = grid_map_message(grid, (0.0, 0.0), 0.04, "odom", stamp)
+            self.pubs["elevation_map"].publish(msg)

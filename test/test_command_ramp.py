@@ -46,7 +46,11 @@ def run(c: PolicyController, now: float, ticks: int, command: Twist | None = Non
 
 
 def walking(student_path, rate=(2.0, 2.0, 4.0)) -> tuple[PolicyController, float]:
-    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1), command_rate_limit=rate)
+    config = ControllerConfig(
+        safety=SafetyConfig(stand_duration=0.1),
+        command_rate_limit=rate,
+        height_source="height_samples",
+    )
     c = PolicyController(OnnxPolicy(student_path), config)
     now = 1.0
     feed_robot(c, now)

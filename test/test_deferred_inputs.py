@@ -30,7 +30,7 @@ from ros_helpers import FakeRobot  # noqa: E402
 from sensor_msgs.msg import Imu, JointState, PointCloud2  # noqa: E402
 
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
-from anymal_ros.nodes.controller import INPUTS, ControllerConfig, PolicyController  # noqa: E402
+from anymal_ros.nodes.controller import ControllerConfig, PolicyController  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
@@ -45,9 +45,15 @@ TYPES = {
 }
 
 
+#: The inputs deferred to the tick, in the controller's order (the cloud is the height source
+#: here; the map is decoded on arrival, never deferred).
+INPUTS = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
+CLOUD = "height_samples"
+
+
 @pytest.fixture(params=[False, True], ids=["deserialize", "read_cdr"])
 def controller(student_path, request):
-    c = PolicyController(OnnxPolicy(student_path), ControllerConfig())
+    c = PolicyController(OnnxPolicy(student_path), ControllerConfig(height_source=CLOUD))
     for name, msg_type in (("joint_states", JointState), ("imu", Imu)):
         decode = functools.partial(deserialize_message, message_type=msg_type)
         c.set_decoder(name, decode, read_cdr=request.param)
@@ -118,7 +124,7 @@ def test_truncated_bytes_are_rejected_and_the_last_value_kept(controller):
 
 def both_paths(student_path) -> tuple[PolicyController, PolicyController]:
     """Two controllers on the same policy: one deserializes, one reads the bytes."""
-    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1))
+    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1), height_source=CLOUD)
     pair = []
     for read_cdr in (False, True):
         c = PolicyController(OnnxPolicy(student_path), config)
@@ -210,7 +216,7 @@ def test_read_cdr_drives_the_controller_exactly_like_decoded_messages(student_pa
 
 
 def test_read_cdr_falls_back_to_the_decoder_for_other_encapsulations(student_path):
-    c = PolicyController(OnnxPolicy(student_path), ControllerConfig())
+    c = PolicyController(OnnxPolicy(student_path), ControllerConfig(height_source=CLOUD))
     decoded = []
 
     def decode(data: bytes) -> Twist:

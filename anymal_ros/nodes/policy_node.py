@@ -13,8 +13,12 @@ Inputs (sensor-data QoS; names are parameters and can be remapped)
     ``/odom`` (nav_msgs/Odometry: twist in the child (base) frame),
     ``/cmd_vel`` (geometry_msgs/Twist: vx, vy, yaw rate; clipped to ``cmd_vel_min/max``,
     zeroed when older than its timeout, reached at most at ``cmd_vel_max_rate`` per second),
-    ``/height_samples`` (sensor_msgs/PointCloud2 of 4 x 52 points; layout in
-    :mod:`anymal_ros.ros_io.inputs`).
+    and the terrain, by ``height_source``: ``elevation_map`` (default; grid_map_msgs/GridMap,
+    e.g. from elevation_mapping_cupy, in the odometry frame or a frame with a fixed transform
+    to it; the node places the feet by forward kinematics and the odometry pose and samples
+    the 4 x 52 rings itself, see :mod:`anymal_ros.deploy.height_map`; decoded once per
+    arrival, :mod:`anymal_ros.ros_io.grid_map`) or ``height_samples`` (sensor_msgs/PointCloud2
+    of 4 x 52 heights sampled elsewhere; layout in :mod:`anymal_ros.ros_io.inputs`).
 
 Outputs (reliable QoS)
     ``/joint_group_position_controller/commands`` (std_msgs/Float64MultiArray, joint targets
@@ -64,7 +68,7 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+from anymal_ros.deploy.height_map import MapPlacement
 from anymal_ros.nodes.diagnostics import LatencyWindow, status_level, status_values
 from anymal_ros.nodes.process import node_process
 from anymal_ros.nodes.safety import Mode, SafetyConfig
@@ -83,6 +87,22 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "imu_topic": ("imu", "sensor_msgs/Imu input"),
     "odom_topic": ("odom", "nav_msgs/Odometry input (twist in the base frame)"),
     "cmd_vel_topic": ("cmd_vel", "geometry_msgs/Twist velocity command"),
+    "height_source": (
+        "elevation_map",
+        "'elevation_map' (GridMap, sampled around the feet by the node) or 'height_samples' "
+        "(PointCloud2 of 4 x 52 heights sampled elsewhere)",
+    ),
+    "elevation_map_topic": ("elevation_map", "grid_map_msgs/GridMap input"),
+    "elevation_map_layer": ("elevation", "layer of the map holding the terrain height (m)"),
+    "elevation_map_frame": (
+        "",
+        "a frame other than the odometry frame the map may be published in (placed by "
+        "elevation_map_transform); empty = the map must be in the odometry frame",
+    ),
+    "elevation_map_transform": (
+        [0.0, 0.0, 0.0, 0.0],
+        "fixed pose (x, y, z m, yaw rad) of elevation_map_frame in the odometry frame",
+    ),
     "height_samples_topic": ("height_samples", "sensor_msgs/PointCloud2, 4 x 52 heights"),
     "command_topic": (
         "joint_group_position_controller/commands",
@@ -93,12 +113,13 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "imu_timeout": (0.1, "s; older -> PASSIVE"),
     "odom_timeout": (0.2, "s; older -> WALK stops (STAND)"),
     "height_samples_timeout": (0.5, "s; older -> STAND, or blind walking if blind_walk"),
+    "elevation_map_timeout": (
+        0.5,
+        "s; a map that arrived longer ago, or whose header stamp is older on the node's clock, "
+        "is stale -> STAND, or blind walking if blind_walk",
+    ),
     "cmd_vel_timeout": (0.5, "s; older -> command is zero"),
     "blind_walk": (False, "keep walking on stale heights, fed as missing points"),
-    "missing_height_fill": (
-        MISSING_HEIGHT_FILL,
-        "m; height fed for missing points (the training noise model's fill value)",
-    ),
     "stand_duration": (2.0, "s; interpolation from the measured pose to the default pose"),
     "max_tilt": (0.8, "rad; |roll| or |pitch| beyond this -> PASSIVE"),
     "cmd_vel_min": ([-1.0, -0.5, -1.0], "lower clip of (vx, vy, yaw rate)"),
@@ -224,20 +245,25 @@ class PolicyNode(LifecycleNode):
         if self.p("activate_mode") not in ("stand", "passive"):
             mode = self.p("activate_mode")
             raise ValueError(f"activate_mode must be 'stand' or 'passive', got {mode!r}")
+        from anymal_ros.nodes.controller import INPUTS
+
+        transform = tuple(float(v) for v in self.p("elevation_map_transform"))
+        if len(transform) != 4:
+            raise ValueError(f"elevation_map_transform needs x, y, z, yaw; got {transform}")
         return cls(
+            height_source=self.p("height_source"),
+            elevation_map_layer=self.p("elevation_map_layer"),
+            elevation_map_frame=self.p("elevation_map_frame"),
+            map_placement=MapPlacement(*transform),
             safety=SafetyConfig(
                 stand_duration=float(self.p("stand_duration")),
                 max_tilt=float(self.p("max_tilt")),
                 blind_walk=bool(self.p("blind_walk")),
             ),
-            timeouts={
-                name: float(self.p(f"{name}_timeout"))
-                for name in ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
-            },
+            timeouts={name: float(self.p(f"{name}_timeout")) for name in INPUTS},
             command_low=tuple(float(v) for v in self.p("cmd_vel_min")),
             command_high=tuple(float(v) for v in self.p("cmd_vel_max")),
             command_rate_limit=tuple(float(v) for v in self.p("cmd_vel_max_rate")),
-            missing_height_fill=float(self.p("missing_height_fill")),
             joint_lower=limits("joint_lower_limits"),
             joint_upper=limits("joint_upper_limits"),
         )
@@ -247,13 +273,21 @@ class PolicyNode(LifecycleNode):
         sensor = qos_profile_sensor_data
         raw = bool(self.p("raw_inputs"))
         read_cdr = bool(self.p("cdr_readers"))
-        subs = (
+        subs = [
             ("joint_states", JointState, self._on_joint_states),
             ("imu", Imu, c.on_imu),
             ("odom", Odometry, c.on_odom),
             ("cmd_vel", Twist, c.on_cmd_vel),
-            ("height_samples", PointCloud2, c.on_heights),
-        )
+        ]
+        if c.height_source == "height_samples":
+            subs.append(("height_samples", PointCloud2, c.on_heights))
+        else:
+            # Decoded on arrival (a few Hz), as a message object: never deferred to a tick.
+            from grid_map_msgs.msg import GridMap
+
+            on_map = self._validating(c.on_elevation_map)
+            topic = self.p("elevation_map_topic")
+            self._entities.append(self.create_subscription(GridMap, topic, on_map, sensor))
         for name, msg_type, handler in subs:
             if raw:
                 decode = functools.partial(deserialize_message, message_type=msg_type)
@@ -437,7 +471,7 @@ class PolicyNode(LifecycleNode):
         if c is None:
             return
         now = self.now()
-        names = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
+        names = c.inputs
         stale = c.stale_inputs(now)
         level, summary = status_level(c.mode.value, stale, c.monitor.last_error)
         values = status_values(
@@ -454,6 +488,8 @@ class PolicyNode(LifecycleNode):
             missed_ticks=self.missed_ticks,
         )
         values.append(("scheduling", self.scheduling))
+        values.append(("heights.source", c.height_source))
+        values.append(("heights.stale", c.heights_stale(now) or "no"))
         # vx vy yaw-rate: what cmd_vel asks, and what the policy sees on its way there.
         for key, command in (("requested", c.command), ("policy", c.policy_command)):
             values.append((f"command.{key}", " ".join(f"{v:.3f}" for v in command)))

@@ -66,6 +66,8 @@ class _Formats:
         self.imu = struct.Struct(order + "4d72x3d")
         # skip the pose and its covariance; twist linear x, y, z, angular x, y, z
         self.odom_twist = struct.Struct(order + f"{8 * 43}x6d")
+        # pose position x, y, z, orientation x, y, z, w; skip its covariance; the twist
+        self.odom = struct.Struct(order + f"7d{8 * 36}x6d")
         self.twist = struct.Struct(order + "6d")
         self.f64 = np.dtype(order + "f8")
 
@@ -294,6 +296,19 @@ def read_odometry_twist(data: bytes, order: str, what: str = "odom") -> tuple[tu
     cur.align(8)
     v = cur.fmt.odom_twist.unpack_from(data, cur.take(_ODOM_SIZE))
     return v[:3], v[3:]
+
+
+def read_odometry(data: bytes, order: str, what: str = "odom") -> tuple[str, tuple, tuple]:
+    """``nav_msgs/Odometry`` -> (``header.frame_id``, ``pose.pose`` (position ``(x, y, z)``,
+    orientation ``(x, y, z, w)``) as one 7-tuple, ``twist.twist`` (linear, angular) as one
+    6-tuple)."""
+    cur = _Cursor(data, order, what)
+    cur.take(8)  # stamp; the payload starts 8-aligned
+    frame = _text(cur.raw_string())
+    cur.skip_string()  # child_frame_id
+    cur.align(8)
+    v = cur.fmt.odom.unpack_from(data, cur.take(_ODOM_SIZE))
+    return frame, v[:7], v[7:]
 
 
 def read_twist(data: bytes, order: str, what: str = "cmd_vel") -> tuple[tuple, tuple]:

@@ -126,6 +126,20 @@ def odom_from_values(
     return _finite("odom.twist.linear", lin), _finite("odom.twist.angular", ang)
 
 
+def odom_pose_from_values(
+    position: Sequence[float], orientation_xyzw: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Odometry ``pose.pose`` -> (position ``[3]``, orientation ``[4]`` as (w, x, y, z),
+    renormalised; its norm must be within 10 % of one)."""
+    pos = _finite("odom.pose.position", np.array(position, dtype=np.float64))
+    x, y, z, w = orientation_xyzw
+    quat = _finite("odom.pose.orientation", np.array([w, x, y, z], dtype=np.float64))
+    norm = float(np.linalg.norm(quat))
+    if not 0.9 < norm < 1.1:
+        raise InputError(f"odom.pose.orientation: quaternion norm {norm:.3f} is not a rotation")
+    return pos, quat / norm
+
+
 def command_from_twist(msg, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """``geometry_msgs/Twist`` -> command ``[3]`` (vx, vy, yaw rate) clipped to ``[low, high]``."""
     lin, ang = msg.linear, msg.angular
