@@ -14,6 +14,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rclpy.context import Context
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -89,6 +90,7 @@ class FakeRobot(Node):
         self.ground = float(feet[:, 2].mean()) - LegGeometry().foot_radius
         self.map_heights = np.full((60, 60), self.ground, dtype=np.float32)
         self.map_every = 5
+        self.map_stamp_age = 0.0  # s the map's header stamp lags the clock (a late map)
         self._published = 0
         self.quat_wxyz = np.array([1.0, 0.0, 0.0, 0.0])
         self.enabled = {
@@ -160,5 +162,6 @@ class FakeRobot(Node):
         self._published += 1
         if self.enabled["elevation_map"] and self._published % self.map_every == 0:
             grid = self.map_heights
-            msg = grid_map_message(grid, (0.0, 0.0), 0.04, "odom", stamp)
+            built = self.get_clock().now() - Duration(seconds=self.map_stamp_age)
+            msg = grid_map_message(grid, (0.0, 0.0), 0.04, "odom", built.to_msg())
             self.pubs["elevation_map"].publish(msg)
