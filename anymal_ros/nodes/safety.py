@@ -180,7 +180,7 @@ class SafetyStateMachine:
         if not health.odom:
             return False, "cannot enter WALK: odometry is stale or missing"
         if not health.heights and not self.config.blind_walk:
-            return False, "cannot enter WALK: height samples are stale (blind_walk is off)"
+            return False, "cannot enter WALK: heights are stale (blind_walk is off)"
         self._go(Mode.WALK, now, reason, None)
         return True, "WALK"
 
@@ -213,7 +213,7 @@ class SafetyStateMachine:
             if not health.odom:
                 stale.append("odom")
             if not health.heights and not self.config.blind_walk:
-                stale.append("height_samples")
+                stale.append("heights")  # the map or the cloud: see heights.stale
             if stale:
                 self._go(Mode.STAND, now, f"watchdog: {', '.join(stale)} stale", joint_pos)
         return self.mode
