@@ -212,6 +212,7 @@ RANDOM = {
     "joint_states": random_joint_state,
     "imu": random_imu,
     "odom": random_odometry,
+    "odom_pose": random_odometry,
     "cmd_vel": random_twist,
     "height_samples": lambda rng, frame_len: cloud(rng, frame_len, int(rng.integers(0, 4))),
 }

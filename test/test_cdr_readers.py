@@ -38,6 +38,7 @@ from anymal_ros.ros_io.cdr import (
     PointCloudReader,
     plain_cdr_order,
     read_imu,
+    read_odometry,
     read_odometry_twist,
     read_twist,
 )
@@ -119,6 +120,21 @@ INPUTS = {
     "imu": lambda: Input(Imu, write_imu, imu_arrays, read_imu, lambda f: imu_from_values(*f)),
     "odom": lambda: Input(
         Odometry, write_odometry, odom_twist, read_odometry_twist, lambda f: odom_from_values(*f)
+    ),
+    # The odometry pose and frame, which the elevation-map path places the feet with.
+    "odom_pose": lambda: Input(
+        Odometry,
+        write_odometry,
+        lambda m: (
+            m.header.frame_id,
+            np.array([getattr(m.pose.pose.position, a) for a in "xyz"]),
+            np.array([getattr(m.pose.pose.orientation, a) for a in "xyzw"]),
+            np.array([getattr(m.twist.twist.linear, a) for a in "xyz"]),
+            np.array([getattr(m.twist.twist.angular, a) for a in "xyz"]),
+        ),
+        lambda data, order: read_odometry(data, order, "odom_pose"),
+        lambda f: (f[0], np.array(f[1][:3]), np.array(f[1][3:]), np.array(f[2][:3]),
+                   np.array(f[2][3:])),  # fmt: skip
     ),
     "cmd_vel": lambda: Input(
         Twist,

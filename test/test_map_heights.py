@@ -242,3 +242,13 @@ def test_blind_walking_on_a_stale_map(student_path):
     c.on_cmd_vel(Twist(), now)
     c.tick(now)
     assert c.mode is Mode.WALK and c.missing_heights == 4 * 52
+
+
+def test_the_map_path_needs_a_valid_odometry_pose_and_the_cloud_path_does_not(student_path):
+    odom = Odometry()
+    odom.header.frame_id = "odom"
+    odom.pose.pose.orientation.w = 0.0  # twist-only odometry leaves the pose empty
+    on_map = controller(student_path)
+    assert not on_map.on_odom(odom, 1.0)
+    assert "odom.pose.orientation: quaternion norm 0.000" in on_map.monitor.last_error["odom"]
+    assert controller(student_path, height_source="height_samples").on_odom(odom, 1.0)
