@@ -39,6 +39,7 @@ bench: install
 	$(ROS_ENV) $(PY) benchmarks/distill_throughput.py --num-envs 16 64 --iterations 3
 	$(ROS_ENV) $(PY) benchmarks/store_io.py --out benchmarks/results/store_io.json
 	$(ROS_ENV) $(PY) benchmarks/input_decode.py
+	$(ROS_ENV) $(PY) benchmarks/map_path.py
 	$(ROS_ENV) $(PY) benchmarks/ros_latency.py --seconds 60
 
 # The recipe of the bundled policy (policies/MODEL_CARD.md): teacher -> student (distillation,
