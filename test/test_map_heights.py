@@ -252,3 +252,16 @@ def test_the_map_path_needs_a_valid_odometry_pose_and_the_cloud_path_does_not(st
     assert not on_map.on_odom(odom, 1.0)
     assert "odom.pose.orientation: quaternion norm 0.000" in on_map.monitor.last_error["odom"]
     assert controller(student_path, height_source="height_samples").on_odom(odom, 1.0)
+
+
+def test_the_feet_rotation_matrix_is_the_quaternion_rotation():
+    from anymal_ros.deploy.height_map import rotation_matrix
+    from anymal_ros.obs.rotations import quat_rotate
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        quat = rng.normal(size=4)
+        quat /= np.linalg.norm(quat)
+        vec = rng.normal(size=(4, 3))
+        expected = quat_rotate(np.broadcast_to(quat, (4, 4)), vec)
+        np.testing.assert_allclose(vec @ rotation_matrix(quat).T, expected, atol=1e-12)
