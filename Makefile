@@ -24,10 +24,11 @@ install: $(STAMP)
 # $(call release_rules,RELEASE): install the release's venv (every step applies to each venv)
 # and run the suite in it.
 define release_rules
-$(venv_$(1))/.installed: requirements.txt setup.py constraints/$(1).txt
+$(venv_$(1))/.installed: requirements.txt setup.py constraints/$(1).txt tools/build_grid_map_msgs.py
 	python3 -m venv $(venv_$(1))
 	$(venv_$(1))/bin/python -m pip install -c constraints/$(1).txt --upgrade pip
 	$(venv_$(1))/bin/python -m pip install -c constraints/$(1).txt -r requirements.txt
+	$(venv_$(1))/bin/python tools/build_grid_map_msgs.py $(venv_$(1))
 	$(venv_$(1))/bin/python -m pip install -e . --no-deps
 	touch $(venv_$(1))/.installed
 
@@ -55,6 +56,7 @@ bench: install
 	$(ROS_ENV) $(PY) benchmarks/distill_throughput.py --num-envs 16 64 --iterations 3
 	$(ROS_ENV) $(PY) benchmarks/store_io.py --out benchmarks/results/store_io.json
 	$(ROS_ENV) $(PY) benchmarks/input_decode.py
+	$(ROS_ENV) $(PY) benchmarks/map_path.py
 	$(ROS_ENV) $(PY) benchmarks/ros_latency.py --seconds 60
 
 # The recipe of the bundled policy (policies/MODEL_CARD.md): teacher -> student (distillation,

@@ -2,7 +2,7 @@
 
 Per input message (real rclpy-serialized bytes of what a robot publishes), microseconds for
 ``deserialize`` (``rclpy.serialization.deserialize_message`` + the validator on the message
-object, the path before the CDR readers) and ``read_cdr`` (:mod:`anymal_ros.nodes.cdr` + the
+object, the path before the CDR readers) and ``read_cdr`` (:mod:`anymal_ros.ros_io.cdr` + the
 same validator on plain values). ``joint_states_new_names`` alternates two joint orders, so the
 reader's name cache misses on every message (the worst case).
 
@@ -36,8 +36,8 @@ def messages() -> dict[str, tuple[type, object]]:
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Imu, JointState, PointCloud2
 
-    from anymal_ros.nodes.messages import fill_joint_state, height_cloud
     from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions
+    from anymal_ros.ros_io.messages import fill_joint_state, height_cloud
 
     rng = np.random.default_rng(0)
     js = JointState()
@@ -80,9 +80,9 @@ def per_call_us(fn, calls: int, batches: int = 7) -> dict[str, float]:
 def decode_costs(calls: int) -> dict[str, dict]:
     from rclpy.serialization import deserialize_message, serialize_message
 
-    from anymal_ros.nodes import cdr
-    from anymal_ros.nodes import inputs as val
     from anymal_ros.obs.layout import JOINT_NAMES
+    from anymal_ros.ros_io import cdr
+    from anymal_ros.ros_io import inputs as val
 
     low, high = np.array([-1.0, -0.5, -1.0]), np.array([1.0, 0.5, 1.0])
     mapper = val.JointStateMapper(JOINT_NAMES)
@@ -142,7 +142,9 @@ def walking_controller(model: Path, read_cdr: bool = True):
 
     msgs = messages()
     raw = {name: serialize_message(msg) for name, (_, msg) in msgs.items()}
-    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1))
+    config = ControllerConfig(
+        safety=SafetyConfig(stand_duration=0.1), height_source="height_samples"
+    )
     c = PolicyController(OnnxPolicy(model), config)
     for name, (msg_type, _) in msgs.items():
         decode = functools.partial(deserialize_message, message_type=msg_type)

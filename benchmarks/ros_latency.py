@@ -1,7 +1,8 @@
 """End-to-end latency and control jitter of policy_node, closed loop with sim_node.
 
-Three processes, as on a robot: sim_node (MuJoCo, physics and proprioception at 400 Hz),
-policy_node (50 Hz, the policy under test; the bundled student by default) and this probe.
+Three processes, as on a robot: sim_node (MuJoCo, physics and proprioception at 400 Hz, an
+8 m elevation map at 10 Hz), policy_node (50 Hz, the policy under test; the bundled student by
+default; its heights sampled from the map at each tick) and this probe.
 The policy node publishes each tick's targets twice: the command
 (``std_msgs/Float64MultiArray``, what a ros2_control controller consumes) and then the echo on
 ``~/joint_targets`` (``sensor_msgs/JointState``, whose ``header.stamp`` is the stamp of the
@@ -264,7 +265,7 @@ def main() -> int:
             # scales with them.
             input_rate_hz={
                 n: float(node_report.get(f"{n}.rate_hz", "nan"))
-                for n in ("joint_states", "imu", "odom", "height_samples")
+                for n in ("joint_states", "imu", "odom", "elevation_map")
             },
             targets=len(e2e_echo),
             paired_commands=len(e2e),

@@ -17,8 +17,8 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Imu, JointState, PointCloud2, PointField
 
-from anymal_ros.nodes.cdr import PLAIN_CDR_BE, PLAIN_CDR_LE
 from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.ros_io.cdr import PLAIN_CDR_BE, PLAIN_CDR_LE
 
 POINTFIELD_FLOAT64 = 8
 
@@ -212,6 +212,7 @@ RANDOM = {
     "joint_states": random_joint_state,
     "imu": random_imu,
     "odom": random_odometry,
+    "odom_pose": random_odometry,
     "cmd_vel": random_twist,
     "height_samples": lambda rng, frame_len: cloud(rng, frame_len, int(rng.integers(0, 4))),
 }

@@ -14,6 +14,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from rclpy.context import Context
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -21,8 +22,12 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from anymal_ros.nodes.messages import fill_joint_state, height_cloud
+from anymal_ros.config.robot import load_robot
+from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions
+from anymal_ros.ros_io.grid_map import grid_map_message
+from anymal_ros.ros_io.messages import fill_joint_state, height_cloud
+from anymal_ros.sim.robot import leg_chains_of
 
 
 class RosSession:
@@ -81,14 +86,32 @@ class FakeRobot(Node):
         self.joint_pos = default_joint_positions().astype(np.float64)
         self.joint_vel = np.zeros(12)
         self.heights = np.zeros((4, 52), dtype=np.float32)
+        # The elevation map (odom frame, base at the origin): flat ground under the soles of
+        # the default pose, 2.4 m square at 4 cm, published every ``map_every`` states.
+        chains = leg_chains_of(load_robot())  # the default robot, as exported test students
+        feet = LegKinematics(chains).forward(self.joint_pos[None])[0]
+        self.ground = float(feet[:, 2].mean()) - chains.foot_radius
+        self.map_heights = np.full((60, 60), self.ground, dtype=np.float32)
+        self.map_every = 5
+        self.map_stamp_age = 0.0  # s the map's header stamp lags the clock (a late map)
+        self._published = 0
         self.quat_wxyz = np.array([1.0, 0.0, 0.0, 0.0])
-        self.enabled = {"joint_states": True, "imu": True, "odom": True, "height_samples": True}
+        self.enabled = {
+            "joint_states": True,
+            "imu": True,
+            "odom": True,
+            "height_samples": True,
+            "elevation_map": True,
+        }
+        from grid_map_msgs.msg import GridMap  # built by make install
+
         qos = qos_profile_sensor_data
         self.pubs = {
             "joint_states": self.create_publisher(JointState, "/joint_states", qos),
             "imu": self.create_publisher(Imu, "/imu", qos),
             "odom": self.create_publisher(Odometry, "/odom", qos),
             "height_samples": self.create_publisher(PointCloud2, "/height_samples", qos),
+            "elevation_map": self.create_publisher(GridMap, "/elevation_map", qos),
         }
         #: Input -> function that may change each message just before it is published (a
         #: test's fault injection: stamps, flags, values).
@@ -144,7 +167,13 @@ class FakeRobot(Node):
             self._publish("imu", imu)
         if self.enabled["odom"]:
             odom = Odometry()
-            odom.header.stamp = stamp
+            odom.header.stamp, odom.header.frame_id = stamp, "odom"
             self._publish("odom", odom)
         if self.enabled["height_samples"]:
             self._publish("height_samples", height_cloud(self.heights, None, "base", stamp))
+        self._published += 1
+        if self.enabled["elevation_map"] and self._published % self.map_every == 0:
+            grid = self.map_heights
+            built = self.get_clock().now() - Duration(seconds=self.map_stamp_age)
+            msg = grid_map_message(grid, (0.0, 0.0), 0.04, "odom", built.to_msg())
+            self._publish("elevation_map", msg)

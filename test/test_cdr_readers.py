@@ -1,4 +1,4 @@
-"""The plain-CDR readers (anymal_ros.nodes.cdr) against rclpy on real serialized messages.
+"""The plain-CDR readers (anymal_ros.ros_io.cdr) against rclpy on real serialized messages.
 
 Every check compares two paths over the same bytes: today's (``deserialize_message`` then the
 validator on the message object) and the readers' (fields read from the bytes, then the same
@@ -32,15 +32,17 @@ from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Imu, JointState, PointCloud2
 
-from anymal_ros.nodes.cdr import (
+from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.ros_io.cdr import (
     JointStateReader,
     PointCloudReader,
     plain_cdr_order,
     read_imu,
+    read_odometry,
     read_odometry_twist,
     read_twist,
 )
-from anymal_ros.nodes.inputs import (
+from anymal_ros.ros_io.inputs import (
     InputError,
     JointStateMapper,
     command_from_twist,
@@ -51,7 +53,6 @@ from anymal_ros.nodes.inputs import (
     odom_from_values,
     odom_twist,
 )
-from anymal_ros.obs.layout import JOINT_NAMES
 
 UNDECODABLE = "undecodable"
 LOW, HIGH = np.array([-1.0, -0.5, -1.0]), np.array([1.0, 0.5, 1.0])
@@ -119,6 +120,21 @@ INPUTS = {
     "imu": lambda: Input(Imu, write_imu, imu_arrays, read_imu, lambda f: imu_from_values(*f)),
     "odom": lambda: Input(
         Odometry, write_odometry, odom_twist, read_odometry_twist, lambda f: odom_from_values(*f)
+    ),
+    # The odometry pose and frame, which the elevation-map path places the feet with.
+    "odom_pose": lambda: Input(
+        Odometry,
+        write_odometry,
+        lambda m: (
+            m.header.frame_id,
+            np.array([getattr(m.pose.pose.position, a) for a in "xyz"]),
+            np.array([getattr(m.pose.pose.orientation, a) for a in "xyzw"]),
+            np.array([getattr(m.twist.twist.linear, a) for a in "xyz"]),
+            np.array([getattr(m.twist.twist.angular, a) for a in "xyz"]),
+        ),
+        lambda data, order: read_odometry(data, order, "odom_pose"),
+        lambda f: (f[0], np.array(f[1][:3]), np.array(f[1][3:]), np.array(f[2][:3]),
+                   np.array(f[2][3:])),  # fmt: skip
     ),
     "cmd_vel": lambda: Input(
         Twist,

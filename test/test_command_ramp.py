@@ -16,9 +16,9 @@ from sensor_msgs.msg import Imu, JointState  # noqa: E402
 
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
 from anymal_ros.nodes.controller import ControllerConfig, PolicyController  # noqa: E402
-from anymal_ros.nodes.messages import fill_joint_state  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
+from anymal_ros.ros_io.messages import fill_joint_state  # noqa: E402
 
 DT = 0.02
 FLAT = cloud(np.random.default_rng(0), 4, heights=np.full((4, 52), -0.5, dtype=np.float32))
@@ -46,7 +46,11 @@ def run(c: PolicyController, now: float, ticks: int, command: Twist | None = Non
 
 
 def walking(student_path, rate=(2.0, 2.0, 4.0)) -> tuple[PolicyController, float]:
-    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1), command_rate_limit=rate)
+    config = ControllerConfig(
+        safety=SafetyConfig(stand_duration=0.1),
+        command_rate_limit=rate,
+        height_source="height_samples",
+    )
     c = PolicyController(OnnxPolicy(student_path), config)
     now = 1.0
     feed_robot(c, now)

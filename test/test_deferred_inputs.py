@@ -2,7 +2,7 @@
 
 The controller tests feed real serialized ROS messages (rclpy.serialization) to a controller
 that drives a real exported student, both decoding them (rclpy) and reading them directly
-(``read_cdr``, anymal_ros.nodes.cdr); the node test runs policy_node with ``raw_inputs: false``
+(``read_cdr``, anymal_ros.ros_io.cdr); the node test runs policy_node with ``raw_inputs: false``
 over loopback DDS, the path the default (raw) subscriptions replaced.
 """
 
@@ -31,15 +31,14 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2  # noqa: E402
 
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
 from anymal_ros.nodes.controller import (  # noqa: E402
-    INPUTS,
     ControllerConfig,
     PolicyController,
     StampCheck,
 )
-from anymal_ros.nodes.messages import fill_joint_state  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
 from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
+from anymal_ros.ros_io.messages import fill_joint_state  # noqa: E402
 
 TYPES = {
     "joint_states": JointState,
@@ -50,9 +49,15 @@ TYPES = {
 }
 
 
+#: The serialized inputs, in the controller's order (the cloud is the height source here; the
+#: map has its own tests).
+INPUTS = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
+CLOUD = "height_samples"
+
+
 @pytest.fixture(params=[False, True], ids=["deserialize", "read_cdr"])
 def controller(student_path, request):
-    c = PolicyController(OnnxPolicy(student_path), ControllerConfig())
+    c = PolicyController(OnnxPolicy(student_path), ControllerConfig(height_source=CLOUD))
     for name, msg_type in (("joint_states", JointState), ("imu", Imu)):
         decode = functools.partial(deserialize_message, message_type=msg_type)
         c.set_decoder(name, decode, read_cdr=request.param)
@@ -151,7 +156,9 @@ def test_truncated_bytes_are_rejected_and_the_last_value_kept(controller):
 def both_paths(student_path) -> tuple[PolicyController, PolicyController]:
     """Two controllers on the same policy: one deserializes, one reads the bytes. Rejections
     never make an input unusable here (the robot below breaks one input in six)."""
-    config = ControllerConfig(safety=SafetyConfig(stand_duration=0.1), max_rejected_fraction=1.0)
+    config = ControllerConfig(
+        safety=SafetyConfig(stand_duration=0.1), max_rejected_fraction=1.0, height_source=CLOUD
+    )
     pair = []
     for read_cdr in (False, True):
         c = PolicyController(OnnxPolicy(student_path), config)
@@ -241,7 +248,7 @@ def test_read_cdr_drives_the_controller_exactly_like_decoded_messages(student_pa
 
 
 def test_read_cdr_falls_back_to_the_decoder_for_other_encapsulations(student_path):
-    c = PolicyController(OnnxPolicy(student_path), ControllerConfig())
+    c = PolicyController(OnnxPolicy(student_path), ControllerConfig(height_source=CLOUD))
     decoded = []
 
     def decode(data: bytes) -> Twist:

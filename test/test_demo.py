@@ -13,11 +13,14 @@ from anymal_ros.cli import main  # noqa: E402
 pytestmark = pytest.mark.ros
 
 
-def test_demo_runs_closed_loop_and_writes_plot(tmp_path, capsys):
-    assert main(["demo", "--seconds", "3", "--out-dir", str(tmp_path), "--no-video"]) == 0
+@pytest.mark.parametrize("terrain", ["stairs", "flat"])
+def test_demo_runs_closed_loop_and_writes_plot(tmp_path, capsys, terrain):
+    argv = ["demo", "--seconds", "3", "--terrain", terrain, "--out-dir", str(tmp_path)]
+    assert main([*argv, "--no-video"]) == 0
     out = capsys.readouterr().out
     assert "policy:" in out and "walk: WALK" in out
     summary = json.loads((tmp_path / "demo.json").read_text())
+    assert summary["terrain"] == terrain and summary["height_source"] == "elevation_map"
     assert summary["falls"] == 0 and summary["seconds"] >= 2.9
     assert summary["lin_vel_error_mean"] >= 0.0
     assert (tmp_path / "demo_velocity.png").stat().st_size > 1000

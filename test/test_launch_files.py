@@ -123,11 +123,11 @@ def test_parameter_files_use_declared_parameters(node):
             assert type(value) is type(default), f"{node}.{name}: {value!r} vs {default!r}"
 
 
-def test_policy_node_missing_height_fill_matches_the_noise_model():
-    from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+def test_policy_node_takes_the_missing_height_fill_from_the_policy_file():
+    from anymal_ros.nodes.policy_node import PARAMETERS
 
-    data = yaml.safe_load((REPO / "config/policy_node.yaml").read_text())
-    assert data["/**/policy_node"]["ros__parameters"]["missing_height_fill"] == MISSING_HEIGHT_FILL
+    # One source of truth: a parameter could only disagree with what the student was trained on.
+    assert "missing_height_fill" not in PARAMETERS
 
 
 def test_bundled_policy_falls_back_to_the_source_tree(monkeypatch):

@@ -9,7 +9,8 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Imu, JointState
 
 from anymal_ros.nodes.diagnostics import LatencyWindow, status_level, status_values
-from anymal_ros.nodes.inputs import (
+from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.ros_io.inputs import (
     InputError,
     InputMonitor,
     JointStateMapper,
@@ -19,8 +20,7 @@ from anymal_ros.nodes.inputs import (
     imu_arrays,
     odom_twist,
 )
-from anymal_ros.nodes.messages import fill_joint_state, height_cloud
-from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.ros_io.messages import fill_joint_state, height_cloud
 
 
 def joint_msg(names, pos, vel=None) -> JointState:

@@ -182,6 +182,8 @@ def test_nan_inputs_never_produce_nan_targets(ros, student_path):
 
     def corrupt():
         robot.heights = np.where(rng.random((4, 52)) < 0.3, np.nan, 0.0).astype(np.float32)
+        holes = rng.random(robot.map_heights.shape) < 0.05
+        robot.map_heights = np.where(holes, np.nan, robot.ground).astype(np.float32)
         pos = clean_pos.copy()
         if rng.random() < 0.3:
             pos[rng.integers(12)] = np.nan

@@ -62,6 +62,8 @@ def test_joint_states_naming_a_joint_twice_are_rejected(ros, student_path, cdr_r
 def test_implausible_values_are_rejected_and_named(ros, student_path, fault, name, error):
     # This student carries no joint limits (the bundled one does): give it some.
     limits = {"joint_lower_limits": [-3.0] * 12, "joint_upper_limits": [3.0] * 12}
+    if fault == "heights":
+        limits["height_source"] = "height_samples"  # the cloud: the map has its own test below
     node, robot = start(ros, student_path, **limits)
     if fault == "joint_velocity":
         robot.joint_vel = np.zeros(12)
@@ -78,6 +80,20 @@ def test_implausible_values_are_rejected_and_named(ros, student_path, fault, nam
     assert "parameter plausible_" in diag[f"{name}.last_error"]  # says how to widen it
 
 
+def test_a_spike_in_the_elevation_map_is_a_missing_point_not_a_height(ros, student_path):
+    node, robot = start(ros, student_path, stand_duration=0.1)
+    robot.map_heights = robot.map_heights.copy()
+    robot.map_heights[25:35, 25:35] = 1e6  # under the robot (map centre = base)
+    walk(ros, node, robot)  # heights are sampled for the policy, in WALK
+    seen = []
+    assert ros.spin_until(
+        lambda: seen.append(node.controller.implausible_heights) or seen[-1] > 0, 5.0
+    )
+    assert node.controller.missing_heights >= seen[-1]  # filled, never fed as a height
+    diag = latest_diagnostics(ros, robot, lambda d: int(d["heights.implausible_points"]) > 0)
+    assert int(diag["heights.missing_points"]) >= int(diag["heights.implausible_points"])
+
+
 def test_widened_plausibility_margin_accepts_the_value(ros, student_path):
     node, robot = start(ros, student_path, plausible_joint_velocity_factor=1e31)
     robot.joint_vel = np.full(12, 1e30)
@@ -87,7 +103,7 @@ def test_widened_plausibility_margin_accepts_the_value(ros, student_path):
 
 
 def test_cloud_flagged_big_endian_with_little_endian_bytes_is_rejected(ros, student_path):
-    node, robot = start(ros, student_path)
+    node, robot = start(ros, student_path, height_source="height_samples")
     # Terrain a robot sees: heights in centimetres around the sole, NaN-free.
     robot.heights = np.random.default_rng(0).uniform(-0.3, 0.1, (4, 52)).astype(np.float32)
 

@@ -80,7 +80,7 @@ def test_walk_refused_with_stale_odom_or_heights_unless_blind():
     ("health", "expected", "word"),
     [
         (InputHealth(True, True, False, True), Mode.STAND, "odom"),
-        (InputHealth(True, True, True, False), Mode.STAND, "height_samples"),
+        (InputHealth(True, True, True, False), Mode.STAND, "heights"),
         (InputHealth(False, True, True, True), Mode.PASSIVE, "joint_states"),
         (InputHealth(True, False, True, True), Mode.PASSIVE, "imu"),
     ],

@@ -18,7 +18,10 @@ from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
 def walking(student_path, **config) -> tuple[PolicyController, float]:
     c = PolicyController(
         OnnxPolicy(student_path),
-        ControllerConfig(safety=SafetyConfig(stand_duration=0.1), **config),
+        # feed_robot sends a height cloud: the cloud is the height source
+        ControllerConfig(
+            safety=SafetyConfig(stand_duration=0.1), height_source="height_samples", **config
+        ),
     )
     now = 1.0
     feed_robot(c, now)

@@ -17,7 +17,7 @@ Robot ``i`` lives in namespace ``ros_cfg.robot_namespaces(N)[i]``. One step:
    own rclpy context until every robot's set is complete, so a step is synchronous and, for a
    deterministic simulator, reproducible;
 3. observations through the shared contract (:class:`~anymal_ros.obs.proprio.ProprioBuilder`,
-   the policy node's message parsers in :mod:`anymal_ros.nodes.inputs`), rewards, episode
+   the policy node's message parsers in :mod:`anymal_ros.ros_io.inputs`), rewards, episode
    accounting and ``info`` by the same task code as the simulator
    (:class:`~anymal_ros.sim.task.LocomotionTask`), terminations, and resets of ended episodes
    through ``<ns>/sim_node/reset`` (std_srvs/Trigger).
@@ -56,14 +56,6 @@ from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import load_robot
 from anymal_ros.config.ros_env import RosEnvConfig
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.nodes.inputs import (
-    JointStateMapper,
-    fill_missing,
-    heights_from_cloud,
-    imu_arrays,
-    odom_twist,
-)
-from anymal_ros.nodes.messages import PRIVILEGED_NAMES
 from anymal_ros.obs.actions import ActionDecoder
 from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.layout import (
@@ -75,6 +67,14 @@ from anymal_ros.obs.layout import (
     index_by_name,
 )
 from anymal_ros.obs.rotations import projected_gravity, quat_rotate
+from anymal_ros.ros_io.inputs import (
+    JointStateMapper,
+    fill_missing,
+    heights_from_cloud,
+    imu_arrays,
+    odom_twist,
+)
+from anymal_ros.ros_io.messages import PRIVILEGED_NAMES
 from anymal_ros.sim.robot import leg_chains_of
 from anymal_ros.sim.task import LocomotionTask, Obs, State
 

@@ -2,8 +2,16 @@
 
 sim_node (MuJoCo, 400 Hz) and policy_node (the ONNX student at its control rate) run in one
 process on one executor thread (physics in its own thread), talking over the real ROS topics;
-a command schedule is sent on ``/cmd_vel``. Prints velocity-tracking error and falls and writes
-``out/demo_velocity.png`` (commanded vs actual base velocity) and ``out/demo.json``, and
+a command schedule is sent on ``/cmd_vel``. The policy node samples its heights from sim_node's
+elevation map (grid_map_msgs/GridMap), as it would from a robot's elevation mapping.
+
+``--terrain stairs`` (default): a pit of 10 cm stairs (``config/sim_stairs.yaml``); the robot
+walks straight ahead from the pit's floor, up the stairs and over the rim down into the next
+pit. ``--terrain flat``: flat ground and a schedule of forward walking and turning.
+
+Prints velocity-tracking error, falls and the height climbed, and writes
+``out/demo_velocity.png`` (commanded vs actual base velocity, terrain under the base) and
+``out/demo.json``, and
 ``out/demo.mp4`` (a camera following the robot, 15 fps, 320x240, rendered after the run) when
 MuJoCo can render offscreen
 (``--no-video`` skips it; ``--video`` makes a rendering failure an error).
@@ -19,12 +27,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-#: (start s, vx m/s, vy m/s, yaw rate rad/s) after WALK starts.
-SCHEDULE = ((0.0, 0.0, 0.0, 0.0), (2.0, 0.5, 0.0, 0.0), (8.0, 0.3, 0.0, 0.5), (14.0, 0.0, 0.0, 0.0))
+#: (start s, vx m/s, vy m/s, yaw rate rad/s) after WALK starts, per terrain.
+SCHEDULES = {
+    "flat": (
+        (0.0, 0.0, 0.0, 0.0),
+        (2.0, 0.5, 0.0, 0.0),
+        (8.0, 0.3, 0.0, 0.5),
+        (14.0, 0.0, 0.0, 0.0),
+    ),
+    "stairs": ((0.0, 0.0, 0.0, 0.0), (2.0, 0.5, 0.0, 0.0), (18.0, 0.0, 0.0, 0.0)),
+}
+#: sim_node settings per terrain (the stairs file is found in the package's share/config).
+TERRAINS = {"flat": {}, "stairs": {"terrain_kind": "heightfield", "sim_config": "sim_stairs.yaml"}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="walking time (sim s)")
+    parser.add_argument(
+        "--terrain", choices=sorted(TERRAINS), default="stairs", help="what the robot walks on"
+    )
     parser.add_argument("--model", type=Path, default=None, help="ONNX student policy")
     parser.add_argument("--out-dir", type=Path, default=Path("out"), help="where files go")
     parser.add_argument(
@@ -94,9 +115,10 @@ def _make_video(sim, wanted: bool | None):
         return None
 
 
-def command_at(t: float) -> tuple[float, float, float]:
-    current = SCHEDULE[0][1:]
-    for start, *cmd in SCHEDULE:
+def command_at(t: float, terrain: str = "flat") -> tuple[float, float, float]:
+    schedule = SCHEDULES[terrain]
+    current = schedule[0][1:]
+    for start, *cmd in schedule:
         if t >= start:
             current = tuple(cmd)
     return current
@@ -127,6 +149,29 @@ def _policy(args: argparse.Namespace) -> tuple[Path, str]:
     )
 
 
+def config_path(name: str) -> Path:
+    """A file of the package's ``config/``: installed share, else the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        path = Path(get_package_share_directory("anymal_ros")) / "config" / name
+        if path.is_file():
+            return path
+    except Exception:  # noqa: BLE001 - not installed / no AMENT_PREFIX_PATH
+        pass
+    return Path(__file__).resolve().parents[2] / "config" / name
+
+
+def sim_parameters(terrain: str, robot: str) -> list:
+    """sim_node's parameters: the terrain's, and the robot the policy was trained for."""
+    from rclpy.parameter import Parameter
+
+    values = {**TERRAINS[terrain], "robot": robot}
+    if "sim_config" in values:
+        values["sim_config"] = str(config_path(values["sim_config"]))
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import os
@@ -152,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     model, which = _policy(args)
-    print(f"policy: {which}")
+    print(f"policy: {which}; terrain: {args.terrain}")
     context = Context()
     rclpy.init(args=[], context=context)  # not this command's argv: no --ros-args for the nodes
     # One executor thread for every callback (rclpy's multi-threaded executor costs more than
@@ -161,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     from anymal_ros.deploy.runtime import OnnxPolicy
 
     robot = OnnxPolicy(model).metadata.robot  # simulate the robot the policy was trained for
-    sim = SimNode(context=context, parameter_overrides=[Parameter("robot", value=robot)])
+    sim = SimNode(context=context, parameter_overrides=sim_parameters(args.terrain, robot))
     policy = PolicyNode(
         context=context,
         parameter_overrides=[
@@ -170,13 +215,15 @@ def run(args: argparse.Namespace) -> int:
             Parameter("cmd_vel_timeout", value=1.0),
         ],
     )
+    height_source = policy.p("height_source")
     commander = Node("demo_commander", context=context)
     cmd_pub = commander.create_publisher(Twist, "/cmd_vel", 10)
     for node in (sim, policy, commander):
         executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    log: list[tuple[float, float, float, float, float, float, float]] = []
+    # t, commanded vx vy wz, actual vx vy wz, terrain height under the base
+    log: list[tuple[float, ...]] = []
     video = None
     try:
         video = _make_video(sim, args.video)
@@ -204,14 +251,16 @@ def run(args: argparse.Namespace) -> int:
             return 1
         t0 = sim.robot.time
         next_print = 0.0
+        terrain = sim.robot.env.terrain
         while (t := sim.robot.time - t0) < args.seconds:
-            vx, vy, wz = command_at(t)
+            vx, vy, wz = command_at(t, args.terrain)
             msg = Twist()
             msg.linear.x, msg.linear.y, msg.angular.z = vx, vy, wz
             cmd_pub.publish(msg)
             with sim.lock:
                 s = sim.robot.state()
-            log.append((t, vx, vy, wz, *s.base_lin_vel[:2], s.base_ang_vel[2]))
+            ground = float(terrain.heights(s.base_pos[None, :2])[0])
+            log.append((t, vx, vy, wz, *s.base_lin_vel[:2], s.base_ang_vel[2], ground))
             if video is not None:
                 video.maybe_capture(t)
             if t >= next_print:
@@ -234,11 +283,14 @@ def run(args: argparse.Namespace) -> int:
     err_yaw = np.abs(data[:, 3] - data[:, 6])
     summary = {
         "policy": which,
+        "terrain": args.terrain,
+        "height_source": height_source,
         "seconds": float(data[-1, 0]),
         "falls": sim.falls,
         "fall_reasons": sim.fall_reasons,
         "lin_vel_error_mean": float(err_lin.mean()),
         "yaw_rate_error_mean": float(err_yaw.mean()),
+        "terrain_height_range": float(data[:, 7].max() - data[:, 7].min()),
         "inference_ms": policy_summary(policy),
         "sim_overruns": sim.overruns,
     }
@@ -264,14 +316,17 @@ def plot(data, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 1, sharex=True, figsize=(8, 7))
+    fig, axes = plt.subplots(4, 1, sharex=True, figsize=(8, 9))
     for ax, (cmd, act, label) in zip(
-        axes, ((1, 4, "vx (m/s)"), (2, 5, "vy (m/s)"), (3, 6, "yaw rate (rad/s)")), strict=True
+        axes[:3], ((1, 4, "vx (m/s)"), (2, 5, "vy (m/s)"), (3, 6, "yaw rate (rad/s)")), strict=True
     ):
         ax.plot(data[:, 0], data[:, cmd], label="commanded")
         ax.plot(data[:, 0], data[:, act], label="actual")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    axes[3].plot(data[:, 0], data[:, 7], color="tab:brown")
+    axes[3].set_ylabel("terrain under base (m)")
+    axes[3].grid(alpha=0.3)
     axes[0].legend()
     axes[0].set_title(title[:90], fontsize=8)
     axes[-1].set_xlabel("time since WALK (s)")

@@ -25,7 +25,7 @@ stale one (joint_states/imu -> PASSIVE, odom/heights -> STAND), whatever the tim
 bad messages relative to the ticks.
 
 With ``set_decoder(..., read_cdr=True)`` (the node's default) the serialized message is not
-deserialized: :mod:`anymal_ros.nodes.cdr` reads the few fields the controller uses straight
+deserialized: :mod:`anymal_ros.ros_io.cdr` reads the few fields the controller uses straight
 from the plain-CDR bytes (a few microseconds; the decoder stays the fallback for other
 encapsulations). The same validation runs either way: each input has one ``_set_*`` method
 that takes plain values, fed by ``on_*`` from a message object or by :meth:`PolicyController.
@@ -47,28 +47,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+from anymal_ros.deploy.height_map import ElevationMap, FootHeightSampler, MapPlacement, ring_reach
 from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
-from anymal_ros.nodes.cdr import (
-    JointStateReader,
-    PointCloudReader,
-    plain_cdr_order,
-    read_header_stamp,
-    read_imu,
-    read_odometry_twist,
-    read_twist,
-)
 from anymal_ros.nodes.diagnostics import LatencyWindow
-from anymal_ros.nodes.inputs import (
-    InputError,
-    InputMonitor,
-    JointStateMapper,
-    command_from_values,
-    fill_missing,
-    heights_from_cloud,
-    imu_from_values,
-    odom_from_values,
-)
 from anymal_ros.nodes.plausibility import PlausibleRanges
 from anymal_ros.nodes.safety import (
     InputHealth,
@@ -80,10 +61,35 @@ from anymal_ros.nodes.safety import (
 from anymal_ros.obs.layout import EXTERO_SHAPE, JOINT_NAMES, proprio_layout
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import projected_gravity
+from anymal_ros.ros_io.cdr import (
+    JointStateReader,
+    PointCloudReader,
+    plain_cdr_order,
+    read_header_stamp,
+    read_imu,
+    read_odometry,
+    read_twist,
+)
+from anymal_ros.ros_io.grid_map import check_map_frame, decode_grid_map
+from anymal_ros.ros_io.inputs import (
+    InputError,
+    InputMonitor,
+    JointStateMapper,
+    command_from_values,
+    fill_missing,
+    heights_from_cloud,
+    imu_from_values,
+    odom_from_values,
+    odom_pose_from_values,
+)
 
 #: Input names, in the order diagnostics list them.
-INPUTS = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
-#: Inputs with a std_msgs/Header, by the InputHealth field that judges them.
+INPUTS = ("joint_states", "imu", "odom", "height_samples", "elevation_map", "cmd_vel")
+#: Where the policy's heights come from: an elevation map the controller samples around the
+#: feet itself, or a cloud of 4 x 52 heights sampled by someone else.
+HEIGHT_SOURCES = ("elevation_map", "height_samples")
+#: Inputs with a std_msgs/Header, by the InputHealth field that judges them ("heights": the
+#: controller's height source, one of HEIGHT_SOURCES).
 STAMPED = {
     "joint_states": "joint_states",
     "imu": "imu",
@@ -122,18 +128,24 @@ class ControllerConfig:
             "imu": 0.1,
             "odom": 0.2,
             "height_samples": 0.5,
+            "elevation_map": 0.5,
             "cmd_vel": 0.5,
         }
     )
+    #: ``elevation_map`` (grid_map_msgs/GridMap) or ``height_samples`` (PointCloud2).
+    height_source: str = "elevation_map"
+    #: Layer of the map holding the elevation.
+    elevation_map_layer: str = "elevation"
+    #: A frame other than the odometry frame the map may be published in, placed in the
+    #: odometry frame by the fixed ``map_placement``; empty: the map must be in odometry.
+    elevation_map_frame: str = ""
+    map_placement: MapPlacement = field(default_factory=MapPlacement)
     command_low: tuple[float, float, float] = (-1.0, -0.5, -1.0)
     command_high: tuple[float, float, float] = (1.0, 0.5, 1.0)
     #: Largest change per second of the command the policy sees (vx, vy in m/s², yaw rate in
     #: rad/s²; 0 = no limit): a step in cmd_vel becomes a ramp, so a joystick pushed into a
     #: corner does not ask a standing robot for full speed within one tick.
     command_rate_limit: tuple[float, float, float] = (2.0, 2.0, 4.0)
-    #: Height fed for missing points (NaN in the cloud, or everything in blind walking);
-    #: must equal the value the training noise model writes for missing points.
-    missing_height_fill: float = MISSING_HEIGHT_FILL
     #: Joint limits overriding the file's (``[J]`` in the model's joint order), or None.
     joint_lower: tuple[float, ...] | None = None
     joint_upper: tuple[float, ...] | None = None
@@ -169,12 +181,16 @@ class ControllerConfig:
             raise ValueError(
                 f"command_rate_limit needs 3 finite values >= 0 (0 = no limit), got {rate}"
             )
-        if not math.isfinite(self.missing_height_fill):
-            raise ValueError("missing_height_fill must be finite")
         for name in ("joint_target_rate_limit", "rate_limit_stand_after"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0 (0 = off), got {value}")
+        if self.height_source not in HEIGHT_SOURCES:
+            raise ValueError(
+                f"height_source must be one of {list(HEIGHT_SOURCES)}, got {self.height_source!r}"
+            )
+        if self.map_placement != MapPlacement() and not self.elevation_map_frame:
+            raise ValueError("a map placement needs the frame it places (elevation_map_frame)")
 
 
 def check_policy_contract(policy: OnnxPolicy) -> bool:
@@ -247,7 +263,9 @@ class PolicyController:
             config.joint_velocity_factor,
             config.height_margin,
         )
-        self._stamped = set(STAMPED.values()) if config.stamps is not None else set()
+        #: Health group -> the input that feeds it (heights: the configured height source).
+        self._groups = {**STAMPED, "heights": config.height_source}
+        self._stamped = set(self._groups.values()) if config.stamps is not None else set()
         self.inference = LatencyWindow()
         self._cmd_low = np.asarray(config.command_low, dtype=np.float64)
         self._cmd_high = np.asarray(config.command_high, dtype=np.float64)
@@ -260,6 +278,18 @@ class PolicyController:
         self.lin_vel: np.ndarray | None = None
         self.ang_vel: np.ndarray | None = None
         self.heights: np.ndarray | None = None  # [4, 52], NaN = missing
+        # Map path: the newest accepted map, the odometry pose and frame it is sampled with.
+        self.height_source = config.height_source
+        self._uses_map = config.height_source == "elevation_map"
+        self.elevation_map: ElevationMap | None = None
+        self.odom_frame: str | None = None
+        self.base_pos: np.ndarray | None = None
+        self.base_quat: np.ndarray | None = None  # odometry orientation (w, x, y, z)
+        self.sampler = FootHeightSampler(meta.kinematics, meta.foot_radius, config.map_placement)
+        #: m; a map's shorter side must hold the rings around a robot at its centre.
+        self.min_map_length = 2.0 * ring_reach(meta.kinematics, default)
+        #: Height fed for missing points: the value the student was trained with (its file's).
+        self.missing_height_fill = float(meta.missing_height_fill)
         self.command = np.zeros(3)  # requested (cmd_vel, clipped)
         self.policy_command = np.zeros(3)  # what the policy sees: ramped toward ``command``
         self._command_time = 0.0
@@ -270,6 +300,7 @@ class PolicyController:
         self.rate_limited = 0
         self._clipping_since: float | None = None
         self.missing_heights = 0
+        self.implausible_heights = 0  # map samples beyond the plausible range, this tick
         #: header.stamp of the newest accepted joint_states (the node stamps its targets).
         self.joint_stamp = None
         self._walk_seen = 0
@@ -279,6 +310,7 @@ class PolicyController:
             "odom": self.on_odom,
             "cmd_vel": self.on_cmd_vel,
             "height_samples": self.on_heights,
+            "elevation_map": self.on_elevation_map,
         }
         self._decoders: dict[str, Callable[[object], object]] = {}
         # Serialized inputs read without message objects: reader -> the same _set_* method.
@@ -286,7 +318,7 @@ class PolicyController:
         self._cdr_readers: dict[str, Callable[[bytes, str], None]] = {
             "joint_states": lambda data, order: self._set_joint_state(*joint_reader(data, order)),
             "imu": lambda data, order: self._set_imu(*read_imu(data, order)),
-            "odom": lambda data, order: self._set_odom(*read_odometry_twist(data, order)),
+            "odom": lambda data, order: self._set_odom_read(*read_odometry(data, order)),
             "cmd_vel": lambda data, order: self._set_cmd_vel(*read_twist(data, order)),
             "height_samples": lambda data, order: self._set_heights(cloud_reader(data, order)),
         }
@@ -342,7 +374,9 @@ class PolicyController:
     def on_odom(self, msg, now: float) -> bool:
         lin, ang = msg.twist.twist.linear, msg.twist.twist.angular
         fields = ((lin.x, lin.y, lin.z), (ang.x, ang.y, ang.z))
-        return self._accept("odom", now, self._set_odom, *fields, stamp=msg.header.stamp)
+        p, o = msg.pose.pose.position, msg.pose.pose.orientation
+        pose = (msg.header.frame_id, (p.x, p.y, p.z), (o.x, o.y, o.z, o.w))
+        return self._accept("odom", now, self._set_odom, *fields, *pose, stamp=msg.header.stamp)
 
     def on_cmd_vel(self, msg, now: float) -> bool:
         lin, ang = msg.linear, msg.angular
@@ -351,6 +385,10 @@ class PolicyController:
 
     def on_heights(self, msg, now: float) -> bool:
         return self._accept("height_samples", now, self._set_heights, msg, stamp=msg.header.stamp)
+
+    def on_elevation_map(self, msg, now: float) -> bool:
+        """A ``grid_map_msgs/GridMap``: decoded once here, on arrival, not at every tick."""
+        return self._accept("elevation_map", now, self._set_map, msg, stamp=msg.header.stamp)
 
     # Validation, shared by message objects and serialized bytes. ``stamp`` has ``sec`` and
     # ``nanosec`` (a builtin_interfaces/Time or a cdr.Stamp).
@@ -363,8 +401,25 @@ class PolicyController:
     def _set_imu(self, orientation_xyzw, angular_velocity) -> None:
         self.quat, self.imu_ang_vel = imu_from_values(orientation_xyzw, angular_velocity)
 
-    def _set_odom(self, linear, angular) -> None:
-        self.lin_vel, self.ang_vel = odom_from_values(linear, angular)
+    def _set_odom(self, linear, angular, frame=None, position=None, orientation=None) -> None:
+        lin_vel, ang_vel = odom_from_values(linear, angular)
+        if self._uses_map:  # the pose places the feet on the map; a cloud needs none
+            self.base_pos, self.base_quat = odom_pose_from_values(position, orientation)
+            self.odom_frame = frame
+        self.lin_vel, self.ang_vel = lin_vel, ang_vel
+
+    def _set_odom_read(self, frame: str, pose: tuple, twist: tuple) -> None:
+        self._set_odom(twist[:3], twist[3:], frame, pose[:3], pose[3:])
+
+    def _set_map(self, msg) -> None:
+        elevation = decode_grid_map(msg, self.config.elevation_map_layer, self.min_map_length)
+        if self.odom_frame is None:
+            raise InputError(
+                f"elevation_map: no odometry yet to check the map frame "
+                f"'{elevation.frame_id}' against"
+            )
+        check_map_frame(elevation.frame_id, self.odom_frame, self.config.elevation_map_frame)
+        self.elevation_map = elevation
 
     def _set_cmd_vel(self, linear, angular) -> None:
         self.command = command_from_values(linear, angular, self._cmd_low, self._cmd_high)
@@ -382,7 +437,7 @@ class PolicyController:
         ``rclpy.serialization.deserialize_message`` for the topic's type).
 
         ``read_cdr``: payloads are serialized messages of the input's ROS type; plain-CDR
-        ones are read directly (:mod:`anymal_ros.nodes.cdr`), ``decode`` gets the others.
+        ones are read directly (:mod:`anymal_ros.ros_io.cdr`), ``decode`` gets the others.
         """
         if name not in self._handlers:
             raise ValueError(f"unknown input {name!r}; inputs are {list(self._handlers)}")
@@ -419,21 +474,52 @@ class PolicyController:
             raise InputError(f"{name}: cannot decode message ({err!r})") from err
 
     def health(self, now: float) -> InputHealth:
-        """Each input group is usable when fresh and not rejecting too many messages."""
+        """Each input group is usable when fresh and not rejecting too many messages (the
+        heights: fresh by arrival and, for a map, by its header stamp too)."""
         usable, problems = {}, {}
-        for group, name in STAMPED.items():
+        for group, name in self._groups.items():
             rejecting = self.monitor.rejecting(name, now)
             if rejecting is not None:
                 problems[group] = rejecting
-            usable[group] = rejecting is None and self.monitor.fresh(name, now)
+            fresh = self.monitor.fresh(name, now)
+            if group == "heights":
+                fresh = self.heights_stale(now) is None
+            usable[group] = rejecting is None and fresh
         return InputHealth(**usable, problems=problems)
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The inputs this controller uses (one of the two height sources), diagnostics order."""
+        unused = "height_samples" if self._uses_map else "elevation_map"
+        return tuple(n for n in INPUTS if n != unused)
+
+    def heights_stale(self, now: float) -> str | None:
+        """Why the heights are stale (None: fresh). A map is stale when the newest accepted one
+        arrived longer than its timeout ago, or its header stamp is older than that on the
+        node's clock (a map that arrives on time but was built long ago)."""
+        name = self.height_source
+        timeout = self.monitor.timeouts[name]
+        age = self.monitor.age(name, now)
+        if math.isinf(age):
+            error = self.monitor.last_error.get(name)
+            return f"{name}: none accepted yet" + (f" (last rejected: {error})" if error else "")
+        if age > timeout:
+            return f"{name}: newest arrived {age:.2f} s ago (timeout {timeout} s)"
+        if self._uses_map:
+            stamp_age = now - self.elevation_map.stamp
+            if stamp_age > timeout:
+                return f"{name}: header stamp {stamp_age:.2f} s old (timeout {timeout} s)"
+        return None
+
     def stale_inputs(self, now: float) -> list[str]:
-        return [n for n in INPUTS if n != "cmd_vel" and not self.monitor.fresh(n, now)]
+        stale = [n for n in self.inputs if n != "cmd_vel" and not self.monitor.fresh(n, now)]
+        if self.height_source not in stale and self.heights_stale(now) is not None:
+            stale.append(self.height_source)  # fresh by arrival, old by stamp
+        return stale
 
     def rejecting_inputs(self, now: float) -> dict[str, str]:
         """Inputs unusable for rejecting too many messages -> why."""
-        found = ((n, self.monitor.rejecting(n, now)) for n in INPUTS if n != "cmd_vel")
+        found = ((n, self.monitor.rejecting(n, now)) for n in self.inputs if n != "cmd_vel")
         return {n: why for n, why in found if why is not None}
 
     def gravity(self) -> np.ndarray | None:
@@ -526,12 +612,19 @@ class PolicyController:
             self._clipping_since = None
         self._ramp_command(now)
         tracked = self.last_targets if self.last_targets is not None else self.joint_pos
-        if health.heights and self.heights is not None:
-            heights, self.missing_heights = fill_missing(
-                self.heights, self.config.missing_height_fill
+        if health.heights and self._uses_map:
+            # The rings around where the feet are now, on the newest map; a sample beyond the
+            # plausible range (a spike in the map) is a missing point, counted on diagnostics.
+            sampled = self.sampler.sample(
+                self.elevation_map, self.joint_pos, self.base_pos, self.base_quat
             )
+            implausible = np.abs(sampled) > self.plausible.height  # NaN compares False
+            self.implausible_heights = int(np.count_nonzero(implausible))
+            self.heights = np.where(implausible, np.nan, sampled).astype(np.float32)
+        if health.heights and self.heights is not None:
+            heights, self.missing_heights = fill_missing(self.heights, self.missing_height_fill)
         else:  # blind walking: every point is missing
-            heights = np.full(EXTERO_SHAPE, self.config.missing_height_fill, dtype=np.float32)
+            heights = np.full(EXTERO_SHAPE, self.missing_height_fill, dtype=np.float32)
             self.missing_heights = heights.size
         start = time.perf_counter()
         try:

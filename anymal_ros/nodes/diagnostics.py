@@ -70,7 +70,7 @@ def status_values(
             out.append((f"{name}.rejected_recent", str(recent_rejected.get(name, 0))))
         if name in errors:
             out.append((f"{name}.last_error", errors[name]))
-    out.append(("height_samples.missing_points", str(missing_heights)))
+    out.append(("heights.missing_points", str(missing_heights)))
     if rate_limited is not None:
         out.append(("joint_targets.rate_limited", str(rate_limited)))
     for key in ("p50", "p99", "max"):

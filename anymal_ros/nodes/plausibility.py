@@ -29,8 +29,8 @@ import numpy as np
 
 from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.config.sim import RobotConfig, TerrainConfig
-from anymal_ros.nodes.inputs import InputError
 from anymal_ros.obs.layout import HEIGHT_RINGS
+from anymal_ros.ros_io.inputs import InputError
 
 _FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 

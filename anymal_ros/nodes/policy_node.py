@@ -13,8 +13,12 @@ Inputs (sensor-data QoS; names are parameters and can be remapped)
     ``/odom`` (nav_msgs/Odometry: twist in the child (base) frame),
     ``/cmd_vel`` (geometry_msgs/Twist: vx, vy, yaw rate; clipped to ``cmd_vel_min/max``,
     zeroed when older than its timeout, reached at most at ``cmd_vel_max_rate`` per second),
-    ``/height_samples`` (sensor_msgs/PointCloud2 of 4 x 52 points; layout in
-    :mod:`anymal_ros.nodes.inputs`).
+    and the terrain, by ``height_source``: ``elevation_map`` (default; grid_map_msgs/GridMap,
+    e.g. from elevation_mapping_cupy, in the odometry frame or a frame with a fixed transform
+    to it; the node places the feet by forward kinematics and the odometry pose and samples
+    the 4 x 52 rings itself, see :mod:`anymal_ros.deploy.height_map`; decoded once per
+    arrival, :mod:`anymal_ros.ros_io.grid_map`) or ``height_samples`` (sensor_msgs/PointCloud2
+    of 4 x 52 heights sampled elsewhere; layout in :mod:`anymal_ros.ros_io.inputs`).
 
 Outputs (reliable QoS)
     ``/joint_group_position_controller/commands`` (std_msgs/Float64MultiArray, joint targets
@@ -51,7 +55,7 @@ after each control tick, which removes the wait between the sensor and the tick.
 
 Latency: with ``raw_inputs: true`` (default) every input is subscribed to serialized, and with
 ``cdr_readers: true`` (default) no message object is built in Python: the fields the
-controller uses are read straight from the plain-CDR bytes (:mod:`anymal_ros.nodes.cdr`; other
+controller uses are read straight from the plain-CDR bytes (:mod:`anymal_ros.ros_io.cdr`; other
 encodings fall back to ``deserialize_message``) and validated on arrival.
 ``main()`` spins rclpy's C++ ``EventsExecutor`` (parameter ``executor``). Diagnostics report the
 node's own latency per published tick (``control_ms``: entry of the callback that ran the tick,
@@ -81,7 +85,7 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from anymal_ros.config.noise import MISSING_HEIGHT_FILL
+from anymal_ros.deploy.height_map import MapPlacement
 from anymal_ros.nodes.diagnostics import ERROR, LatencyWindow, status_level, status_values
 from anymal_ros.nodes.process import node_process
 from anymal_ros.nodes.safety import Mode, SafetyConfig
@@ -100,6 +104,22 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "imu_topic": ("imu", "sensor_msgs/Imu input"),
     "odom_topic": ("odom", "nav_msgs/Odometry input (twist in the base frame)"),
     "cmd_vel_topic": ("cmd_vel", "geometry_msgs/Twist velocity command"),
+    "height_source": (
+        "elevation_map",
+        "'elevation_map' (GridMap, sampled around the feet by the node) or 'height_samples' "
+        "(PointCloud2 of 4 x 52 heights sampled elsewhere)",
+    ),
+    "elevation_map_topic": ("elevation_map", "grid_map_msgs/GridMap input"),
+    "elevation_map_layer": ("elevation", "layer of the map holding the terrain height (m)"),
+    "elevation_map_frame": (
+        "",
+        "a frame other than the odometry frame the map may be published in (placed by "
+        "elevation_map_transform); empty = the map must be in the odometry frame",
+    ),
+    "elevation_map_transform": (
+        [0.0, 0.0, 0.0, 0.0],
+        "fixed pose (x, y, z m, yaw rad) of elevation_map_frame in the odometry frame",
+    ),
     "height_samples_topic": ("height_samples", "sensor_msgs/PointCloud2, 4 x 52 heights"),
     "command_topic": (
         "joint_group_position_controller/commands",
@@ -110,12 +130,13 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "imu_timeout": (0.1, "s; older -> PASSIVE"),
     "odom_timeout": (0.2, "s; older -> WALK stops (STAND)"),
     "height_samples_timeout": (0.5, "s; older -> STAND, or blind walking if blind_walk"),
+    "elevation_map_timeout": (
+        0.5,
+        "s; a map that arrived longer ago, or whose header stamp is older on the node's clock, "
+        "is stale -> STAND, or blind walking if blind_walk",
+    ),
     "cmd_vel_timeout": (0.5, "s; older -> command is zero"),
     "blind_walk": (False, "keep walking on stale heights, fed as missing points"),
-    "missing_height_fill": (
-        MISSING_HEIGHT_FILL,
-        "m; height fed for missing points (the training noise model's fill value)",
-    ),
     "check_stamps": (
         True,
         "reject stamped inputs whose header.stamp is older than the input's timeout or more "
@@ -147,7 +168,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
         0.1,
         "an input rejecting more than this fraction of the messages that arrived in the last "
         "rejection_window seconds is unusable like a stale one: joint_states/imu -> PASSIVE, "
-        "odom/height_samples -> STAND (every message is validated on arrival, so this is "
+        "odom/heights -> STAND (every message is validated on arrival, so this is "
         "deterministic); 1 = never",
     ),
     "diagnostics_error_window": (
@@ -306,20 +327,25 @@ class PolicyNode(LifecycleNode):
                 future_tolerance=float(self.p("stamp_future_tolerance")),
                 accept_zero=bool(self.p("accept_unstamped")),
             )
+        from anymal_ros.nodes.controller import INPUTS
+
+        transform = tuple(float(v) for v in self.p("elevation_map_transform"))
+        if len(transform) != 4:
+            raise ValueError(f"elevation_map_transform needs x, y, z, yaw; got {transform}")
         return cls(
+            height_source=self.p("height_source"),
+            elevation_map_layer=self.p("elevation_map_layer"),
+            elevation_map_frame=self.p("elevation_map_frame"),
+            map_placement=MapPlacement(*transform),
             safety=SafetyConfig(
                 stand_duration=float(self.p("stand_duration")),
                 max_tilt=float(self.p("max_tilt")),
                 blind_walk=bool(self.p("blind_walk")),
             ),
-            timeouts={
-                name: float(self.p(f"{name}_timeout"))
-                for name in ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
-            },
+            timeouts={name: float(self.p(f"{name}_timeout")) for name in INPUTS},
             command_low=tuple(float(v) for v in self.p("cmd_vel_min")),
             command_high=tuple(float(v) for v in self.p("cmd_vel_max")),
             command_rate_limit=tuple(float(v) for v in self.p("cmd_vel_max_rate")),
-            missing_height_fill=float(self.p("missing_height_fill")),
             joint_lower=limits("joint_lower_limits"),
             joint_upper=limits("joint_upper_limits"),
             joint_position_margin=float(self.p("plausible_joint_position_margin")),
@@ -338,13 +364,21 @@ class PolicyNode(LifecycleNode):
         sensor = qos_profile_sensor_data
         raw = bool(self.p("raw_inputs"))
         read_cdr = bool(self.p("cdr_readers"))
-        subs = (
+        subs = [
             ("joint_states", JointState, self._on_joint_states),
             ("imu", Imu, c.on_imu),
             ("odom", Odometry, c.on_odom),
             ("cmd_vel", Twist, c.on_cmd_vel),
-            ("height_samples", PointCloud2, c.on_heights),
-        )
+        ]
+        if c.height_source == "height_samples":
+            subs.append(("height_samples", PointCloud2, c.on_heights))
+        else:
+            # Decoded on arrival (a few Hz), as a message object: never deferred to a tick.
+            from grid_map_msgs.msg import GridMap
+
+            on_map = self._validating(c.on_elevation_map)
+            topic = self.p("elevation_map_topic")
+            self._entities.append(self.create_subscription(GridMap, topic, on_map, sensor))
         for name, msg_type, handler in subs:
             if raw:
                 decode = functools.partial(deserialize_message, message_type=msg_type)
@@ -529,7 +563,7 @@ class PolicyNode(LifecycleNode):
                 )
             return
         now = self.now()
-        names = ("joint_states", "imu", "odom", "height_samples", "cmd_vel")
+        names = c.inputs
         stale = c.stale_inputs(now)
         rejecting = c.rejecting_inputs(now)
         errors = c.monitor.recent_errors(now)
@@ -551,6 +585,10 @@ class PolicyNode(LifecycleNode):
         )
         values += [(f"{n}.rejecting", why) for n, why in rejecting.items()]
         values.append(("scheduling", self.scheduling))
+        values.append(("heights.source", c.height_source))
+        values.append(("heights.stale", c.heights_stale(now) or "no"))
+        if c.height_source == "elevation_map":
+            values.append(("heights.implausible_points", str(c.implausible_heights)))
         # vx vy yaw-rate: what cmd_vel asks, and what the policy sees on its way there.
         for key, command in (("requested", c.command), ("policy", c.policy_command)):
             values.append((f"command.{key}", " ".join(f"{v:.3f}" for v in command)))

@@ -49,10 +49,6 @@ class Transition:
         return f"{self.source.value}->{self.target.value} at t={self.time:.3f}: {self.reason}"
 
 
-#: Input (topic) names of the InputHealth groups whose names differ.
-_TOPICS = {"heights": "height_samples"}
-
-
 @dataclass(frozen=True)
 class InputHealth:
     """Usability of each input group at one instant (True = younger than its timeout and not
@@ -71,7 +67,7 @@ class InputHealth:
 
     def explain(self, groups: list[str]) -> str:
         """Why the unusable ``groups`` are unusable, e.g. ``odom stale; imu rejected ...``."""
-        stale = [_TOPICS.get(g, g) for g in groups if g not in self.problems]
+        stale = [g for g in groups if g not in self.problems]  # "heights": the map or the cloud
         parts = [f"{', '.join(stale)} stale"] if stale else []
         return "; ".join(parts + [self.problems[g] for g in groups if g in self.problems])
 
@@ -217,7 +213,7 @@ class SafetyStateMachine:
             return False, f"cannot enter WALK: odometry is stale, missing or rejected ({why})"
         if not health.heights and not self.config.blind_walk:
             why = health.explain(["heights"])
-            return False, f"cannot enter WALK: height samples unusable ({why}; blind_walk is off)"
+            return False, f"cannot enter WALK: heights unusable ({why}; blind_walk is off)"
         self._go(Mode.WALK, now, reason, None)
         return True, "WALK"
 

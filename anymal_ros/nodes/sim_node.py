@@ -4,8 +4,13 @@ Publishes (sensor-data QoS) what a robot's drivers would: ``/joint_states`` (nam
 velocities), ``/imu`` (orientation, body-frame angular velocity; no accelerometer, marked by
 ``linear_acceleration_covariance[0] = -1``), ``/odom`` (pose in ``odom``, twist in ``base``) at
 the physics rate divided by ``proprio_decimation`` (400 Hz with the default 2.5 ms step), and
-``/height_samples`` (the policy node's cloud layout, see :mod:`anymal_ros.nodes.inputs`) at
-``height_samples_rate``. Optionally ``/clock`` (``publish_clock``) for ``use_sim_time``.
+``/height_samples`` (the policy node's cloud layout, see :mod:`anymal_ros.ros_io.inputs`) at
+``height_samples_rate``, and ``/elevation_map`` (grid_map_msgs/GridMap, layer ``elevation``): a
+robot-centric map of the terrain in ``odom`` as a robot's elevation mapping publishes it
+(``elevation_map_size`` m square at ``elevation_map_resolution``, ``elevation_map_rate`` Hz;
+defaults like elevation_mapping_cupy's: 8 m, 4 cm), optionally with a mapping pipeline's errors
+(``map_errors`` and the ``map_*`` parameters, see :mod:`anymal_ros.sim.elevation_map`; latency
+in whole map periods). Optionally ``/clock`` (``publish_clock``) for ``use_sim_time``.
 
 Subscribes to the joint targets on ``/joint_group_position_controller/commands``
 (std_msgs/Float64MultiArray, JOINT_NAMES order) and feeds them to the simulated PD actuators;
@@ -20,10 +25,11 @@ possible, useful with ``publish_clock``); ROS callbacks run in the executor.
 :class:`anymal_ros.bridges.ros_topics.RosTopicVecEnv`): no physics thread. Each joint-target
 message advances the simulation by exactly ``control_period`` (``round(control_period /
 physics_dt)`` physics steps) and then publishes every topic once: joint_states (with
-``effort`` = actuator torques), imu, odom, height_samples, ``/clock`` if enabled, and with
+``effort`` = actuator torques), imu, odom, height_samples (no elevation map), ``/clock`` if
+enabled, and with
 ``publish_privileged`` the 50 privileged values on ``~/privileged``
 (sensor_msgs/JointState used as a stamped named vector, names
-:data:`anymal_ros.nodes.messages.PRIVILEGED_NAMES`, values in ``position``). ``~/reset``
+:data:`anymal_ros.ros_io.messages.PRIVILEGED_NAMES`, values in ``position``). ``~/reset``
 publishes the new episode's first state before it answers, and names that state's stamp in
 its reply (``"new episode; stamp <sec>.<nanosec>"``). All of one state's messages carry
 the same stamp: simulated time since the node started, strictly increasing (a reset counts
@@ -52,9 +58,9 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from anymal_ros.nodes.messages import PRIVILEGED_NAMES, fill_joint_state, height_cloud
 from anymal_ros.nodes.process import node_process
 from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.ros_io.messages import PRIVILEGED_NAMES, fill_joint_state, height_cloud
 
 PARAMETERS: dict[str, tuple[object, str]] = {
     "sim_config": ("", "SimConfig YAML (anymal_ros.config.sim); empty = built-in defaults"),
@@ -71,6 +77,21 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "publish_clock": (False, "publish /clock with the simulated time"),
     "proprio_decimation": (1, "publish joint_states/imu/odom every N physics steps"),
     "height_samples_rate": (50.0, "Hz of /height_samples"),
+    "elevation_map_rate": (10.0, "Hz of the robot-centric GridMap; 0 = none"),
+    "elevation_map_size": (8.0, "m, side of the square map"),
+    "elevation_map_resolution": (0.04, "m per cell"),
+    "elevation_map_layer": ("elevation", "name of the map's layer"),
+    "elevation_map_topic": ("elevation_map", "grid_map_msgs/GridMap output"),
+    "map_errors": (
+        "none",
+        "'none', or a height-noise mode (nominal, offset, noisy): per-episode map offsets, "
+        "per-cell noise, outliers and cells without data at that mode's levels",
+    ),
+    "map_drift_xy": (0.0, "m/sqrt(s): random walk of the whole map in x/y"),
+    "map_drift_z": (0.0, "m/sqrt(s): random walk of the whole map in z"),
+    "map_hole_radius": (0.0, "m around the base without data (its body hides the ground)"),
+    "map_shadows": (False, "no data behind rises, seen from 0.3 m above the base"),
+    "map_latency": (0.0, "s from the state a map shows to its publication (whole periods)"),
     "joint_states_topic": ("joint_states", ""),
     "imu_topic": ("imu", ""),
     "odom_topic": ("odom", ""),
@@ -106,6 +127,7 @@ class SimNode(Node):
         self.robot = SimRobot(self._sim_config(), int(self.p("seed")), float(self.p("physics_dt")))
         self.lock = threading.Lock()
         self.falls = 0
+        self.episodes = 1  # episodes begun (resets and falls start new ones)
         self.fall_reasons: list[str] = []
         self.steps = 0
         self.overruns = 0  # physics steps that finished later than their real-time deadline
@@ -132,6 +154,9 @@ class SimNode(Node):
         self.pub_heights = self.create_publisher(
             PointCloud2, self.p("height_samples_topic"), sensor
         )
+        self._map_timer = None
+        if float(self.p("elevation_map_rate")) > 0 and not self.lockstep:
+            self._setup_map()
         self.pub_clock = (
             self.create_publisher(Clock, "/clock", 10) if self.p("publish_clock") else None
         )
@@ -177,6 +202,57 @@ class SimNode(Node):
             randomization=dataclasses.replace(cfg.randomization, enabled=bool(self.p("randomize"))),
         )
 
+    def _setup_map(self) -> None:
+        from collections import deque
+
+        from grid_map_msgs.msg import GridMap
+
+        from anymal_ros.sim.elevation_map import MapErrorConfig, MapErrors, map_cells
+
+        self._map_res = float(self.p("elevation_map_resolution"))
+        self._map_cells = map_cells(float(self.p("elevation_map_size")), self._map_res)
+        errors = MapErrorConfig.from_mode(
+            self.p("map_errors"),
+            drift_xy=float(self.p("map_drift_xy")),
+            drift_z=float(self.p("map_drift_z")),
+            hole_radius=float(self.p("map_hole_radius")),
+            shadows=bool(self.p("map_shadows")),
+        )
+        self._map_errors = MapErrors(errors, int(self.p("seed"))) if errors.active else None
+        period = 1.0 / float(self.p("elevation_map_rate"))
+        self._map_period = period
+        self._map_delay = max(0, round(float(self.p("map_latency")) / period))
+        self._map_queue: deque = deque()
+        self._map_episode = self.episodes
+        self.pub_map = self.create_publisher(
+            GridMap, self.p("elevation_map_topic"), qos_profile_sensor_data
+        )
+        self._map_timer = self.create_timer(period, self._publish_map)
+
+    def _publish_map(self) -> None:
+        """Build the map of the current state; publish the one ``map_latency`` old."""
+        from anymal_ros.ros_io.grid_map import grid_map_message
+        from anymal_ros.sim.elevation_map import terrain_map
+
+        with self.lock:
+            s = self.robot.state()
+        errors = self._map_errors
+        if errors is not None:
+            if self.episodes != self._map_episode:  # a new episode: new map offsets
+                self._map_episode = self.episodes
+                errors.reset()
+            errors.advance(self._map_period)
+        grid, centre = terrain_map(
+            self.robot.env.terrain, s.base_pos, self._map_cells, self._map_res, errors
+        )
+        msg = grid_map_message(
+            grid, centre, self._map_res, self._odom_frame, self._now_stamp(s.time),
+            layer=self.p("elevation_map_layer"),
+        )  # fmt: skip
+        self._map_queue.append(msg)
+        while len(self._map_queue) > self._map_delay:
+            self.pub_map.publish(self._map_queue.popleft())
+
     # --- ROS callbacks ------------------------------------------------------------------------
     def _on_targets(self, msg: Float64MultiArray) -> None:
         targets = np.asarray(msg.data, dtype=np.float64)
@@ -201,6 +277,7 @@ class SimNode(Node):
     def _on_reset(self, request, response):
         with self.lock:
             self.robot.reset()
+            self.episodes += 1
             self._clock_steps += 1  # the new episode's state gets a stamp of its own
         response.success, response.message = True, "new episode"
         if self.lockstep:
@@ -267,6 +344,7 @@ class SimNode(Node):
                         self.fall_reasons.append(f"t={robot.time:.2f} s: {why}")
                         self.get_logger().warning(f"fall ({why}): new episode")
                         robot.reset()
+                        self.episodes += 1
                 state = robot.state()
                 heights = robot.height_samples() if k % heights_every == 0 else None
             stamp = self._now_stamp(state.time)

@@ -3,7 +3,7 @@
 Pure python: the functions read message fields by name (duck typing), so they are tested with
 real message objects and need no running ROS graph. Each message function has a twin that
 validates plain values (``*_from_values``, :meth:`JointStateMapper.map`), so the fields read
-straight from serialized bytes (:mod:`anymal_ros.nodes.cdr`) go through the same checks.
+straight from serialized bytes (:mod:`anymal_ros.ros_io.cdr`) go through the same checks.
 Every rejection raises :class:`InputError` with a message that names the input and the
 problem; the node reports it on ``/diagnostics`` and keeps the previous good value (which then
 ages out by the watchdog).
@@ -133,6 +133,20 @@ def odom_from_values(
     return _finite("odom.twist.linear", lin), _finite("odom.twist.angular", ang)
 
 
+def odom_pose_from_values(
+    position: Sequence[float], orientation_xyzw: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Odometry ``pose.pose`` -> (position ``[3]``, orientation ``[4]`` as (w, x, y, z),
+    renormalised; its norm must be within 10 % of one)."""
+    pos = _finite("odom.pose.position", np.array(position, dtype=np.float64))
+    x, y, z, w = orientation_xyzw
+    quat = _finite("odom.pose.orientation", np.array([w, x, y, z], dtype=np.float64))
+    norm = float(np.linalg.norm(quat))
+    if not 0.9 < norm < 1.1:
+        raise InputError(f"odom.pose.orientation: quaternion norm {norm:.3f} is not a rotation")
+    return pos, quat / norm
+
+
 def command_from_twist(msg, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """``geometry_msgs/Twist`` -> command ``[3]`` (vx, vy, yaw rate) clipped to ``[low, high]``."""
     lin, ang = msg.linear, msg.angular
@@ -151,7 +165,7 @@ def heights_from_cloud(msg, shape: tuple[int, int] = EXTERO_SHAPE) -> np.ndarray
     """``sensor_msgs/PointCloud2`` -> heights ``[feet, points]`` float32 (NaN = missing).
 
     Infinite heights are rejected (NaN is the only "missing" marker). ``msg`` may also be a
-    :class:`~anymal_ros.nodes.cdr.PointCloudView` read from the serialized message.
+    :class:`~anymal_ros.ros_io.cdr.PointCloudView` read from the serialized message.
     """
     expected = shape[0] * shape[1]
     count = int(msg.width) * int(msg.height)

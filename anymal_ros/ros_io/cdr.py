@@ -24,7 +24,7 @@ read here exactly when rclpy would decode it:
   an error; the text ends at the first NUL; invalid UTF-8 is replaced, not refused;
 * a bool is one byte, any non-zero value is true; bytes after the message are ignored.
 
-Every failure raises :class:`~anymal_ros.nodes.inputs.InputError` naming the input, like a
+Every failure raises :class:`~anymal_ros.ros_io.inputs.InputError` naming the input, like a
 message rclpy cannot decode; nothing else escapes.
 """
 
@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from anymal_ros.nodes.inputs import InputError
+from anymal_ros.ros_io.inputs import InputError
 
 #: Representation identifiers of plain CDR (XCDR1).
 PLAIN_CDR_BE = b"\x00\x00"
@@ -66,6 +66,8 @@ class _Formats:
         self.imu = struct.Struct(order + "4d72x3d")
         # skip the pose and its covariance; twist linear x, y, z, angular x, y, z
         self.odom_twist = struct.Struct(order + f"{8 * 43}x6d")
+        # pose position x, y, z, orientation x, y, z, w; skip its covariance; the twist
+        self.odom = struct.Struct(order + f"7d{8 * 36}x6d")
         self.twist = struct.Struct(order + "6d")
         self.f64 = np.dtype(order + "f8")
 
@@ -245,7 +247,7 @@ class JointStateReader:
 
     The names of a driver that publishes a fixed list are parsed once: later messages whose
     name block has the same bytes reuse the same tuple (which also keeps
-    :class:`~anymal_ros.nodes.inputs.JointStateMapper`'s index cache hot).
+    :class:`~anymal_ros.ros_io.inputs.JointStateMapper`'s index cache hot).
     """
 
     def __init__(self) -> None:
@@ -305,6 +307,19 @@ def read_odometry_twist(data: bytes, order: str, what: str = "odom") -> tuple[tu
     return v[:3], v[3:]
 
 
+def read_odometry(data: bytes, order: str, what: str = "odom") -> tuple[str, tuple, tuple]:
+    """``nav_msgs/Odometry`` -> (``header.frame_id``, ``pose.pose`` (position ``(x, y, z)``,
+    orientation ``(x, y, z, w)``) as one 7-tuple, ``twist.twist`` (linear, angular) as one
+    6-tuple)."""
+    cur = _Cursor(data, order, what)
+    cur.take(8)  # stamp; the payload starts 8-aligned
+    frame = _text(cur.raw_string())
+    cur.skip_string()  # child_frame_id
+    cur.align(8)
+    v = cur.fmt.odom.unpack_from(data, cur.take(_ODOM_SIZE))
+    return frame, v[:7], v[7:]
+
+
 def read_twist(data: bytes, order: str, what: str = "cmd_vel") -> tuple[tuple, tuple]:
     """``geometry_msgs/Twist`` -> (linear ``(x, y, z)``, angular ``(x, y, z)``)."""
     cur = _Cursor(data, order, what)
@@ -324,7 +339,7 @@ class PointFieldView(NamedTuple):
 class PointCloudView(NamedTuple):
     """The ``sensor_msgs/PointCloud2`` fields that describe the points; ``data`` is a
     zero-copy view of the message bytes. Read by
-    :func:`~anymal_ros.nodes.inputs.heights_from_cloud` like a message object."""
+    :func:`~anymal_ros.ros_io.inputs.heights_from_cloud` like a message object."""
 
     height: int
     width: int

@@ -1,5 +1,5 @@
 """numpy arrays -> ROS messages, for the nodes that publish robot state (the simulator node,
-tests, benchmarks). The inverse direction, with validation, is :mod:`anymal_ros.nodes.inputs`.
+tests, benchmarks). The inverse direction, with validation, is :mod:`anymal_ros.ros_io.inputs`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 
-from anymal_ros.nodes.inputs import POINTFIELD_FLOAT32
 from anymal_ros.obs.layout import PRIVILEGED_LAYOUT
+from anymal_ros.ros_io.inputs import POINTFIELD_FLOAT32
 
 #: Names of the 50 privileged values in ``~/privileged`` (a sensor_msgs/JointState used as a
 #: stamped, named vector: ``name[i]`` = ``"<term>[<k>]"`` of PRIVILEGED_LAYOUT, value in
@@ -28,7 +28,7 @@ def height_cloud(
     frame_id: str,
     stamp=None,
 ) -> PointCloud2:
-    """Height samples as the ``/height_samples`` cloud (layout: :mod:`anymal_ros.nodes.inputs`).
+    """Height samples as the ``/height_samples`` cloud (layout: :mod:`anymal_ros.ros_io.inputs`).
 
     Args:
         heights: ``[4, 52]`` terrain height relative to each foot's sole (m), NaN = missing.
