@@ -95,7 +95,8 @@ class HostToDevice:
         for a, n in zip(arrays.values(), sizes, strict=True):
             staging[offset : offset + n].copy_(torch.from_numpy(a.reshape(-1)))
             offset += n
-        sent = staging[:total].to(self.device, non_blocking=self.pin)
+        # copy=True: on the CPU ``to`` would return the staging buffer itself, reused next step.
+        sent = staging[:total].to(self.device, non_blocking=self.pin, copy=True)
         out: dict[str, Tensor] = {}
         offset = 0
         for (k, a), n in zip(arrays.items(), sizes, strict=True):
