@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from distill_helpers import small_pair, synthetic_rollout
+from test_distill_runner import teacher_ckpt  # noqa: F401 (fixture)
 
 from anymal_ros.config.distill import DistillLossConfig
 from anymal_ros.config.models import ActionHeadConfig
@@ -291,3 +292,35 @@ def test_a_rank_that_dies_ends_the_run_with_a_message_and_it_resumes(tmp_path):
     resumed = _torchrun(tmp_path, "--resume", str(latest))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert load_checkpoint(latest)["counters"]["iteration"] == iteration + 1
+
+
+def test_torchrun_two_ranks_distil_in_step_and_resume(teacher_ckpt, tmp_path):  # noqa: F811
+    # DAgger on two ranks, two robots each: one log whose beta and noise schedules advance
+    # once per iteration, every rank's state in the checkpoint, and a resume.
+    from test_distill_runner import TINY_RUN, _student_overrides
+
+    run = tmp_path / "run"
+    sets = [*TINY_RUN, *_student_overrides(), "env.num_envs=4", "runner.checkpoint_interval=1"]
+
+    def distil(iterations: int, *args: str) -> None:
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+            "2", "-m", "anymal_ros.cli", "distill", "--teacher", str(teacher_ckpt), "--config",
+            str(REPO / "config" / "distill.yaml"), "--run-dir", str(run), *args,
+            "--set", *sets, f"runner.iterations={iterations}",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.count("run directory:") == 1
+
+    distil(2)
+    rows = _rows(run)
+    assert [int(r["iteration"]) for r in rows] == [1, 2]
+    assert [float(r["beta"]) for r in rows] == [0.5, 0.25]
+    assert int(rows[-1]["env_steps"]) == 2 * 12 * 4
+    latest = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert latest["extra"]["world_size"] == 2
+    distil(3, "--resume", str(run / "checkpoints" / "iter_000002.pt"))
+    assert [int(r["iteration"]) for r in _rows(run)] == [1, 2, 3]
+    assert float(_rows(run)[-1]["beta"]) == 0.0
