@@ -254,10 +254,17 @@ def init_distributed(device: torch.device, timeout_s: float = 600.0) -> Distribu
 def report_rank_failure(d: Distributed, err: BaseException, resume_hint: str) -> None:
     """Say which rank failed and how to resume (a collective that fails because another rank
     died lands here too). Printed at once: torchrun soon stops the surviving ranks."""
-    if d.active:
-        print(
-            f"\nrank {d.rank} of {d.world_size} stopped: {type(err).__name__}: {err}\n"
-            f"The run ends on every rank (torchrun stops the others). Its last checkpoint "
-            f"is intact: resume with the same torchrun command and --resume {resume_hint}",
-            flush=True,
+    if not d.active:
+        return
+    if os.path.exists(resume_hint):
+        how = (
+            f"its last checkpoint is intact: resume with the same command and "
+            f"--resume {resume_hint}"
         )
+    else:
+        how = "no checkpoint was written yet: start it again"
+    print(
+        f"\nrank {d.rank} of {d.world_size} stopped: {type(err).__name__}: {err}\n"
+        f"The run ends on every rank (torchrun stops the others); {how}",
+        flush=True,
+    )
