@@ -324,3 +324,15 @@ def test_torchrun_two_ranks_distil_in_step_and_resume(teacher_ckpt, tmp_path):  
     distil(3, "--resume", str(run / "checkpoints" / "iter_000002.pt"))
     assert [int(r["iteration"]) for r in _rows(run)] == [1, 2, 3]
     assert float(_rows(run)[-1]["beta"]) == 0.0
+
+
+def test_totals_that_ranks_cannot_share_are_refused_and_seeds_differ():
+    class ThreeRanks(Distributed):
+        world_size = 3
+        rank = 2
+
+    d = ThreeRanks()
+    assert d.share(12, "env.num_envs") == 4 and d.worker_share(2) == 1 and d.worker_share(7) == 2
+    with pytest.raises(ValueError, match="env.num_envs is 8, which 3 ranks cannot share evenly"):
+        d.share(8, "env.num_envs")
+    assert d.rank_seed(5) != SINGLE.rank_seed(5) == 5
