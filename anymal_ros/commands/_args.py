@@ -32,10 +32,17 @@ def resume_run_dir(run_dir: str | None, resume: str | None) -> str | Path | None
 
 
 def learn_and_report(runner: Any) -> int:
-    """Train to the end and print the run directory and the summary (JSON)."""
+    """Train to the end and print the run directory and the summary (JSON); under
+    ``torchrun`` rank 0 prints."""
     import json
 
-    print(f"run directory: {runner.run_dir}")
-    summary = runner.learn()
-    print(json.dumps(summary, indent=2))
+    d = runner.dist
+    if d.is_main:
+        print(f"run directory: {runner.run_dir}")
+        if d.active:
+            print(runner.distributed_summary())
+    summary = runner.learn()  # a failing rank says which and how to resume (rl.loop)
+    d.close()
+    if d.is_main:
+        print(json.dumps(summary, indent=2))
     return 0

@@ -4,6 +4,8 @@ train the recurrent student from a teacher (DAgger + truncated BPTT).
 ``--from-store PATH`` distils offline from recorded episodes with teacher labels (see
 ``anymal-ros record --teacher``). ``--resume CKPT`` continues a run (its run directory
 by default). The resulting checkpoint exports with ``anymal-ros export CKPT --out f.onnx``.
+Data-parallel DAgger: ``torchrun --nproc-per-node N -m anymal_ros.cli distill ...``
+(``env.num_envs`` is then the total over the N processes).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """`anymal-ros train ppo|ppg --config FILE [key=value ...] [--resume PATH] [--run-dir DIR]`.
 
-Overrides may also follow ``--set``, as in ``distill`` and ``eval``."""
+Overrides may also follow ``--set``, as in ``distill`` and ``eval``. Data-parallel over N
+processes (or machines): ``torchrun --nproc-per-node N -m anymal_ros.cli train ppo ...``
+(``env.num_envs`` and ``env.num_workers`` are then totals; see ``anymal_ros.rl.distributed``)."""
 
 from __future__ import annotations
 

@@ -3,14 +3,37 @@
 Statistics are merged batch by batch with the parallel variance formula (Chan et al.), kept
 in float64 buffers so they survive millions of updates, and stored in ``state_dict`` so they
 are saved with the weights and never reset between episodes.
+
+Data-parallel training (several processes, each with its own robots) pools the statistics:
+inside :func:`pooled_statistics` every ``update`` hands its batch's ``(mean, var, count)`` to
+a gather function and merges what comes back, every process's batch in the same order, so
+all processes hold the same statistics (``anymal_ros.rl.distributed`` supplies the gather).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor, nn
+
+BatchStats = tuple[Tensor, Tensor, float]  # mean [*shape], var [*shape], count
+StatsGather = Callable[[Tensor, Tensor, float], list[BatchStats]]
+
+_gather: ContextVar[StatsGather | None] = ContextVar("normalizer_gather", default=None)
+
+
+@contextmanager
+def pooled_statistics(gather: StatsGather) -> Iterator[None]:
+    """Within the block, :meth:`RunningNormalizer.update` merges ``gather(mean, var, count)``
+    (every participant's batch statistics, the same list everywhere) instead of its own."""
+    token = _gather.set(gather)
+    try:
+        yield
+    finally:
+        _gather.reset(token)
 
 
 class RunningNormalizer(nn.Module):
@@ -46,9 +69,18 @@ class RunningNormalizer(nn.Module):
         if bool(self.frozen):
             return
         flat = x.detach().reshape(-1, *self.shape).to(torch.float64)
-        if flat.shape[0] == 0:
+        gather = _gather.get()
+        if gather is None:
+            if flat.shape[0] == 0:
+                return
+            self.merge(flat.mean(0), flat.var(0, unbiased=False), float(flat.shape[0]))
             return
-        self.merge(flat.mean(0), flat.var(0, unbiased=False), float(flat.shape[0]))
+        if flat.shape[0] == 0:  # still take part: the others wait for this batch's share
+            mean, var = torch.zeros_like(self.mean), torch.zeros_like(self.var)
+        else:
+            mean, var = flat.mean(0), flat.var(0, unbiased=False)
+        for other_mean, other_var, count in gather(mean, var, float(flat.shape[0])):
+            self.merge(other_mean, other_var, count)
 
     @torch.no_grad()
     def merge(self, mean: Tensor, var: Tensor, count: float) -> None:

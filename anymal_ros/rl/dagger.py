@@ -33,6 +33,7 @@ from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.height_noise import HeightNoiseView
+from anymal_ros.rl.device import HostToDevice
 from anymal_ros.rl.distill_storage import DistillRollout
 
 
@@ -100,7 +101,10 @@ class DAggerCollector:
         self.num_envs = env.num_envs
         self.noise = HeightNoiseView(noise_cfg, env, seed)
         self.rng = np.random.default_rng(seed + 7919)
-        self.obs = obs_to_torch(env.reset(), self.device)
+        # Observations stay on the host until the step that uses them: the height noise is
+        # drawn there, and observations and noisy heights then travel to a GPU in one copy.
+        self.host_obs: Mapping[str, Any] = env.reset()
+        self._to_device = HostToDevice(self.device) if self.device.type != "cpu" else None
         self.hidden = student.initial_hidden(self.num_envs)
         self.episode_start = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         self.recent_returns: deque[float] = deque(maxlen=return_window)
@@ -119,9 +123,8 @@ class DAggerCollector:
         track_err, track_n = 0.0, 0
         categorical = student.cfg.action.type == "categorical"
         for _ in range(rollout.T):
-            obs = self.obs
+            obs, noisy = self._observe(self.host_obs)
             clean = obs["extero"]
-            noisy = torch.as_tensor(self.noise(as_numpy(clean)), device=self.device)
             label = teacher_target(teacher, obs)
             hidden = self.hidden * (~self.episode_start).to(self.hidden.dtype)[None, :, None]
             out, self.hidden = student.step(obs["proprio"], noisy, hidden)
@@ -151,7 +154,7 @@ class DAggerCollector:
                     )
                 self.episodes += int(done_ids.size)
             self.episode_start = torch.as_tensor(done, device=self.device)
-            self.obs = obs_to_torch(next_obs, self.device)
+            self.host_obs = next_obs
         self.env_steps += rollout.T * rollout.N
         return {
             "beta": beta,
@@ -159,6 +162,14 @@ class DAggerCollector:
             "tracking_error": track_err / track_n if track_n else float("nan"),
             "noise_curriculum": self.noise.model.curriculum,
         }
+
+    def _observe(self, host_obs: Mapping[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
+        """The learner's view of host observations: ``(obs, noisy extero)`` on the device."""
+        noisy = self.noise(as_numpy(host_obs["extero"]))
+        if self._to_device is None:
+            return obs_to_torch(host_obs, self.device), torch.as_tensor(noisy, device=self.device)
+        moved = self._to_device({**{f"obs/{k}": v for k, v in host_obs.items()}, "noisy": noisy})
+        return {k: moved[f"obs/{k}"] for k in host_obs}, moved["noisy"]
 
     def set_noise_curriculum(self, factor: float) -> None:
         self.noise.model.set_curriculum(factor)

@@ -29,6 +29,7 @@ from torch import Tensor
 from anymal_ros.config.distill import DistillLossConfig
 from anymal_ros.models.student import Student
 from anymal_ros.rl.distill_storage import DistillRollout, TBPTTChunk
+from anymal_ros.rl.distributed import SINGLE, Distributed
 
 LOSS_STATS: tuple[str, ...] = (
     "loss",
@@ -72,12 +73,20 @@ class Distiller:
 
     ``update(rollout)`` runs ``num_epochs`` passes; each pass shuffles the environments into
     ``num_minibatches`` groups and, for each group, walks the rollout's chunks in time order
-    with one optimiser step per chunk.
+    with one optimiser step per chunk. With ``dist`` (data-parallel ranks, each with its own
+    environments) every step averages the gradients over the ranks.
     """
 
-    def __init__(self, student: Student, cfg: DistillLossConfig, seed: int = 0) -> None:
+    def __init__(
+        self,
+        student: Student,
+        cfg: DistillLossConfig,
+        seed: int = 0,
+        dist: Distributed = SINGLE,
+    ) -> None:
         self.student = student
         self.cfg = cfg
+        self.dist = dist
         self.head = student.cfg.action.type
         self.optimizer = torch.optim.Adam(student.parameters(), lr=cfg.learning_rate)
         self.generator = torch.Generator().manual_seed(seed)
@@ -127,11 +136,15 @@ class Distiller:
                 group = group.to(rollout.device)
                 hidden = rollout.hidden0[:, group]
                 for chunk in rollout.chunks(self.cfg.tbptt_steps, group):
-                    if not bool(chunk.valid.any()):
-                        continue  # all padding: nothing to learn, hidden stays as is
+                    # All padding: nothing to learn, hidden stays as is (ranks step together,
+                    # so a rank with only padding joins while another has data).
+                    (learn,) = self.dist.any_rank(bool(chunk.valid.any()))
+                    if not learn:
+                        continue
                     loss, stats, hidden = self.chunk_loss(chunk, hidden)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    self.dist.average_gradients(self.student.parameters())
                     grad_norm = torch.nn.utils.clip_grad_norm_(
                         self.student.parameters(), self.cfg.max_grad_norm
                     )

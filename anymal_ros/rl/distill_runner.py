@@ -13,6 +13,11 @@ Checkpoints hold ``models["student"]`` and config sections ``student``, ``deploy
 ``anymal-ros export`` reads), ``sim`` (what ``anymal-ros eval`` reads), ``teacher`` and
 ``distill``. Resuming restores the student, optimiser, counters, the learner's and the
 global RNG states; environments start fresh episodes (the simulator's state is not saved).
+
+Under ``torchrun`` each rank runs DAgger on its share of ``env.num_envs`` (a total) with its
+own seed, the student's gradients are averaged over the ranks at every step, and the beta and
+noise schedules follow the shared iteration count, so every rank is in step (see
+``anymal_ros.rl.distributed``). Offline distillation (``store=``) runs in one process.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ from anymal_ros.models.loading import teacher_from_checkpoint
 from anymal_ros.models.student import Student, init_student_from_teacher
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.height_noise import HeightNoise
+from anymal_ros.rl.device import resolve_device
 from anymal_ros.rl.distill import LOSS_STATS, Distiller
 from anymal_ros.rl.distill_storage import DistillRollout, rollout_from_episodes
+from anymal_ros.rl.distributed import Distributed, init_distributed
 from anymal_ros.rl.loop import TrainingLoop
 
 if TYPE_CHECKING:
@@ -88,7 +95,16 @@ class DistillRunner(TrainingLoop):
         self.cfg = cfg
         rc = cfg.runner
         torch.set_num_threads(rc.torch_threads)
-        self.device = torch.device(rc.device)
+        self.device = resolve_device(rc.device)
+        self.dist: Distributed = init_distributed(self.device)
+        d = self.dist
+        if store is not None and d.active:
+            raise ValueError(
+                "offline distillation (--from-store) runs in one process; start it without "
+                "torchrun (or with --nproc-per-node 1)"
+            )
+        self.num_envs = d.share(cfg.env.num_envs, "env.num_envs")
+        self.seed = d.rank_seed(rc.seed)
         self.teacher_checkpoint = str(teacher_checkpoint)
         t_ckpt = load_checkpoint(teacher_checkpoint)
         self.teacher: Teacher = teacher_from_checkpoint(t_ckpt, teacher_checkpoint).to(self.device)
@@ -98,10 +114,11 @@ class DistillRunner(TrainingLoop):
         self.deploy = self._deploy_config()
         checkpoint = load_checkpoint(resume) if resume is not None else None
 
-        with self._own_random_stream(rc.seed):
+        with self._own_random_stream(self.seed):
             self.student = Student(self.student_cfg).to(self.device)
             init_student_from_teacher(self.student, self.teacher)
-            self.distiller = Distiller(self.student, cfg.loss, seed=rc.seed)
+            d.broadcast_module(self.student)  # every rank starts from rank 0's student
+            self.distiller = Distiller(self.student, cfg.loss, seed=self.seed, dist=d)
 
             self.store_path = Path(store) if store is not None else None
             if self.store_path is None:
@@ -111,7 +128,10 @@ class DistillRunner(TrainingLoop):
             self.iteration = 0
             self.samples = 0  # labelled steps learned from
             self.wall_time = 0.0
-            self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
+            # One run directory for all ranks: rank 0's.
+            self.run_dir = Path(
+                d.broadcast_object(str(run_dir) if run_dir is not None else self._default_run_dir())
+            )
             if checkpoint is not None:
                 self._restore(checkpoint, resume)
 
@@ -143,7 +163,8 @@ class DistillRunner(TrainingLoop):
 
         cfg = self.cfg
         sim = self.sim
-        self.env = make_quadruped_env(sim, cfg.env.num_envs, cfg.runner.seed, cfg.env.num_workers)
+        workers = self.dist.worker_share(cfg.env.num_workers)
+        self.env = make_quadruped_env(sim, self.num_envs, self.seed, workers)
         s = self.student_cfg
         if self.env.proprio_dim != s.proprio_dim or self.env.action_dim != s.action.num_actions:
             raise ValueError(
@@ -153,10 +174,10 @@ class DistillRunner(TrainingLoop):
             )
         self.collector = DAggerCollector(
             self.env, self.student, self.teacher, cfg.noise, cfg.dagger,
-            seed=cfg.runner.seed, device=self.device, return_window=cfg.runner.return_window,
+            seed=self.seed, device=self.device, return_window=cfg.runner.return_window,
         )  # fmt: skip
         self.rollout = DistillRollout(
-            cfg.dagger.num_steps, cfg.env.num_envs, s.proprio_dim,
+            cfg.dagger.num_steps, self.num_envs, s.proprio_dim,
             (s.num_feet, s.points_per_foot), s.privileged_dim, s.action.num_actions,
             self.student.hidden_shape, self.device,
         )  # fmt: skip
@@ -233,7 +254,7 @@ class DistillRunner(TrainingLoop):
             stats = self.collector.collect(self.rollout, cfg.dagger.beta(it))
             t1 = time.perf_counter()
             stats.update(self.distiller.update(self.rollout))
-            samples = self.rollout.T * self.rollout.N
+            samples = self.rollout.T * self.rollout.N * self.dist.world_size
             episodes = self.collector.episodes
             mean_return, mean_length = self.collector.mean_return, self.collector.mean_length
         else:
@@ -288,7 +309,8 @@ class DistillRunner(TrainingLoop):
         from tqdm import tqdm
 
         return tqdm(
-            total=iterations, unit="it", disable=not self.cfg.runner.progress,
+            total=iterations, unit="it",
+            disable=not (self.cfg.runner.progress and self.dist.is_main),
             dynamic_ncols=True, desc="distill",
         )  # fmt: skip
 
@@ -303,7 +325,14 @@ class DistillRunner(TrainingLoop):
     def _default_run_dir(self) -> Path:
         return self._stamped_run_dir("distill")
 
+    def _rank_state(self) -> dict[str, Any]:
+        return {"rng": self._checkpoint_rng(), "distiller": self.distiller.state_dict()}
+
     def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (rank 0; the other ranks hand it their state and return)."""
+        own, others = self._gather_rank_states()
+        if not self.dist.is_main:
+            return Path(path)
         return save_checkpoint(
             path,
             models={"student": self.student},
@@ -320,12 +349,13 @@ class DistillRunner(TrainingLoop):
                 "samples": self.samples,
                 "wall_time": self.wall_time,
             },
-            rng=self._checkpoint_rng(),
+            rng=own["rng"],
             extra={
                 "kind": "distill",
                 "teacher_checkpoint": self.teacher_checkpoint,
-                "distiller": self.distiller.state_dict(),
+                "distiller": own["distiller"],
                 "offline": self.store_path is not None,
+                **others,
             },
         )
 
@@ -344,12 +374,13 @@ class DistillRunner(TrainingLoop):
         # (continuing with a lower rate is how a distillation is fine-tuned).
         for group in self.distiller.optimizer.param_groups:
             group["lr"] = self.cfg.loss.learning_rate
-        self.distiller.load_state_dict(ckpt["extra"]["distiller"])
+        own = self._own_rank_state(ckpt)
+        self.distiller.load_state_dict(own["distiller"])
         c = ckpt["counters"]
         self.iteration = int(c["iteration"])
         self.samples = int(c["samples"])
         self.wall_time = float(c["wall_time"])
-        restore_rng_state(ckpt["rng"])
+        restore_rng_state(own["rng"])
 
 
 def _teacher_sim(ckpt: Mapping[str, Any]) -> dict[str, Any]:

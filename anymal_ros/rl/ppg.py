@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from anymal_ros.config.rl import PPGConfig, PPOConfig
 from anymal_ros.models.heads import ActionDistribution, Categorical, DiagGaussian
+from anymal_ros.rl.distributed import SINGLE, Distributed
 from anymal_ros.rl.ppo import (
     LearningRateController,
     _clip_and_step,
@@ -54,7 +55,9 @@ def _dist_from_parts(parts: tuple[Tensor, ...]) -> ActionDistribution:
 
 class PPG:
     """Two optimisers (actor, critic); ``update`` runs a policy-phase iteration and, every
-    ``policy_iterations`` calls, the auxiliary phase."""
+    ``policy_iterations`` calls, the auxiliary phase. With ``dist`` every step averages the
+    gradients (and the policy phase's KL) over the ranks; the phase counter advances with the
+    iterations, so all ranks enter the auxiliary phase together, each over its own rollouts."""
 
     def __init__(
         self,
@@ -62,8 +65,10 @@ class PPG:
         ppo_cfg: PPOConfig,
         cfg: PPGConfig,
         total_iterations: int | None = None,
+        dist: Distributed = SINGLE,
     ) -> None:
         self.policy = policy
+        self.dist = dist
         self.ppo_cfg = ppo_cfg
         self.cfg = cfg
         self.actor_params = list(policy.actor_parameters())
@@ -89,7 +94,7 @@ class PPG:
         self.lr.start_iteration(iteration)
         self.lr.apply(self._both())
         if cfg.normalize_advantages:
-            normalize_advantages(storage)
+            normalize_advantages(storage, self.dist)
         totals: dict[str, float] = {}
         counts: dict[str, int] = {}
 
@@ -109,11 +114,12 @@ class PPG:
                         log_probs, mb.log_probs, mb.advantages, cfg.clip
                     )
                     kl = float(approx_kl(log_probs.detach(), mb.log_probs))
-                    self.lr.observe_kl(kl)
-                    self.lr.apply(self._both())
                     loss = pi_loss - cfg.entropy_coef * entropy.mean()
                     self.policy_optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    (kl,) = self.dist.average_gradients(self.actor_params, [kl])
+                    self.lr.observe_kl(kl)
+                    self.lr.apply(self._both())
                     gn = _clip_and_step(self.policy_optimizer, self.actor_params, cfg.max_grad_norm)
                     record(
                         {
@@ -129,6 +135,7 @@ class PPG:
                     v_loss = value_loss(values, mb.values, mb.returns, cfg.value_clip)
                     self.value_optimizer.zero_grad(set_to_none=True)
                     v_loss.backward()
+                    self.dist.average_gradients(self.critic_params)
                     _clip_and_step(self.value_optimizer, self.critic_params, cfg.max_grad_norm)
                     record({"value_loss": v_loss.detach()})
 
@@ -176,12 +183,14 @@ class PPG:
                 joint = pcfg.aux_value_coef * aux_loss + pcfg.clone_coef * kl
                 self.policy_optimizer.zero_grad(set_to_none=True)
                 joint.backward()
+                self.dist.average_gradients(self.actor_params)
                 _clip_and_step(self.policy_optimizer, self.actor_params, cfg.max_grad_norm)
                 values = self.policy.value(mb_obs)
                 check_per_sample(values=values, returns=returns[idx])
                 critic_loss = 0.5 * (values - returns[idx]).pow(2).mean()
                 self.value_optimizer.zero_grad(set_to_none=True)
                 critic_loss.backward()
+                self.dist.average_gradients(self.critic_params)
                 _clip_and_step(self.value_optimizer, self.critic_params, cfg.max_grad_norm)
                 totals["aux_value_loss"] += float(aux_loss.detach())
                 totals["aux_clone_kl"] += float(kl.detach())
@@ -201,5 +210,7 @@ class PPG:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.lr.load_state_dict(state["lr"])
         self.phase_iteration = int(state["phase_iteration"])
-        self.aux_obs = list(state["aux_obs"])
-        self.aux_returns = list(state["aux_returns"])
+        # Checkpoints load on the CPU; the kept rollouts belong with the learner.
+        device = next(self.policy.parameters()).device
+        self.aux_obs = [{k: v.to(device) for k, v in o.items()} for o in state["aux_obs"]]
+        self.aux_returns = [r.to(device) for r in state["aux_returns"]]

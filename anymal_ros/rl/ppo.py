@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from anymal_ros.config.rl import PPOConfig
+from anymal_ros.rl.distributed import SINGLE, Distributed
 from anymal_ros.rl.storage import Batch, RolloutStorage
 
 
@@ -61,10 +62,11 @@ def approx_kl(log_probs: Tensor, old_log_probs: Tensor) -> Tensor:
     return (log_ratio.exp() - 1.0 - log_ratio).mean()
 
 
-def normalize_advantages(storage: RolloutStorage) -> None:
-    """Zero mean, unit std over the whole rollout (not per minibatch)."""
+def normalize_advantages(storage: RolloutStorage, dist: Distributed = SINGLE) -> None:
+    """Zero mean, unit std over the whole rollout (not per minibatch), of every rank."""
     adv = storage.advantages
-    storage.advantages = (adv - adv.mean()) / (adv.std() + 1e-8)
+    mean, std = dist.mean_std(adv)
+    storage.advantages = (adv - mean) / (std + 1e-8)
 
 
 class LearningRateController:
@@ -105,17 +107,26 @@ class LearningRateController:
 def _clip_and_step(
     opt: torch.optim.Optimizer, params: list[nn.Parameter], max_norm: float
 ) -> Tensor:
+    # Clipped after the all-reduce: every rank sees the same averaged gradient and norm.
     grad_norm = nn.utils.clip_grad_norm_(params, max_norm)
     opt.step()
     return grad_norm
 
 
 class PPO:
-    """One optimiser over all the policy's parameters; ``update`` runs the epochs."""
+    """One optimiser over all the policy's parameters; ``update`` runs the epochs. With
+    ``dist`` (data-parallel ranks) each step averages the gradients and the KL over ranks."""
 
-    def __init__(self, policy: nn.Module, cfg: PPOConfig, total_iterations: int | None = None):
+    def __init__(
+        self,
+        policy: nn.Module,
+        cfg: PPOConfig,
+        total_iterations: int | None = None,
+        dist: Distributed = SINGLE,
+    ) -> None:
         self.policy = policy
         self.cfg = cfg
+        self.dist = dist
         self.params = list(policy.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate)
         self.lr = LearningRateController(cfg, total_iterations)
@@ -150,16 +161,19 @@ class PPO:
         self.lr.start_iteration(iteration)
         self.lr.apply([self.optimizer])
         if cfg.normalize_advantages:
-            normalize_advantages(storage)
+            normalize_advantages(storage, self.dist)
         totals: dict[str, float] = {}
         n = 0
         for _ in range(cfg.num_epochs):
             for mb in storage.minibatches(cfg.num_minibatches):
                 loss, stats = self.loss(mb)
-                self.lr.observe_kl(float(stats["approx_kl"]))
-                self.lr.apply([self.optimizer])
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                # The learning rate follows the KL of all ranks, so it stays the same on each.
+                (kl,) = self.dist.average_gradients(self.params, [float(stats["approx_kl"])])
+                stats["approx_kl"] = kl
+                self.lr.observe_kl(kl)
+                self.lr.apply([self.optimizer])
                 stats["grad_norm"] = _clip_and_step(self.optimizer, self.params, cfg.max_grad_norm)
                 for k, v in stats.items():
                     totals[k] = totals.get(k, 0.0) + float(v)

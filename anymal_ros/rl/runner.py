@@ -6,6 +6,11 @@ checkpoints every ``checkpoint_interval`` iterations and when interrupted (SIGIN
 plots the learning curves at the end. ``Runner(cfg, run_dir, resume=path)`` continues a run:
 weights, normalisers, optimisers, learning rate, PPG buffers, counters, RNG states (torch,
 numpy, python, environment seeds) and the environment state where the environment can save it.
+
+Under ``torchrun`` each rank runs a ``Runner`` over its share of ``env.num_envs`` (a total;
+see ``anymal_ros.rl.distributed``); rank 0 logs and checkpoints, and a checkpoint keeps every
+rank's own state (RNG, environment, PPG buffers) so each resumes where it was. The learner
+runs on ``runner.device`` (``anymal_ros.rl.device``); the simulators always run on the CPU.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from anymal_ros.models.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from anymal_ros.rl.device import HostToDevice, resolve_device
+from anymal_ros.rl.distributed import Distributed, init_distributed
 from anymal_ros.rl.loop import TrainingLoop
 from anymal_ros.rl.ppg import PPG
 from anymal_ros.rl.ppo import PPO
@@ -53,13 +60,12 @@ STAT_COLUMNS = (
 
 def make_env(cfg: TrainConfig, seed: int) -> Any:
     """The vector environment named by ``cfg.env`` (Gymnasium id, the MuJoCo quadruped, or
-    robots over ROS topics)."""
+    robots over ROS topics), with its tensors on the CPU (the runner moves them to the
+    learner)."""
     if cfg.env.kind == "gymnasium":
         from anymal_ros.bridges.gymnasium import GymnasiumVecEnv
 
-        return GymnasiumVecEnv(
-            cfg.env.id, cfg.env.num_envs, seed, cfg.env.kwargs, device=cfg.runner.device
-        )
+        return GymnasiumVecEnv(cfg.env.id, cfg.env.num_envs, seed, cfg.env.kwargs)
     if cfg.env.kind == "ros":
         from anymal_ros.bridges.ros_topics import RosTopicVecEnv
         from anymal_ros.config import from_dict
@@ -70,7 +76,7 @@ def make_env(cfg: TrainConfig, seed: int) -> Any:
         sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
         ros_cfg = from_dict(RosEnvConfig, cfg.env.ros, "env.ros")
         env = RosTopicVecEnv(sim_cfg, ros_cfg, cfg.env.num_envs, seed)
-        return TorchVecEnv(env, cfg.runner.device)
+        return TorchVecEnv(env)
     try:
         from anymal_ros.config.sim import SimConfig
         from anymal_ros.sim.multiproc import make_quadruped_env
@@ -81,7 +87,7 @@ def make_env(cfg: TrainConfig, seed: int) -> Any:
 
     sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
     env = make_quadruped_env(sim_cfg, cfg.env.num_envs, seed, cfg.env.num_workers)
-    return TorchVecEnv(env, cfg.runner.device)
+    return TorchVecEnv(env)
 
 
 def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
@@ -140,7 +146,9 @@ class Runner(TrainingLoop):
         self.cfg = cfg
         rc = cfg.runner
         torch.set_num_threads(rc.torch_threads)
-        self.device = torch.device(rc.device)
+        self.device = resolve_device(rc.device)
+        self.dist: Distributed = init_distributed(self.device)
+        d = self.dist
         checkpoint = load_checkpoint(resume) if resume is not None else None
         if checkpoint is not None:
             saved_algo = checkpoint["config"].get("algorithm")
@@ -148,13 +156,26 @@ class Runner(TrainingLoop):
                 raise CheckpointError(
                     f"{resume}: checkpoint was trained with {saved_algo!r}, not {cfg.algorithm!r}"
                 )
-        with self._own_random_stream(rc.seed):
-            self.env = make_env(cfg, rc.seed)
+        # This rank's robots and simulator workers: env.num_envs / num_workers are totals.
+        self.num_envs = d.share(cfg.env.num_envs, "env.num_envs")
+        rank_env = dataclasses.replace(
+            cfg.env, num_envs=self.num_envs, num_workers=d.worker_share(cfg.env.num_workers)
+        )
+        ppg_cfg = cfg.ppg
+        if ppg_cfg.aux_minibatch_size is not None:  # a total too
+            ppg_cfg = dataclasses.replace(
+                ppg_cfg, aux_minibatch_size=max(1, ppg_cfg.aux_minibatch_size // d.world_size)
+            )
+        self.seed = d.rank_seed(rc.seed)
+        self._to_learner = HostToDevice(self.device) if self.device.type != "cpu" else None
+        with self._own_random_stream(self.seed):
+            self.env = make_env(dataclasses.replace(cfg, env=rank_env), self.seed)
             self.policy = make_policy(cfg, self.env).to(self.device)
+            d.broadcast_module(self.policy)  # every rank starts from rank 0's weights
             if cfg.algorithm == "ppo":
-                self.algorithm: PPO | PPG = PPO(self.policy, cfg.ppo, rc.iterations)
+                self.algorithm: PPO | PPG = PPO(self.policy, cfg.ppo, rc.iterations, dist=d)
             else:
-                self.algorithm = PPG(self.policy, cfg.ppo, cfg.ppg, rc.iterations)
+                self.algorithm = PPG(self.policy, cfg.ppo, ppg_cfg, rc.iterations, dist=d)
             self.obs = {k: v.to(self.device) for k, v in self.env.reset().items()}
             action_shape = (
                 ()
@@ -163,13 +184,13 @@ class Runner(TrainingLoop):
             )
             self.storage = RolloutStorage(
                 cfg.ppo.num_steps,
-                cfg.env.num_envs,
+                self.num_envs,
                 _obs_shapes(self.obs),
                 action_shape,
                 action_dtype=torch.int64 if action_shape == () else torch.float32,
                 device=self.device,
             )
-            self.episode_start = torch.ones(cfg.env.num_envs, dtype=torch.bool, device=self.device)
+            self.episode_start = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
             self.iteration = 0
             self.env_steps = 0
             self.episodes = 0
@@ -178,7 +199,10 @@ class Runner(TrainingLoop):
             self._terms: dict[str, float] = {}
             self.recent_returns: deque[float] = deque(maxlen=rc.return_window)
             self.recent_lengths: deque[float] = deque(maxlen=rc.return_window)
-            self.run_dir = Path(run_dir) if run_dir is not None else self._default_run_dir()
+            # One run directory for all ranks: rank 0's (its default carries rank 0's clock).
+            self.run_dir = Path(
+                d.broadcast_object(str(run_dir) if run_dir is not None else self._default_run_dir())
+            )
             self.STAT_COLUMNS = STAT_COLUMNS + _task_columns(cfg)
             if checkpoint is not None:
                 self._restore(checkpoint)
@@ -204,16 +228,18 @@ class Runner(TrainingLoop):
             t_sim = time.perf_counter()
             next_obs, rewards, terminated, truncated, info = self.env.step(actions)
             self._sim_time += time.perf_counter() - t_sim
-            next_obs = {k: v.to(self.device) for k, v in next_obs.items()}
-            rewards = rewards.to(self.device, torch.float32)
-            terminated = terminated.to(self.device, torch.bool)
-            truncated = truncated.to(self.device, torch.bool)
+            terminated, truncated = terminated.bool(), truncated.bool()
+            cut = truncated & ~terminated  # decided on the host: no device round trip
+            next_obs, rewards, terminated, truncated = self._step_to_learner(
+                next_obs, rewards, terminated, truncated
+            )
             truncation_values = torch.zeros_like(values)
-            cut = truncated & ~terminated
             if cut.any():
                 idx = cut.nonzero().squeeze(-1)
-                final = {k: v.to(self.device)[idx] for k, v in info["final_obs"].items()}
-                truncation_values[idx] = policy.value(final)
+                final = {k: v[idx] for k, v in info["final_obs"].items()}
+                if self._to_learner is not None:
+                    final = self._to_learner(final)
+                truncation_values[idx.to(self.device)] = policy.value(final)
             storage.add(
                 self.obs, actions, log_probs, values, rewards, terminated, truncated,
                 truncation_values, episode_start=self.episode_start,
@@ -232,7 +258,26 @@ class Runner(TrainingLoop):
             self.obs = next_obs
         storage.compute_returns(policy.value(self.obs), self.cfg.ppo.gamma, self.cfg.ppo.lam)
         self._terms = {k: v / storage.T for k, v in term_sums.items()}
-        self.env_steps += storage.T * storage.N
+        self.env_steps += self.steps_per_iteration
+
+    @property
+    def steps_per_iteration(self) -> int:
+        """Environment steps of one iteration over all ranks."""
+        return self.storage.T * self.storage.N * self.dist.world_size
+
+    def _step_to_learner(
+        self, obs: dict[str, Tensor], rewards: Tensor, terminated: Tensor, truncated: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+        """A step's results on the learner's device: one packed copy per step to a GPU."""
+        if self._to_learner is None:
+            return obs, rewards.to(torch.float32), terminated, truncated
+        moved = self._to_learner(
+            {**{f"obs/{k}": v for k, v in obs.items()}, "rewards": rewards,
+             "terminated": terminated, "truncated": truncated},
+            {"terminated": torch.bool, "truncated": torch.bool},
+        )  # fmt: skip
+        obs = {k: moved[f"obs/{k}"] for k in obs}
+        return obs, moved["rewards"], moved["terminated"], moved["truncated"]
 
     def train_iteration(self) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -241,12 +286,13 @@ class Runner(TrainingLoop):
         t1 = time.perf_counter()
         stats = self.algorithm.update(self.storage, self.iteration)
         # Normalisers change only between iterations, so every value and log-prob of one
-        # rollout and its update saw the same normalisation.
-        self.policy.update_normalizers(self.storage.obs)
+        # rollout and its update saw the same normalisation; all ranks pool their rollouts.
+        with self.dist.pooled_statistics():
+            self.policy.update_normalizers(self.storage.obs)
         t2 = time.perf_counter()
         self.iteration += 1
         self.wall_time += t2 - t0
-        storage_size = self.storage.T * self.storage.N
+        storage_size = self.steps_per_iteration
         stats.update(self._terms)
         sim = getattr(self.env, "env", None)
         if hasattr(sim, "terrain_levels"):
@@ -316,21 +362,40 @@ class Runner(TrainingLoop):
         from tqdm import tqdm
 
         return tqdm(
-            total=iterations * self.storage.T * self.storage.N,
+            total=iterations * self.steps_per_iteration,
             unit="step",
             unit_scale=True,
-            disable=not self.cfg.runner.progress,
+            disable=not (self.cfg.runner.progress and self.dist.is_main),
             dynamic_ncols=True,
         )
 
     def _show_progress(self, bar: Any, stats: dict[str, Any]) -> None:
-        bar.update(self.storage.T * self.storage.N)
+        bar.update(self.steps_per_iteration)
         bar.set_postfix(it=self.iteration, ret=f"{self.mean_return:.1f}", refresh=False)
 
     # -- checkpoints -----------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> Path:
+    def _rank_state(self) -> dict[str, Any]:
+        """What differs between ranks: RNG, environment, episode bookkeeping, PPG buffers."""
         env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        return {
+            "rng": self._checkpoint_rng(),
+            "algorithm": self.algorithm.state_dict(),
+            "env": env_state,
+            "obs": {k: v.cpu() for k, v in self.obs.items()},
+            "episode_start": self.episode_start.cpu(),
+            "recent_returns": list(self.recent_returns),
+            "recent_lengths": list(self.recent_lengths),
+            "episodes": self.episodes,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (rank 0; the other ranks hand it their state and return)."""
+        own, others = self._gather_rank_states()
+        if not self.dist.is_main:
+            return Path(path)
+        rng = own.pop("rng")
+        own.pop("episodes")
         return save_checkpoint(
             path,
             models={self.model_name: self.policy},
@@ -342,15 +407,8 @@ class Runner(TrainingLoop):
                 "episodes": self.episodes,
                 "wall_time": self.wall_time,
             },
-            rng=self._checkpoint_rng(),
-            extra={
-                "algorithm": self.algorithm.state_dict(),
-                "env": env_state,
-                "obs": {k: v.cpu() for k, v in self.obs.items()},
-                "episode_start": self.episode_start.cpu(),
-                "recent_returns": list(self.recent_returns),
-                "recent_lengths": list(self.recent_lengths),
-            },
+            rng=rng,
+            extra={**own, **others},
         )
 
     @property
@@ -376,16 +434,16 @@ class Runner(TrainingLoop):
             if name not in ckpt["optimizers"]:
                 raise CheckpointError(f"checkpoint has no optimiser {name!r}")
             opt.load_state_dict(ckpt["optimizers"][name])
-        extra = ckpt["extra"]
+        extra = self._own_rank_state(ckpt)
         self.algorithm.load_state_dict(extra["algorithm"])
         c = ckpt["counters"]
         self.iteration = int(c["iteration"])
         self.env_steps = int(c["env_steps"])
-        self.episodes = int(c["episodes"])
+        self.episodes = int(extra.get("episodes", c["episodes"]))  # other ranks: their own
         self.wall_time = float(c["wall_time"])
         self.recent_returns.extend(extra["recent_returns"])
         self.recent_lengths.extend(extra["recent_lengths"])
-        restore_rng_state(ckpt["rng"])
+        restore_rng_state(extra["rng"])
         exact = extra["env"] is not None and extra["env"].get("envs") is not None
         if extra["env"] is not None and hasattr(self.env, "load_state_dict"):
             obs = self.env.load_state_dict(extra["env"])
