@@ -13,6 +13,7 @@ from model_helpers import fit_normalizers
 
 from anymal_ros.deploy import belief as belief_graph
 from anymal_ros.deploy.export import export_student
+from anymal_ros.deploy.metadata import PolicyFileError
 from anymal_ros.deploy.runtime import OnnxPolicy
 from anymal_ros.models.student import Student
 from anymal_ros.nodes.policy_node import bundled_policy_path
@@ -106,3 +107,16 @@ def test_a_file_without_the_decoder_loads_and_says_the_belief_is_unavailable(
         policy.step(np.zeros(policy.metadata.proprio_dim, np.float32), np.zeros((4, 52)))
         assert policy.belief() is None
         assert "no belief decoder" in policy.belief_unavailable
+
+
+def test_a_broken_belief_graph_is_refused_with_the_reason(student_file, tmp_path):
+    """A decoder that is there but unreadable is an error, not a silently missing belief."""
+    _, path = student_file
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == belief_graph.GRAPH_KEY:
+            prop.value = belief_graph.encode_graph(b"not an onnx graph")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(model.SerializeToString())
+    with pytest.raises(PolicyFileError, match="belief graph is not loadable"):
+        OnnxPolicy(broken)
