@@ -152,6 +152,11 @@ def test_diagnostics_report_per_foot_disagreement_and_warn_above_the_threshold(r
     node, robot = start(ros, path, belief_rate=10.0, belief_disagreement_warn=1e-3)
     seen = belief_diagnostics(robot)
     walk(ros, node, robot)
+    # 10 Hz, not every 50 Hz tick: one second of walking gives about ten.
+    ticks, beliefs = node.ticks, node.belief.published
+    ros.spin_for(1.0)
+    ticks, beliefs = node.ticks - ticks, node.belief.published - beliefs
+    assert 0 < beliefs <= 11 and beliefs <= ticks / 4, (beliefs, ticks)
     assert ros.spin_until(lambda: any(d["belief"] == "available" for d in seen), 5.0)
     last = [d for d in seen if d["belief"] == "available"][-1]
     error = node.belief.samples[-1].belief.disagreement()

@@ -152,7 +152,8 @@ class BeliefPublisher:
         self.warn = settings.warn
         self.kinematics = controller.metadata.kinematics
         self.entities: list = []
-        self.samples: deque[BeliefSample] = deque(maxlen=50)
+        self.samples: deque[BeliefSample] = deque(maxlen=50)  # the newest, for inspection
+        self.published = 0  # beliefs decoded and published so far
         self._next = 0.0
         self._steps_seen = self.policy.steps
         self._odom: bytes | None = None
@@ -195,7 +196,9 @@ class BeliefPublisher:
         belief is due and the policy stepped since the last one (it only steps in WALK)."""
         if not self.enabled or now < self._next or self.policy.steps == self._steps_seen:
             return
-        self._next = max(self._next + self.period, now)
+        self._next += self.period  # on a grid of belief periods; restarted when far behind
+        if self._next <= now:
+            self._next = now + self.period
         self._steps_seen = self.policy.steps
         hidden = self.policy.hidden
         belief = self.policy.belief()
@@ -217,6 +220,7 @@ class BeliefPublisher:
             cloud = terrain_cloud(points, belief, self._frame)
             cloud.header.stamp.sec, cloud.header.stamp.nanosec = stamp
             self.terrain_pub.publish(cloud)
+        self.published += 1
         self.samples.append(
             BeliefSample(stamp, belief, hidden, c.joint_pos.copy(), position, quat, points)
         )
