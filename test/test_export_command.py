@@ -40,6 +40,10 @@ def test_export_student_uses_stored_model_and_deploy_config(tmp_path):
             student.initial_hidden(1),
         )
     np.testing.assert_allclose(policy.step(proprio, extero), ref[0].numpy(), atol=1e-5)
+    assert policy.belief() is not None  # the student's belief decoder travels with it
+    plain = tmp_path / "plain.onnx"
+    assert main(["export", str(ckpt), "--out", str(plain), "--no-belief"]) == 0
+    assert OnnxPolicy(plain).belief_decoder is None
 
 
 def test_export_teacher_with_defaults(tmp_path):

@@ -4,7 +4,10 @@ Prints a markdown table and writes ``eval.md`` and ``eval.json`` to ``--out``: m
 tracking reward, velocity-tracking error (m/s), falls per minute and distance travelled per
 terrain x noise mode (see anymal_ros.eval.evaluate). ``--compare`` evaluates a second
 policy (usually the teacher) on the same cells, seeds and commands, side by side.
-``--render FILE.mp4`` records robot 0 of the first cell.
+``--render FILE.mp4`` records robot 0 of the first cell. For a student with its belief
+decoder (a checkpoint, or an ONNX file exported with one) the table also shows the belief's
+reconstruction errors, and ``--belief-plot FILE.png`` draws robot 0's true, fed and believed
+heights on the first stairs cell with noise.
 
 ``--sim-to-sim [YAML]`` evaluates the policy twice instead: in its training physics and in a
 second physics setting of the same robot (``config/sim_to_sim.yaml`` by default: another
@@ -40,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="robot 0 of the first cell: video (.mp4/.gif) or a strip of frames (.png)",
     )
+    parser.add_argument(
+        "--belief-plot",
+        default=None,
+        help="student with a belief decoder: PNG of robot 0's true, noisy and believed heights",
+    )
     parser.add_argument("--sim-config", default=None, help="SimConfig YAML (default: checkpoint's)")
     parser.add_argument(
         "--sim-to-sim",
@@ -60,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_sim_config,
         trained_actions,
     )
+    from anymal_ros.eval.belief import belief_table
     from anymal_ros.eval.evaluate import (
         EvalSettings,
         column_names,
@@ -111,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.compare and args.sim_to_sim:
         raise SystemExit("--compare and --sim-to-sim each fill the second column: choose one")
-    rows = evaluate(factory(args.policy), sim, settings, args.render, progress)
+    rows = evaluate(
+        factory(args.policy), sim, settings, args.render, progress, belief_plot=args.belief_plot
+    )
     compare, names = None, None
     if args.compare:
         compare = evaluate(factory(args.compare), sim, settings, None, progress)
@@ -124,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
             ratio = other["tracking_error"] / max(row["tracking_error"], 1e-9)
             other["tracking_error_ratio"] = ratio
     print(markdown_table(rows, compare, names))
+    beliefs = belief_table(rows)
+    if beliefs:
+        print("\nBelief reconstruction (RMS errors):\n" + beliefs)
     if args.sim_to_sim:
         for other in compare:
             print(f"{other['terrain']} / {other['noise']}: tracking error x"

@@ -10,7 +10,9 @@ the kind (``models["student"]`` or ``models["teacher"]``) and config sections re
   the simulator's default action settings (CPG if proprio_dim == 133, else joint residuals),
   control period 0.02 s, no joint limits.
 
-Without ``--kind`` the student is exported if the checkpoint has one, else the teacher.
+Without ``--kind`` the student is exported if the checkpoint has one, else the teacher. A
+student's file carries its belief decoder as a second graph (``anymal_ros.deploy.belief``;
+the control graph is the same either way) unless ``--no-belief``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="checkpoint file (.pt)")
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--kind", choices=("student", "teacher"), default=None)
+    parser.add_argument(
+        "--no-belief", action="store_true", help="student: leave the belief decoder out"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,12 +48,21 @@ def run(args: argparse.Namespace) -> int:
         deploy = loading.deploy_config_of(ckpt, args.checkpoint)
     except CheckpointError as err:
         raise SystemExit(str(err)) from err
-    exporter = export_student if kind == "student" else export_teacher
-    path = exporter(model.eval(), args.out, deploy, source_checkpoint=str(args.checkpoint))
-    meta = OnnxPolicy(path).metadata  # re-open: the file we wrote must load
+    source = str(args.checkpoint)
+    if kind == "student":
+        path = export_student(
+            model.eval(), args.out, deploy, belief=not args.no_belief, source_checkpoint=source
+        )
+    else:
+        path = export_teacher(model.eval(), args.out, deploy, source_checkpoint=source)
+    policy = OnnxPolicy(path)  # re-open: the file we wrote must load
+    meta = policy.metadata
+    belief = "" if kind == "teacher" else (
+        ", belief decoder" if policy.belief_decoder is not None else ", no belief decoder"
+    )  # fmt: skip
     print(
         f"wrote {path} ({kind}): proprio {meta.proprio_dim}, extero {list(meta.extero_shape)}, "
         f"action {meta.action_dim} ({meta.action_type}, {meta.action_head}, scale "
-        f"{meta.action_scale}), control period {meta.control_period} s"
+        f"{meta.action_scale}), control period {meta.control_period} s{belief}"
     )
     return 0

@@ -4,7 +4,10 @@ The graph contains the observation normalisers; the file's ``metadata_props`` ca
 :class:`~anymal_ros.deploy.metadata.PolicyMetadata`. Graph interface (batch 1):
 
 * student: inputs ``proprio [1, P]``, ``extero [1, 4, 52]``, ``hidden [L, 1, H]``;
-  outputs ``action [1, A]`` and ``hidden_out [L, 1, H]``.
+  outputs ``action [1, A]`` and ``hidden_out [L, 1, H]``; with ``belief=True`` (default) the
+  belief decoder travels as a second graph in the metadata (:mod:`anymal_ros.deploy.belief`):
+  ``hidden [L, 1, H]``, ``extero [1, 4, 52]`` -> ``belief_heights [1, 4, 52]`` (m),
+  ``belief_privileged [1, 50]`` (raw units).
 * teacher: inputs ``proprio [1, P]``, ``extero [1, 4, 52]``, ``privileged [1, 50]``;
   output ``action [1, A]``.
 
@@ -19,6 +22,8 @@ ONNX ``GRU`` operator directly and is what the parity tests check, so we use it.
 from __future__ import annotations
 
 import copy
+import io
+import json
 import warnings
 from pathlib import Path
 
@@ -28,6 +33,7 @@ from torch import Tensor, nn
 
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.robot import DEFAULT_ROBOT, load_robot
+from anymal_ros.deploy import belief as belief_graph
 from anymal_ros.deploy.metadata import ACTION_PARAMS, PolicyMetadata, default_action_config
 from anymal_ros.files import atomic_write
 from anymal_ros.models.student import Student
@@ -49,6 +55,17 @@ class _StudentGraph(nn.Module):
 
     def forward(self, proprio: Tensor, extero: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
         return self.student.step_deterministic(proprio, extero, hidden)
+
+
+class _BeliefGraph(nn.Module):
+    """The decoder from the state a control step leaves: its top GRU layer is ``h_t``."""
+
+    def __init__(self, student: Student) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, hidden: Tensor, extero: Tensor) -> tuple[Tensor, Tensor]:
+        return self.student.decode_in_units(hidden[-1], extero)
 
 
 class _TeacherGraph(nn.Module):
@@ -112,9 +129,14 @@ def build_metadata(
 
 
 def export_student(
-    student: Student, path: str | Path, deploy: DeployConfig | None = None, **extra: str
+    student: Student,
+    path: str | Path,
+    deploy: DeployConfig | None = None,
+    belief: bool = True,
+    **extra: str,
 ) -> Path:
-    """Write ``student`` as ONNX to ``path`` (atomically) and return the path."""
+    """Write ``student`` as ONNX to ``path`` (atomically) and return the path; ``belief``:
+    store its belief decoder too (a second graph, run only when asked for)."""
     model = copy.deepcopy(student).float().cpu().eval()
     args = (
         torch.zeros(1, model.cfg.proprio_dim),
@@ -122,7 +144,20 @@ def export_student(
         model.initial_hidden(1),
     )
     meta = build_metadata("student", model, deploy, **extra)
-    return _export(_StudentGraph(model), args, STUDENT_INPUTS, STUDENT_OUTPUTS, meta, path)
+    props = {}
+    if belief:
+        graph = _onnx_bytes(
+            _BeliefGraph(model),
+            (args[2], args[1]),
+            belief_graph.INPUTS,
+            (belief_graph.HEIGHTS_OUTPUT, belief_graph.PRIVILEGED_OUTPUT),
+        )
+        spec = belief_graph.belief_spec(meta.extero_shape, meta.hidden_shape)
+        props = {
+            belief_graph.SPEC_KEY: json.dumps(spec),
+            belief_graph.GRAPH_KEY: belief_graph.encode_graph(graph),
+        }
+    return _export(_StudentGraph(model), args, STUDENT_INPUTS, STUDENT_OUTPUTS, meta, path, props)
 
 
 def export_teacher(
@@ -140,6 +175,30 @@ def export_teacher(
     return _export(_TeacherGraph(model), args, TEACHER_INPUTS, TEACHER_OUTPUTS, meta, path)
 
 
+def _onnx_bytes(
+    graph: nn.Module, args: tuple[Tensor, ...], inputs: tuple[str, ...], outputs: tuple[str, ...]
+) -> bytes:
+    """``graph`` traced to a serialized, checked ONNX model."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The legacy exporter announces its deprecation and traces a few shape checks.
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            torch.onnx.export(
+                graph,
+                args,
+                buffer,
+                input_names=list(inputs),
+                output_names=list(outputs),
+                opset_version=OPSET,
+                dynamo=False,
+                do_constant_folding=True,
+            )
+    data = buffer.getvalue()
+    onnx.checker.check_model(onnx.load_from_string(data))
+    return data
+
+
 def _export(
     graph: nn.Module,
     args: tuple[Tensor, ...],
@@ -147,24 +206,11 @@ def _export(
     outputs: tuple[str, ...],
     meta: PolicyMetadata,
     path: str | Path,
+    props: dict[str, str] | None = None,
 ) -> Path:
     with atomic_write(path) as tmp:
-        with warnings.catch_warnings():
-            # The legacy exporter announces its deprecation and traces a few shape checks.
-            warnings.simplefilter("ignore")
-            with torch.no_grad():
-                torch.onnx.export(
-                    graph,
-                    args,
-                    tmp,
-                    input_names=list(inputs),
-                    output_names=list(outputs),
-                    opset_version=OPSET,
-                    dynamo=False,
-                    do_constant_folding=True,
-                )
-        model = onnx.load(tmp)
-        for key, value in meta.to_props().items():
+        model = onnx.load_from_string(_onnx_bytes(graph, args, inputs, outputs))
+        for key, value in {**meta.to_props(), **(props or {})}.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
         model.producer_name = "anymal_ros"

@@ -5,6 +5,10 @@ so an onboard computer needs nothing else.
 pre-allocated input buffers that onnxruntime reads in place (IO binding), writes the action
 and next hidden state into pre-allocated outputs, and carries the recurrent state by swapping
 between two bindings (``hidden`` of one is ``hidden_out`` of the other) instead of copying it.
+
+A student file may carry its belief decoder as a second graph (:mod:`anymal_ros.deploy.belief`):
+:meth:`OnnxPolicy.belief` runs it on demand, outside ``step``, from the state the last step
+left behind, so the control step costs the same with or without it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from anymal_ros.deploy.belief import Belief, load_belief
 from anymal_ros.deploy.metadata import PolicyFileError, PolicyMetadata
 
 
@@ -44,10 +49,11 @@ class OnnxPolicy:
         self.path = Path(path)
         if not self.path.is_file():
             raise PolicyFileError(f"policy file not found: {self.path}")
+        options = _session_options(intra_op_threads)
         try:
             self.session = ort.InferenceSession(
                 str(self.path),
-                _session_options(intra_op_threads),
+                options,
                 providers=["CPUExecutionProvider"],
             )
         except Exception as err:  # ORT raises InvalidProtobuf, Fail, ... for corrupt files
@@ -83,6 +89,17 @@ class OnnxPolicy:
         )
         self._bindings = self._make_bindings()
         self._which = 0
+        #: Control steps run so far (never reset): tells a caller whether a step happened.
+        self.steps = 0
+        #: The belief graph (None: unavailable, ``belief_unavailable`` says why) and its
+        #: description (names, shapes, units) from the metadata.
+        self.belief_decoder, self.belief_spec, self.belief_unavailable = None, None, ""
+        if m.recurrent:
+            self.belief_decoder, self.belief_spec, self.belief_unavailable = load_belief(
+                props, options, str(self.path)
+            )
+        else:
+            self.belief_unavailable = f"{self.path} is a teacher: it has no belief"
 
     # --- set-up --------------------------------------------------------------------------
     def _check_graph(
@@ -157,7 +174,18 @@ class OnnxPolicy:
         self.session.run_with_iobinding(self._bindings[self._which])
         if len(self._bindings) == 2:
             self._which ^= 1  # the output hidden buffer is the next step's input
+        self.steps += 1
         return self._action[0].copy()
+
+    def belief(self) -> Belief | None:
+        """What the student believes after its last :meth:`step` (decoded from the hidden
+        state that step produced and the heights it was fed), or None when the file has no
+        belief decoder. Costs one run of the small belief graph; never called by ``step``."""
+        if self.belief_decoder is None:
+            return None
+        measured = self._buf["extero"]
+        heights, privileged = self.belief_decoder(self._hidden_arrays[self._which], measured)
+        return Belief(heights=heights[0], measured=measured[0].copy(), privileged=privileged[0])
 
     def _load(self, name: str, value: np.ndarray, flat: np.ndarray) -> None:
         """Copy ``value`` into the input buffer, checking shape and finiteness."""

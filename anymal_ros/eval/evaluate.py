@@ -19,6 +19,9 @@ Metrics per cell:
   robot's nominal stance, thigh/shank contacts, foot clearance, torque, cost of transport,
   joint-limit hits).
 
+For a student with its belief decoder, each cell also reports how well the belief
+reconstructs the true terrain and privileged state (:mod:`anymal_ros.eval.belief`).
+
 Noise modes: ``none`` (clean heights) or one of the height-noise model's ``nominal`` /
 ``offset`` / ``noisy`` modes at curriculum factor 1, applied to the heights *every* policy
 perceives (a teacher evaluated under noise sees the same corrupted map as the student): the
@@ -38,6 +41,7 @@ import numpy as np
 
 from anymal_ros.config.noise import MODE_NAMES, HeightNoiseConfig
 from anymal_ros.config.sim import SimConfig
+from anymal_ros.eval.belief import BeliefMeter, belief_table, plot_belief, sample_xy
 from anymal_ros.eval.gait import GAIT_METRICS, GaitMeter
 from anymal_ros.eval.policies import BatchPolicy, action_from_output
 from anymal_ros.obs.height_noise import HeightNoiseView
@@ -133,8 +137,13 @@ def run_cell(
     noise_mode: str,
     seed: int = 0,
     on_step: Callable[[], None] | None = None,
-) -> dict[str, float]:
-    """One episode per robot; returns the cell's metrics (see the module docstring)."""
+    snapshot_step: int | None = None,
+) -> dict[str, Any]:
+    """One episode per robot; returns the cell's metrics (see the module docstring).
+
+    ``snapshot_step``: with a belief, keep robot 0's samples at that step (if it is still in
+    its episode) under ``"_belief_snapshot"``: ``xy``, ``truth``, ``fed``, ``believed``.
+    """
     n = env.num_envs
     env.report_gait = True
     gait = GaitMeter(
@@ -146,6 +155,8 @@ def run_cell(
     noise_cfg = noise_config(noise_mode)
     noise = HeightNoiseView(noise_cfg, env, seed=seed) if noise_cfg is not None else None
     active = np.ones(n, dtype=bool)
+    meter = BeliefMeter() if getattr(policy, "has_belief", False) else None
+    snapshot = None
     ret = np.zeros(n)
     track_reward = np.zeros(n)
     err_sum = np.zeros(n)
@@ -153,11 +164,17 @@ def run_cell(
     distance = np.zeros(n)
     fell = np.zeros(n, dtype=bool)
     dt = env.control_dt
-    for _ in range(env.max_episode_steps + 1):
+    for step in range(env.max_episode_steps + 1):
         seen = dict(obs)
         if noise is not None:  # shifted sample points and z noise, as in distillation
             seen["extero"] = noise(obs["extero"])
         action = action_from_output(policy.act(seen), policy.head)
+        if meter is not None:  # the belief of this step against this step's truth
+            belief = policy.belief()
+            meter.update(belief, obs["extero"], seen["extero"], obs["privileged"], active)
+            if step == snapshot_step and active[0]:
+                snapshot = {"xy": sample_xy(env), "truth": obs["extero"][0],
+                            "fed": seen["extero"][0], "believed": belief[0][0]}  # fmt: skip
         obs, reward, terminated, truncated, info = env.step(action)
         if on_step is not None:
             on_step()
@@ -191,6 +208,8 @@ def run_cell(
         **gait.result(),
         "episodes": int(n),
         "steps": int(steps.sum()),
+        **(meter.result() if meter is not None else {}),
+        **({"_belief_snapshot": snapshot} if snapshot is not None else {}),
     }
 
 
@@ -200,15 +219,22 @@ def evaluate(
     settings: EvalSettings,
     render: str | Path | None = None,
     progress: bool = True,
+    belief_plot: str | Path | None = None,
+    belief_plot_step: int = 100,
 ) -> list[dict[str, Any]]:
     """Rows ``{terrain, noise, <metrics>}`` for every terrain x noise mode.
 
     ``render``: write a video of robot 0 in the first cell (MP4/GIF) to this path.
+    ``belief_plot``: for a student with a belief, a PNG of robot 0's truth, input and belief
+    at step ``belief_plot_step`` of the first stairs cell with noise (else the first cell
+    with noise, else the first cell).
     """
     from tqdm import tqdm
 
     rows = []
     cells = [(t, m) for t in settings.terrains for m in settings.noise_modes]
+    noisy = [c for c in cells if c[1] != "none"] or cells
+    plot_cell = next((c for c in noisy if "stairs" in c[0]), noisy[0])
     for i, (terrain, mode) in enumerate(tqdm(cells, desc="eval", disable=not progress)):
         env = make_eval_env(sim, terrain, settings)
         policy = make_policy(settings.num_envs)
@@ -222,7 +248,10 @@ def evaluate(
                 frames.append(camera.frame())
 
         try:
-            metrics = run_cell(env, policy, mode, settings.seed, step_hook)
+            snap = None
+            if belief_plot and (terrain, mode) == plot_cell:  # within even a short episode
+                snap = min(belief_plot_step, env.max_episode_steps // 2)
+            metrics = run_cell(env, policy, mode, settings.seed, step_hook, snap)
         finally:
             if camera is not None:
                 camera.close()
@@ -231,6 +260,10 @@ def evaluate(
 
             save_frames(frames, render, fps=1.0 / env.control_dt)
         env.close()
+        snapshot = metrics.pop("_belief_snapshot", None)
+        if snapshot is not None:
+            title = f"belief of robot 0, {terrain} with {mode} heights, step {snap}"
+            plot_belief(belief_plot, **snapshot, title=title)
         rows.append({"terrain": terrain, "noise": mode, **metrics})
     return rows
 
@@ -298,7 +331,11 @@ def write_results(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     md = out / "eval.md"
-    md.write_text(markdown_table(rows, compare, (meta or {}).get("columns")) + "\n")
+    text = markdown_table(rows, compare, (meta or {}).get("columns")) + "\n"
+    beliefs = belief_table(rows)
+    if beliefs:
+        text += "\nBelief reconstruction (RMS errors):\n\n" + beliefs + "\n"
+    md.write_text(text)
     js = out / "eval.json"
     js.write_text(json.dumps({"rows": list(rows), "compare": compare, **(meta or {})}, indent=2))
     return md, js

@@ -10,6 +10,10 @@ Every policy here has the same small interface over ``N`` environments::
 perceives: noisy when a noise mode is evaluated, for teacher and student alike) and
 ``privileged [N, 50]`` (read by teachers only).
 
+A student whose checkpoint or file has its belief decoder also offers ``policy.belief()``:
+after ``act``, what it believes ``(heights [N, 4, 52] m, privileged [N, 50])`` in raw units
+(``has_belief`` says whether it can; :mod:`anymal_ros.eval.belief` scores it).
+
 Checkpoints are read through :mod:`anymal_ros.models.loading` (a ``student`` is preferred
 over a ``teacher`` when a checkpoint holds both).
 """
@@ -47,6 +51,7 @@ class TeacherPolicy:
     """A torch :class:`Teacher` (memoryless)."""
 
     kind = "teacher"
+    has_belief = False
 
     def __init__(self, teacher: Teacher, num_envs: int, device: str = "cpu") -> None:
         self.model = teacher.eval()
@@ -67,6 +72,7 @@ class StudentPolicy:
     """A torch :class:`Student` with one hidden state per environment."""
 
     kind = "student"
+    has_belief = True  # a torch student always has its decoder
 
     def __init__(self, student: Student, num_envs: int, device: str = "cpu") -> None:
         self.model = student.eval()
@@ -74,16 +80,26 @@ class StudentPolicy:
         self.device = torch.device(device)
         self.head = student.cfg.action.type
         self.hidden = student.initial_hidden(num_envs)
+        self._extero: torch.Tensor | None = None
 
     def reset(self, env_ids: np.ndarray) -> None:
         self.hidden[:, torch.as_tensor(np.asarray(env_ids, dtype=np.int64))] = 0.0
 
     @torch.no_grad()
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        self._extero = _t(obs["extero"], self.device)
         out, self.hidden = self.model.step_deterministic(
-            _t(obs["proprio"], self.device), _t(obs["extero"], self.device), self.hidden
+            _t(obs["proprio"], self.device), self._extero, self.hidden
         )
         return out.cpu().numpy()
+
+    @torch.no_grad()
+    def belief(self) -> tuple[np.ndarray, np.ndarray]:
+        """After :meth:`act`: ``(heights [N, 4, 52], privileged [N, 50])``, raw units."""
+        if self._extero is None:
+            raise RuntimeError("belief() before act(): nothing has been perceived yet")
+        heights, privileged = self.model.decode_in_units(self.hidden[-1], self._extero)
+        return heights.cpu().numpy(), privileged.cpu().numpy()
 
 
 class OnnxBatchPolicy:
@@ -99,6 +115,7 @@ class OnnxBatchPolicy:
         self.head = meta.action_head
         self.num_envs = num_envs
         self.metadata = meta
+        self.has_belief = self.policies[0].belief_decoder is not None
 
     def reset(self, env_ids: np.ndarray) -> None:
         for i in np.asarray(env_ids).reshape(-1):
@@ -116,6 +133,14 @@ class OnnxBatchPolicy:
                 for i, p in enumerate(self.policies)
             ]
         )
+
+    def belief(self) -> tuple[np.ndarray, np.ndarray]:
+        """After :meth:`act`: ``(heights [N, 4, 52], privileged [N, 50])`` from the file's
+        belief graph, raw units."""
+        if not self.has_belief:
+            raise RuntimeError(self.policies[0].belief_unavailable)
+        beliefs = [p.belief() for p in self.policies]
+        return np.stack([b.heights for b in beliefs]), np.stack([b.privileged for b in beliefs])
 
 
 def load_policy(path: str | Path, num_envs: int, device: str = "cpu") -> BatchPolicy:

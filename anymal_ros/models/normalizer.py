@@ -109,5 +109,11 @@ class RunningNormalizer(nn.Module):
             y = y.clamp(-self.clip, self.clip)
         return y
 
+    def denormalize(self, y: Tensor) -> Tensor:
+        """Inverse of :meth:`forward` (without its clip): normalised ``y`` back to raw units."""
+        self._check(y)
+        std = (self.var + self.eps).sqrt().to(y.dtype)
+        return y * std + self.mean.to(y.dtype)
+
     def extra_repr(self) -> str:
         return f"shape={self.shape}, clip={self.clip}"

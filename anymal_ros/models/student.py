@@ -129,6 +129,14 @@ class Student(nn.Module):
         heights = self.heights_decoder(h).unflatten(-1, self.extero_shape) + beta * extero_n
         return heights, self.privileged_decoder(h)
 
+    def decode_in_units(self, h: Tensor, extero: Tensor) -> tuple[Tensor, Tensor]:
+        """Belief decoder in raw units: ``h [..., H]``, raw noisy ``extero [..., 4, 52]`` ->
+        ``(heights [..., 4, 52] m relative to each foot's sole, privileged [..., 50])`` in the
+        units of :data:`~anymal_ros.obs.layout.PRIVILEGED_UNITS` (what the ONNX belief graph
+        computes)."""
+        heights, privileged = self.decode(h, self.extero_norm(extero))
+        return self.extero_norm.denormalize(heights), self.privileged_norm.denormalize(privileged)
+
     def reconstruction_targets(
         self, clean_extero: Tensor, privileged: Tensor
     ) -> tuple[Tensor, Tensor]:

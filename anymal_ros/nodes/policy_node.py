@@ -26,7 +26,9 @@ Outputs (reliable QoS)
     names; ``header.stamp`` is the stamp of the joint_states message the targets were computed
     from, so latency can be measured end to end; the node's clock at the tick where that
     stamp is zero and ``accept_unstamped`` let it in), ``/diagnostics`` (~1 Hz; also while
-    unconfigured after a failed ``configure``, with the reason).
+    unconfigured after a failed ``configure``, with the reason), and while walking with a
+    student file that carries its belief decoder, at ``belief_rate`` Hz, what it believes:
+    ``~/belief/terrain`` and ``~/belief/privileged`` (:mod:`anymal_ros.nodes.belief`).
 
 Input checks (every message, as it arrives; a rejected message keeps the previous value,
 which ages out by the watchdog, and is counted and explained on ``/diagnostics``)
@@ -86,6 +88,7 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from anymal_ros.deploy.height_map import MapPlacement
+from anymal_ros.nodes.belief import BELIEF_PARAMETERS, BeliefPublisher, BeliefSettings
 from anymal_ros.nodes.diagnostics import ERROR, LatencyWindow, status_level, status_values
 from anymal_ros.nodes.process import node_process
 from anymal_ros.nodes.safety import Mode, SafetyConfig
@@ -223,6 +226,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
         "main() only: 'events' (rclpy.experimental.EventsExecutor, least overhead per "
         "callback) or 'single_threaded' (rclpy's SingleThreadedExecutor)",
     ),
+    **BELIEF_PARAMETERS,  # the student's belief on topics (anymal_ros.nodes.belief)
 }
 
 
@@ -253,6 +257,7 @@ class PolicyNode(LifecycleNode):
         for name, (default, description) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         self.controller = None
+        self.belief: BeliefPublisher | None = None
         self._entities: list = []
         self._control_timer = None
         self._active = False
@@ -286,6 +291,7 @@ class PolicyNode(LifecycleNode):
         path = self.p("model_path") or str(bundled_policy_path())
         try:
             config = self._controller_config(ControllerConfig)
+            self._belief_settings = BeliefSettings.from_node(self)  # anymal_ros.nodes.belief
             policy = OnnxPolicy(path, intra_op_threads=int(self.p("intra_op_threads")))
             self.controller = PolicyController(policy, config)
         except (ValueError, OSError) as err:  # PolicyFileError, bad parameters
@@ -403,6 +409,10 @@ class PolicyNode(LifecycleNode):
         self._cmd_msg = Float64MultiArray()
         self._js_msg = JointState(name=list(self.controller.joint_names))
         self._entities += [p for p in (self._cmd_pub, self._js_pub) if p]
+        # --- belief (anymal_ros.nodes.belief) ---
+        self.belief = BeliefPublisher(self, c, self._belief_settings, self.p("odom_topic"))
+        self._entities += self.belief.entities
+        # --- end belief ---
         for mode in Mode:
             self._entities.append(
                 self.create_service(Trigger, f"~/{mode.value.lower()}", self._mode_service(mode))
@@ -420,6 +430,7 @@ class PolicyNode(LifecycleNode):
             destroy[type(entity).__name__](entity)
         self._entities = []
         self.controller = None
+        self.belief = None
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         c = self.controller
@@ -551,6 +562,7 @@ class PolicyNode(LifecycleNode):
             js.position = out.data
             self._js_pub.publish(js)
         self.control_latency.add(time.perf_counter() - entry)
+        self.belief.after_tick(now)  # after the targets are out: the tick never waits for it
 
     def _publish_diagnostics(self) -> None:
         c = self.controller
@@ -593,6 +605,8 @@ class PolicyNode(LifecycleNode):
         for key, command in (("requested", c.command), ("policy", c.policy_command)):
             values.append((f"command.{key}", " ".join(f"{v:.3f}" for v in command)))
         self._publish_status(level, summary, values)
+        stamp = self.get_clock().now().to_msg()
+        self.belief.publish_diagnostics(self._diag_pub, self.get_name(), stamp)
 
     def _publish_status(self, level: int, summary: str, values: list[tuple[str, str]]) -> None:
         status = DiagnosticStatus(

@@ -20,12 +20,19 @@ from anymal_ros.obs.layout import NUM_JOINTS, NUM_LEGS
 _JOINTS_PER_LEG = NUM_JOINTS // NUM_LEGS
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a x b`` over the last axis (3); np.cross costs several times more on small arrays."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
 def _rotate(axis: np.ndarray, angle: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Rodrigues: ``v [..., 3]`` turned by ``angle [...]`` about unit ``axis [..., 3]``."""
     c = np.cos(angle)[..., None]
     s = np.sin(angle)[..., None]
     dot = np.sum(axis * v, axis=-1, keepdims=True)
-    return v * c + np.cross(axis, v) * s + axis * dot * (1.0 - c)
+    return v * c + _cross(axis, v) * s + axis * dot * (1.0 - c)
 
 
 class LegKinematics:
@@ -62,7 +69,13 @@ class LegKinematics:
     def forward(self, joint_pos: np.ndarray) -> np.ndarray:
         """Foot centres ``[N, 4, 3]`` (m, base frame) from joint angles ``[N, 12]``."""
         q = np.asarray(joint_pos, dtype=np.float64).reshape(-1, NUM_LEGS, _JOINTS_PER_LEG)
-        return self._frames(q)[2]
+        # The foot alone, outermost joint first (as in _frames, without moving the anchors and
+        # axes the Jacobian needs): a third of the work, for callers at the control rate.
+        foot = np.broadcast_to(self._feet, (q.shape[0], NUM_LEGS, 3))
+        for j in reversed(range(_JOINTS_PER_LEG)):
+            a = self._anchors[:, j]
+            foot = a + _rotate(self._axes[:, j], q[..., j], foot - a)
+        return foot
 
     def jacobian(self, joint_pos: np.ndarray) -> np.ndarray:
         """``[N, 4, 3, 3]``: d foot / d (HAA, HFE, KFE) of each leg (columns are joints)."""

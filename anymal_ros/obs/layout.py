@@ -155,6 +155,16 @@ PRIVILEGED_LAYOUT = ObsLayout(
     )
 )
 PRIVILEGED_DIM = PRIVILEGED_LAYOUT.dim  # 50
+#: Unit of each privileged term (what a decoded estimate of it is expressed in).
+PRIVILEGED_UNITS: dict[str, str] = {
+    "foot_contact": "1 (0 = no contact, 1 = contact)",
+    "foot_contact_force": "N (x, y, z per foot, world frame)",
+    "foot_contact_normal": "1 (unit vector x, y, z per foot, world frame)",
+    "foot_friction": "1 (friction coefficient)",
+    "thigh_shank_contact": "1 (0/1; four thighs then four shanks)",
+    "external_wrench": "N, N m (force x, y, z then torque x, y, z on the base)",
+    "foot_air_time": "s",
+}
 
 
 def index_by_name(names: list[str] | tuple[str, ...], wanted: tuple[str, ...] = JOINT_NAMES):
