@@ -36,7 +36,7 @@ def messages() -> dict[str, tuple[type, object]]:
     from nav_msgs.msg import Odometry
     from sensor_msgs.msg import Imu, JointState, PointCloud2
 
-    from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions
+    from anymal_ros.contract import JOINT_NAMES, default_joint_positions
     from anymal_ros.ros_io.messages import fill_joint_state, height_cloud
 
     rng = np.random.default_rng(0)
@@ -80,7 +80,7 @@ def per_call_us(fn, calls: int, batches: int = 7) -> dict[str, float]:
 def decode_costs(calls: int) -> dict[str, dict]:
     from rclpy.serialization import deserialize_message, serialize_message
 
-    from anymal_ros.obs.layout import JOINT_NAMES
+    from anymal_ros.contract import JOINT_NAMES
     from anymal_ros.ros_io import cdr
     from anymal_ros.ros_io import inputs as val
 

@@ -63,11 +63,11 @@ def main() -> None:
     from rclpy.serialization import deserialize_message, serialize_message
 
     from anymal_ros.config.models import StudentConfig
+    from anymal_ros.contract import default_joint_positions
     from anymal_ros.deploy.export import export_student
     from anymal_ros.deploy.runtime import OnnxPolicy
     from anymal_ros.models.student import Student
     from anymal_ros.nodes.controller import ControllerConfig, PolicyController
-    from anymal_ros.obs.layout import default_joint_positions
     from anymal_ros.obs.rotations import quat_from_yaw
     from anymal_ros.ros_io.grid_map import decode_grid_map, grid_map_message
 

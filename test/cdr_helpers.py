@@ -17,7 +17,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Imu, JointState, PointCloud2, PointField
 
-from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.contract import JOINT_NAMES
 from anymal_ros.ros_io.cdr import PLAIN_CDR_BE, PLAIN_CDR_LE
 
 POINTFIELD_FLOAT64 = 8

@@ -23,8 +23,8 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from anymal_ros.config.robot import load_robot
+from anymal_ros.contract import JOINT_NAMES, default_joint_positions
 from anymal_ros.obs.kinematics import LegKinematics
-from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions
 from anymal_ros.ros_io.grid_map import grid_map_message
 from anymal_ros.ros_io.messages import fill_joint_state, height_cloud
 from anymal_ros.sim.robot import leg_chains_of

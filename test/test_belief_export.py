@@ -11,13 +11,13 @@ import pytest
 import torch
 from model_helpers import fit_normalizers
 
+from anymal_ros.contract import PRIVILEGED_LAYOUT, PRIVILEGED_UNITS
 from anymal_ros.deploy import belief as belief_graph
 from anymal_ros.deploy.export import export_student
 from anymal_ros.deploy.metadata import PolicyFileError
 from anymal_ros.deploy.runtime import OnnxPolicy
 from anymal_ros.models.student import Student
 from anymal_ros.nodes.policy_node import bundled_policy_path
-from anymal_ros.obs.layout import PRIVILEGED_LAYOUT, PRIVILEGED_UNITS
 
 
 @pytest.fixture(scope="module")

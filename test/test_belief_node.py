@@ -15,11 +15,11 @@ from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import Trigger
 
 from anymal_ros.config.models import StudentConfig, sized_for_action_mode
+from anymal_ros.contract import NUM_LEGS, default_joint_positions, height_sample_offsets
 from anymal_ros.deploy.export import export_student
 from anymal_ros.models.student import Student
 from anymal_ros.nodes.belief import TERRAIN_FIELDS
 from anymal_ros.nodes.policy_node import PolicyNode
-from anymal_ros.obs.layout import NUM_LEGS, default_joint_positions, height_sample_offsets
 from anymal_ros.ros_io.messages import PRIVILEGED_NAMES
 
 pytestmark = pytest.mark.ros

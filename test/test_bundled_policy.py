@@ -11,9 +11,9 @@ import pytest
 
 from anymal_ros.config import from_dict
 from anymal_ros.config.sim import SimConfig
+from anymal_ros.contract import CONTRACT_VERSION, JOINT_NAMES
 from anymal_ros.deploy.runtime import OnnxPolicy
 from anymal_ros.nodes.policy_node import bundled_policy_path
-from anymal_ros.obs.layout import CONTRACT_VERSION, JOINT_NAMES
 from anymal_ros.sim.env import QuadrupedVecEnv
 
 POLICY = bundled_policy_path()

@@ -32,7 +32,7 @@ from nav_msgs.msg import Odometry
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Imu, JointState, PointCloud2
 
-from anymal_ros.obs.layout import JOINT_NAMES
+from anymal_ros.contract import JOINT_NAMES
 from anymal_ros.ros_io.cdr import (
     JointStateReader,
     PointCloudReader,

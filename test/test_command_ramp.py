@@ -14,10 +14,10 @@ from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from sensor_msgs.msg import Imu, JointState  # noqa: E402
 
+from anymal_ros.contract import JOINT_NAMES, default_joint_positions  # noqa: E402
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
 from anymal_ros.nodes.controller import ControllerConfig, PolicyController  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
-from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
 from anymal_ros.ros_io.messages import fill_joint_state  # noqa: E402
 
 DT = 0.02

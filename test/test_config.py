@@ -98,7 +98,7 @@ def test_required_fields_are_reported():
 def test_joint_mapping_is_by_name():
     import numpy as np
 
-    from anymal_ros.obs.layout import JOINT_NAMES, index_by_name
+    from anymal_ros.contract import JOINT_NAMES, index_by_name
 
     shuffled = list(reversed(JOINT_NAMES)) + ["arm_joint"]
     values = np.array([JOINT_NAMES.index(n) if n in JOINT_NAMES else -1 for n in shuffled])

@@ -29,6 +29,7 @@ from rclpy.serialization import deserialize_message, serialize_message  # noqa: 
 from ros_helpers import FakeRobot  # noqa: E402
 from sensor_msgs.msg import Imu, JointState, PointCloud2  # noqa: E402
 
+from anymal_ros.contract import JOINT_NAMES, default_joint_positions  # noqa: E402
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
 from anymal_ros.nodes.controller import (  # noqa: E402
     ControllerConfig,
@@ -37,7 +38,6 @@ from anymal_ros.nodes.controller import (  # noqa: E402
 )
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
-from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
 from anymal_ros.ros_io.messages import fill_joint_state  # noqa: E402
 
 TYPES = {

@@ -12,12 +12,12 @@ from model_helpers import fit_normalizers
 
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.models import ActionHeadConfig, StudentConfig, TeacherConfig
+from anymal_ros.contract import CONTRACT_VERSION, JOINT_NAMES
 from anymal_ros.deploy.export import export_student, export_teacher
 from anymal_ros.deploy.metadata import PREFIX, PolicyFileError, PolicyMetadata
 from anymal_ros.deploy.runtime import ObservationError, OnnxPolicy
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
-from anymal_ros.obs.layout import CONTRACT_VERSION, JOINT_NAMES
 
 
 def _trained_looking(model):

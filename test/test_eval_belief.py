@@ -13,10 +13,10 @@ from sim_helpers import tiny_sim
 from anymal_ros.cli import main
 from anymal_ros.config import to_dict
 from anymal_ros.config.models import ActionHeadConfig, StudentConfig
+from anymal_ros.contract import PRIVILEGED_LAYOUT
 from anymal_ros.eval.belief import BELIEF_METRICS, BeliefMeter
 from anymal_ros.models.checkpoint import save_checkpoint
 from anymal_ros.models.student import Student
-from anymal_ros.obs.layout import PRIVILEGED_LAYOUT
 
 TINY_SIM = tiny_sim(episode_length_s=0.3)
 

@@ -26,12 +26,12 @@ from sensor_msgs.msg import Imu, JointState  # noqa: E402
 from anymal_ros.config import load_config  # noqa: E402
 from anymal_ros.config.robot import load_robot  # noqa: E402
 from anymal_ros.config.sim import SimConfig  # noqa: E402
+from anymal_ros.contract import JOINT_NAMES, default_joint_positions  # noqa: E402
 from anymal_ros.deploy.height_map import FootHeightSampler, MapPlacement  # noqa: E402
 from anymal_ros.deploy.runtime import OnnxPolicy  # noqa: E402
 from anymal_ros.nodes.controller import ControllerConfig, PolicyController  # noqa: E402
 from anymal_ros.nodes.safety import Mode, SafetyConfig  # noqa: E402
 from anymal_ros.obs.kinematics import LegKinematics  # noqa: E402
-from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
 from anymal_ros.obs.rotations import quat_from_yaw  # noqa: E402
 from anymal_ros.ros_io.grid_map import decode_grid_map, grid_map_message  # noqa: E402
 from anymal_ros.ros_io.messages import fill_joint_state  # noqa: E402

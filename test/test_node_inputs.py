@@ -8,8 +8,8 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Imu, JointState
 
+from anymal_ros.contract import JOINT_NAMES
 from anymal_ros.nodes.diagnostics import LatencyWindow, status_level, status_values
-from anymal_ros.obs.layout import JOINT_NAMES
 from anymal_ros.ros_io.inputs import (
     InputError,
     InputMonitor,

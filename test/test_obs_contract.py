@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 
 from anymal_ros.config.robot import load_robot
-from anymal_ros.obs import extero
-from anymal_ros.obs.actions import ActionDecoder, swing_height
-from anymal_ros.obs.kinematics import LegKinematics
-from anymal_ros.obs.layout import (
+from anymal_ros.contract import (
     JOINT_NAMES,
     default_joint_positions,
     height_sample_offsets,
     index_by_name,
     proprio_layout,
 )
+from anymal_ros.obs import extero
+from anymal_ros.obs.actions import ActionDecoder, swing_height
+from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.sim.robot import leg_chains_of
 

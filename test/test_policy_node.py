@@ -18,8 +18,8 @@ from ros_helpers import FakeRobot, RosSession  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from anymal_ros.contract import JOINT_NAMES, default_joint_positions  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
-from anymal_ros.obs.layout import JOINT_NAMES, default_joint_positions  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

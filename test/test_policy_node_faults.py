@@ -16,7 +16,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from test_policy_node import activate, start, walk  # noqa: E402
 
-from anymal_ros.obs.layout import JOINT_NAMES  # noqa: E402
+from anymal_ros.contract import JOINT_NAMES  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

@@ -15,8 +15,8 @@ from sim_helpers import tiny_sim
 
 from anymal_ros.config import ConfigError
 from anymal_ros.config.robot import ROBOT_DIR, load_robot
+from anymal_ros.contract import JOINT_NAMES, LEGS
 from anymal_ros.obs.kinematics import LegKinematics
-from anymal_ros.obs.layout import JOINT_NAMES, LEGS
 from anymal_ros.sim.robot import derive_leg_chains, leg_chains_of, load_robot_spec
 
 BUNDLED = sorted(p.stem for p in ROBOT_DIR.glob("*.yaml"))
@@ -202,8 +202,8 @@ def test_a_second_robot_trains_exports_and_runs_in_the_policy_node(ros, tmp_path
 
 @pytest.mark.parametrize("which", BUNDLED)
 def test_the_contracts_fallback_pose_is_every_bundled_robots_default(which):
-    # obs.layout keeps a default pose for code that runs without a robot (a fresh test
+    # The contract keeps a default pose for code that runs without a robot (a fresh test
     # student, the joint-residual decoder's fallback); it must be the bundled robots' pose.
-    from anymal_ros.obs.layout import default_joint_positions
+    from anymal_ros.contract import default_joint_positions
 
     assert load_robot(which).default_pose() == tuple(default_joint_positions())

@@ -30,11 +30,11 @@ from anymal_ros.config import load_config  # noqa: E402
 from anymal_ros.config.rl import TrainConfig  # noqa: E402
 from anymal_ros.config.ros_env import RosEnvConfig  # noqa: E402
 from anymal_ros.config.sim import ActionConfig, SimConfig  # noqa: E402
+from anymal_ros.contract import PRIVILEGED_LAYOUT, proprio_layout  # noqa: E402
 from anymal_ros.models.checkpoint import load_checkpoint  # noqa: E402
 from anymal_ros.models.loading import teacher_from_checkpoint  # noqa: E402
 from anymal_ros.nodes.sim_node import SimNode  # noqa: E402
 from anymal_ros.nodes.train_node import TrainNode  # noqa: E402
-from anymal_ros.obs.layout import PRIVILEGED_LAYOUT, proprio_layout  # noqa: E402
 from anymal_ros.rl.runner import Runner  # noqa: E402
 
 pytestmark = pytest.mark.ros

@@ -13,7 +13,7 @@ from sim_helpers import SMALL_TERRAIN
 from anymal_ros.config import ConfigError, from_dict, load_config, to_dict
 from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.obs.layout import PRIVILEGED_LAYOUT, proprio_layout
+from anymal_ros.contract import PRIVILEGED_LAYOUT, proprio_layout
 from anymal_ros.sim.env import QuadrupedVecEnv
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,10 +16,10 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState, PointCloud2  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from anymal_ros.contract import JOINT_NAMES  # noqa: E402
 from anymal_ros.nodes.policy_node import PolicyNode  # noqa: E402
 from anymal_ros.nodes.safety import Mode  # noqa: E402
 from anymal_ros.nodes.sim_node import SimNode  # noqa: E402
-from anymal_ros.obs.layout import JOINT_NAMES  # noqa: E402
 from anymal_ros.ros_io.inputs import heights_from_cloud  # noqa: E402
 
 pytestmark = pytest.mark.ros

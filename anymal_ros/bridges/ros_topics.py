@@ -56,9 +56,7 @@ from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import load_robot
 from anymal_ros.config.ros_env import RosEnvConfig
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.obs.actions import ActionDecoder
-from anymal_ros.obs.kinematics import LegKinematics
-from anymal_ros.obs.layout import (
+from anymal_ros.contract import (
     JOINT_NAMES,
     NUM_JOINTS,
     NUM_LEGS,
@@ -66,6 +64,8 @@ from anymal_ros.obs.layout import (
     PRIVILEGED_LAYOUT,
     index_by_name,
 )
+from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.rotations import projected_gravity, quat_rotate
 from anymal_ros.ros_io.inputs import (
     JointStateMapper,

@@ -1,5 +1,5 @@
-"""Typed, validated configuration (layer 1: imports nothing else from the package but the
-observation layout constants)."""
+"""Typed, validated configuration (layer 1: imports nothing from the package but the contract's
+constants, anymal_ros.contract)."""
 
 from anymal_ros.config.base import (
     ConfigError,

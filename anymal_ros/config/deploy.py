@@ -20,7 +20,7 @@ class DeployConfig:
 
     ``actions`` ``None`` means the simulator's default action settings with the mode implied
     by the proprio vector: ``"cpg"`` for the 133 CPG-mode terms, else ``"joint_residual"``.
-    Joint limits are optional; when given (one value per joint, in ``obs.layout.JOINT_NAMES``
+    Joint limits are optional; when given (one value per joint, in ``contract.JOINT_NAMES``
     order) the ROS policy node clips targets to them.
 
     The robot travels with the policy: its name, default pose and leg kinematics (derived from

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
-from anymal_ros.obs.layout import NUM_JOINTS, NUM_LEGS
+from anymal_ros.contract import NUM_JOINTS, NUM_LEGS
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,7 @@ _NetConfig = TypeVar("_NetConfig", TeacherConfig, StudentConfig)
 def sized_for_action_mode(cfg: _NetConfig, mode: str) -> _NetConfig:
     """``cfg`` with ``proprio_dim`` and ``action.num_actions`` of the contract for ``mode``
     (``"cpg"``: 133 inputs, 16 actions; ``"joint_residual"``: 120 inputs, 12 actions)."""
-    from anymal_ros.obs.actions import action_dim
-    from anymal_ros.obs.layout import proprio_layout
+    from anymal_ros.contract import action_dim, proprio_layout
 
     return replace(
         cfg,

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from anymal_ros.config.base import ConfigError, from_dict, load_yaml
-from anymal_ros.obs.layout import JOINT_NAMES, LEGS, NUM_JOINTS, NUM_LEGS
+from anymal_ros.contract import JOINT_NAMES, LEGS, NUM_JOINTS, NUM_LEGS
 
 #: Bundled robot descriptions (``<name>.yaml`` + its MJCF).
 ROBOT_DIR = Path(__file__).resolve().parent.parent / "robots"
@@ -33,7 +33,7 @@ class RobotDescription:
 
     ``joint_names`` are the MJCF's actuated joints in policy order; this version of the
     observation contract drives 12 joints named ``<leg>_<HAA|HFE|KFE>`` for legs LF, RF, LH,
-    RH (the ANYmal convention), so they must equal :data:`~anymal_ros.obs.layout.JOINT_NAMES`.
+    RH (the ANYmal convention), so they must equal :data:`~anymal_ros.contract.JOINT_NAMES`.
     """
 
     name: str

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from anymal_ros.contract import PRIVILEGED_LAYOUT, PRIVILEGED_UNITS
 from anymal_ros.deploy.metadata import PREFIX, PolicyFileError
-from anymal_ros.obs.layout import PRIVILEGED_LAYOUT, PRIVILEGED_UNITS
 
 SPEC_KEY = PREFIX + "belief"
 GRAPH_KEY = PREFIX + "belief_graph"

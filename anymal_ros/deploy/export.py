@@ -33,12 +33,12 @@ from torch import Tensor, nn
 
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.robot import DEFAULT_ROBOT, load_robot
+from anymal_ros.contract import ObsLayout, ObsTerm, proprio_layout
 from anymal_ros.deploy import belief as belief_graph
 from anymal_ros.deploy.metadata import ACTION_PARAMS, PolicyMetadata, default_action_config
 from anymal_ros.files import atomic_write
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
-from anymal_ros.obs.layout import ObsLayout, ObsTerm, proprio_layout
 from anymal_ros.sim.robot import leg_chains_of
 
 OPSET = 17

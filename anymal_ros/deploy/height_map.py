@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anymal_ros.contract import height_sample_offsets
 from anymal_ros.obs import extero
-from anymal_ros.obs.layout import height_sample_offsets
 from anymal_ros.obs.rotations import yaw_from_quat
 
 

@@ -17,17 +17,19 @@ from typing import Any
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import LegChains
 from anymal_ros.config.sim import ActionConfig
-from anymal_ros.obs.actions import ACTION_MODES, ActionDecoder, action_dim
-from anymal_ros.obs.kinematics import LegKinematics
-from anymal_ros.obs.layout import (
+from anymal_ros.contract import (
+    ACTION_MODES,
     CONTRACT_VERSION,
     EXTERO_SHAPE,
     HEIGHT_RINGS,
     JOINT_NAMES,
     PRIVILEGED_DIM,
     ObsLayout,
+    action_dim,
     proprio_layout,
 )
+from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.kinematics import LegKinematics
 
 #: Prefix of every key we write, so our keys never collide with a tool's own metadata.
 PREFIX = "anymal_ros."

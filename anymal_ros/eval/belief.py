@@ -10,8 +10,8 @@ truth:
   at the fill value) vs the same truth: the belief helps when it is below this;
 * ``belief_vs_input_rmse``: believed vs fed heights (what the node's disagreement shows);
 * ``privileged_rmse.<term>``: per term of
-  :data:`~anymal_ros.obs.layout.PRIVILEGED_LAYOUT`, believed vs true (units of
-  :data:`~anymal_ros.obs.layout.PRIVILEGED_UNITS`).
+  :data:`~anymal_ros.contract.PRIVILEGED_LAYOUT`, believed vs true (units of
+  :data:`~anymal_ros.contract.PRIVILEGED_UNITS`).
 
 :func:`plot_belief` draws one robot's truth, input and belief side by side.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from anymal_ros.obs.layout import PRIVILEGED_LAYOUT
+from anymal_ros.contract import PRIVILEGED_LAYOUT
 
 HEIGHT_METRICS = ("belief_height_rmse", "input_height_rmse", "belief_vs_input_rmse")
 PRIVILEGED_METRICS = tuple(f"privileged_rmse.{name}" for name in PRIVILEGED_LAYOUT.names)

@@ -12,7 +12,7 @@ from anymal_ros.models.mlp import make_mlp
 class HeightEncoder(nn.Module):
     """One MLP applied to every foot's height samples; latents concatenated in foot order.
 
-    ``[..., F, N] -> [..., F * latent]`` with feet in the order of ``obs.layout.LEGS``
+    ``[..., F, N] -> [..., F * latent]`` with feet in the order of ``contract.LEGS``
     (LF, RF, LH, RH): the same weights see every foot, so the latent of foot ``i`` always
     occupies columns ``[i * latent, (i + 1) * latent)``.
     """

@@ -132,7 +132,7 @@ class Student(nn.Module):
     def decode_in_units(self, h: Tensor, extero: Tensor) -> tuple[Tensor, Tensor]:
         """Belief decoder in raw units: ``h [..., H]``, raw noisy ``extero [..., 4, 52]`` ->
         ``(heights [..., 4, 52] m relative to each foot's sole, privileged [..., 50])`` in the
-        units of :data:`~anymal_ros.obs.layout.PRIVILEGED_UNITS` (what the ONNX belief graph
+        units of :data:`~anymal_ros.contract.PRIVILEGED_UNITS` (what the ONNX belief graph
         computes)."""
         heights, privileged = self.decode(h, self.extero_norm(extero))
         return self.extero_norm.denormalize(heights), self.privileged_norm.denormalize(privileged)

@@ -15,7 +15,7 @@ tick's policy step left and publishes on the node's private namespace:
 ``~/belief/privileged`` (sensor_msgs/JointState as a stamped named vector, like
     ``sim_node``'s ``~/privileged``): ``name[i]`` from
     :data:`anymal_ros.ros_io.messages.PRIVILEGED_NAMES`, the believed value in ``position[i]``
-    (units: :data:`anymal_ros.obs.layout.PRIVILEGED_UNITS`).
+    (units: :data:`anymal_ros.contract.PRIVILEGED_UNITS`).
 ``/diagnostics`` (status ``<node>: belief``, with the node's own diagnostics)
     per foot the RMS of believed - measured heights (``disagreement.<leg>``, m); WARN when
     one exceeds ``belief_disagreement_warn``; "unavailable" (and why) when the policy file
@@ -38,10 +38,10 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState, PointCloud2, PointField
 
+from anymal_ros.contract import LEGS
 from anymal_ros.deploy.belief import Belief
 from anymal_ros.obs.extero import sample_points
 from anymal_ros.obs.kinematics import LegKinematics
-from anymal_ros.obs.layout import LEGS
 from anymal_ros.obs.rotations import quat_rotate, yaw_from_quat
 from anymal_ros.ros_io.inputs import POINTFIELD_FLOAT32
 from anymal_ros.ros_io.messages import PRIVILEGED_NAMES

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from anymal_ros.contract import EXTERO_SHAPE, JOINT_NAMES, proprio_layout
 from anymal_ros.deploy.height_map import ElevationMap, FootHeightSampler, MapPlacement, ring_reach
 from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
 from anymal_ros.nodes.diagnostics import LatencyWindow
@@ -58,7 +59,6 @@ from anymal_ros.nodes.safety import (
     SafetyStateMachine,
     clip_to_limits,
 )
-from anymal_ros.obs.layout import EXTERO_SHAPE, JOINT_NAMES, proprio_layout
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import projected_gravity
 from anymal_ros.ros_io.cdr import (

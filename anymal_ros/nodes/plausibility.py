@@ -29,7 +29,7 @@ import numpy as np
 
 from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.config.sim import RobotConfig, TerrainConfig
-from anymal_ros.obs.layout import HEIGHT_RINGS
+from anymal_ros.contract import HEIGHT_RINGS
 from anymal_ros.ros_io.inputs import InputError
 
 _FLOAT32_TINY = float(np.finfo(np.float32).tiny)

@@ -58,8 +58,8 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from anymal_ros.contract import JOINT_NAMES
 from anymal_ros.nodes.process import node_process
-from anymal_ros.obs.layout import JOINT_NAMES
 from anymal_ros.ros_io.messages import PRIVILEGED_NAMES, fill_joint_state, height_cloud
 
 PARAMETERS: dict[str, tuple[object, str]] = {

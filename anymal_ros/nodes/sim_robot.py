@@ -16,8 +16,8 @@ import mujoco
 import numpy as np
 
 from anymal_ros.config.sim import SimConfig
+from anymal_ros.contract import NUM_JOINTS
 from anymal_ros.obs import extero
-from anymal_ros.obs.layout import NUM_JOINTS
 from anymal_ros.obs.rotations import projected_gravity, quat_rotate_inverse, yaw_from_quat
 from anymal_ros.sim.env import QuadrupedVecEnv
 
@@ -98,7 +98,7 @@ class SimRobot:
         )
 
     def privileged(self, stepped: bool = True) -> np.ndarray:
-        """``[50]`` float32 privileged state (``obs.layout.PRIVILEGED_LAYOUT``) computed exactly
+        """``[50]`` float32 privileged state (``contract.PRIVILEGED_LAYOUT``) computed exactly
         as :class:`QuadrupedVecEnv` does: contacts, forces, normals, friction, thigh/shank
         contacts, external wrench, air time.
 

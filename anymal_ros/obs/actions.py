@@ -27,21 +27,15 @@ from typing import Literal
 import numpy as np
 
 from anymal_ros.config.sim import ActionConfig
+from anymal_ros.contract import (
+    NUM_JOINTS,
+    NUM_LEGS,
+    action_dim,
+    default_joint_positions,
+)
 from anymal_ros.obs.kinematics import LegKinematics
-from anymal_ros.obs.layout import NUM_JOINTS, NUM_LEGS, default_joint_positions
 
 #: Trotting start: diagonal legs (LF+RH, RF+LH) share a phase.
-#: Action modes, the same names in the simulator config and in an exported policy's metadata.
-ACTION_MODES = ("joint_residual", "cpg")
-
-
-def action_dim(mode: str) -> int:
-    """Number of policy outputs for ``mode``: 12 residuals, plus 4 leg frequencies for CPG."""
-    if mode not in ACTION_MODES:
-        raise ValueError(f"action mode must be one of {ACTION_MODES}, got {mode!r}")
-    return NUM_JOINTS + (NUM_LEGS if mode == "cpg" else 0)
-
-
 TROT_PHASE_OFFSETS = np.array([0.0, np.pi, np.pi, 0.0])
 
 #: Samples per gait cycle of the CPG's nominal joint angles (linear interpolation between them).

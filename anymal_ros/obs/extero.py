@@ -1,7 +1,7 @@
 """Exteroception geometry: where the height samples around each foot lie and how their
 heights are reported (numpy only; shared by the simulator and the ROS node).
 
-The samples are the rings of :func:`anymal_ros.obs.layout.height_sample_offsets` centred on
+The samples are the rings of :func:`anymal_ros.contract.height_sample_offsets` centred on
 each foot and turned by the base's yaw (not its roll/pitch), so "ahead of the foot" always
 means "ahead of the robot's heading". Heights are terrain height minus the foot's height,
 ``[N, 4, 52]`` in metres (positive: terrain above the foot).
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anymal_ros.obs.layout import NUM_LEGS, POINTS_PER_FOOT, height_sample_offsets
+from anymal_ros.contract import NUM_LEGS, POINTS_PER_FOOT, height_sample_offsets
 
 _OFFSETS = height_sample_offsets().astype(np.float64)  # [52, 2]
 

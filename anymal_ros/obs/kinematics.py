@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from anymal_ros.config.robot import LegChains
-from anymal_ros.obs.layout import NUM_JOINTS, NUM_LEGS
+from anymal_ros.contract import NUM_JOINTS, NUM_LEGS
 
 _JOINTS_PER_LEG = NUM_JOINTS // NUM_LEGS
 

@@ -1,7 +1,7 @@
 """Proprioceptive observation builder: the one place raw robot state becomes the policy's
 proprioceptive vector, used by the MuJoCo simulator (N robots) and the ROS policy node (N=1).
 
-The output follows :func:`anymal_ros.obs.layout.proprio_layout` exactly. All quantities are in
+The output follows :func:`anymal_ros.contract.proprio_layout` exactly. All quantities are in
 SI units and are not scaled here: the policy normalises its inputs itself (running mean/std
 inside the model, saved with the weights), so the same raw numbers flow in sim and on the robot.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anymal_ros.obs.layout import (
+from anymal_ros.contract import (
     NUM_JOINTS,
     NUM_LEGS,
     POS_ERROR_HISTORY,

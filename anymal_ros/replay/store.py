@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from anymal_ros.obs.layout import EXTERO_SHAPE, NUM_JOINTS, PRIVILEGED_DIM
+from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, PRIVILEGED_DIM
 
 FORMAT = "anymal_ros.episode_store"
 FORMAT_VERSION = 1

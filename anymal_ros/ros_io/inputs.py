@@ -11,7 +11,7 @@ ages out by the watchdog).
 Height samples (``/height_samples``, ``sensor_msgs/PointCloud2``)
     ``4 x 52 = 208`` points, unorganised (``height = 1``, ``width = 208``) or organised as
     ``height = 4``, ``width = 52``. Points are foot-major in the order LF, RF, LH, RH; each
-    foot's 52 points follow :func:`anymal_ros.obs.layout.height_sample_offsets` (rings
+    foot's 52 points follow :func:`anymal_ros.contract.height_sample_offsets` (rings
     innermost first, each counter-clockwise from +x in the yaw frame). Fields, all
     ``FLOAT32``: ``x, y, z`` the sample position in ``header.frame_id`` (for visualisation
     only) and ``height``, the terrain height relative to that foot's sole (m), which is the
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anymal_ros.obs.layout import EXTERO_SHAPE, index_by_name
+from anymal_ros.contract import EXTERO_SHAPE, index_by_name
 
 #: sensor_msgs/PointField datatype code of float32.
 POINTFIELD_FLOAT32 = 7

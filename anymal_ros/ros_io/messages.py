@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from sensor_msgs.msg import PointCloud2, PointField
 
-from anymal_ros.obs.layout import PRIVILEGED_LAYOUT
+from anymal_ros.contract import PRIVILEGED_LAYOUT
 from anymal_ros.ros_io.inputs import POINTFIELD_FLOAT32
 
 #: Names of the 50 privileged values in ``~/privileged`` (a sensor_msgs/JointState used as a

@@ -26,16 +26,16 @@ import numpy as np
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.obs import extero
-from anymal_ros.obs.actions import ActionDecoder
-from anymal_ros.obs.kinematics import LegKinematics
-from anymal_ros.obs.layout import (
+from anymal_ros.contract import (
     EXTERO_SHAPE,
     NUM_JOINTS,
     NUM_LEGS,
     PRIVILEGED_DIM,
     PRIVILEGED_LAYOUT,
 )
+from anymal_ros.obs import extero
+from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.rotations import (
     projected_gravity,
     quat_from_yaw,

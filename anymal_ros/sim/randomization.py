@@ -9,7 +9,7 @@ import numpy as np
 
 from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.obs.layout import NUM_LEGS
+from anymal_ros.contract import NUM_LEGS
 from anymal_ros.sim.robot import RobotIndex
 
 

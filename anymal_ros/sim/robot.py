@@ -22,7 +22,7 @@ import numpy as np
 
 from anymal_ros.config.robot import LegChains, RobotDescription, load_robot
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.obs.layout import JOINT_NAMES, LEGS
+from anymal_ros.contract import JOINT_NAMES, LEGS
 from anymal_ros.sim.terrain import Terrain
 
 ROLE_NONE, ROLE_BASE, ROLE_THIGH, ROLE_SHANK, ROLE_FOOT = 0, 1, 2, 3, 4

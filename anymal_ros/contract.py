@@ -84,6 +84,20 @@ class ObsLayout:
             raise ValueError(msg) from err
 
 
+# --- actions ------------------------------------------------------------------------------
+
+#: Action modes, the same names in the simulator config and in an exported policy's metadata
+#: (decoded by anymal_ros.obs.actions.ActionDecoder).
+ACTION_MODES: tuple[str, ...] = ("joint_residual", "cpg")
+
+
+def action_dim(mode: str) -> int:
+    """Number of policy outputs for ``mode``: 12 residuals, plus 4 leg frequencies for CPG."""
+    if mode not in ACTION_MODES:
+        raise ValueError(f"action mode must be one of {ACTION_MODES}, got {mode!r}")
+    return NUM_JOINTS + (NUM_LEGS if mode == "cpg" else 0)
+
+
 # --- proprioception -------------------------------------------------------------------------
 
 #: History lengths of the proprioceptive buffers (paper: 3 steps of joint-position error,
