@@ -191,7 +191,7 @@ def default_reward_weights() -> dict[str, float]:
         "foot_slip": -0.1,
         "feet_air_time": 1.0,
         "joint_vel_limit": -1.0,
-        # Posture (off by default; config/teacher_ppo.yaml weighs them): the nominal stance's
+        # Posture (off by default; config/teacher_anymal_c.yaml weighs them): the nominal stance's
         # height and hips under the body, against the crouch a policy otherwise settles in.
         "base_height": 0.0,
         "hip_abduction": 0.0,
