@@ -24,10 +24,12 @@ install: $(STAMP)
 # $(call release_rules,RELEASE): install the release's venv (every step applies to each venv)
 # and run the suite in it.
 define release_rules
-$(venv_$(1))/.installed: requirements.txt setup.py constraints/$(1).txt tools/build_grid_map_msgs.py
+$(venv_$(1))/.installed: requirements.txt $(wildcard requirements-$(1).txt) setup.py \
+		constraints/$(1).txt tools/build_grid_map_msgs.py
 	python3 -m venv $(venv_$(1))
 	$(venv_$(1))/bin/python -m pip install -c constraints/$(1).txt --upgrade pip
-	$(venv_$(1))/bin/python -m pip install -c constraints/$(1).txt -r requirements.txt
+	$(venv_$(1))/bin/python -m pip install -c constraints/$(1).txt -r requirements.txt \
+		$(addprefix -r ,$(wildcard requirements-$(1).txt))
 	$(venv_$(1))/bin/python tools/build_grid_map_msgs.py $(venv_$(1))
 	$(venv_$(1))/bin/python -m pip install -e . --no-deps
 	touch $(venv_$(1))/.installed
@@ -100,7 +102,8 @@ lock:
 define lock_release
 	rm -rf $(LOCK_VENV) && python3 -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install -r requirements.txt "ros-rclpy~=$(rclpy_$(1)).0"
+	$(LOCK_VENV)/bin/python -m pip install -r requirements.txt \
+		$(addprefix -r ,$(wildcard requirements-$(1).txt)) "ros-rclpy~=$(rclpy_$(1)).0"
 	{ echo "# ROS 2 $(1): the versions \`make test\` passed with. Written by \`make lock\`."; \
 	  $(LOCK_VENV)/bin/python -m pip freeze --all --exclude-editable \
 	  | sed -E 's/^([^=]+==[^+]+)\+.*/\1/'; } > constraints/$(1).txt
