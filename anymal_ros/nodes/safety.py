@@ -205,15 +205,16 @@ class SafetyStateMachine:
             return True, "already in WALK"
         if self.mode is not Mode.STAND or self.stand is None:
             return False, "cannot enter WALK from PASSIVE: call stand first"
-        if not self.stand.done(now):
-            left = (1.0 - self.stand.progress(now)) * self.stand.duration
-            return False, f"cannot enter WALK: standing up, {left:.2f} s left"
+        # Unusable inputs first: they last, where the stand-up ends by itself.
         if not health.odom:
             why = health.explain(["odom"])
             return False, f"cannot enter WALK: odometry is stale, missing or rejected ({why})"
         if not health.heights and not self.config.blind_walk:
             why = health.explain(["heights"])
             return False, f"cannot enter WALK: heights unusable ({why}; blind_walk is off)"
+        if not self.stand.done(now):
+            left = (1.0 - self.stand.progress(now)) * self.stand.duration
+            return False, f"cannot enter WALK: standing up, {left:.2f} s left"
         self._go(Mode.WALK, now, reason, None)
         return True, "WALK"
 
