@@ -36,7 +36,7 @@ import torch
 from anymal_ros.config import deep_merge, from_dict, to_dict
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.distill import DistillConfig
-from anymal_ros.config.models import StudentConfig, TeacherConfig
+from anymal_ros.config.models import SharedNetConfig, StudentConfig, TeacherConfig
 from anymal_ros.models.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -71,11 +71,8 @@ def student_config_for(teacher: TeacherConfig, given: StudentConfig | None) -> S
     """``given``, or the teacher's shared sizes with the paper's recurrent parts."""
     if given is not None:
         return given
-    shared = (
-        "proprio_dim", "num_feet", "points_per_foot", "privileged_dim", "height_encoder",
-        "height_latent", "privileged_latent", "policy_mlp", "activation", "action",
-    )  # fmt: skip
-    return StudentConfig(**{k: getattr(teacher, k) for k in shared})
+    shared = dataclasses.fields(SharedNetConfig)
+    return StudentConfig(**{f.name: getattr(teacher, f.name) for f in shared})
 
 
 class DistillRunner(TrainingLoop):
