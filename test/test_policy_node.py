@@ -215,6 +215,16 @@ def test_deactivate_goes_passive_and_services_answer(ros, student_path):
     assert node.controller is None
 
 
+def test_default_parameters_configure_the_controllers_default_settings(ros, student_path):
+    from anymal_ros.nodes.controller import ControllerConfig, StampCheck
+
+    node, _ = start(ros, student_path)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    # Every setting the node passes on, at its default, is the controller's own default
+    # (with stamps checked, as the node always does unless check_stamps is false).
+    assert node.controller.config == ControllerConfig(stamps=StampCheck())
+
+
 def test_configure_refuses_a_bad_policy_file(ros, tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not an onnx file")

@@ -46,20 +46,6 @@ from anymal_ros.obs.rotations import quat_rotate, yaw_from_quat
 from anymal_ros.ros_io.inputs import POINTFIELD_FLOAT32
 from anymal_ros.ros_io.messages import PRIVILEGED_NAMES
 
-#: name -> (default, description); the policy node declares them with its own.
-BELIEF_PARAMETERS: dict[str, tuple[object, str]] = {
-    "belief_rate": (
-        10.0,
-        "Hz; publish the student's belief (~/belief/terrain, ~/belief/privileged, /diagnostics) "
-        "while walking, after the tick's targets; 0 = off",
-    ),
-    "belief_disagreement_warn": (
-        0.1,
-        "m; /diagnostics warns when a foot's RMS difference between believed and measured "
-        "heights exceeds this",
-    ),
-}
-
 OK, WARN = 0, 1
 
 
@@ -80,6 +66,21 @@ class BeliefSettings:
     def from_node(cls, node) -> BeliefSettings:
         return cls(float(node.p("belief_rate")), float(node.p("belief_disagreement_warn")))
 
+
+#: name -> (default, description), the defaults BeliefSettings'; the policy node declares them
+#: with its own.
+BELIEF_PARAMETERS: dict[str, tuple[object, str]] = {
+    "belief_rate": (
+        BeliefSettings().rate,
+        "Hz; publish the student's belief (~/belief/terrain, ~/belief/privileged, /diagnostics) "
+        "while walking, after the tick's targets; 0 = off",
+    ),
+    "belief_disagreement_warn": (
+        BeliefSettings().warn,
+        "m; /diagnostics warns when a foot's RMS difference between believed and measured "
+        "heights exceeds this",
+    ),
+}
 
 TERRAIN_FIELDS = ("x", "y", "z", "measured", "believed", "disagreement")
 
