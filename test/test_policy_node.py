@@ -148,7 +148,9 @@ def test_stale_odometry_leaves_walk_for_stand_and_shows_in_diagnostics(ros, stud
     diag = next(d for d in robot.diagnostics if d["mode"] == "STAND")
     assert "odom" in diag["_message"]
     assert "odom stale" in diag["transition[-1]"] and float(diag["odom.age_s"]) > 0.2
-    # Walking is refused while odometry is stale.
+    # Walking is refused while odometry is stale (once the 0.1 s stand-up is over: during it,
+    # the refusal names the stand-up; the STAND report above may arrive before it ends).
+    ros.spin_for(0.2)
     response = ros.call(robot.mode_clients["walk"], Trigger.Request())
     assert not response.success and "odometry" in response.message
 
