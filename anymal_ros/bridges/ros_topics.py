@@ -1,7 +1,8 @@
 """RosTopicVecEnv: the vector-env interface over ROS topics, for any simulator that speaks the
 package's topics and reset service (the built-in one is ``sim_node`` with ``lockstep: true``).
 
-Same interface as :class:`anymal_ros.sim.env.QuadrupedVecEnv`::
+Same interface as :class:`anymal_ros.sim.env.QuadrupedVecEnv`
+(:class:`anymal_ros.sim.interface.VecEnv`; not its terrain parts: the robots live elsewhere)::
 
     env = RosTopicVecEnv(sim_cfg, ros_cfg, num_envs, seed)
     obs = env.reset()   # {"proprio": [N, P], "extero": [N, 4, 52], "privileged": [N, 50]}

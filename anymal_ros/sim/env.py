@@ -1,6 +1,7 @@
 """QuadrupedVecEnv: N quadrupeds on procedural terrain in one MuJoCo model, numpy in and out.
 
-The vector-env interface every bridge implements::
+The vector-env interface every bridge implements (as code: :class:`anymal_ros.sim.interface.
+VecEnv`; this env also implements its optional ``TerrainCurriculum`` and ``ShiftedHeights``)::
 
     env = QuadrupedVecEnv(cfg, num_envs, seed)
     obs = env.reset()   # {"proprio": [N, P], "extero": [N, 4, 52], "privileged": [N, 50]}
