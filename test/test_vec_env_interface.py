@@ -76,3 +76,41 @@ def test_the_gymnasium_adapter_is_a_resumable_learner_env():
         assert {k: tuple(v.shape[1:]) for k, v in obs.items()} == env.obs_shapes
     finally:
         env.close()
+
+
+_TYPED_CHECK = """
+from anymal_ros.bridges.gymnasium import GymnasiumVecEnv
+from anymal_ros.bridges.ros_topics import RosTopicVecEnv
+from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
+from anymal_ros.sim.env import QuadrupedVecEnv
+from anymal_ros.sim.interface import ShiftedHeights, TerrainCurriculum, VecEnv
+from anymal_ros.sim.multiproc import MultiProcessVecEnv
+
+
+def check(
+    a: QuadrupedVecEnv, b: MultiProcessVecEnv, c: RosTopicVecEnv, t: TorchVecEnv,
+    g: GymnasiumVecEnv,
+) -> tuple[list[VecEnv], list[TerrainCurriculum], list[ShiftedHeights], list[LearnerEnv],
+           list[Resumable]]:
+    return [a, b, c], [a, b], [a, b], [t, g], [t, g]
+"""
+
+
+@pytest.mark.slow
+def test_a_type_checker_agrees_with_the_signatures(tmp_path, monkeypatch):
+    """isinstance sees only the names; mypy also checks the members' types and signatures."""
+    api = pytest.importorskip("mypy.api", reason="mypy is not installed (pip install mypy)")
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    module = tmp_path / "typed_check.py"
+    module.write_text(_TYPED_CHECK)
+    monkeypatch.setenv("MYPYPATH", str(repo))  # this checkout's package, not an installed one
+    # Errors are reported for this module only; the package is read for its types.
+    out, err, status = api.run(
+        [
+            "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary",
+            "--cache-dir", str(tmp_path / "cache"), str(module),
+        ]
+    )  # fmt: skip
+    assert status == 0, out + err
