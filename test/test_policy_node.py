@@ -217,6 +217,31 @@ def test_deactivate_goes_passive_and_services_answer(ros, student_path):
     assert node.controller is None
 
 
+def test_the_framework_drops_outputs_while_the_node_is_not_active(ros, student_path):
+    """The outputs are lifecycle publishers: a publish that slipped past the node's own
+    checks (here: called directly) reaches nobody unless the node is active."""
+    from std_msgs.msg import Float64MultiArray
+
+    node, robot = start(ros, student_path, stand_duration=0.1)
+    stray = Float64MultiArray(data=[0.0] * 12)
+
+    def published_alone() -> bool:  # does a stray publish get through?
+        before = len(robot.targets)
+        node._cmd_pub.publish(stray)
+        return ros.spin_until(lambda: len(robot.targets) > before, 0.5)
+
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert ros.spin_until(lambda: node.controller.health(node.now()).proprioception, 5.0)
+    assert not published_alone()  # configured, inactive
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert ros.spin_until(lambda: robot.targets, 5.0)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    ros.spin_for(0.2)  # targets of the last ticks still in flight
+    assert not published_alone()  # deactivated
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert published_alone()  # the same publish, active: it arrives
+
+
 def test_default_parameters_configure_the_controllers_default_settings(ros, student_path):
     from anymal_ros.nodes.controller import ControllerConfig, StampCheck
 

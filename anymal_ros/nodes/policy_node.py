@@ -20,7 +20,8 @@ Inputs (sensor-data QoS; names are parameters and can be remapped)
     arrival, :mod:`anymal_ros.ros_io.grid_map`) or ``height_samples`` (sensor_msgs/PointCloud2
     of 4 x 52 heights sampled elsewhere; layout in :mod:`anymal_ros.ros_io.inputs`).
 
-Outputs (reliable QoS)
+Outputs (reliable QoS; all but ``/diagnostics`` are lifecycle publishers: rclpy drops what
+they are given while the node is not active)
     ``/joint_group_position_controller/commands`` (std_msgs/Float64MultiArray, joint targets
     in the model's joint order), optionally ``~/joint_targets`` (sensor_msgs/JointState with
     names; ``header.stamp`` is the stamp of the joint_states message the targets were computed
@@ -424,10 +425,13 @@ class PolicyNode(LifecycleNode):
                 self.create_subscription(msg_type, topic, callback, sensor, raw=raw)
             )
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self._cmd_pub = self.create_publisher(Float64MultiArray, self.p("command_topic"), reliable)
+        # Lifecycle publishers: rclpy itself drops what they are given unless the node is
+        # active, so no path that forgets to look at self._active can move the robot.
+        topic = self.p("command_topic")
+        self._cmd_pub = self.create_lifecycle_publisher(Float64MultiArray, topic, reliable)
         self._js_pub = None
         if self.p("publish_joint_targets"):
-            self._js_pub = self.create_publisher(JointState, "~/joint_targets", reliable)
+            self._js_pub = self.create_lifecycle_publisher(JointState, "~/joint_targets", reliable)
         self._cmd_msg = Float64MultiArray()
         self._js_msg = JointState(name=list(self.controller.joint_names))
         self._entities += [p for p in (self._cmd_pub, self._js_pub) if p]
@@ -445,6 +449,7 @@ class PolicyNode(LifecycleNode):
         destroy = {
             "Subscription": self.destroy_subscription,
             "Publisher": self.destroy_publisher,
+            "LifecyclePublisher": self.destroy_lifecycle_publisher,
             "Service": self.destroy_service,
             "Timer": self.destroy_timer,
         }
@@ -455,6 +460,9 @@ class PolicyNode(LifecycleNode):
         self.belief = None
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the lifecycle publishers first
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
         c = self.controller
         now = self.now()
         self._active = True
@@ -465,7 +473,7 @@ class PolicyNode(LifecycleNode):
         self._try_pending_stand(now)
         if self.p("control_trigger") == "timer":
             self._control_timer = self.create_timer(c.control_period, self._on_timer)
-        return super().on_activate(state)
+        return result
 
     def _try_pending_stand(self, now: float) -> None:
         if not self._stand_pending:
