@@ -81,10 +81,15 @@ def test_the_gymnasium_adapter_is_a_resumable_learner_env():
 _TYPED_CHECK = """
 from anymal_ros.bridges.gymnasium import GymnasiumVecEnv
 from anymal_ros.bridges.ros_topics import RosTopicVecEnv
+from anymal_ros.rl.distill_sources import DAggerSource, DistillSource, EpisodeStoreSource
 from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
 from anymal_ros.sim.env import QuadrupedVecEnv
 from anymal_ros.sim.interface import ShiftedHeights, TerrainCurriculum, VecEnv
 from anymal_ros.sim.multiproc import MultiProcessVecEnv
+
+
+def sources(online: DAggerSource, offline: EpisodeStoreSource) -> list[DistillSource]:
+    return [online, offline]
 
 
 def check(
@@ -98,7 +103,8 @@ def check(
 
 @pytest.mark.slow
 def test_a_type_checker_agrees_with_the_signatures(tmp_path, monkeypatch):
-    """isinstance sees only the names; mypy also checks the members' types and signatures."""
+    """isinstance sees only the names; mypy also checks the members' types and signatures
+    (and that both distillation data sources are a DistillSource)."""
     api = pytest.importorskip("mypy.api", reason="mypy is not installed (pip install mypy)")
     from pathlib import Path
 
