@@ -70,23 +70,13 @@ def make_env(cfg: TrainConfig, seed: int) -> LearnerEnv:
         return GymnasiumVecEnv(cfg.env.id, cfg.env.num_envs, seed, cfg.env.kwargs)
     if cfg.env.kind == "ros":
         from anymal_ros.bridges.ros_topics import RosTopicVecEnv
-        from anymal_ros.config import from_dict
-        from anymal_ros.config.ros_env import RosEnvConfig
-        from anymal_ros.config.sim import SimConfig
 
-        sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
-        ros_cfg = from_dict(RosEnvConfig, cfg.env.ros, "env.ros")
-        env = RosTopicVecEnv(sim_cfg, ros_cfg, cfg.env.num_envs, seed)
-        return TorchVecEnv(env)
+        return TorchVecEnv(RosTopicVecEnv(cfg.env.sim, cfg.env.ros, cfg.env.num_envs, seed))
     try:
-        from anymal_ros.config.sim import SimConfig
         from anymal_ros.sim.multiproc import make_quadruped_env
     except ImportError as err:
         raise RuntimeError(f"env.kind 'quadruped' needs anymal_ros.sim ({err})") from err
-    from anymal_ros.config import from_dict
-
-    sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
-    env = make_quadruped_env(sim_cfg, cfg.env.num_envs, seed, cfg.env.num_workers)
+    env = make_quadruped_env(cfg.env.sim, cfg.env.num_envs, seed, cfg.env.num_workers)
     return TorchVecEnv(env)
 
 
@@ -95,10 +85,7 @@ def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
     terrain level, so a run's progress is readable from metrics.csv alone."""
     if cfg.env.kind not in ("quadruped", "ros"):
         return ()
-    from anymal_ros.config import from_dict
-    from anymal_ros.config.sim import SimConfig
-
-    weights = from_dict(SimConfig, cfg.env.sim, "env.sim").rewards.weights
+    weights = cfg.env.sim.rewards.weights
     columns = tuple(f"reward/{name}" for name, w in weights.items() if w != 0.0)
     return columns + (("terrain_level",) if cfg.env.kind == "quadruped" else ())
 
