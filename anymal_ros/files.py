@@ -1,5 +1,5 @@
 """Replacing a file atomically, so that a reader or a crash sees the old or the new content,
-never a half-written file (checkpoints, exported policies)."""
+never a half-written file (checkpoints, exported policies, the episode store's index)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,25 @@ def _umask() -> int:
     return mask
 
 
+def fsync_dir(path: str | Path) -> None:
+    """Flush a directory's entries (a rename or a new name in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
+def atomic_write(path: str | Path, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary file beside ``path`` for the block to write (by name).
 
-    When the block ends normally the temporary file is fsynced and renamed over ``path``; when
-    it raises (Ctrl-C included), the temporary file is removed and ``path`` is left as it was.
-    It lives in ``path``'s directory (created if missing) because only a rename within one
-    file system is atomic, and has a unique hidden name so two writers never share it.
+    When the block ends normally the temporary file is fsynced, renamed over ``path`` and the
+    directory fsynced, so the new content survives a power cut, not only a killed process;
+    when it raises (Ctrl-C included), the temporary file is removed and ``path`` is left as it
+    was. It lives in ``path``'s directory (created if missing) because only a rename within
+    one file system is atomic, and has a unique hidden name so two writers never share it.
+    ``fsync=False`` skips both fsyncs: still atomic for a killed process, not for a power cut.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,15 +47,18 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # flushes the file's data whichever descriptor wrote it
-        finally:
-            os.close(fd)
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # flushes the file's data whichever descriptor wrote it
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if fsync:
+        fsync_dir(path.parent)  # the rename itself is durable only once the directory is
 
 
 def atomic_link(src: str | Path, dst: str | Path) -> Path:

@@ -133,15 +133,18 @@ class TickSetup:
     def __init__(self, model: Path, rate: float, context) -> None:
         from input_decode import walking_controller
         from nav_msgs.msg import Odometry
-        from rclpy.node import Node
+        from rclpy.lifecycle import LifecycleNode
         from rclpy.serialization import serialize_message
 
         from anymal_ros.nodes.belief import BeliefPublisher, BeliefSettings
 
         self.rate = rate
         self.controller, self.tick = walking_controller(model)
-        self.node = Node(f"belief_bench_{int(rate)}", context=context)
+        self.node = LifecycleNode(f"belief_bench_{int(rate)}", context=context)
         self.belief = BeliefPublisher(self.node, self.controller, BeliefSettings(rate), "odom")
+        # Its publishers are lifecycle publishers: active, as in a walking policy node.
+        self.node.trigger_configure()
+        self.node.trigger_activate()
         odom = Odometry()
         odom.header.frame_id = "odom"
         odom.pose.pose.position.z = 0.55

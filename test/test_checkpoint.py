@@ -118,3 +118,30 @@ def test_atomic_write_gives_the_permissions_of_a_new_file(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "policy.onnx").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_atomic_write_syncs_the_file_and_then_its_directory(tmp_path, monkeypatch, fsync):
+    """A rename reaches the disk only with its directory: without that fsync a power cut
+    can leave the old file (or none) even though the new one's data was synced."""
+    import os
+
+    from anymal_ros.files import atomic_write
+
+    synced = []  # what the real os.fsync was called on, in order
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    target = tmp_path / "out" / "latest.pt"
+    with atomic_write(target, fsync=fsync) as tmp:
+        tmp.write_bytes(b"x")
+    assert target.read_bytes() == b"x"
+    if fsync:
+        assert synced[-1] == str(target.parent)  # the directory, after the renamed file
+        assert os.path.dirname(synced[-2]) == str(target.parent)
+    else:
+        assert synced == []

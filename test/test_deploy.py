@@ -239,3 +239,25 @@ def test_export_writes_atomically(tmp_path, student_file):
     export_student(student, target)
     assert OnnxPolicy(target).metadata.kind == "student"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["policy.onnx"]  # no temp files left
+
+
+def test_every_action_setting_travels_in_the_file(tmp_path):
+    import dataclasses
+
+    from anymal_ros.config.models import sized_for_action_mode
+    from anymal_ros.config.sim import ActionConfig
+
+    # Every field differs from its default, so a setting the file dropped would show.
+    actions = ActionConfig(
+        mode="joint_residual", scale=0.3, clip=5.0, base_frequency=1.5, frequency_scale=0.8,
+        max_frequency=3.0, swing_height=0.1,
+    )  # fmt: skip
+    default = ActionConfig()
+    assert all(
+        getattr(actions, f.name) != getattr(default, f.name)
+        for f in dataclasses.fields(ActionConfig)
+    ), "give the new ActionConfig field a non-default value here"
+    student = Student(sized_for_action_mode(StudentConfig(), "joint_residual")).eval()
+    path = tmp_path / "student.onnx"
+    export_student(student, path, DeployConfig(actions=actions), belief=False)
+    assert OnnxPolicy(path).metadata.action_config() == actions

@@ -123,6 +123,23 @@ def test_parameter_files_use_declared_parameters(node):
             assert type(value) is type(default), f"{node}.{name}: {value!r} vs {default!r}"
 
 
+def test_policy_node_yaml_spells_out_every_default_the_node_declares():
+    from rclpy.parameter import Parameter
+
+    from anymal_ros.nodes.policy_node import PARAMETERS
+
+    data = yaml.safe_load((REPO / "config" / "policy_node.yaml").read_text())
+    params = data["/**/policy_node"]["ros__parameters"]
+    # Parameters declared by type only (unset = the policy file's limits, all CPUs) stay
+    # commented out in the YAML; every other one is there with the node's default.
+    defaults = {
+        name: default
+        for name, (default, _) in PARAMETERS.items()
+        if not isinstance(default, Parameter.Type)
+    }
+    assert params == defaults
+
+
 def test_policy_node_takes_the_missing_height_fill_from_the_policy_file():
     from anymal_ros.nodes.policy_node import PARAMETERS
 

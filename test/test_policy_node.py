@@ -148,7 +148,9 @@ def test_stale_odometry_leaves_walk_for_stand_and_shows_in_diagnostics(ros, stud
     diag = next(d for d in robot.diagnostics if d["mode"] == "STAND")
     assert "odom" in diag["_message"]
     assert "odom stale" in diag["transition[-1]"] and float(diag["odom.age_s"]) > 0.2
-    # Walking is refused while odometry is stale.
+    # Walking is refused while odometry is stale (once the 0.1 s stand-up is over: during it,
+    # the refusal names the stand-up; the STAND report above may arrive before it ends).
+    ros.spin_for(0.2)
     response = ros.call(robot.mode_clients["walk"], Trigger.Request())
     assert not response.success and "odometry" in response.message
 
@@ -213,6 +215,41 @@ def test_deactivate_goes_passive_and_services_answer(ros, student_path):
     assert not response.success and "not active" in response.message
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.controller is None
+
+
+def test_the_framework_drops_outputs_while_the_node_is_not_active(ros, student_path):
+    """The outputs are lifecycle publishers: a publish that slipped past the node's own
+    checks (here: called directly) reaches nobody unless the node is active."""
+    from std_msgs.msg import Float64MultiArray
+
+    node, robot = start(ros, student_path, stand_duration=0.1)
+    stray = Float64MultiArray(data=[0.0] * 12)
+
+    def published_alone() -> bool:  # does a stray publish get through?
+        before = len(robot.targets)
+        node._cmd_pub.publish(stray)
+        return ros.spin_until(lambda: len(robot.targets) > before, 0.5)
+
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert ros.spin_until(lambda: node.controller.health(node.now()).proprioception, 5.0)
+    assert not published_alone()  # configured, inactive
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert ros.spin_until(lambda: robot.targets, 5.0)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    ros.spin_for(0.2)  # targets of the last ticks still in flight
+    assert not published_alone()  # deactivated
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert published_alone()  # the same publish, active: it arrives
+
+
+def test_default_parameters_configure_the_controllers_default_settings(ros, student_path):
+    from anymal_ros.nodes.controller import ControllerConfig, StampCheck
+
+    node, _ = start(ros, student_path)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    # Every setting the node passes on, at its default, is the controller's own default
+    # (with stamps checked, as the node always does unless check_stamps is false).
+    assert node.controller.config == ControllerConfig(stamps=StampCheck())
 
 
 def test_configure_refuses_a_bad_policy_file(ros, tmp_path):

@@ -55,6 +55,13 @@ def test_reward_weights_in_a_config_update_the_defaults_term_by_term():
     assert set(weights) == set(SimConfig().rewards.weights)
 
 
+def test_every_reward_term_named_in_the_config_has_its_function():
+    from anymal_ros.config.sim import REWARD_TERMS
+    from anymal_ros.sim.rewards import TERMS
+
+    assert tuple(TERMS) == REWARD_TERMS  # the same names, summed in the same order
+
+
 @pytest.mark.parametrize(
     "robot, physics",
     [

@@ -121,3 +121,18 @@ def test_dagger_collector_on_the_simulator_with_xy_noise():
     diff = (rollout.extero - rollout.clean_extero).abs()
     assert torch.isfinite(rollout.extero).all()
     assert diff.max() > 0.02  # points shifted onto other stairs read other heights
+
+
+def test_the_ros_simulators_robot_samples_heights_as_the_observation_does():
+    from anymal_ros.nodes.sim_robot import SimRobot
+
+    robot = SimRobot(make_cfg(), seed=3)  # rough terrain
+    for _ in range(30):  # a few physics steps from the spawn: the feet are off their start
+        robot.step()
+    heights, points = robot.height_samples()
+    obs = robot.env.observe_current(stepped=True)
+    np.testing.assert_array_equal(heights, obs["extero"][0])
+    # The points lie on the terrain, on the rings around the feet turned by the base's yaw.
+    np.testing.assert_array_equal(points[..., 2], robot.env.terrain.heights(points[..., :2]))
+    feet = robot.env.data.xpos[robot.env.index.foot_body]
+    np.testing.assert_array_equal(points[..., :2], sample_points(feet[..., :2], _yaw(robot.env))[0])

@@ -180,3 +180,21 @@ def test_init_from_teacher_categorical_and_mismatch_errors():
     torch.testing.assert_close(logits.argmax(-1), teacher.act_deterministic(obs))
     with pytest.raises(ValueError, match="policy_mlp"):
         init_student_from_teacher(Student(StudentConfig(policy_mlp=(64, 32))), Teacher())
+
+
+def test_a_student_without_sizes_takes_every_size_it_shares_with_the_teacher():
+    import dataclasses
+
+    from anymal_ros.config.models import SharedNetConfig, TeacherConfig
+    from anymal_ros.rl.distill_runner import student_config_for
+
+    teacher_cfg = TeacherConfig(
+        proprio_dim=120, num_feet=4, points_per_foot=52, privileged_dim=50,
+        height_encoder=(16,), height_latent=4, privileged_latent=6, policy_mlp=(32,),
+        activation="elu", action=ActionHeadConfig(num_actions=12, init_std=0.3),
+    )  # fmt: skip
+    student_cfg = student_config_for(teacher_cfg, None)
+    for f in dataclasses.fields(SharedNetConfig):
+        assert getattr(student_cfg, f.name) == getattr(teacher_cfg, f.name), f.name
+    assert student_cfg.gru_hidden == StudentConfig().gru_hidden  # the recurrent parts: defaults
+    init_student_from_teacher(Student(student_cfg), Teacher(teacher_cfg))  # the sizes fit

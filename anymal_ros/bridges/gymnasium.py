@@ -83,7 +83,7 @@ class GymnasiumVecEnv:
             self._low, self._high = act_space.low, act_space.high
         else:
             raise ValueError(f"{env_id}: need a Discrete or 1-D Box action space, got {act_space}")
-        self.obs_shapes = {"obs": (self.obs_dim,)}
+        self.obs_shapes: dict[str, tuple[int, ...]] = {"obs": (self.obs_dim,)}
         self.rng = np.random.default_rng(seed)
         self._obs: Tensor | None = None
         self._ep_return = np.zeros(num_envs, dtype=np.float64)

@@ -1,7 +1,8 @@
 """RosTopicVecEnv: the vector-env interface over ROS topics, for any simulator that speaks the
 package's topics and reset service (the built-in one is ``sim_node`` with ``lockstep: true``).
 
-Same interface as :class:`anymal_ros.sim.env.QuadrupedVecEnv`::
+Same interface as :class:`anymal_ros.sim.env.QuadrupedVecEnv`
+(:class:`anymal_ros.sim.interface.VecEnv`; not its terrain parts: the robots live elsewhere)::
 
     env = RosTopicVecEnv(sim_cfg, ros_cfg, num_envs, seed)
     obs = env.reset()   # {"proprio": [N, P], "extero": [N, 4, 52], "privileged": [N, 50]}
@@ -57,6 +58,7 @@ from anymal_ros.config.robot import load_robot
 from anymal_ros.config.ros_env import RosEnvConfig
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import (
+    HEIGHT_RINGS,
     JOINT_NAMES,
     NUM_JOINTS,
     NUM_LEGS,
@@ -79,6 +81,8 @@ from anymal_ros.sim.robot import leg_chains_of
 from anymal_ros.sim.task import LocomotionTask, Obs, State
 
 _PRIV = PRIVILEGED_LAYOUT.slices()
+#: A foot's innermost ring of height samples (the rings are listed innermost first).
+_INNER_RING = slice(0, HEIGHT_RINGS[0][1])
 _STAMP_IN_REPLY = re.compile(r"stamp (\d+)\.(\d{9})")
 
 
@@ -403,7 +407,7 @@ class RosTopicVecEnv(LocomotionTask):
         foot_vel_world = quat_rotate(q4, foot_vel_base)
         feet_world_z = quat_rotate(q4, feet)[:, 2]  # relative to the base
         radius = self.kinematics.foot_radius
-        inner = np.nan_to_num(heights[:, :6], nan=0.0).mean(axis=1)  # innermost ring [4]
+        inner = np.nan_to_num(heights[:, _INNER_RING], nan=0.0).mean(axis=1)  # [4]
         # Base above the terrain near each foot: -(foot z) + foot radius - terrain-to-sole.
         base_height = float(np.mean(-feet_world_z + radius - inner))
         return {

@@ -34,8 +34,10 @@ class ActionHeadConfig:
 
 
 @dataclass(frozen=True)
-class TeacherConfig:
-    """Privileged teacher: per-foot height encoder, privileged encoder, MLP, value head."""
+class SharedNetConfig:
+    """The sizes the teacher and the student share: the student re-uses the teacher's height
+    encoder and policy MLP and reconstructs its privileged latent, so distillation starts the
+    student from the teacher's sizes (``rl/distill_runner.py: student_config_for``)."""
 
     proprio_dim: int = 133
     num_feet: int = 4
@@ -43,33 +45,29 @@ class TeacherConfig:
     privileged_dim: int = 50
     height_encoder: tuple[int, ...] = (80, 60)
     height_latent: int = 24
-    privileged_encoder: tuple[int, ...] = (64, 32)
-    privileged_latent: int = 24
+    privileged_latent: int = 24  # the student's belief has a privileged part of this size
     policy_mlp: tuple[int, ...] = (256, 160, 128)
-    value_mlp: tuple[int, ...] = (256, 160, 128)
     activation: Literal["leaky_relu", "elu", "relu", "tanh"] = "leaky_relu"
     action: ActionHeadConfig = field(default_factory=ActionHeadConfig)
 
 
 @dataclass(frozen=True)
-class StudentConfig:
+class TeacherConfig(SharedNetConfig):
+    """Privileged teacher: per-foot height encoder, privileged encoder, MLP, value head."""
+
+    privileged_encoder: tuple[int, ...] = (64, 32)
+    value_mlp: tuple[int, ...] = (256, 160, 128)
+
+
+@dataclass(frozen=True)
+class StudentConfig(SharedNetConfig):
     """Recurrent belief-state student (the teacher's encoders and MLP are re-used)."""
 
-    proprio_dim: int = 133
-    num_feet: int = 4
-    points_per_foot: int = 52
-    privileged_dim: int = 50
-    height_encoder: tuple[int, ...] = (80, 60)
-    height_latent: int = 24
-    privileged_latent: int = 24  # the teacher's; the belief's privileged part has this size
     gru_layers: int = 2
     gru_hidden: int = 50
     belief_encoder: tuple[int, ...] = (64, 64)
     gate_encoder: tuple[int, ...] = (64, 64)
     belief_decoder: tuple[int, ...] = (64, 64)
-    policy_mlp: tuple[int, ...] = (256, 160, 128)
-    activation: Literal["leaky_relu", "elu", "relu", "tanh"] = "leaky_relu"
-    action: ActionHeadConfig = field(default_factory=ActionHeadConfig)
 
     @property
     def extero_latent_dim(self) -> int:

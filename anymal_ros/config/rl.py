@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from anymal_ros.config.models import TeacherConfig
+from anymal_ros.config.ros_env import RosEnvConfig
+from anymal_ros.config.sim import SimConfig
 
 
 @dataclass(frozen=True)
@@ -69,17 +71,17 @@ class PPGConfig:
 @dataclass(frozen=True)
 class EnvConfig:
     """``gymnasium``: any registered id with a flat Box observation and a Discrete or Box action
-    space; ``quadruped``: the built-in MuJoCo robot (``sim`` is its configuration mapping);
-    ``ros``: robots of a simulator speaking the package's topics (``ros`` is the
-    :class:`anymal_ros.config.ros_env.RosEnvConfig` mapping; ``sim`` still gives commands,
-    rewards, terminations and the action mode)."""
+    space; ``quadruped``: the built-in MuJoCo robot (``sim`` is its configuration); ``ros``:
+    robots of a simulator speaking the package's topics (``ros`` holds the bridge's settings;
+    ``sim`` still gives commands, rewards, terminations and the action mode). Both sections
+    are parsed and checked when the config is loaded, whatever the kind."""
 
     kind: Literal["gymnasium", "quadruped", "ros"] = "gymnasium"
     id: str = "CartPole-v1"
     num_envs: int = 8
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
-    sim: dict[str, Any] = field(default_factory=dict)
-    ros: dict[str, Any] = field(default_factory=dict)
+    sim: SimConfig = field(default_factory=SimConfig)
+    ros: RosEnvConfig = field(default_factory=RosEnvConfig)
     # Simulator processes for ``quadruped`` (robots split evenly); 1 keeps it in-process.
     # Collection and the update alternate, so workers = cores also speeds a 2-core machine.
     num_workers: int = 1

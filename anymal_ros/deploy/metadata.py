@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
@@ -35,8 +35,12 @@ from anymal_ros.obs.kinematics import LegKinematics
 PREFIX = "anymal_ros."
 KINDS = ("student", "teacher")
 ACTION_TYPES = ACTION_MODES
-#: CPG/decoder settings stored in ``action_params`` (the rest of ``config.sim.ActionConfig``).
-ACTION_PARAMS = ("clip", "base_frequency", "frequency_scale", "max_frequency", "swing_height")
+#: Decoder settings stored in ``action_params``: every field of ``config.sim.ActionConfig``
+#: but ``mode`` and ``scale`` (stored as ``action_type`` and ``action_scale``), so a new
+#: setting of the simulator's decoder travels to the robot by itself.
+ACTION_PARAMS: tuple[str, ...] = tuple(
+    f.name for f in fields(ActionConfig) if f.name not in ("mode", "scale")
+)
 ACTION_HEADS = ("gaussian", "categorical")
 
 

@@ -1,8 +1,9 @@
 """The one checkpoint format: weights (normalisers included, they are buffers), optimisers,
 config, counters and RNG state in a single file.
 
-Files are written atomically (temporary file in the same directory, fsync, rename), so a run
-killed while saving leaves the previous checkpoint intact, and read with
+Files are written atomically (:func:`anymal_ros.files.atomic_write`: temporary file in the
+same directory, fsync, rename, fsync of the directory), so a run killed while saving, or a
+power cut, leaves the previous checkpoint or the new one, never a broken file, and read with
 ``torch.load(weights_only=True)``, so opening a checkpoint never executes pickled code.
 """
 

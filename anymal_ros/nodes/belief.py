@@ -46,20 +46,6 @@ from anymal_ros.obs.rotations import quat_rotate, yaw_from_quat
 from anymal_ros.ros_io.inputs import POINTFIELD_FLOAT32
 from anymal_ros.ros_io.messages import PRIVILEGED_NAMES
 
-#: name -> (default, description); the policy node declares them with its own.
-BELIEF_PARAMETERS: dict[str, tuple[object, str]] = {
-    "belief_rate": (
-        10.0,
-        "Hz; publish the student's belief (~/belief/terrain, ~/belief/privileged, /diagnostics) "
-        "while walking, after the tick's targets; 0 = off",
-    ),
-    "belief_disagreement_warn": (
-        0.1,
-        "m; /diagnostics warns when a foot's RMS difference between believed and measured "
-        "heights exceeds this",
-    ),
-}
-
 OK, WARN = 0, 1
 
 
@@ -80,6 +66,21 @@ class BeliefSettings:
     def from_node(cls, node) -> BeliefSettings:
         return cls(float(node.p("belief_rate")), float(node.p("belief_disagreement_warn")))
 
+
+#: name -> (default, description), the defaults BeliefSettings'; the policy node declares them
+#: with its own.
+BELIEF_PARAMETERS: dict[str, tuple[object, str]] = {
+    "belief_rate": (
+        BeliefSettings().rate,
+        "Hz; publish the student's belief (~/belief/terrain, ~/belief/privileged, /diagnostics) "
+        "while walking, after the tick's targets; 0 = off",
+    ),
+    "belief_disagreement_warn": (
+        BeliefSettings().warn,
+        "m; /diagnostics warns when a foot's RMS difference between believed and measured "
+        "heights exceeds this",
+    ),
+}
 
 TERRAIN_FIELDS = ("x", "y", "z", "measured", "believed", "disagreement")
 
@@ -161,8 +162,11 @@ class BeliefPublisher:
         self._frame = "odom"
         if not self.enabled:
             return
-        self.terrain_pub = node.create_publisher(PointCloud2, "~/belief/terrain", 1)
-        self.privileged_pub = node.create_publisher(JointState, "~/belief/privileged", 1)
+        # Lifecycle publishers, as the node's other outputs: silent unless the node is active.
+        self.terrain_pub = node.create_lifecycle_publisher(PointCloud2, "~/belief/terrain", 1)
+        self.privileged_pub = node.create_lifecycle_publisher(
+            JointState, "~/belief/privileged", 1
+        )
         self._privileged_msg = JointState(name=list(PRIVILEGED_NAMES))
         odom = node.create_subscription(
             Odometry, odom_topic, self._on_odom, qos_profile_sensor_data, raw=True

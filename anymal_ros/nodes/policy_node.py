@@ -20,7 +20,8 @@ Inputs (sensor-data QoS; names are parameters and can be remapped)
     arrival, :mod:`anymal_ros.ros_io.grid_map`) or ``height_samples`` (sensor_msgs/PointCloud2
     of 4 x 52 heights sampled elsewhere; layout in :mod:`anymal_ros.ros_io.inputs`).
 
-Outputs (reliable QoS)
+Outputs (reliable QoS; all but ``/diagnostics`` are lifecycle publishers: rclpy drops what
+they are given while the node is not active)
     ``/joint_group_position_controller/commands`` (std_msgs/Float64MultiArray, joint targets
     in the model's joint order), optionally ``~/joint_targets`` (sensor_msgs/JointState with
     names; ``header.stamp`` is the stamp of the joint_states message the targets were computed
@@ -67,6 +68,7 @@ policy's ``inference_ms``, over the last ``latency_window`` ticks.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import os
@@ -89,6 +91,7 @@ from std_srvs.srv import Trigger
 
 from anymal_ros.deploy.height_map import MapPlacement
 from anymal_ros.nodes.belief import BELIEF_PARAMETERS, BeliefPublisher, BeliefSettings
+from anymal_ros.nodes.controller import INPUTS, ControllerConfig, PolicyController, StampCheck
 from anymal_ros.nodes.diagnostics import ERROR, LatencyWindow, status_level, status_values
 from anymal_ros.nodes.process import node_process
 from anymal_ros.nodes.safety import Mode, SafetyConfig
@@ -97,103 +100,128 @@ from anymal_ros.nodes.scheduling import apply_scheduling
 PACKAGE = "anymal_ros"
 BUNDLED_POLICY = "student.onnx"
 
+#: Per input (controller.INPUTS): its message type, and what happens when it is older than its
+#: timeout. Its topic parameter ``<input>_topic`` defaults to the input's name.
+_INPUT_DESCRIPTIONS: dict[str, tuple[str, str]] = {
+    "joint_states": ("sensor_msgs/JointState input", "s; older -> PASSIVE"),
+    "imu": ("sensor_msgs/Imu input", "s; older -> PASSIVE"),
+    "odom": ("nav_msgs/Odometry input (twist in the base frame)", "s; older -> WALK stops (STAND)"),
+    "height_samples": (
+        "sensor_msgs/PointCloud2, 4 x 52 heights",
+        "s; older -> STAND, or blind walking if blind_walk",
+    ),
+    "elevation_map": (
+        "grid_map_msgs/GridMap input",
+        "s; a map that arrived longer ago, or whose header stamp is older on the node's clock, "
+        "is stale -> STAND, or blind walking if blind_walk",
+    ),
+    "cmd_vel": ("geometry_msgs/Twist velocity command", "s; older -> command is zero"),
+}
+# The control loop's settings default to the controller's own (ControllerConfig); the node
+# checks stamps by default (StampCheck's defaults), the controller alone only when given one.
+_CONTROLLER, _SAFETY, _STAMPS = ControllerConfig(), SafetyConfig(), StampCheck()
+
 #: name -> (default, description). Types follow the defaults.
 PARAMETERS: dict[str, tuple[object, str]] = {
     "model_path": ("", "ONNX student policy; empty = the bundled policies/student.onnx"),
     "autostart": (False, "configure and activate right after start-up"),
     "activate_mode": ("stand", "mode entered on activate: 'stand' or 'passive'"),
     "control_trigger": ("timer", "'timer' (control period timer) or 'joint_states'"),
-    "joint_states_topic": ("joint_states", "sensor_msgs/JointState input"),
-    "imu_topic": ("imu", "sensor_msgs/Imu input"),
-    "odom_topic": ("odom", "nav_msgs/Odometry input (twist in the base frame)"),
-    "cmd_vel_topic": ("cmd_vel", "geometry_msgs/Twist velocity command"),
+    **{f"{name}_topic": (name, _INPUT_DESCRIPTIONS[name][0]) for name in INPUTS},
     "height_source": (
-        "elevation_map",
+        _CONTROLLER.height_source,
         "'elevation_map' (GridMap, sampled around the feet by the node) or 'height_samples' "
         "(PointCloud2 of 4 x 52 heights sampled elsewhere)",
     ),
-    "elevation_map_topic": ("elevation_map", "grid_map_msgs/GridMap input"),
-    "elevation_map_layer": ("elevation", "layer of the map holding the terrain height (m)"),
+    "elevation_map_layer": (
+        _CONTROLLER.elevation_map_layer,
+        "layer of the map holding the terrain height (m)",
+    ),
     "elevation_map_frame": (
-        "",
+        _CONTROLLER.elevation_map_frame,
         "a frame other than the odometry frame the map may be published in (placed by "
         "elevation_map_transform); empty = the map must be in the odometry frame",
     ),
     "elevation_map_transform": (
-        [0.0, 0.0, 0.0, 0.0],
+        list(dataclasses.astuple(_CONTROLLER.map_placement)),
         "fixed pose (x, y, z m, yaw rad) of elevation_map_frame in the odometry frame",
     ),
-    "height_samples_topic": ("height_samples", "sensor_msgs/PointCloud2, 4 x 52 heights"),
     "command_topic": (
         "joint_group_position_controller/commands",
         "std_msgs/Float64MultiArray joint position targets (model joint order)",
     ),
     "publish_joint_targets": (True, "also publish ~/joint_targets as sensor_msgs/JointState"),
-    "joint_states_timeout": (0.1, "s; older -> PASSIVE"),
-    "imu_timeout": (0.1, "s; older -> PASSIVE"),
-    "odom_timeout": (0.2, "s; older -> WALK stops (STAND)"),
-    "height_samples_timeout": (0.5, "s; older -> STAND, or blind walking if blind_walk"),
-    "elevation_map_timeout": (
-        0.5,
-        "s; a map that arrived longer ago, or whose header stamp is older on the node's clock, "
-        "is stale -> STAND, or blind walking if blind_walk",
-    ),
-    "cmd_vel_timeout": (0.5, "s; older -> command is zero"),
-    "blind_walk": (False, "keep walking on stale heights, fed as missing points"),
+    **{
+        f"{name}_timeout": (_CONTROLLER.timeouts[name], _INPUT_DESCRIPTIONS[name][1])
+        for name in INPUTS
+    },
+    "blind_walk": (_SAFETY.blind_walk, "keep walking on stale heights, fed as missing points"),
     "check_stamps": (
         True,
         "reject stamped inputs whose header.stamp is older than the input's timeout or more "
         "than stamp_future_tolerance ahead of the node's clock",
     ),
-    "stamp_future_tolerance": (0.05, "s; how far ahead of the node's clock a stamp may be"),
+    "stamp_future_tolerance": (
+        _STAMPS.future_tolerance,
+        "s; how far ahead of the node's clock a stamp may be",
+    ),
     "accept_unstamped": (
-        False,
+        _STAMPS.accept_zero,
         "accept header.stamp zero ('no stamp'); ~/joint_targets are then stamped with the "
         "node's clock",
     ),
     "plausible_joint_position_margin": (
-        0.5,
+        _CONTROLLER.joint_position_margin,
         "rad; joint_states positions further than this outside the joint limits (the file's, "
         "or joint_lower/upper_limits) are rejected",
     ),
     "plausible_joint_velocity_factor": (
-        4.0,
+        _CONTROLLER.joint_velocity_factor,
         "joint_states velocities beyond this x the robot's joint speed limit (the policy "
         "file's joint_velocity_limit) are rejected",
     ),
     "plausible_height_margin": (
-        1.0,
+        _CONTROLLER.height_margin,
         "m; heights further than this outside the range the training terrain and height "
         "noise produce (plausibility.training_height_range) are rejected",
     ),
-    "rejection_window": (1.0, "s; window over which max_rejected_fraction is judged"),
+    "rejection_window": (
+        _CONTROLLER.rejection_window,
+        "s; window over which max_rejected_fraction is judged",
+    ),
     "max_rejected_fraction": (
-        0.1,
+        _CONTROLLER.max_rejected_fraction,
         "an input rejecting more than this fraction of the messages that arrived in the last "
         "rejection_window seconds is unusable like a stale one: joint_states/imu -> PASSIVE, "
         "odom/heights -> STAND (every message is validated on arrival, so this is "
         "deterministic); 1 = never",
     ),
     "diagnostics_error_window": (
-        10.0,
+        _CONTROLLER.error_window,
         "s; /diagnostics shows the rejections of this recent window and returns to OK once "
         "inputs have been clean that long",
     ),
     "joint_target_rate_limit": (
-        40.0,
+        _CONTROLLER.joint_target_rate_limit,
         "rad/s; largest change per second of each joint target in WALK (0 = no limit); the "
         "bundled policy walking in the simulator stays below ~22",
     ),
     "rate_limit_stand_after": (
-        0.25,
+        _CONTROLLER.rate_limit_stand_after,
         "s; STAND when the joint target rate limit has clipped on every tick this long (0 = never)",
     ),
-    "stand_duration": (2.0, "s; interpolation from the measured pose to the default pose"),
-    "max_tilt": (0.8, "rad; |roll| or |pitch| beyond this -> PASSIVE, and STAND/WALK refused"),
-    "cmd_vel_min": ([-1.0, -0.5, -1.0], "lower clip of (vx, vy, yaw rate)"),
-    "cmd_vel_max": ([1.0, 0.5, 1.0], "upper clip of (vx, vy, yaw rate)"),
+    "stand_duration": (
+        _SAFETY.stand_duration,
+        "s; interpolation from the measured pose to the default pose",
+    ),
+    "max_tilt": (
+        _SAFETY.max_tilt,
+        "rad; |roll| or |pitch| beyond this -> PASSIVE, and STAND/WALK refused",
+    ),
+    "cmd_vel_min": (list(_CONTROLLER.command_low), "lower clip of (vx, vy, yaw rate)"),
+    "cmd_vel_max": (list(_CONTROLLER.command_high), "upper clip of (vx, vy, yaw rate)"),
     "cmd_vel_max_rate": (
-        [2.0, 2.0, 4.0],
+        list(_CONTROLLER.command_rate_limit),
         "largest change per second of (vx, vy, yaw rate) fed to the policy; 0 = no limit",
     ),
     # Declared by type only: unset means "use the limits stored in the policy file".
@@ -286,11 +314,10 @@ class PolicyNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         # Imported here so that `--help` and launch-file checks need no onnxruntime.
         from anymal_ros.deploy.runtime import OnnxPolicy
-        from anymal_ros.nodes.controller import ControllerConfig, PolicyController
 
         path = self.p("model_path") or str(bundled_policy_path())
         try:
-            config = self._controller_config(ControllerConfig)
+            config = self._controller_config()
             self._belief_settings = BeliefSettings.from_node(self)  # anymal_ros.nodes.belief
             policy = OnnxPolicy(path, intra_op_threads=int(self.p("intra_op_threads")))
             self.controller = PolicyController(policy, config)
@@ -311,9 +338,7 @@ class PolicyNode(LifecycleNode):
         self._create_interfaces()
         return TransitionCallbackReturn.SUCCESS
 
-    def _controller_config(self, cls):
-        from anymal_ros.nodes.controller import StampCheck
-
+    def _controller_config(self) -> ControllerConfig:
         def limits(name: str) -> tuple[float, ...] | None:
             try:
                 value = self.p(name)
@@ -333,12 +358,10 @@ class PolicyNode(LifecycleNode):
                 future_tolerance=float(self.p("stamp_future_tolerance")),
                 accept_zero=bool(self.p("accept_unstamped")),
             )
-        from anymal_ros.nodes.controller import INPUTS
-
         transform = tuple(float(v) for v in self.p("elevation_map_transform"))
         if len(transform) != 4:
             raise ValueError(f"elevation_map_transform needs x, y, z, yaw; got {transform}")
-        return cls(
+        return ControllerConfig(
             height_source=self.p("height_source"),
             elevation_map_layer=self.p("elevation_map_layer"),
             elevation_map_frame=self.p("elevation_map_frame"),
@@ -402,10 +425,13 @@ class PolicyNode(LifecycleNode):
                 self.create_subscription(msg_type, topic, callback, sensor, raw=raw)
             )
         reliable = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self._cmd_pub = self.create_publisher(Float64MultiArray, self.p("command_topic"), reliable)
+        # Lifecycle publishers: rclpy itself drops what they are given unless the node is
+        # active, so no path that forgets to look at self._active can move the robot.
+        topic = self.p("command_topic")
+        self._cmd_pub = self.create_lifecycle_publisher(Float64MultiArray, topic, reliable)
         self._js_pub = None
         if self.p("publish_joint_targets"):
-            self._js_pub = self.create_publisher(JointState, "~/joint_targets", reliable)
+            self._js_pub = self.create_lifecycle_publisher(JointState, "~/joint_targets", reliable)
         self._cmd_msg = Float64MultiArray()
         self._js_msg = JointState(name=list(self.controller.joint_names))
         self._entities += [p for p in (self._cmd_pub, self._js_pub) if p]
@@ -423,6 +449,7 @@ class PolicyNode(LifecycleNode):
         destroy = {
             "Subscription": self.destroy_subscription,
             "Publisher": self.destroy_publisher,
+            "LifecyclePublisher": self.destroy_lifecycle_publisher,
             "Service": self.destroy_service,
             "Timer": self.destroy_timer,
         }
@@ -433,6 +460,9 @@ class PolicyNode(LifecycleNode):
         self.belief = None
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the lifecycle publishers first
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
         c = self.controller
         now = self.now()
         self._active = True
@@ -443,7 +473,7 @@ class PolicyNode(LifecycleNode):
         self._try_pending_stand(now)
         if self.p("control_trigger") == "timer":
             self._control_timer = self.create_timer(c.control_period, self._on_timer)
-        return super().on_activate(state)
+        return result
 
     def _try_pending_stand(self, now: float) -> None:
         if not self._stand_pending:

@@ -58,6 +58,7 @@ from sensor_msgs.msg import Imu, JointState, PointCloud2
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
+from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import JOINT_NAMES
 from anymal_ros.nodes.process import node_process
 from anymal_ros.ros_io.messages import PRIVILEGED_NAMES, fill_joint_state, height_cloud
@@ -103,7 +104,10 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "fall_tilt": (1.0, "rad; base tilt beyond this is a fall"),
     "fall_height": (0.2, "m; base closer than this to the terrain is a fall"),
     "lockstep": (False, "advance one control_period per received target message (training)"),
-    "control_period": (0.02, "s of simulated time per target message in lockstep mode"),
+    "control_period": (
+        SimConfig().control_dt,
+        "s of simulated time per target message in lockstep mode",
+    ),
     "publish_privileged": (False, "publish ~/privileged (50 values) with each lockstep state"),
 }
 
@@ -187,7 +191,6 @@ class SimNode(Node):
 
     def _sim_config(self):
         from anymal_ros.config import load_config
-        from anymal_ros.config.sim import SimConfig
 
         path = self.p("sim_config")
         cfg = load_config(SimConfig, path) if path else SimConfig()
@@ -326,7 +329,7 @@ class SimNode(Node):
         rtf = float(self.p("real_time_factor"))
         proprio_every = max(1, int(self.p("proprio_decimation")))
         heights_every = max(1, int(round(1.0 / (self.p("height_samples_rate") * robot.dt))))
-        control_every = max(1, int(round(0.02 / robot.dt)))
+        control_every = max(1, int(round(robot.env.control_dt / robot.dt)))  # fall checks
         wall_step = robot.dt / rtf if rtf > 0 else 0.0
         deadline = time.monotonic()
         while self._running.is_set() and rclpy.ok(context=self.context):

@@ -17,7 +17,6 @@ import numpy as np
 
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import NUM_JOINTS
-from anymal_ros.obs import extero
 from anymal_ros.obs.rotations import projected_gravity, quat_rotate_inverse, yaw_from_quat
 from anymal_ros.sim.env import QuadrupedVecEnv
 
@@ -113,12 +112,8 @@ class SimRobot:
         in the world frame at terrain height)."""
         feet = self.data.xpos[self.index.foot_body[0]]  # [4, 3]
         quat = self.data.qpos[self.index.qpos_base[0]][3:7]
-        points_xy = extero.sample_points(feet[None, :, :2], yaw_from_quat(quat[None]))
-        ground = self.env.terrain.heights(points_xy)  # [1, 4, 52]
-        sole = feet[None, :, 2] - self.env.foot_radius
-        heights = extero.relative_heights(ground, sole)[0]
-        points = np.concatenate([points_xy[0], ground[0][..., None]], axis=-1)
-        return heights, points
+        heights, points = self.env.sample_heights(feet[None], yaw_from_quat(quat[None]))
+        return heights[0], points[0]
 
     def fallen(self, max_tilt: float, min_height: float) -> str | None:
         """Why the robot counts as fallen (tilt, or base too close to the terrain), or None."""

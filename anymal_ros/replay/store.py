@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, PRIVILEGED_DIM
+from anymal_ros.files import atomic_write, fsync_dir
 
 FORMAT = "anymal_ros.episode_store"
 FORMAT_VERSION = 1
@@ -121,28 +122,10 @@ def quadruped_fields(
 
 
 def _atomic_write_json(path: Path, data: Any, fsync: bool = True) -> None:
-    """Temporary file, fsync, rename over ``path``, fsync of the directory.
-
-    Readers see the old or the new content, never a mix. Without ``fsync`` the rename is
-    still atomic for a killed process, but not across a power cut.
-    """
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, separators=(",", ":"))
-        f.flush()
-        if fsync:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if fsync:
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Replace ``path`` with ``data`` as JSON atomically (``anymal_ros.files.atomic_write``):
+    readers see the old or the new content, never a mix."""
+    with atomic_write(path, fsync=fsync) as tmp:
+        tmp.write_text(json.dumps(data, separators=(",", ":")))
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -432,7 +415,7 @@ class EpisodeStore:
             with open(tmp / f"{name}.npy", "rb+") as f:
                 os.fsync(f.fileno())
         os.rename(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         for s in range(self._capacity, self._capacity + self.chunk_episodes):
             heapq.heappush(self._free, s)
         self._capacity += self.chunk_episodes

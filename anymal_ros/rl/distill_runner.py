@@ -4,7 +4,8 @@ checkpoints and resume -- the student counterpart of ``anymal_ros.rl.runner``.
 ``DistillRunner(cfg, teacher_checkpoint, run_dir).learn()`` trains ``runner.iterations``
 iterations. Each iteration sets the height-noise curriculum factor and the DAgger ``beta``
 for that iteration, collects ``dagger.num_steps`` steps of every environment (or samples
-recorded episodes with ``store=``), and updates the student. Progress bar with rate and
+recorded episodes with ``store=``), and updates the student: the two data sources are
+:mod:`anymal_ros.rl.distill_sources`. Progress bar with rate and
 ETA, ``metrics.csv`` (+ TensorBoard) and the learning-curve PNG come from
 ``anymal_ros.rl.logger`` (shared with the teacher trainer); checkpoints are written every
 ``checkpoint_interval`` iterations, on SIGINT/SIGTERM and at the end (``latest.pt``).
@@ -24,19 +25,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from anymal_ros.config import deep_merge, from_dict, to_dict
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.distill import DistillConfig
-from anymal_ros.config.models import StudentConfig, TeacherConfig
+from anymal_ros.config.models import SharedNetConfig, StudentConfig, TeacherConfig
 from anymal_ros.models.checkpoint import (
     CheckpointError,
     load_checkpoint,
@@ -47,10 +46,9 @@ from anymal_ros.models.checkpoint import (
 from anymal_ros.models.loading import teacher_from_checkpoint
 from anymal_ros.models.student import Student, init_student_from_teacher
 from anymal_ros.models.teacher import Teacher
-from anymal_ros.obs.height_noise import HeightNoise
 from anymal_ros.rl.device import resolve_device
 from anymal_ros.rl.distill import LOSS_STATS, Distiller
-from anymal_ros.rl.distill_storage import DistillRollout, rollout_from_episodes
+from anymal_ros.rl.distill_sources import DAggerSource, DistillSource, EpisodeStoreSource
 from anymal_ros.rl.distributed import Distributed, init_distributed
 from anymal_ros.rl.loop import TrainingLoop
 
@@ -71,11 +69,8 @@ def student_config_for(teacher: TeacherConfig, given: StudentConfig | None) -> S
     """``given``, or the teacher's shared sizes with the paper's recurrent parts."""
     if given is not None:
         return given
-    shared = (
-        "proprio_dim", "num_feet", "points_per_foot", "privileged_dim", "height_encoder",
-        "height_latent", "privileged_latent", "policy_mlp", "activation", "action",
-    )  # fmt: skip
-    return StudentConfig(**{k: getattr(teacher, k) for k in shared})
+    shared = dataclasses.fields(SharedNetConfig)
+    return StudentConfig(**{f.name: getattr(teacher, f.name) for f in shared})
 
 
 class DistillRunner(TrainingLoop):
@@ -120,11 +115,17 @@ class DistillRunner(TrainingLoop):
             d.broadcast_module(self.student)  # every rank starts from rank 0's student
             self.distiller = Distiller(self.student, cfg.loss, seed=self.seed, dist=d)
 
-            self.store_path = Path(store) if store is not None else None
-            if self.store_path is None:
-                self._init_online()
+            self.source: DistillSource
+            if store is None:
+                from anymal_ros.sim.multiproc import make_quadruped_env
+
+                workers = d.worker_share(cfg.env.num_workers)
+                env = make_quadruped_env(self.sim, self.num_envs, self.seed, workers)
+                self.source = DAggerSource(
+                    cfg, env, self.student, self.teacher, self.seed, self.device, d.world_size
+                )
             else:
-                self._init_offline()
+                self.source = EpisodeStoreSource(cfg, store, self.student, self.device)
             self.iteration = 0
             self.samples = 0  # labelled steps learned from
             self.wall_time = 0.0
@@ -155,133 +156,26 @@ class DistillRunner(TrainingLoop):
             deploy = QuadrupedVecEnv(self.sim, 1).deploy_config()
         return dataclasses.replace(deploy, missing_height_fill=self.cfg.noise.missing_fill)
 
-    # -- data sources --------------------------------------------------------------------
-
-    def _init_online(self) -> None:
-        from anymal_ros.rl.dagger import DAggerCollector
-        from anymal_ros.sim.multiproc import make_quadruped_env
-
-        cfg = self.cfg
-        sim = self.sim
-        workers = self.dist.worker_share(cfg.env.num_workers)
-        self.env = make_quadruped_env(sim, self.num_envs, self.seed, workers)
-        s = self.student_cfg
-        if self.env.proprio_dim != s.proprio_dim or self.env.action_dim != s.action.num_actions:
-            raise ValueError(
-                f"teacher/student expect proprio {s.proprio_dim} and {s.action.num_actions} "
-                f"actions, the simulator gives {self.env.proprio_dim} and "
-                f"{self.env.action_dim} (sim.actions.mode {sim.actions.mode!r})"
-            )
-        self.collector = DAggerCollector(
-            self.env, self.student, self.teacher, cfg.noise, cfg.dagger,
-            seed=self.seed, device=self.device, return_window=cfg.runner.return_window,
-        )  # fmt: skip
-        self.rollout = DistillRollout(
-            cfg.dagger.num_steps, self.num_envs, s.proprio_dim,
-            (s.num_feet, s.points_per_foot), s.privileged_dim, s.action.num_actions,
-            self.student.hidden_shape, self.device,
-        )  # fmt: skip
-
-    def _init_offline(self) -> None:
-        from anymal_ros.replay.store import EpisodeStore
-
-        self.store = EpisodeStore.open(self.store_path, "r")
-        s = self.student_cfg
-        need = {
-            "proprio": (s.proprio_dim,),
-            "extero": (s.num_feet, s.points_per_foot),
-            "privileged": (s.privileged_dim,),
-            "teacher_action": (s.action.num_actions,),
-        }
-        for name, shape in need.items():
-            have = self.store.fields.get(name)
-            if have is None or have.shape != shape:
-                raise ValueError(
-                    f"{self.store_path}: field {name!r} must have per-step shape {shape} for "
-                    f"this student, the store has {have.shape if have else 'no such field'}"
-                )
-        if len(self.store) == 0:
-            raise ValueError(f"{self.store_path}: the store has no episodes")
-        probe = self.store.episode(0, ["teacher_action"])["teacher_action"]
-        if not np.any(probe):
-            raise ValueError(
-                f"{self.store_path}: teacher_action is all zeros in episode 0: record with "
-                "--teacher (or record a teacher) to get labels"
-            )
-        self.offline_rng = np.random.default_rng(self.cfg.runner.seed)
-        self.offline_noise = HeightNoise(
-            self.cfg.noise, self.cfg.offline.episodes_per_batch, s.num_feet, s.points_per_foot,
-            seed=self.cfg.runner.seed,
-        )  # fmt: skip
-
-    def offline_batch(self) -> DistillRollout:
-        """``episodes_per_batch`` random recorded episodes, with fresh height noise (z part:
-        the terrain is not available offline to re-sample shifted points)."""
-        oc = self.cfg.offline
-        ids = self.offline_rng.integers(0, len(self.store), size=oc.episodes_per_batch)
-        fields = ["proprio", "extero", "privileged", "teacher_action"]
-        raw = [self.store.episode(int(i), fields) for i in ids]
-        noise = self.offline_noise
-        noise.reset()
-        T = max(len(ep["proprio"]) for ep in raw)
-        clean = np.zeros((len(raw), T, *noise.shape[1:]), np.float32)
-        for b, ep in enumerate(raw):
-            clean[b, : len(ep["extero"])] = ep["extero"]
-        noisy = np.empty_like(clean)
-        for t in range(T):
-            noise.sample_xy_offsets()
-            noisy[:, t] = noise.apply_z(clean[:, t])
-        episodes = [
-            {
-                "proprio": torch.from_numpy(ep["proprio"]),
-                "extero": torch.from_numpy(noisy[b, : len(ep["proprio"])]),
-                "clean_extero": torch.from_numpy(ep["extero"]),
-                "privileged": torch.from_numpy(ep["privileged"]),
-                "teacher_target": torch.from_numpy(ep["teacher_action"]),
-            }
-            for b, ep in enumerate(raw)
-        ]
-        return rollout_from_episodes(episodes, self.student.hidden_shape, self.device)
-
     # -- one iteration -------------------------------------------------------------------
 
     def train_iteration(self) -> dict[str, float]:
-        cfg, it = self.cfg, self.iteration
-        factor = cfg.noise.curriculum_factor(it)
         t0 = time.perf_counter()
-        if self.store_path is None:
-            self.collector.set_noise_curriculum(factor)
-            stats = self.collector.collect(self.rollout, cfg.dagger.beta(it))
-            t1 = time.perf_counter()
-            stats.update(self.distiller.update(self.rollout))
-            samples = self.rollout.T * self.rollout.N * self.dist.world_size
-            episodes = self.collector.episodes
-            mean_return, mean_length = self.collector.mean_return, self.collector.mean_length
-        else:
-            self.offline_noise.set_curriculum(factor)
-            stats, samples = {"noise_curriculum": factor}, 0
-            t1 = time.perf_counter()
-            losses = []
-            for _ in range(cfg.offline.updates_per_iteration):
-                batch = self.offline_batch()
-                losses.append(self.distiller.update(batch))
-                samples += int(batch.valid.sum())
-            stats.update({k: float(np.mean([s[k] for s in losses])) for k in losses[0]})
-            episodes, mean_return, mean_length = 0, math.nan, math.nan
+        done = self.source.run_iteration(self.distiller, self.iteration)
         t2 = time.perf_counter()
         self.iteration += 1
-        self.samples += samples
+        self.samples += done.samples
         self.wall_time += t2 - t0
+        stats = done.stats
         stats.update(
             iteration=self.iteration,
             env_steps=self.samples,
             wall_time=self.wall_time,
-            steps_per_second=samples / max(t2 - t0, 1e-9),
-            collect_time=t1 - t0,
-            learn_time=t2 - t1,
-            episodes=episodes,
-            mean_return=mean_return,
-            mean_length=mean_length,
+            steps_per_second=done.samples / max(t2 - t0, 1e-9),
+            collect_time=done.collect_time,
+            learn_time=t2 - t0 - done.collect_time,
+            episodes=done.episodes,
+            mean_return=done.mean_return,
+            mean_length=done.mean_length,
             learning_rate=self.distiller.optimizer.param_groups[0]["lr"],
         )
         return stats
@@ -354,7 +248,7 @@ class DistillRunner(TrainingLoop):
                 "kind": "distill",
                 "teacher_checkpoint": self.teacher_checkpoint,
                 "distiller": own["distiller"],
-                "offline": self.store_path is not None,
+                "offline": isinstance(self.source, EpisodeStoreSource),
                 **others,
             },
         )

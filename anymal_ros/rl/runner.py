@@ -43,6 +43,8 @@ from anymal_ros.rl.loop import TrainingLoop
 from anymal_ros.rl.ppg import PPG
 from anymal_ros.rl.ppo import PPO
 from anymal_ros.rl.storage import RolloutStorage
+from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
+from anymal_ros.sim.interface import TerrainCurriculum, VecEnv
 
 STAT_COLUMNS = (
     "policy_loss",
@@ -58,7 +60,7 @@ STAT_COLUMNS = (
 )
 
 
-def make_env(cfg: TrainConfig, seed: int) -> Any:
+def make_env(cfg: TrainConfig, seed: int) -> LearnerEnv:
     """The vector environment named by ``cfg.env`` (Gymnasium id, the MuJoCo quadruped, or
     robots over ROS topics), with its tensors on the CPU (the runner moves them to the
     learner)."""
@@ -68,25 +70,13 @@ def make_env(cfg: TrainConfig, seed: int) -> Any:
         return GymnasiumVecEnv(cfg.env.id, cfg.env.num_envs, seed, cfg.env.kwargs)
     if cfg.env.kind == "ros":
         from anymal_ros.bridges.ros_topics import RosTopicVecEnv
-        from anymal_ros.config import from_dict
-        from anymal_ros.config.ros_env import RosEnvConfig
-        from anymal_ros.config.sim import SimConfig
-        from anymal_ros.rl.vec_env import TorchVecEnv
 
-        sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
-        ros_cfg = from_dict(RosEnvConfig, cfg.env.ros, "env.ros")
-        env = RosTopicVecEnv(sim_cfg, ros_cfg, cfg.env.num_envs, seed)
-        return TorchVecEnv(env)
+        return TorchVecEnv(RosTopicVecEnv(cfg.env.sim, cfg.env.ros, cfg.env.num_envs, seed))
     try:
-        from anymal_ros.config.sim import SimConfig
         from anymal_ros.sim.multiproc import make_quadruped_env
     except ImportError as err:
         raise RuntimeError(f"env.kind 'quadruped' needs anymal_ros.sim ({err})") from err
-    from anymal_ros.config import from_dict
-    from anymal_ros.rl.vec_env import TorchVecEnv
-
-    sim_cfg = from_dict(SimConfig, cfg.env.sim, "env.sim")
-    env = make_quadruped_env(sim_cfg, cfg.env.num_envs, seed, cfg.env.num_workers)
+    env = make_quadruped_env(cfg.env.sim, cfg.env.num_envs, seed, cfg.env.num_workers)
     return TorchVecEnv(env)
 
 
@@ -95,15 +85,12 @@ def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
     terrain level, so a run's progress is readable from metrics.csv alone."""
     if cfg.env.kind not in ("quadruped", "ros"):
         return ()
-    from anymal_ros.config import from_dict
-    from anymal_ros.config.sim import SimConfig
-
-    weights = from_dict(SimConfig, cfg.env.sim, "env.sim").rewards.weights
+    weights = cfg.env.sim.rewards.weights
     columns = tuple(f"reward/{name}" for name, w in weights.items() if w != 0.0)
     return columns + (("terrain_level",) if cfg.env.kind == "quadruped" else ())
 
 
-def make_policy(cfg: TrainConfig, env: Any) -> nn.Module:
+def make_policy(cfg: TrainConfig, env: LearnerEnv) -> nn.Module:
     """An actor-critic matching ``cfg.model`` and the environment's spaces."""
     if cfg.model.type == "mlp":
         from anymal_ros.models.mlp_policy import MLPActorCritic
@@ -170,6 +157,8 @@ class Runner(TrainingLoop):
         self._to_learner = HostToDevice(self.device) if self.device.type != "cpu" else None
         with self._own_random_stream(self.seed):
             self.env = make_env(dataclasses.replace(cfg, env=rank_env), self.seed)
+            #: The quadruped simulator behind the learner's view; None for Gymnasium.
+            self.sim: VecEnv | None = self.env.env if isinstance(self.env, TorchVecEnv) else None
             self.policy = make_policy(cfg, self.env).to(self.device)
             d.broadcast_module(self.policy)  # every rank starts from rank 0's weights
             if cfg.algorithm == "ppo":
@@ -179,7 +168,7 @@ class Runner(TrainingLoop):
             self.obs = {k: v.to(self.device) for k, v in self.env.reset().items()}
             action_shape = (
                 ()
-                if getattr(self.env, "action_type", "gaussian") == "categorical"
+                if self.env.action_type == "categorical"
                 else (self.env.num_actions,)
             )
             self.storage = RolloutStorage(
@@ -294,9 +283,8 @@ class Runner(TrainingLoop):
         self.wall_time += t2 - t0
         storage_size = self.steps_per_iteration
         stats.update(self._terms)
-        sim = getattr(self.env, "env", None)
-        if hasattr(sim, "terrain_levels"):
-            stats["terrain_level"] = float(np.mean(sim.terrain_levels()))
+        if isinstance(self.sim, TerrainCurriculum):
+            stats["terrain_level"] = float(np.mean(self.sim.terrain_levels()))
         stats.update(
             iteration=self.iteration,
             env_steps=self.env_steps,
@@ -377,7 +365,7 @@ class Runner(TrainingLoop):
 
     def _rank_state(self) -> dict[str, Any]:
         """What differs between ranks: RNG, environment, episode bookkeeping, PPG buffers."""
-        env_state = self.env.state_dict() if hasattr(self.env, "state_dict") else None
+        env_state = self.env.state_dict() if isinstance(self.env, Resumable) else None
         return {
             "rng": self._checkpoint_rng(),
             "algorithm": self.algorithm.state_dict(),
@@ -421,7 +409,9 @@ class Runner(TrainingLoop):
         by the simulator), the simulator settings and the matching deployment section."""
         if self.model_name != "teacher":
             return {}
-        sim = self.env.env  # TorchVecEnv around QuadrupedVecEnv or MultiProcessVecEnv
+        sim = self.sim
+        if sim is None:
+            raise ValueError("a teacher trains on a quadruped simulator (env.kind quadruped, ros)")
         return {
             "teacher": to_dict(self.policy.cfg),
             "sim": to_dict(sim.cfg),
@@ -445,7 +435,7 @@ class Runner(TrainingLoop):
         self.recent_lengths.extend(extra["recent_lengths"])
         restore_rng_state(extra["rng"])
         exact = extra["env"] is not None and extra["env"].get("envs") is not None
-        if extra["env"] is not None and hasattr(self.env, "load_state_dict"):
+        if extra["env"] is not None and isinstance(self.env, Resumable):
             obs = self.env.load_state_dict(extra["env"])
         else:
             obs = self.env.reset()

@@ -1,4 +1,10 @@
-"""Torch view of a numpy vector environment (the MuJoCo ``QuadrupedVecEnv``).
+"""What the runners drive (:class:`LearnerEnv`, and :class:`Resumable` for ``--resume``), and
+the torch view of a numpy vector environment that gives it (:class:`TorchVecEnv`).
+
+The interface the runners drive: N environments, torch tensors in and out. It is implemented
+by :class:`TorchVecEnv` around any :class:`anymal_ros.sim.interface.VecEnv` (the MuJoCo env, its
+multi-process wrapper, the ROS-topic bridge) and by the Gymnasium adapter
+(:class:`anymal_ros.bridges.gymnasium.GymnasiumVecEnv`).
 
 The simulator works in numpy; the learner in torch. This adapter converts observations,
 rewards, flags and the ``info`` entries the runner reads (``final_obs``, ``episode_return``,
@@ -11,22 +17,61 @@ generator.)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from anymal_ros.models.checkpoint import generator_state, set_generator_state
+from anymal_ros.sim.interface import TerrainCurriculum, VecEnv
+
+#: ``(obs, reward [N], terminated [N] bool, truncated [N] bool, info)``; ``info`` holds
+#: ``final_obs`` (obs dict), ``episode_return [N]``, ``episode_length [N]`` int64 and, from a
+#: quadruped simulator, ``reward_terms`` (name -> ``[N]``).
+TorchStep = tuple[dict[str, Tensor], Tensor, Tensor, Tensor, dict[str, Any]]
+
+
+@runtime_checkable
+class LearnerEnv(Protocol):
+    """N environments stepped together, torch in and out (see the module docstring).
+
+    Episodes reset automatically, as in :class:`anymal_ros.sim.interface.VecEnv`."""
+
+    num_envs: int
+    num_actions: int
+    action_type: str  # "gaussian" (actions [N, A]) or "categorical" (actions [N] int)
+    obs_shapes: dict[str, tuple[int, ...]]  # name -> shape of one environment's entry
+
+    def reset(self) -> dict[str, Tensor]: ...
+
+    def step(self, action: Tensor) -> TorchStep: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Resumable(Protocol):
+    """An environment whose state a checkpoint can hold (``--resume``)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What can be saved: at least ``num_envs``; ``envs`` is None unless every
+        environment's full state is in it (then the run continues exactly)."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Restore ``state``; the observation to continue from."""
+        ...
 
 
 class TorchVecEnv:
-    """``reset() -> obs``, ``step(action [N, A]) -> obs, reward, terminated, truncated, info``
-    with torch tensors on ``device``; the wrapped env is at ``.env``."""
+    """A :class:`LearnerEnv` (and :class:`Resumable`) around a numpy :class:`VecEnv`:
+    ``reset() -> obs``, ``step(action [N, A]) -> obs, reward, terminated, truncated, info``
+    with torch tensors on ``device``; the wrapped simulator is at ``.env``."""
 
     action_type = "gaussian"
 
-    def __init__(self, env: Any, device: str | torch.device = "cpu") -> None:
+    def __init__(self, env: VecEnv, device: str | torch.device = "cpu") -> None:
         self.env = env
         self.device = torch.device(device)
         self.num_envs = int(env.num_envs)
@@ -43,7 +88,7 @@ class TorchVecEnv:
     def reset(self) -> dict[str, Tensor]:
         return self._obs(self.env.reset())
 
-    def step(self, action: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor, dict]:
+    def step(self, action: Tensor) -> TorchStep:
         if tuple(action.shape) != (self.num_envs, self.num_actions):
             raise ValueError(
                 f"action shape {tuple(action.shape)} != {(self.num_envs, self.num_actions)}"
@@ -67,7 +112,7 @@ class TorchVecEnv:
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"num_envs": self.num_envs, "envs": None}
-        if hasattr(self.env, "terrain_levels"):
+        if isinstance(self.env, TerrainCurriculum):
             state["levels"] = torch.from_numpy(np.asarray(self.env.terrain_levels()))
         if isinstance(getattr(self.env, "rng", None), np.random.Generator):
             state["rng"] = generator_state(self.env.rng)
@@ -85,5 +130,4 @@ class TorchVecEnv:
         return self.reset()
 
     def close(self) -> None:
-        if hasattr(self.env, "close"):
-            self.env.close()
+        self.env.close()

@@ -1,6 +1,7 @@
 """QuadrupedVecEnv: N quadrupeds on procedural terrain in one MuJoCo model, numpy in and out.
 
-The vector-env interface every bridge implements::
+The vector-env interface every bridge implements (as code: :class:`anymal_ros.sim.interface.
+VecEnv`; this env also implements its optional ``TerrainCurriculum`` and ``ShiftedHeights``)::
 
     env = QuadrupedVecEnv(cfg, num_envs, seed)
     obs = env.reset()   # {"proprio": [N, P], "extero": [N, 4, 52], "privileged": [N, 50]}
@@ -30,6 +31,7 @@ from anymal_ros.contract import (
     EXTERO_SHAPE,
     NUM_JOINTS,
     NUM_LEGS,
+    POINTS_PER_FOOT,
     PRIVILEGED_DIM,
     PRIVILEGED_LAYOUT,
 )
@@ -202,13 +204,36 @@ class QuadrupedVecEnv(LocomotionTask):
         idx = self.index
         feet = self.data.xpos[idx.foot_body]  # [N, 4, 3], fresh after step/reset
         yaw = yaw_from_quat(self.data.qpos[idx.qpos_base[:, 3:7]])
-        points = extero.sample_points(feet[..., :2], yaw)
-        c = np.cos(yaw)[:, None, None]
-        s = np.sin(yaw)[:, None, None]
-        points[..., 0] += c * shifts[..., 0] - s * shifts[..., 1]
-        points[..., 1] += s * shifts[..., 0] + c * shifts[..., 1]
-        ground = self.terrain.heights(points)
-        return extero.relative_heights(ground, feet[..., 2] - self.foot_radius)
+        return self.sample_heights(feet, yaw, shifts)[0]
+
+    def sample_heights(
+        self, feet: np.ndarray, yaw: np.ndarray, shifts: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The terrain's height samples around the feet: the one place the simulator takes
+        them (the observation, :meth:`heights_at_offsets` and the ROS simulator's robot).
+
+        Args:
+            feet: ``[k, 4, 3]`` foot centres (m, world frame), feet in LEGS order.
+            yaw: ``[k]`` base heading (rad): the rings turn with it.
+            shifts: ``[k, 4, 52, 2]`` moves (m) of the samples in the base's yaw frame, or
+                None.
+
+        Returns:
+            ``heights [k, 4, 52]`` float32, terrain height minus each foot's sole (the
+            observation's ``extero``), and ``points [k, 4, 52, 3]``: world x, y of each
+            sample and the terrain height there.
+        """
+        points = np.empty((*feet.shape[:-1], POINTS_PER_FOOT, 3))
+        xy = points[..., :2]
+        xy[...] = extero.sample_points(feet[..., :2], yaw)
+        if shifts is not None:
+            c = np.cos(yaw)[:, None, None]
+            s = np.sin(yaw)[:, None, None]
+            xy[..., 0] += c * shifts[..., 0] - s * shifts[..., 1]
+            xy[..., 1] += s * shifts[..., 0] + c * shifts[..., 1]
+        points[..., 2] = self.terrain.heights(xy)
+        heights = extero.relative_heights(points[..., 2], feet[..., 2] - self.foot_radius)
+        return heights, points
 
     def physics_time(self) -> tuple[float, float]:
         """``(wall, thread CPU)`` seconds spent inside ``mj_step`` by :meth:`step` so far:
@@ -433,11 +458,7 @@ class QuadrupedVecEnv(LocomotionTask):
 
     def _observe(self, ids: np.ndarray, s: State) -> Obs:
         proprio = self._proprio(ids, s)
-        feet = s["foot_pos"]
-        yaw = yaw_from_quat(s["base_quat"])
-        points = extero.sample_points(feet[..., :2], yaw)
-        ground = self.terrain.heights(points)
-        heights = extero.relative_heights(ground, feet[..., 2] - self.foot_radius)
+        heights, _ = self.sample_heights(s["foot_pos"], yaw_from_quat(s["base_quat"]))
         k = ids.size
         priv = np.empty((k, PRIVILEGED_DIM), dtype=np.float32)
         priv[:, _PRIV["foot_contact"]] = s["foot_contact"]

@@ -58,13 +58,23 @@ def _concat(parts: list[Any]) -> Any:
 
 
 class MultiProcessVecEnv:
-    """Same interface as :class:`anymal_ros.sim.env.QuadrupedVecEnv`, over worker processes.
+    """Same interface as :class:`anymal_ros.sim.env.QuadrupedVecEnv`, over worker processes
+    (:class:`anymal_ros.sim.interface.VecEnv`, ``TerrainCurriculum`` and ``ShiftedHeights``).
 
     Args:
         cfg, num_envs, seed: as for QuadrupedVecEnv (worker ``w`` is seeded from
             ``(seed, w)``; the terrain from ``terrain_seed``, default ``seed``, in all).
         num_workers: processes (default: the number of CPU cores, at most ``num_envs``).
     """
+
+    # Reported by the first worker (_ATTRS), as its QuadrupedVecEnv has them.
+    proprio_dim: int
+    action_dim: int
+    extero_shape: tuple[int, int]
+    privileged_dim: int
+    observation_shapes: dict[str, tuple[int, ...]]
+    control_dt: float
+    max_episode_steps: int
 
     def __init__(
         self,

@@ -103,20 +103,25 @@ def hip_abduction(s: RewardState, cfg: RewardConfig) -> np.ndarray:
     return np.sum((s.joint_pos[:, haa] - s.default_joint_pos[haa]) ** 2, axis=1)
 
 
+# Each term is the function of its name; the names and their order are config.sim.REWARD_TERMS'
+# (a test checks that every term there has its function here and no other).
 TERMS: dict[str, Term] = {
-    "lin_vel_tracking": lin_vel_tracking,
-    "ang_vel_tracking": ang_vel_tracking,
-    "lin_vel_z": lin_vel_z,
-    "ang_vel_xy": ang_vel_xy,
-    "torques": torques,
-    "joint_acc": joint_acc,
-    "action_rate": action_rate,
-    "collision": collision,
-    "foot_slip": foot_slip,
-    "feet_air_time": feet_air_time,
-    "joint_vel_limit": joint_vel_limit,
-    "base_height": base_height,
-    "hip_abduction": hip_abduction,
+    term.__name__: term
+    for term in (
+        lin_vel_tracking,
+        ang_vel_tracking,
+        lin_vel_z,
+        ang_vel_xy,
+        torques,
+        joint_acc,
+        action_rate,
+        collision,
+        foot_slip,
+        feet_air_time,
+        joint_vel_limit,
+        base_height,
+        hip_abduction,
+    )
 }
 
 

@@ -45,9 +45,9 @@ from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, NUM_LEGS, PRIVILEGED_D
 from anymal_ros.obs.actions import ActionDecoder
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.sim.commands import CommandManager
+from anymal_ros.sim.interface import Obs, StepResult
 from anymal_ros.sim.rewards import RewardState, compute_rewards
 
-Obs = dict[str, np.ndarray]
 #: Raw state of k robots: name -> array with k rows (see :meth:`LocomotionTask._advance`).
 State = dict[str, np.ndarray]
 
@@ -102,9 +102,7 @@ class LocomotionTask:
 
     # --- the step -------------------------------------------------------------------------
 
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[Obs, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> StepResult:
         """Advance every robot by one control period.
 
         Args:
