@@ -141,6 +141,20 @@ def test_a_bad_description_names_the_problem(tmp_path):
                           load_robot(str(tmp_path / "no_foot.yaml")))  # fmt: skip
 
 
+def test_an_imu_away_from_the_base_origin_is_refused(tmp_path):
+    from anymal_ros.sim.robot import check_imu_site
+
+    robot = load_robot("anymal_c")
+    model = load_robot_spec(robot).compile()
+    check_imu_site(model, robot)  # the bundled robot's IMU is the base frame
+    model.site_pos[model.site(robot.imu_site).id] = [0.1, 0.0, 0.05]
+    with pytest.raises(ValueError, match="imu_site 'imu' must sit at the origin"):
+        check_imu_site(model, robot)
+    missing = dataclasses.replace(robot, imu_site="lidar")
+    with pytest.raises(KeyError, match="no site 'lidar'"):
+        check_imu_site(load_robot_spec(robot).compile(), missing)
+
+
 TRAIN = [
     "env.num_envs=4", "env.num_workers=1", "ppo.num_steps=8", "ppo.num_minibatches=1",
     "ppo.num_epochs=1", "runner.iterations=2", "runner.torch_threads=1",

@@ -46,7 +46,7 @@ class RobotDescription:
     joint_velocity_limit: float  # rad/s (MuJoCo has none: penalised by a reward term)
     nominal_base_height: float  # m, base above flat ground in the default pose
     base_body: str = "base"
-    imu_site: str = "imu"
+    imu_site: str = "imu"  # must sit at the base origin (the simulator's IMU is the base frame)
     foot_bodies: tuple[str, ...] = tuple(f"{leg}_FOOT" for leg in LEGS)  # LEGS order
     source: str = ""  # where the numbers come from (shown in model cards)
 

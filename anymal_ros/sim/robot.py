@@ -218,9 +218,26 @@ def _id(model: mujoco.MjModel, kind: mujoco.mjtObj, name: str) -> int:
     return i
 
 
+def check_imu_site(model: mujoco.MjModel, robot: RobotDescription, prefix: str = "") -> None:
+    """The simulator reports orientation and angular velocity in the base frame, as an IMU at
+    the base origin would: refuse a robot whose IMU site is elsewhere rather than publish
+    readings its real IMU would not give."""
+    site = _id(model, mujoco.mjtObj.mjOBJ_SITE, prefix + robot.imu_site)
+    base = _id(model, mujoco.mjtObj.mjOBJ_BODY, prefix + robot.base_body)
+    aligned = np.allclose(model.site_quat[site], [1, 0, 0, 0]) or np.allclose(
+        model.site_quat[site], [-1, 0, 0, 0]
+    )
+    if model.site_bodyid[site] != base or not np.allclose(model.site_pos[site], 0) or not aligned:
+        raise ValueError(
+            f"imu_site {robot.imu_site!r} must sit at the origin of body {robot.base_body!r} "
+            "with its axes: the simulator reports the IMU in the base frame"
+        )
+
+
 def make_index(model: mujoco.MjModel, num_envs: int, robot: RobotDescription) -> RobotIndex:
     body, joint = mujoco.mjtObj.mjOBJ_BODY, mujoco.mjtObj.mjOBJ_JOINT
     n = num_envs
+    check_imu_site(model, robot, robot_prefix(0))
     joint_to_actuator = {}
     for a in range(model.nu):
         if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT:
