@@ -5,6 +5,7 @@ in install_requires: a robot gets them from its ROS distribution, the Makefile f
 """
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
@@ -20,7 +21,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
-        (f"share/{PACKAGE}/policies", glob("policies/*")),
+        # The shipped policy, its card and figures; not policies/training/ (resumable runs).
+        (f"share/{PACKAGE}/policies", [p for p in glob("policies/*") if Path(p).is_file()]),
     ],
     python_requires=">=3.10",
     install_requires=[
