@@ -9,10 +9,10 @@ import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from ros_helpers import FakeRobot, RosSession
 from sensor_msgs.msg import JointState, PointCloud2
 from std_srvs.srv import Trigger
+from test_policy_node import start as start_node
 
 from anymal_ros.config.models import StudentConfig, sized_for_action_mode
 from anymal_ros.contract import NUM_LEGS, default_joint_positions, height_sample_offsets
@@ -44,17 +44,7 @@ def belief_student(tmp_path_factory):
 
 
 def start(ros: RosSession, path, **params) -> tuple[PolicyNode, FakeRobot]:
-    overrides = {"model_path": str(path), "diagnostics_period": 0.2, "stand_duration": 0.1}
-    overrides.update(LENIENT, **params)
-    robot = ros.add(FakeRobot(ros.context))
-    node = ros.add(
-        PolicyNode(
-            context=ros.context,
-            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
-        )
-    )
-    assert ros.spin_until(lambda: node.count_publishers("/joint_states") > 0, 5.0)
-    return node, robot
+    return start_node(ros, path, **{"stand_duration": 0.1, **LENIENT, **params})
 
 
 def walk(ros: RosSession, node: PolicyNode, robot: FakeRobot) -> None:

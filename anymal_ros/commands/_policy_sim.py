@@ -21,17 +21,20 @@ def resolve_sim_config(
     from anymal_ros.config import apply_overrides, from_dict, load_yaml, to_dict
     from anymal_ros.eval.policies import sim_config_of
 
+    meta = None
+    if Path(policy_path).suffix == ".onnx":
+        from anymal_ros.deploy.runtime import OnnxPolicy
+
+        meta = OnnxPolicy(policy_path).metadata
     if sim_config is not None:
         data = load_yaml(sim_config)
     else:
         data = sim_config_of(policy_path) or {}
-        if Path(policy_path).suffix == ".onnx":
+        if meta is not None:
             # The file carries its training-time action settings (mode, scale, CPG).
-            data = {**data, "actions": to_dict(trained_actions(policy_path))}
-    if Path(policy_path).suffix == ".onnx":
-        from anymal_ros.deploy.runtime import OnnxPolicy
-
-        robot = OnnxPolicy(policy_path).metadata.robot
+            data = {**data, "actions": to_dict(meta.action_config())}
+    if meta is not None:
+        robot = meta.robot
         try:
             robot_yaml_path(robot)
         except ConfigError:  # not a bundled robot: the config (or --set) must name its YAML

@@ -36,15 +36,14 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import JointState, PointCloud2, PointField
+from sensor_msgs.msg import JointState, PointCloud2
 
 from anymal_ros.contract import LEGS
 from anymal_ros.deploy.belief import Belief
 from anymal_ros.obs.extero import sample_points
 from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.rotations import quat_rotate, yaw_from_quat
-from anymal_ros.ros_io.inputs import POINTFIELD_FLOAT32
-from anymal_ros.ros_io.messages import PRIVILEGED_NAMES
+from anymal_ros.ros_io.messages import PRIVILEGED_NAMES, float32_cloud
 
 OK, WARN = 0, 1
 
@@ -121,19 +120,7 @@ def terrain_cloud(points: np.ndarray, belief: Belief, frame_id: str) -> PointClo
     data[:, 3] = belief.measured.reshape(count)
     data[:, 4] = belief.heights.reshape(count)
     data[:, 5] = data[:, 4] - data[:, 3]
-    msg = PointCloud2()
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = 1, count
-    msg.fields = [
-        PointField(name=name, offset=4 * i, datatype=POINTFIELD_FLOAT32, count=1)
-        for i, name in enumerate(TERRAIN_FIELDS)
-    ]
-    msg.is_bigendian = False
-    msg.point_step = 4 * len(TERRAIN_FIELDS)
-    msg.row_step = msg.point_step * count
-    msg.is_dense = True
-    msg.data = data.tobytes()
-    return msg
+    return float32_cloud(data, TERRAIN_FIELDS, frame_id)
 
 
 class BeliefPublisher:

@@ -43,21 +43,29 @@ def height_cloud(
     if points is not None:
         data[:, :3] = np.asarray(points, dtype=np.float32).reshape(count, 3)
     data[:, 3] = heights.reshape(count)
+    dense = not bool(np.isnan(heights).any())
+    return float32_cloud(data, _CLOUD_FIELDS, frame_id, stamp, is_dense=dense)
+
+
+def float32_cloud(
+    data: np.ndarray, fields: tuple[str, ...], frame_id: str, stamp=None, is_dense: bool = True
+) -> PointCloud2:
+    """An unordered little-endian cloud of float32 ``fields`` from ``data [count, fields]``."""
+    count = data.shape[0]
     msg = PointCloud2()
     msg.header.frame_id = frame_id
     if stamp is not None:
         msg.header.stamp = stamp
-    msg.height = 1
-    msg.width = count
+    msg.height, msg.width = 1, count
     msg.fields = [
         PointField(name=name, offset=4 * i, datatype=POINTFIELD_FLOAT32, count=1)
-        for i, name in enumerate(_CLOUD_FIELDS)
+        for i, name in enumerate(fields)
     ]
     msg.is_bigendian = False
-    msg.point_step = 4 * len(_CLOUD_FIELDS)
+    msg.point_step = 4 * len(fields)
     msg.row_step = msg.point_step * count
-    msg.is_dense = not bool(np.isnan(heights).any())
-    msg.data = data.tobytes()
+    msg.is_dense = is_dense
+    msg.data = np.ascontiguousarray(data, dtype="<f4").tobytes()
     return msg
 
 
