@@ -20,7 +20,6 @@ import numpy as np
 
 from anymal_ros.contract import height_sample_offsets
 from anymal_ros.obs import extero
-from anymal_ros.obs.rotations import yaw_from_quat
 
 
 @dataclass(frozen=True)
@@ -45,19 +44,8 @@ class ElevationMap:
     def heights(self, xy: np.ndarray) -> np.ndarray:
         """Heights ``[...]`` (m) at points ``xy [..., 2]`` of ``frame_id``, bilinear; NaN off
         the map (beyond its outer cell edges) and next to a cell without data."""
-        rows, cols = self.grid.shape
-        half = 0.5 * self.resolution
-        x0, y0 = self.origin
-        x, y = xy[..., 0], xy[..., 1]
-        off = (
-            (x < x0 - half)
-            | (x > x0 + (cols - 1) * self.resolution + half)
-            | (y < y0 - half)
-            | (y > y0 + (rows - 1) * self.resolution + half)
-        )
         # Between the outermost cell centres and the edge the nearest edge cell is used.
-        h = extero.bilinear_heights(self.grid, self.origin, self.resolution, xy)
-        return np.where(off, np.nan, h)
+        return extero.bilinear_heights(self.grid, self.origin, self.resolution, xy, np.nan)
 
 
 @dataclass(frozen=True)
@@ -92,11 +80,11 @@ def rotation_matrix(quat: np.ndarray) -> np.ndarray:
     w, x, y, z = (float(v) for v in quat)
     return np.array(
         [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ]  # fmt: skip
+    ).reshape(3, 3)
 
 
 def ring_reach(kinematics, default_joint_pos: np.ndarray) -> float:
@@ -125,8 +113,12 @@ class FootHeightSampler:
 
     def feet(self, joint_pos: np.ndarray, base_pos: np.ndarray, base_quat: np.ndarray):
         """Foot centres ``[4, 3]`` in the odometry frame; ``base_quat`` is (w, x, y, z)."""
+        return self._feet_and_base_rotation(joint_pos, base_pos, base_quat)[0]
+
+    def _feet_and_base_rotation(self, joint_pos, base_pos, base_quat):
         local = self.kinematics.forward(np.asarray(joint_pos, dtype=np.float64)[None])[0]
-        return local @ rotation_matrix(base_quat).T + np.asarray(base_pos, dtype=np.float64)
+        rot = rotation_matrix(base_quat)
+        return local @ rot.T + np.asarray(base_pos, dtype=np.float64), rot
 
     def sample(
         self,
@@ -143,8 +135,9 @@ class FootHeightSampler:
             base_pos: ``[3]`` base position in the odometry frame (m).
             base_quat: ``[4]`` base orientation (w, x, y, z) in the odometry frame.
         """
-        feet = self.feet(joint_pos, base_pos, base_quat)
-        yaw = yaw_from_quat(np.asarray(base_quat, dtype=np.float64)[None])
+        feet, rot = self._feet_and_base_rotation(joint_pos, base_pos, base_quat)
+        # The heading from the matrix: the same atan2 as obs.rotations.yaw_from_quat.
+        yaw = np.array([math.atan2(rot[1, 0], rot[0, 0])])
         points = extero.sample_points(feet[None, :, :2], yaw)  # [1, 4, 52, 2], odometry frame
         if not self.placement.identity:
             points = self.placement.to_map(points)

@@ -60,7 +60,11 @@ def relative_heights(ground_heights: np.ndarray, foot_z: np.ndarray) -> np.ndarr
 
 
 def bilinear_heights(
-    grid: np.ndarray, origin: tuple[float, float], resolution: float, xy: np.ndarray
+    grid: np.ndarray,
+    origin: tuple[float, float],
+    resolution: float,
+    xy: np.ndarray,
+    outside: float | None = None,
 ) -> np.ndarray:
     """Bilinear interpolation of a regular elevation grid at many points.
 
@@ -70,6 +74,9 @@ def bilinear_heights(
         resolution: grid spacing (m).
         xy: ``[..., 2]`` query points (m, world frame); points off the grid take the
             height of the nearest edge.
+        outside: if given, the height of points beyond the outer cells' edges (half a cell
+            past the outermost cell centres) instead of the nearest edge's, e.g. NaN for a
+            map that ends where its data ends.
 
     Returns:
         ``[...]`` heights (m).
@@ -77,6 +84,11 @@ def bilinear_heights(
     rows, cols = grid.shape
     u = (xy[..., 0] - origin[0]) / resolution
     v = (xy[..., 1] - origin[1]) / resolution
+    off = None
+    if outside is not None:  # |u - centre| > half the width: beyond the outer cell edges
+        off = (np.abs(u - 0.5 * (cols - 1)) > 0.5 * cols) | (
+            np.abs(v - 0.5 * (rows - 1)) > 0.5 * rows
+        )
     u = np.clip(u, 0.0, cols - 1.000001)
     v = np.clip(v, 0.0, rows - 1.000001)
     c0 = u.astype(np.intp)
@@ -91,4 +103,5 @@ def bilinear_heights(
     h11 = flat[i00 + cols + 1]
     top = h00 + (h01 - h00) * fu
     bottom = h10 + (h11 - h10) * fu
-    return top + (bottom - top) * fv
+    heights = top + (bottom - top) * fv
+    return heights if off is None else np.where(off, outside, heights)
