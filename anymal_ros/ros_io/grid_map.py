@@ -113,13 +113,17 @@ def decode_grid_map(msg, layer: str = "elevation", min_length: float = 0.0) -> E
             f"start index ({outer}, {inner}) outside the {rows} x {cols} circular buffer"
         )
     stored = values[offset:].reshape(sizes)
-    if column_major:
-        stored = stored.T  # [rows (x), cols (y)]
-    # Undo the circular buffer: unwrapped (i, j) is stored at (i + outer, j + inner).
-    unwrapped = np.roll(stored, (-outer, -inner), axis=(0, 1))
-    # Index grows towards -x/-y: flip both, then rows along y, columns along x.
-    grid = np.ascontiguousarray(unwrapped[::-1, ::-1].T)
-    grid[~np.isfinite(grid)] = np.nan
+    if not column_major:
+        stored = stored.T
+    # stored[b_j, b_i]: y index first, as the sampling layout. Unwrapped cell (i, j) sits at
+    # ((i + outer) mod rows, (j + inner) mod cols) and its index grows towards -x/-y, so the
+    # sampling layout's grid[r, c] is unwrapped (rows - 1 - c, cols - 1 - r): flip both axes,
+    # then turn the circular buffer back, one copy in all (for column-major storage, which is
+    # what grid_map writes, a sequential one: this runs in the executor at the map's rate).
+    grid = np.roll(stored[::-1, ::-1], (inner, outer), axis=(0, 1))
+    infinite = np.isinf(grid)
+    if infinite.any():
+        grid[infinite] = np.nan
     position = info.pose.position
     origin = (
         float(position.x) - 0.5 * rows * res + 0.5 * res,
