@@ -81,6 +81,7 @@ def test_the_gymnasium_adapter_is_a_resumable_learner_env():
 _TYPED_CHECK = """
 from anymal_ros.bridges.gymnasium import GymnasiumVecEnv
 from anymal_ros.bridges.ros_topics import RosTopicVecEnv
+from anymal_ros.obs.height_noise import HeightLookup
 from anymal_ros.rl.distill_sources import DAggerSource, DistillSource, EpisodeStoreSource
 from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
 from anymal_ros.sim.env import QuadrupedVecEnv
@@ -90,6 +91,10 @@ from anymal_ros.sim.multiproc import MultiProcessVecEnv
 
 def sources(online: DAggerSource, offline: EpisodeStoreSource) -> list[DistillSource]:
     return [online, offline]
+
+
+def lookups(s: ShiftedHeights) -> HeightLookup:
+    return s.heights_at_offsets
 
 
 def check(
@@ -104,7 +109,8 @@ def check(
 @pytest.mark.slow
 def test_a_type_checker_agrees_with_the_signatures(tmp_path, monkeypatch):
     """isinstance sees only the names; mypy also checks the members' types and signatures
-    (and that both distillation data sources are a DistillSource)."""
+    (and that both distillation data sources are a DistillSource, and that a simulator's
+    shifted-height look-up is what the height-noise view takes)."""
     api = pytest.importorskip("mypy.api", reason="mypy is not installed (pip install mypy)")
     from pathlib import Path
 
