@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     from anymal_ros.config.sim import SimConfig
     from anymal_ros.eval.evaluate import EvalSettings, evaluate, markdown_table
     from anymal_ros.eval.policies import load_policy
-    from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config
+    from anymal_ros.rl.distill_runner import distill_runner, load_distill_config
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -71,10 +71,10 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = load_distill_config(
             args.config, [*args.overrides, f"runner.iterations={args.iterations}"]
         )
-        runner = DistillRunner(cfg, args.teacher, args.run_dir)
+        runner = distill_runner(cfg, args.teacher, args.run_dir)
         summary = runner.learn()
         student_path = summary["checkpoint"]
-        sim = from_dict(SimConfig, runner.sim_dict)
+        sim = runner.sim
     else:
         from anymal_ros.eval.policies import sim_config_of
 

@@ -38,7 +38,7 @@ def run_ours(algo: str, seed: int, max_steps: int, target: float, run_root: Path
     torch.set_num_threads(1)
     from anymal_ros.config import load_config
     from anymal_ros.config.rl import TrainConfig
-    from anymal_ros.rl.runner import Runner
+    from anymal_ros.rl.runner import train_runner
 
     overrides = [
         f"runner.seed={seed}",
@@ -52,7 +52,7 @@ def run_ours(algo: str, seed: int, max_steps: int, target: float, run_root: Path
     ]
     cfg = load_config(TrainConfig, CONFIGS[algo], overrides)
     t0 = time.perf_counter()
-    runner = Runner(cfg, run_dir=run_root / f"{algo}_seed{seed}")
+    runner = train_runner(cfg, run_dir=run_root / f"{algo}_seed{seed}")
     summary = runner.learn()
     wall = time.perf_counter() - t0
     solved = summary["stopped_by"] == "target"

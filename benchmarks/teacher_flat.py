@@ -40,7 +40,7 @@ def main() -> None:
 
     from anymal_ros.config import load_config
     from anymal_ros.config.rl import TrainConfig
-    from anymal_ros.rl.runner import Runner
+    from anymal_ros.rl.runner import train_runner
 
     overrides = [
         *([a.flat_override] if a.flat_override else []),
@@ -50,7 +50,7 @@ def main() -> None:
     ]
     cfg = load_config(TrainConfig, a.config, overrides)
     torch.set_num_threads(cfg.runner.torch_threads)
-    runner = Runner(cfg, run_dir=a.run_dir)
+    runner = train_runner(cfg, run_dir=a.run_dir)
     curve = []
     t0 = time.perf_counter()
     totals = {"sim": 0.0, "collect": 0.0, "learn": 0.0}

@@ -12,7 +12,7 @@ from anymal_ros.config import from_dict
 from anymal_ros.config.models import ActionHeadConfig
 from anymal_ros.config.rl import TrainConfig
 from anymal_ros.rl.device import HostToDevice, resolve_device
-from anymal_ros.rl.runner import Runner
+from anymal_ros.rl.runner import train_runner
 
 needs_no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
 
@@ -36,7 +36,7 @@ def test_cuda_without_a_gpu_fails_clearly(name):
 def test_a_trainer_asked_for_cuda_without_one_fails_before_building_anything(tmp_path):
     cfg = from_dict(TrainConfig, {"runner": {"device": "cuda", "log_dir": str(tmp_path)}})
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
-        Runner(cfg, tmp_path / "run")
+        train_runner(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -75,7 +75,7 @@ def _cartpole(tmp_path, name):
             "runner": {"seed": 1, "progress": False, "tensorboard": False},
         },
     )
-    return Runner(cfg, tmp_path / name)
+    return train_runner(cfg, tmp_path / name)
 
 
 def test_runner_trains_the_same_through_the_packed_copy(tmp_path):

@@ -23,7 +23,7 @@ from anymal_ros.models.checkpoint import load_checkpoint, save_checkpoint  # noq
 from anymal_ros.models.loading import teacher_from_checkpoint  # noqa: E402
 from anymal_ros.models.teacher import Teacher  # noqa: E402
 from anymal_ros.replay.store import EpisodeStore, quadruped_fields  # noqa: E402
-from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config  # noqa: E402
+from anymal_ros.rl.distill_runner import distill_runner, load_distill_config  # noqa: E402
 from anymal_ros.sim.env import QuadrupedVecEnv  # noqa: E402
 
 TINY_SIM = tiny_sim(episode_length_s=0.4)
@@ -136,7 +136,7 @@ def test_student_runs_with_the_action_settings_it_was_distilled_with(teacher_ckp
     cfg = load_distill_config(
         "config/distill.yaml", [*TINY_RUN, *_student_overrides(), "env.sim.actions.scale=0.35"]
     )
-    runner = DistillRunner(cfg, path, tmp_path / "run")
+    runner = distill_runner(cfg, path, tmp_path / "run")
     assert teacher_deploy.actions.scale != 0.35
     assert runner.deploy.actions.scale == 0.35
     assert runner.deploy.control_period == teacher_deploy.control_period
@@ -149,7 +149,7 @@ def test_distill_reduces_loss_in_the_simulator(teacher_ckpt, tmp_path):
         [*TINY_RUN, *_student_overrides(), "env.num_envs=4", "dagger.num_steps=20",
          "noise.curriculum_end=0", "runner.checkpoint_interval=0"],
     )  # fmt: skip
-    runner = DistillRunner(cfg, teacher_ckpt, tmp_path / "run")
+    runner = distill_runner(cfg, teacher_ckpt, tmp_path / "run")
     runner.learn(16)
     losses = [float(r["loss"]) for r in _rows(tmp_path / "run")]
     assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4]), losses

@@ -238,11 +238,11 @@ def test_torchrun_two_ranks_train_log_once_checkpoint_and_resume_exactly(tmp_pat
     # A checkpoint of two ranks does not resume in one process (its streams would not fit).
     from anymal_ros.config import load_config
     from anymal_ros.config.rl import TrainConfig
-    from anymal_ros.rl.runner import Runner
+    from anymal_ros.rl.runner import train_runner
 
     cfg = load_config(TrainConfig, str(tmp_path / "cfg.yaml"), [])
     with pytest.raises(CheckpointError, match="2 rank"):
-        Runner(cfg, tmp_path / "c", resume=tmp_path / "a" / "checkpoints" / "latest.pt")
+        train_runner(cfg, tmp_path / "c", resume=tmp_path / "a" / "checkpoints" / "latest.pt")
 
 
 def _rank_pids(pid: int) -> dict[int, int]:

@@ -188,7 +188,7 @@ def test_eval_noise_moves_the_sample_points_as_in_training():
         recorder = _Recorder(2, env.action_dim)
         run_cell(env, recorder, "offset", seed=5)
         clean = twin_env.reset()["extero"]
-        expected = HeightNoiseView(noise_config("offset"), twin_env, seed=5)(clean)
+        expected = HeightNoiseView(noise_config("offset"), 2, 5, twin_env.heights_at_offsets)(clean)
         np.testing.assert_array_equal(recorder.seen[0], expected)
         z_only = HeightNoise(noise_config("offset"), 2, seed=5)
         z_only.sample_xy_offsets()

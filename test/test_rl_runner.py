@@ -9,7 +9,10 @@ from anymal_ros.cli import main as cli_main
 from anymal_ros.config import from_dict
 from anymal_ros.config.rl import TrainConfig
 from anymal_ros.models.checkpoint import CheckpointError, load_checkpoint
-from anymal_ros.rl.runner import Runner
+from anymal_ros.rl import rank as rank_module
+from anymal_ros.rl import runner as runner_module
+from anymal_ros.rl.rank import join_run, train_env
+from anymal_ros.rl.runner import Runner, train_runner
 
 
 def _cfg(algorithm="ppo", **runner):
@@ -32,12 +35,12 @@ def _params(runner):
 @pytest.mark.parametrize("algorithm", ["ppo", "ppg"])
 def test_resume_continues_bit_exactly(tmp_path, algorithm):
     cfg = _cfg(algorithm, iterations=4, seed=7)
-    straight = Runner(cfg, run_dir=tmp_path / "a")
+    straight = train_runner(cfg, run_dir=tmp_path / "a")
     straight.learn(iterations=2)
     ckpt = straight.save(tmp_path / "a" / "mid.pt")
     straight.learn(iterations=2)  # crosses PPG's auxiliary phase (every 3 iterations)
 
-    resumed = Runner(cfg, run_dir=tmp_path / "b", resume=ckpt)
+    resumed = train_runner(cfg, run_dir=tmp_path / "b", resume=ckpt)
     assert resumed.iteration == 2
     resumed.learn(iterations=2)
     a, b = _params(straight), _params(resumed)
@@ -52,7 +55,7 @@ def test_resume_continues_bit_exactly(tmp_path, algorithm):
 
 
 def test_same_seed_same_run_different_seed_different_run(tmp_path):
-    runs = [Runner(_cfg(seed=s), run_dir=tmp_path / str(i)) for i, s in enumerate((1, 1, 2))]
+    runs = [train_runner(_cfg(seed=s), run_dir=tmp_path / str(i)) for i, s in enumerate((1, 1, 2))]
     for r in runs:
         r.learn(iterations=2)
     p = [_params(r) for r in runs]
@@ -60,8 +63,28 @@ def test_same_seed_same_run_different_seed_different_run(tmp_path):
     assert not all(torch.equal(p[0][k], p[2][k]) for k in p[0])
 
 
+
+def test_the_runner_drives_the_environment_it_is_handed(tmp_path, monkeypatch):
+    """The runner builds no environment of its own; when it cannot be built (a checkpoint of
+    another algorithm), the factory closes the environment it built for it."""
+    cfg = _cfg(seed=0)
+    rank = join_run(cfg.runner)
+    env = train_env(cfg, rank)
+    runner = Runner(cfg, rank, env, run_dir=tmp_path)
+    assert runner.env is env.learner and runner.sim is None  # Gymnasium: no simulator
+    runner.learn(iterations=1)
+    assert runner.env_steps == 32 * 4
+
+    built = []
+    monkeypatch.setattr(
+        runner_module, "train_env", lambda *a: built.append(rank_module.train_env(*a)) or built[-1]
+    )
+    with pytest.raises(CheckpointError, match="ppo"):
+        train_runner(_cfg("ppg"), tmp_path / "x", resume=tmp_path / "checkpoints" / "latest.pt")
+    assert len(built) == 1 and built[0].learner.vec.closed
+
 def test_normalizer_statistics_are_updated_and_checkpointed(tmp_path):
-    r = Runner(_cfg(seed=0), run_dir=tmp_path)
+    r = train_runner(_cfg(seed=0), run_dir=tmp_path)
     r.learn(iterations=2)
     assert r.policy.normalizer.count.item() == 2 * 32 * 4
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
@@ -70,10 +93,12 @@ def test_normalizer_statistics_are_updated_and_checkpointed(tmp_path):
 
 
 def test_resume_refuses_other_algorithm(tmp_path):
-    r = Runner(_cfg("ppo", seed=0), run_dir=tmp_path)
+    r = train_runner(_cfg("ppo", seed=0), run_dir=tmp_path)
     r.learn(iterations=1)
     with pytest.raises(CheckpointError, match="ppo"):
-        Runner(_cfg("ppg"), run_dir=tmp_path / "x", resume=tmp_path / "checkpoints" / "latest.pt")
+        train_runner(
+            _cfg("ppg"), run_dir=tmp_path / "x", resume=tmp_path / "checkpoints" / "latest.pt"
+        )
 
 
 @pytest.mark.slow
@@ -101,7 +126,7 @@ def test_ppo_improves_cartpole_return(tmp_path):
             },  # fmt: skip
         },
     )
-    r = Runner(cfg, run_dir=tmp_path)
+    r = train_runner(cfg, run_dir=tmp_path)
     summary = r.learn()
     first = _first_mean_return(tmp_path / "metrics.csv")
     assert first < 35
@@ -147,7 +172,7 @@ def test_sigint_saves_a_checkpoint_and_stops(tmp_path):
     import os
     import signal
 
-    r = Runner(_cfg(seed=0, iterations=50), run_dir=tmp_path)
+    r = train_runner(_cfg(seed=0, iterations=50), run_dir=tmp_path)
     original = r.train_iteration
 
     def iteration_then_ctrl_c():
@@ -194,7 +219,7 @@ def test_quadruped_teacher_checkpoint_exports_with_the_simulators_contract(tmp_p
             "runner": {"progress": False, "tensorboard": False, "checkpoint_interval": 1},
         },
     )
-    Runner(cfg, run_dir=tmp_path).learn(iterations=1)
+    train_runner(cfg, run_dir=tmp_path).learn(iterations=1)
     ckpt_path = tmp_path / "checkpoints" / "latest.pt"
     ckpt = load_checkpoint(ckpt_path)
     teacher = teacher_from_checkpoint(ckpt, ckpt_path)
@@ -235,9 +260,9 @@ def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_proces
             },  # fmt: skip
         )
 
-    runner = Runner(cfg(2), run_dir=tmp_path)
+    runner = train_runner(cfg(2), run_dir=tmp_path)
     try:
-        runner.env.env.set_terrain_levels([1, 0, 1, 0])
+        runner.sim.set_terrain_levels([1, 0, 1, 0])
         runner.learn(iterations=1)
     finally:
         runner.env.close()
@@ -248,13 +273,13 @@ def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_proces
     assert not math.isnan(columns["reward/lin_vel_tracking"][0])
     assert 0.0 <= columns["terrain_level"][0] <= 1.0
 
-    resumed = Runner(cfg(1), run_dir=tmp_path, resume=tmp_path / "checkpoints" / "latest.pt")
-    assert resumed.env.env.terrain_levels().tolist() == [1, 0, 1, 0]
+    resumed = train_runner(cfg(1), run_dir=tmp_path, resume=tmp_path / "checkpoints" / "latest.pt")
+    assert resumed.sim.terrain_levels().tolist() == [1, 0, 1, 0]
 
 
 def test_latest_checkpoint_names_the_newest_periodic_one_during_a_run(tmp_path):
     """A user (or `make policy` after a crash) takes latest.pt while training still runs."""
-    runner = Runner(_cfg(checkpoint_interval=1), run_dir=tmp_path)
+    runner = train_runner(_cfg(checkpoint_interval=1), run_dir=tmp_path)
     seen = []
 
     def check(stats):

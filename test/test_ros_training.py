@@ -35,7 +35,7 @@ from anymal_ros.models.checkpoint import load_checkpoint  # noqa: E402
 from anymal_ros.models.loading import teacher_from_checkpoint  # noqa: E402
 from anymal_ros.nodes.sim_node import SimNode  # noqa: E402
 from anymal_ros.nodes.train_node import TrainNode  # noqa: E402
-from anymal_ros.rl.runner import Runner  # noqa: E402
+from anymal_ros.rl.runner import train_runner  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -198,7 +198,7 @@ def test_bridge_asks_again_when_a_reset_reply_is_lost(sim_type):
 
 def test_ppo_through_the_bridge_writes_a_checkpoint_and_evaluates(sim, tmp_path):
     cfg = load_config(TrainConfig, REPO / "config/teacher_ros.yaml", TINY)
-    runner = Runner(cfg, run_dir=tmp_path / "run")
+    runner = train_runner(cfg, run_dir=tmp_path / "run")
     try:
         summary = runner.learn()
     finally:

@@ -92,7 +92,7 @@ def test_height_noise_view_uses_the_shifted_lookup():
     env.reset()
     _add_step(env, margin=0.2)
     clean = env.heights_at_offsets(np.zeros((2, 4, 52, 2)))
-    view = HeightNoiseView(_xy_only_noise(), env, seed=3)
+    view = HeightNoiseView(_xy_only_noise(), 2, 3, env.heights_at_offsets)
     assert view.shifts_xy
     twin = HeightNoise(_xy_only_noise(), 2, seed=3)
     expected = env.heights_at_offsets(twin.sample_xy_offsets())

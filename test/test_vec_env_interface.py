@@ -9,7 +9,7 @@ import torch
 from test_sim_env import QUIET, make_cfg
 
 from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
-from anymal_ros.sim.interface import ShiftedHeights, TerrainCurriculum, VecEnv
+from anymal_ros.sim.interface import RandomStream, ShiftedHeights, TerrainCurriculum, VecEnv
 
 
 def _learner_view_steps(sim: VecEnv) -> None:
@@ -32,6 +32,7 @@ def test_the_mujoco_env_implements_every_part():
     sim = QuadrupedVecEnv(make_cfg(QUIET), 2, seed=0)
     assert isinstance(sim, VecEnv)
     assert isinstance(sim, TerrainCurriculum) and isinstance(sim, ShiftedHeights)
+    assert isinstance(sim, RandomStream)  # its generator is saved for --resume
     _learner_view_steps(sim)
     sim.close()
 
@@ -43,6 +44,7 @@ def test_the_multiprocess_env_implements_every_part():
     try:
         assert isinstance(sim, VecEnv)
         assert isinstance(sim, TerrainCurriculum) and isinstance(sim, ShiftedHeights)
+        assert not isinstance(sim, RandomStream)  # each worker draws from its own generator
         _learner_view_steps(sim)
     finally:
         sim.close()
@@ -58,6 +60,7 @@ def test_the_ros_topic_bridge_is_a_vec_env_without_terrain_access():
         assert isinstance(sim, VecEnv)
         # Its robots live elsewhere: no levels to set, no terrain to sample at moved points.
         assert not isinstance(sim, TerrainCurriculum) and not isinstance(sim, ShiftedHeights)
+        assert isinstance(sim, RandomStream)  # commands are drawn here
         view = TorchVecEnv(sim)
         assert isinstance(view, LearnerEnv) and isinstance(view, Resumable)
         assert view.obs_shapes == {k: tuple(v) for k, v in sim.observation_shapes.items()}
@@ -81,10 +84,11 @@ def test_the_gymnasium_adapter_is_a_resumable_learner_env():
 _TYPED_CHECK = """
 from anymal_ros.bridges.gymnasium import GymnasiumVecEnv
 from anymal_ros.bridges.ros_topics import RosTopicVecEnv
+from anymal_ros.obs.height_noise import HeightLookup
 from anymal_ros.rl.distill_sources import DAggerSource, DistillSource, EpisodeStoreSource
 from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
 from anymal_ros.sim.env import QuadrupedVecEnv
-from anymal_ros.sim.interface import ShiftedHeights, TerrainCurriculum, VecEnv
+from anymal_ros.sim.interface import RandomStream, ShiftedHeights, TerrainCurriculum, VecEnv
 from anymal_ros.sim.multiproc import MultiProcessVecEnv
 
 
@@ -92,19 +96,24 @@ def sources(online: DAggerSource, offline: EpisodeStoreSource) -> list[DistillSo
     return [online, offline]
 
 
+def lookups(s: ShiftedHeights) -> HeightLookup:
+    return s.heights_at_offsets
+
+
 def check(
     a: QuadrupedVecEnv, b: MultiProcessVecEnv, c: RosTopicVecEnv, t: TorchVecEnv,
     g: GymnasiumVecEnv,
-) -> tuple[list[VecEnv], list[TerrainCurriculum], list[ShiftedHeights], list[LearnerEnv],
-           list[Resumable]]:
-    return [a, b, c], [a, b], [a, b], [t, g], [t, g]
+) -> tuple[list[VecEnv], list[TerrainCurriculum], list[ShiftedHeights], list[RandomStream],
+           list[LearnerEnv], list[Resumable]]:
+    return [a, b, c], [a, b], [a, b], [a, c], [t, g], [t, g]
 """
 
 
 @pytest.mark.slow
 def test_a_type_checker_agrees_with_the_signatures(tmp_path, monkeypatch):
     """isinstance sees only the names; mypy also checks the members' types and signatures
-    (and that both distillation data sources are a DistillSource)."""
+    (and that both distillation data sources are a DistillSource, and that a simulator's
+    shifted-height look-up is what the height-noise view takes)."""
     api = pytest.importorskip("mypy.api", reason="mypy is not installed (pip install mypy)")
     from pathlib import Path
 

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from anymal_ros.config import ConfigError
-    from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config
+    from anymal_ros.rl.distill_runner import distill_runner, load_distill_config
 
     try:
         cfg = load_distill_config(args.config, args.overrides)
@@ -44,4 +44,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"config error: {err}")
         return 2
     run_dir = resume_run_dir(args.run_dir, args.resume)
-    return learn_and_report(DistillRunner(cfg, args.teacher, run_dir, args.resume, args.from_store))
+    runner = distill_runner(cfg, args.teacher, run_dir, args.resume, args.from_store)
+    return learn_and_report(runner)

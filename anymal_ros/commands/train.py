@@ -56,7 +56,7 @@ def _overrides_after_algorithm(tokens: list[str]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from anymal_ros.config import ConfigError, load_config
     from anymal_ros.config.rl import TrainConfig
-    from anymal_ros.rl.runner import Runner
+    from anymal_ros.rl.runner import train_runner
 
     try:
         cfg = load_config(
@@ -66,4 +66,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"config error: {err}")
         return 2
     run_dir = resume_run_dir(args.run_dir, args.resume)
-    return learn_and_report(Runner(cfg, run_dir=run_dir, resume=args.resume))
+    return learn_and_report(train_runner(cfg, run_dir, args.resume))

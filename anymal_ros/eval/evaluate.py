@@ -153,7 +153,11 @@ def run_cell(
     obs = env.reset()
     policy.reset(np.arange(n))
     noise_cfg = noise_config(noise_mode)
-    noise = HeightNoiseView(noise_cfg, env, seed=seed) if noise_cfg is not None else None
+    noise = (
+        HeightNoiseView(noise_cfg, n, seed, env.heights_at_offsets)
+        if noise_cfg is not None
+        else None
+    )
     active = np.ones(n, dtype=bool)
     meter = BeliefMeter() if getattr(policy, "has_belief", False) else None
     snapshot = None

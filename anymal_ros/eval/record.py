@@ -23,6 +23,7 @@ from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.eval.policies import BatchPolicy, explore
 from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.replay.store import EpisodeStore
+from anymal_ros.sim.interface import ShiftedHeights
 
 
 def epsilon_at(episodes_done: int, total: int, start: float, end: float) -> float:
@@ -54,7 +55,10 @@ def record_episodes(
     if teacher is None and policy.kind == "teacher":
         teacher = policy  # a teacher (memoryless) labels its own states
     rng = np.random.default_rng(seed)
-    height_noise = HeightNoiseView(noise, env, seed=seed + 1) if noise is not None else None
+    height_noise = None
+    if noise is not None:
+        lookup = env.heights_at_offsets if isinstance(env, ShiftedHeights) else None
+        height_noise = HeightNoiseView(noise, n, seed + 1, lookup)
     writer = store.vec_writer(n)
     obs = env.reset()
     policy.reset(np.arange(n))

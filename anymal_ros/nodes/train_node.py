@@ -31,7 +31,7 @@ import math
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
@@ -44,6 +44,10 @@ from std_srvs.srv import Trigger
 
 from anymal_ros.nodes.diagnostics import ERROR, OK, WARN
 from anymal_ros.nodes.process import node_process
+
+if TYPE_CHECKING:
+    from anymal_ros.rl.distill_runner import DistillRunner
+    from anymal_ros.rl.runner import Runner
 
 ALGORITHMS = ("ppo", "ppg", "distill")
 
@@ -85,7 +89,7 @@ class TrainNode(Node):
         self.error = ""
         self.progress: dict[str, Any] = {}
         self.summary: dict[str, Any] | None = None
-        self.runner: Any = None
+        self.runner: Runner | DistillRunner | None = None
         self._save_request = threading.Event()
         self._saved = threading.Event()
         self._saved_path = ""
@@ -117,7 +121,7 @@ class TrainNode(Node):
 
     # --- the worker -------------------------------------------------------------------------
 
-    def make_runner(self) -> Any:
+    def make_runner(self) -> Runner | DistillRunner:
         """The runner the parameters describe (config errors name the bad key)."""
         overrides = [o for o in (self.p("overrides") or []) if o]
         if int(self.p("iterations")) > 0:
@@ -126,18 +130,18 @@ class TrainNode(Node):
         run_dir = self.p("run_dir") or None
         resume = self.p("resume") or None
         if self.algorithm == "distill":
-            from anymal_ros.rl.distill_runner import DistillRunner, load_distill_config
+            from anymal_ros.rl.distill_runner import distill_runner, load_distill_config
 
             teacher = self.p("teacher_checkpoint")
             if not teacher:
                 raise ValueError("algorithm 'distill' needs the teacher_checkpoint parameter")
-            return DistillRunner(load_distill_config(config, overrides), teacher, run_dir, resume)
+            return distill_runner(load_distill_config(config, overrides), teacher, run_dir, resume)
         from anymal_ros.config import load_config
         from anymal_ros.config.rl import TrainConfig
-        from anymal_ros.rl.runner import Runner
+        from anymal_ros.rl.runner import train_runner
 
         cfg = load_config(TrainConfig, config, [*overrides, f"algorithm={self.algorithm}"])
-        return Runner(cfg, run_dir=run_dir, resume=resume)
+        return train_runner(cfg, run_dir, resume)
 
     def _train(self) -> None:
         log = self.get_logger()
@@ -157,14 +161,14 @@ class TrainNode(Node):
             log.error(f"training failed: {self.error}")
             self.state = "failed"
         finally:
-            env = getattr(self.runner, "env", None)
-            if env is not None and hasattr(env, "close"):
-                env.close()
+            if self.runner is not None and self.runner.env is not None:
+                self.runner.env.close()  # simulator workers, the ROS bridge's node
             self._saved.set()  # nobody waits forever on a save that cannot happen
             self.publish_diagnostics()
 
     def _on_iteration(self, stats: dict[str, Any]) -> None:
         runner = self.runner
+        assert runner is not None  # runner.learn calls this
         target = int(runner.cfg.runner.iterations)
         done_here = runner.iteration - self._first_iteration
         per_iteration = (time.monotonic() - self._learn_start) / max(done_here, 1)

@@ -20,6 +20,7 @@ node must also write into cells its elevation map does not cover.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,10 @@ import numpy as np
 from anymal_ros.config.noise import MODE_NAMES, HeightNoiseConfig, NoiseLevels
 
 NOMINAL, OFFSET, NOISY = 0, 1, 2
+
+#: Heights of the current state at moved sample points, ``xy [N, 4, 52, 2]`` -> ``[N, 4, 52]``:
+#: a simulator's ``heights_at_offsets`` (``anymal_ros.sim.interface.ShiftedHeights``).
+HeightLookup = Callable[[np.ndarray], np.ndarray]
 
 # Column order of the per-mode level table: NoiseLevels' fields.
 _LEVEL_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(NoiseLevels))
@@ -238,21 +243,31 @@ class HeightNoise:
 class HeightNoiseView:
     """The student's view of an environment's heights: both halves of a noisy step.
 
-    Shifts every sample point by this step's x/y noise through the environment's terrain
-    look-up (``env.heights_at_offsets``, when it has one; otherwise the clean heights stand in),
-    then applies the z noise. Training (DAgger), evaluation and recording all use it, so a
-    policy is scored under the same noise it was trained with.
+    Shifts every sample point by this step's x/y noise through ``shifted_heights``, the
+    simulator's terrain look-up (None where no terrain can be looked up: the clean heights
+    stand in), then applies the z noise. Training (DAgger), evaluation and recording all use
+    it, so a policy is scored under the same noise it was trained with.
     """
 
-    def __init__(self, cfg: HeightNoiseConfig, env: Any, seed: int) -> None:
-        self.env = env
-        self.model = HeightNoise(cfg, env.num_envs, seed=seed)
-        self.shifts_xy = hasattr(env, "heights_at_offsets")
+    def __init__(
+        self,
+        cfg: HeightNoiseConfig,
+        num_envs: int,
+        seed: int,
+        shifted_heights: HeightLookup | None,
+    ) -> None:
+        self.model = HeightNoise(cfg, num_envs, seed=seed)
+        self.shifted_heights = shifted_heights
+
+    @property
+    def shifts_xy(self) -> bool:
+        """Whether the x/y noise moves the sample points (else only the z noise applies)."""
+        return self.shifted_heights is not None
 
     def __call__(self, clean: Any) -> np.ndarray:
         """``clean [N, 4, 52]`` -> noisy ``[N, 4, 52]`` float32 (draws this step's noise)."""
         xy = self.model.sample_xy_offsets()
-        heights = self.env.heights_at_offsets(xy) if self.shifts_xy else clean
+        heights = clean if self.shifted_heights is None else self.shifted_heights(xy)
         return self.model.apply_z(np.asarray(heights))  # a CPU tensor converts too
 
     def reset(self, env_ids: np.ndarray) -> None:

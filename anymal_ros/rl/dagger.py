@@ -14,8 +14,9 @@ auto-reset); numpy or torch outputs are both accepted.
 
 Height noise in x/y moves *where* heights are sampled. If the environment offers
 ``heights_at_offsets(xy [N, 4, 52, 2]) -> [N, 4, 52]`` (heights of the current state at the
-shifted sample points), it is used; otherwise only the z part of the noise model (offsets,
-outliers, missing points) is applied to the clean heights.
+shifted sample points: :class:`anymal_ros.sim.interface.ShiftedHeights`), it is used;
+otherwise only the z part of the noise model (offsets, outliers, missing points) is applied to
+the clean heights.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.rl.device import HostToDevice
 from anymal_ros.rl.distill_storage import DistillRollout
+from anymal_ros.sim.interface import ShiftedHeights
 
 
 def as_numpy(x: Any) -> np.ndarray:
@@ -99,7 +101,8 @@ class DAggerCollector:
         self.cfg = dagger
         self.device = torch.device(device)
         self.num_envs = env.num_envs
-        self.noise = HeightNoiseView(noise_cfg, env, seed)
+        lookup = env.heights_at_offsets if isinstance(env, ShiftedHeights) else None
+        self.noise = HeightNoiseView(noise_cfg, self.num_envs, seed, lookup)
         self.rng = np.random.default_rng(seed + 7919)
         # Observations stay on the host until the step that uses them: the height noise is
         # drawn there, and observations and noisy heights then travel to a GPU in one copy.

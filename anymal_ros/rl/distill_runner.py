@@ -1,10 +1,12 @@
 """Distillation loop: DAgger rollouts (or recorded episodes), student updates, logs,
 checkpoints and resume -- the student counterpart of ``anymal_ros.rl.runner``.
 
-``DistillRunner(cfg, teacher_checkpoint, run_dir).learn()`` trains ``runner.iterations``
-iterations. Each iteration sets the height-noise curriculum factor and the DAgger ``beta``
-for that iteration, collects ``dagger.num_steps`` steps of every environment (or samples
-recorded episodes with ``store=``), and updates the student: the two data sources are
+``distill_runner(cfg, teacher_checkpoint, run_dir).learn()`` trains ``runner.iterations``
+iterations: :func:`distill_runner` loads the teacher, builds this process's robots in the
+teacher's simulator (``anymal_ros.rl.rank``) and hands both to the :class:`DistillRunner`.
+Each iteration sets the height-noise curriculum factor and the DAgger ``beta`` for that
+iteration, collects ``dagger.num_steps`` steps of every environment (or samples recorded
+episodes with ``store=``), and updates the student: the two data sources are
 :mod:`anymal_ros.rl.distill_sources`. Progress bar with rate and
 ETA, ``metrics.csv`` (+ TensorBoard) and the learning-curve PNG come from
 ``anymal_ros.rl.logger`` (shared with the teacher trainer); checkpoints are written every
@@ -12,7 +14,8 @@ ETA, ``metrics.csv`` (+ TensorBoard) and the learning-curve PNG come from
 
 Checkpoints hold ``models["student"]`` and config sections ``student``, ``deploy`` (what
 ``anymal-ros export`` reads), ``sim`` (what ``anymal-ros eval`` reads), ``teacher`` and
-``distill``. Resuming restores the student, optimiser, counters, the learner's and the
+``distill`` (the ``sim`` section holds every simulator setting, as the teacher's does).
+Resuming restores the student, optimiser, counters, the learner's and the
 global RNG states; environments start fresh episodes (the simulator's state is not saved).
 
 Under ``torchrun`` each rank runs DAgger on its share of ``env.num_envs`` (a total) with its
@@ -24,13 +27,11 @@ noise schedules follow the shared iteration count, so every rank is in step (see
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import torch
 
 from anymal_ros.config import deep_merge, from_dict, to_dict
 from anymal_ros.config.deploy import DeployConfig
@@ -46,14 +47,14 @@ from anymal_ros.models.checkpoint import (
 from anymal_ros.models.loading import teacher_from_checkpoint
 from anymal_ros.models.student import Student, init_student_from_teacher
 from anymal_ros.models.teacher import Teacher
-from anymal_ros.rl.device import resolve_device
 from anymal_ros.rl.distill import LOSS_STATS, Distiller
 from anymal_ros.rl.distill_sources import DAggerSource, DistillSource, EpisodeStoreSource
-from anymal_ros.rl.distributed import Distributed, init_distributed
 from anymal_ros.rl.loop import TrainingLoop
+from anymal_ros.rl.rank import Rank, dagger_env, join_run
 
 if TYPE_CHECKING:
     from anymal_ros.config.sim import SimConfig
+    from anymal_ros.sim.interface import VecEnv
 
 STAT_COLUMNS: tuple[str, ...] = (
     *LOSS_STATS,
@@ -82,30 +83,35 @@ class DistillRunner(TrainingLoop):
     def __init__(
         self,
         cfg: DistillConfig,
-        teacher_checkpoint: str | Path,
+        rank: Rank,
+        teacher: TeacherCheckpoint,
+        sim: SimConfig,
+        env: VecEnv | None = None,
         run_dir: str | Path | None = None,
         resume: str | Path | None = None,
         store: str | Path | None = None,
     ) -> None:
-        self.cfg = cfg
-        rc = cfg.runner
-        torch.set_num_threads(rc.torch_threads)
-        self.device = resolve_device(rc.device)
-        self.dist: Distributed = init_distributed(self.device)
-        d = self.dist
-        if store is not None and d.active:
+        """Distil ``teacher`` into a student as process ``rank``: DAgger on ``env`` (that
+        rank's share of the robots, simulated with ``sim``), or offline from the episode
+        ``store`` (then ``env`` is None and ``sim`` is what the student is meant to run in).
+        :func:`distill_runner` builds all of them from a config and a checkpoint path."""
+        if (env is None) == (store is None):
+            raise ValueError("distillation learns from a simulator (env) or a store, one of them")
+        if store is not None and rank.dist.active:
             raise ValueError(
                 "offline distillation (--from-store) runs in one process; start it without "
                 "torchrun (or with --nproc-per-node 1)"
             )
-        self.num_envs = d.share(cfg.env.num_envs, "env.num_envs")
-        self.seed = d.rank_seed(rc.seed)
-        self.teacher_checkpoint = str(teacher_checkpoint)
-        t_ckpt = load_checkpoint(teacher_checkpoint)
-        self.teacher: Teacher = teacher_from_checkpoint(t_ckpt, teacher_checkpoint).to(self.device)
+        self.cfg = cfg
+        self.device, self.dist, self.seed = rank.device, rank.dist, rank.seed
+        d = self.dist
+        self.teacher_checkpoint = teacher.path
+        self.teacher: Teacher = teacher.teacher.to(self.device)
         self.teacher.eval().requires_grad_(False)
         self.student_cfg = student_config_for(self.teacher.cfg, cfg.student)
-        self.sim_dict = deep_merge(_teacher_sim(t_ckpt), cfg.env.sim)
+        #: The distillation simulator's settings: the teacher's with ``env.sim`` merged in.
+        self.sim = sim
+        self.env = env
         self.deploy = self._deploy_config()
         checkpoint = load_checkpoint(resume) if resume is not None else None
 
@@ -116,15 +122,12 @@ class DistillRunner(TrainingLoop):
             self.distiller = Distiller(self.student, cfg.loss, seed=self.seed, dist=d)
 
             self.source: DistillSource
-            if store is None:
-                from anymal_ros.sim.multiproc import make_quadruped_env
-
-                workers = d.worker_share(cfg.env.num_workers)
-                env = make_quadruped_env(self.sim, self.num_envs, self.seed, workers)
+            if env is not None:
                 self.source = DAggerSource(
                     cfg, env, self.student, self.teacher, self.seed, self.device, d.world_size
                 )
             else:
+                assert store is not None
                 self.source = EpisodeStoreSource(cfg, store, self.student, self.device)
             self.iteration = 0
             self.samples = 0  # labelled steps learned from
@@ -135,13 +138,6 @@ class DistillRunner(TrainingLoop):
             )
             if checkpoint is not None:
                 self._restore(checkpoint, resume)
-
-    @functools.cached_property
-    def sim(self) -> SimConfig:
-        """The distillation simulator's settings: the teacher's with ``env.sim`` merged in."""
-        from anymal_ros.config.sim import SimConfig
-
-        return from_dict(SimConfig, self.sim_dict, "sim")
 
     def _deploy_config(self) -> DeployConfig:
         """How the robot must run the student: the config's ``deploy`` section, else the
@@ -234,7 +230,7 @@ class DistillRunner(TrainingLoop):
             config={
                 "student": to_dict(self.student_cfg),
                 "deploy": to_dict(self.deploy),
-                "sim": self.sim_dict,
+                "sim": to_dict(self.sim),
                 "teacher": to_dict(self.teacher.cfg),
                 "distill": to_dict(self.cfg),
             },
@@ -275,6 +271,45 @@ class DistillRunner(TrainingLoop):
         self.samples = int(c["samples"])
         self.wall_time = float(c["wall_time"])
         restore_rng_state(own["rng"])
+
+
+@dataclass(frozen=True)
+class TeacherCheckpoint:
+    """The teacher a student learns from, as its checkpoint (``anymal-ros train``) gives it."""
+
+    path: str
+    teacher: Teacher
+    sim: dict[str, Any]  # the simulator settings it trained with (a SimConfig mapping)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TeacherCheckpoint:
+        ckpt = load_checkpoint(path)
+        return cls(str(path), teacher_from_checkpoint(ckpt, path), _teacher_sim(ckpt))
+
+
+def distill_runner(
+    cfg: DistillConfig,
+    teacher_checkpoint: str | Path,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    store: str | Path | None = None,
+) -> DistillRunner:
+    """A :class:`DistillRunner` with what it learns from built: the teacher of
+    ``teacher_checkpoint``, and this process's share of the robots in the teacher's simulator
+    with ``env.sim`` merged in (``anymal_ros.rl.rank``), or, with ``store``, the recorded
+    episodes instead."""
+    from anymal_ros.config.sim import SimConfig
+
+    rank = join_run(cfg.runner)
+    teacher = TeacherCheckpoint.load(teacher_checkpoint)
+    sim = from_dict(SimConfig, deep_merge(teacher.sim, cfg.env.sim), "sim")
+    env = dagger_env(sim, cfg.env, rank) if store is None else None
+    try:
+        return DistillRunner(cfg, rank, teacher, sim, env, run_dir, resume, store)
+    except BaseException:
+        if env is not None:
+            env.close()
+        raise
 
 
 def _teacher_sim(ckpt: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,10 +38,11 @@ class TrainingLoop:
     """Base of the trainers. A subclass sets ``cfg`` (whose ``runner`` section is a
     :class:`anymal_ros.config.rl.LoopConfig`), ``run_dir`` and ``iteration``, and provides
     :meth:`train_iteration`, :meth:`save`, :meth:`_rank_state` and the progress-bar hooks;
-    a data-parallel trainer sets ``dist``."""
+    ``dist`` and ``device`` come from its :class:`anymal_ros.rl.rank.Rank`."""
 
     STAT_COLUMNS: tuple[str, ...] = ()
     dist: Distributed = SINGLE
+    device: torch.device = torch.device("cpu")
     cfg: Any
     run_dir: Path
     iteration: int
@@ -133,7 +134,7 @@ class TrainingLoop:
         d, env = self.dist, self.cfg.env
         return (
             f"data-parallel run: {d.world_size} ranks ({d.backend}), learner on "
-            f"{getattr(self, 'device', 'cpu')}; env.num_envs {env.num_envs} in total = "
+            f"{self.device}; env.num_envs {env.num_envs} in total = "
             f"{env.num_envs // d.world_size} per rank; {d.worker_share(env.num_workers)} "
             f"simulator worker process(es) per rank; rank r seeds with runner.seed + r * "
             f"{RANK_SEED_STRIDE}; rank 0 logs and checkpoints"

@@ -1,11 +1,16 @@
 """On-policy training loop: rollouts, PPO/PPG updates, logs, checkpoints and exact resume.
 
-``Runner(cfg, run_dir).learn()`` trains until ``runner.iterations`` (or an env-step / return
-target), shows a progress bar with env steps/s and ETA, writes ``metrics.csv`` (+ TensorBoard),
-checkpoints every ``checkpoint_interval`` iterations and when interrupted (SIGINT/SIGTERM), and
-plots the learning curves at the end. ``Runner(cfg, run_dir, resume=path)`` continues a run:
-weights, normalisers, optimisers, learning rate, PPG buffers, counters, RNG states (torch,
-numpy, python, environment seeds) and the environment state where the environment can save it.
+``train_runner(cfg, run_dir).learn()`` trains until ``runner.iterations`` (or an env-step /
+return target), shows a progress bar with env steps/s and ETA, writes ``metrics.csv`` (+
+TensorBoard), checkpoints every ``checkpoint_interval`` iterations and when interrupted
+(SIGINT/SIGTERM), and plots the learning curves at the end. ``train_runner(cfg, run_dir,
+resume=path)`` continues a run: weights, normalisers, optimisers, learning rate, PPG buffers,
+counters, RNG states (torch, numpy, python, environment seeds) and the environment state where
+the environment can save it.
+
+:func:`train_runner` builds this process's environments (``anymal_ros.rl.rank``) and hands
+them to the :class:`Runner`, which drives them: the learner's view (``runner.env``) and the
+quadruped simulator behind it (``runner.sim``, None for Gymnasium).
 
 Under ``torchrun`` each rank runs a ``Runner`` over its share of ``env.num_envs`` (a total;
 see ``anymal_ros.rl.distributed``); rank 0 logs and checkpoints, and a checkpoint keeps every
@@ -37,13 +42,13 @@ from anymal_ros.models.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from anymal_ros.rl.device import HostToDevice, resolve_device
-from anymal_ros.rl.distributed import Distributed, init_distributed
+from anymal_ros.rl.device import HostToDevice
 from anymal_ros.rl.loop import TrainingLoop
 from anymal_ros.rl.ppg import PPG
 from anymal_ros.rl.ppo import PPO
+from anymal_ros.rl.rank import Rank, TrainEnv, join_run, train_env
 from anymal_ros.rl.storage import RolloutStorage
-from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
+from anymal_ros.rl.vec_env import LearnerEnv, Resumable
 from anymal_ros.sim.interface import TerrainCurriculum, VecEnv
 
 STAT_COLUMNS = (
@@ -58,26 +63,6 @@ STAT_COLUMNS = (
     "aux_clone_kl",
     "aux_critic_loss",
 )
-
-
-def make_env(cfg: TrainConfig, seed: int) -> LearnerEnv:
-    """The vector environment named by ``cfg.env`` (Gymnasium id, the MuJoCo quadruped, or
-    robots over ROS topics), with its tensors on the CPU (the runner moves them to the
-    learner)."""
-    if cfg.env.kind == "gymnasium":
-        from anymal_ros.bridges.gymnasium import GymnasiumVecEnv
-
-        return GymnasiumVecEnv(cfg.env.id, cfg.env.num_envs, seed, cfg.env.kwargs)
-    if cfg.env.kind == "ros":
-        from anymal_ros.bridges.ros_topics import RosTopicVecEnv
-
-        return TorchVecEnv(RosTopicVecEnv(cfg.env.sim, cfg.env.ros, cfg.env.num_envs, seed))
-    try:
-        from anymal_ros.sim.multiproc import make_quadruped_env
-    except ImportError as err:
-        raise RuntimeError(f"env.kind 'quadruped' needs anymal_ros.sim ({err})") from err
-    env = make_quadruped_env(cfg.env.sim, cfg.env.num_envs, seed, cfg.env.num_workers)
-    return TorchVecEnv(env)
 
 
 def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
@@ -127,14 +112,16 @@ class Runner(TrainingLoop):
     def __init__(
         self,
         cfg: TrainConfig,
+        rank: Rank,
+        env: TrainEnv,
         run_dir: str | Path | None = None,
         resume: str | Path | None = None,
     ) -> None:
+        """Train ``cfg`` as process ``rank`` on ``env``, that rank's share of the robots (see
+        :func:`train_runner`, which builds both); ``resume``: a checkpoint to continue."""
         self.cfg = cfg
         rc = cfg.runner
-        torch.set_num_threads(rc.torch_threads)
-        self.device = resolve_device(rc.device)
-        self.dist: Distributed = init_distributed(self.device)
+        self.device, self.dist, self.seed = rank.device, rank.dist, rank.seed
         d = self.dist
         checkpoint = load_checkpoint(resume) if resume is not None else None
         if checkpoint is not None:
@@ -143,22 +130,17 @@ class Runner(TrainingLoop):
                 raise CheckpointError(
                     f"{resume}: checkpoint was trained with {saved_algo!r}, not {cfg.algorithm!r}"
                 )
-        # This rank's robots and simulator workers: env.num_envs / num_workers are totals.
-        self.num_envs = d.share(cfg.env.num_envs, "env.num_envs")
-        rank_env = dataclasses.replace(
-            cfg.env, num_envs=self.num_envs, num_workers=d.worker_share(cfg.env.num_workers)
-        )
+        self.env: LearnerEnv = env.learner
+        #: The quadruped simulator behind the learner's view; None for Gymnasium.
+        self.sim: VecEnv | None = env.sim
+        self.num_envs = self.env.num_envs  # this rank's robots
         ppg_cfg = cfg.ppg
         if ppg_cfg.aux_minibatch_size is not None:  # a total too
             ppg_cfg = dataclasses.replace(
                 ppg_cfg, aux_minibatch_size=max(1, ppg_cfg.aux_minibatch_size // d.world_size)
             )
-        self.seed = d.rank_seed(rc.seed)
         self._to_learner = HostToDevice(self.device) if self.device.type != "cpu" else None
         with self._own_random_stream(self.seed):
-            self.env = make_env(dataclasses.replace(cfg, env=rank_env), self.seed)
-            #: The quadruped simulator behind the learner's view; None for Gymnasium.
-            self.sim: VecEnv | None = self.env.env if isinstance(self.env, TorchVecEnv) else None
             self.policy = make_policy(cfg, self.env).to(self.device)
             d.broadcast_module(self.policy)  # every rank starts from rank 0's weights
             if cfg.algorithm == "ppo":
@@ -447,5 +429,16 @@ class Runner(TrainingLoop):
             self.episode_start = torch.ones_like(self.episode_start)
 
 
-def config_with_algorithm(cfg: TrainConfig, algorithm: str) -> TrainConfig:
-    return dataclasses.replace(cfg, algorithm=algorithm)
+def train_runner(
+    cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Path | None = None
+) -> Runner:
+    """A :class:`Runner` for ``cfg`` on this process's share of the environments, which this
+    builds (``anymal_ros.rl.rank``); ``resume``: a checkpoint to continue from."""
+    rank = join_run(cfg.runner)
+    env = train_env(cfg, rank)
+    try:
+        return Runner(cfg, rank, env, run_dir, resume)
+    except BaseException:
+        env.close()  # e.g. a checkpoint of another algorithm: no simulator workers left behind
+        raise
+

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from anymal_ros.models.checkpoint import generator_state, set_generator_state
-from anymal_ros.sim.interface import TerrainCurriculum, VecEnv
+from anymal_ros.sim.interface import RandomStream, TerrainCurriculum, VecEnv
 
 #: ``(obs, reward [N], terminated [N] bool, truncated [N] bool, info)``; ``info`` holds
 #: ``final_obs`` (obs dict), ``episode_return [N]``, ``episode_length [N]`` int64 and, from a
@@ -114,14 +114,14 @@ class TorchVecEnv:
         state: dict[str, Any] = {"num_envs": self.num_envs, "envs": None}
         if isinstance(self.env, TerrainCurriculum):
             state["levels"] = torch.from_numpy(np.asarray(self.env.terrain_levels()))
-        if isinstance(getattr(self.env, "rng", None), np.random.Generator):
+        if isinstance(self.env, RandomStream):
             state["rng"] = generator_state(self.env.rng)
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
         if state.get("num_envs") != self.num_envs:
             raise ValueError(f"env state is for {state.get('num_envs')} envs, not {self.num_envs}")
-        if "rng" in state and isinstance(getattr(self.env, "rng", None), np.random.Generator):
+        if "rng" in state and isinstance(self.env, RandomStream):
             # Absent when the run continues with simulator workers (each seeds its own).
             set_generator_state(self.env.rng, state["rng"])
         if "levels" in state:

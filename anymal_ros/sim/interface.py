@@ -8,8 +8,9 @@ Three classes implement :class:`VecEnv`: the MuJoCo env
 through :class:`~anymal_ros.rl.vec_env.TorchVecEnv`, which turns it into the torch interface
 they drive (:class:`~anymal_ros.rl.vec_env.LearnerEnv`, also implemented by the Gymnasium
 adapter). What only some simulators can do is a protocol of its own, asked for with
-``isinstance``: :class:`TerrainCurriculum` (robots on terrain levels) and
-:class:`ShiftedHeights` (heights at moved sample points, for the height-noise model). The
+``isinstance``: :class:`TerrainCurriculum` (robots on terrain levels),
+:class:`ShiftedHeights` (heights at moved sample points, for the height-noise model) and
+:class:`RandomStream` (one generator in this process, which a checkpoint saves). The
 protocols are ``runtime_checkable``; ``test/test_vec_env_interface.py`` checks every
 implementation against them.
 """
@@ -91,3 +92,11 @@ class ShiftedHeights(Protocol):
     def heights_at_offsets(self, xy: np.ndarray) -> np.ndarray:
         """``xy [N, 4, 52, 2]`` shifts in the base's yaw frame -> heights ``[N, 4, 52]``."""
         ...
+
+
+@runtime_checkable
+class RandomStream(Protocol):
+    """A simulator whose random draws (resets, commands, pushes) all come from one generator
+    in this process, so that a checkpoint can save it (simulator workers each hold their own)."""
+
+    rng: np.random.Generator
