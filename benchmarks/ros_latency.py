@@ -12,7 +12,12 @@ and measures, per tick:
 * ``e2e_ms``: the issue's measure, from that joint_states stamp to the moment the policy node
   published the command (the DDS ``source_timestamp`` of the command message): sensor message
   built and sent -> DDS -> policy node -> publish;
-* ``e2e_echo_ms``: the same to the echo's publication (one publish later; what this benchmark
+* ``e2e_from_publication_ms``: from the moment sim_node published that joint_states message
+  (its DDS ``source_timestamp``, seen by the probe's own subscription) to the command's
+  publication: the policy node's share of ``e2e_ms``, without ``sensor_publish_delay_ms``,
+  the simulator's own time from stamping a state to publishing it (its map thread can hold
+  the GIL in between);
+* ``e2e_echo_ms``: from the stamp to the echo's publication (one publish later; what this benchmark
   reported as ``e2e_ms`` before it read the command);
 * ``delivered_ms``: to the moment DDS delivered the echo to the probe (``received_timestamp``,
   one more hop), and ``probe_callback_ms``: to the probe's callback (plus the probe's own
@@ -120,7 +125,7 @@ def main() -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rclpy.subscription import MessageInfo
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
@@ -154,6 +159,8 @@ def main() -> int:
     executor.add_node(probe)
     e2e: list[float] = []  # to the command's publication
     e2e_echo: list[float] = []
+    e2e_published: list[float] = []  # from the joint_states' publication instead of its stamp
+    sensor_delay: list[float] = []  # the simulator's own: stamp -> publication
     delivered: list[float] = []
     callback: list[float] = []
     published: list[float] = []
@@ -173,6 +180,8 @@ def main() -> int:
 
     # A tick's command and echo carry the same values; either may reach the probe first.
     waiting: dict[tuple, dict[str, float]] = {}
+    # joint_states stamp -> when the simulator published it (the DDS source_timestamp).
+    sensor_sent: dict[float, float] = {}
 
     def pair(key: tuple, **part: float) -> None:
         entry = waiting.setdefault(key, {})
@@ -180,8 +189,18 @@ def main() -> int:
         if len(entry) == 2:
             del waiting[key]
             e2e.append((entry["command_sent"] - entry["stamp"]) * 1e3)
+            sent = sensor_sent.get(entry["stamp"])
+            if sent is not None:
+                e2e_published.append((entry["command_sent"] - sent) * 1e3)
+                sensor_delay.append((sent - entry["stamp"]) * 1e3)
         while len(waiting) > 100:  # a lost partner: forget the oldest
             del waiting[next(iter(waiting))]
+
+    def on_joint_states(msg: JointState, info: MessageInfo) -> None:
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        sensor_sent[stamp] = info["source_timestamp"] * 1e-9
+        while len(sensor_sent) > 1000:  # 2.5 s at 400 Hz: far more than a tick needs
+            del sensor_sent[next(iter(sensor_sent))]
 
     def on_command(msg: Float64MultiArray, info: MessageInfo) -> None:
         if measuring[0]:
@@ -195,6 +214,7 @@ def main() -> int:
                 diagnostics.append({kv.key: kv.value for kv in status.values})
 
     probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    probe.create_subscription(JointState, "/joint_states", on_joint_states, qos_profile_sensor_data)
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     probe.create_subscription(JointState, "/policy_node/joint_targets", on_target, reliable)
     probe.create_subscription(
@@ -246,6 +266,8 @@ def main() -> int:
         period_ms = 20.0
         result.update(
             e2e_ms=stats(e2e),
+            e2e_from_publication_ms=stats(e2e_published),
+            sensor_publish_delay_ms=stats(sensor_delay),
             e2e_echo_ms=stats(e2e_echo),
             delivered_ms=stats(delivered),
             probe_callback_ms=stats(callback),
