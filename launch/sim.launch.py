@@ -1,8 +1,12 @@
 """Run only the MuJoCo simulator node: it publishes the topics a robot would
-(/joint_states, /imu, /odom, /height_samples) and applies the joint targets it receives.
+(/joint_states, /imu, /odom, the elevation map /elevation_map (grid_map_msgs/GridMap) and the
+pre-sampled /height_samples) and applies the joint targets it receives.
 
     ros2 launch anymal_ros sim.launch.py
-    ros2 launch anymal_ros sim.launch.py use_sim_time:=true render:=true
+    ros2 launch anymal_ros sim.launch.py use_sim_time:=true
+
+The node does not render; videos of the simulator come from ``anymal-ros sim-render`` and
+``anymal-ros eval --render``.
 """
 
 from ament_index_python.packages import get_package_share_directory
@@ -22,7 +26,6 @@ def launch_nodes(context):
     params = {
         "use_sim_time": truthy(arg("use_sim_time")),
         "publish_clock": truthy(arg("use_sim_time")),
-        "render": truthy(arg("render")),
     }
     return [
         Node(
@@ -51,9 +54,6 @@ def generate_launch_description() -> LaunchDescription:
                 "use_sim_time",
                 default_value="false",
                 description="publish /clock and run the nodes on simulated time",
-            ),
-            DeclareLaunchArgument(
-                "render", default_value="false", description="render frames (MUJOCO_GL)"
             ),
             OpaqueFunction(function=launch_nodes),
         ]

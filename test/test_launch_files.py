@@ -237,3 +237,31 @@ def test_train_launch_ends_when_train_node_exits(sim):
         for action in handler.on_exit
     ]
     assert any(isinstance(action, Shutdown) for action in on_exit), launched.handlers
+
+
+@pytest.mark.parametrize(
+    ("launch_file", "arguments"),
+    [
+        ("policy.launch.py", {"sim": "true", "use_sim_time": "true"}),
+        ("sim.launch.py", {"use_sim_time": "true"}),
+        ("train.launch.py", {"sim": "true"}),
+    ],
+)
+def test_launch_files_set_only_parameters_their_nodes_declare(launch_file, arguments, tmp_path):
+    """A parameter the node does not declare is dropped without a word by rclpy: a launch
+    argument feeding one does nothing (sim.launch.py's render:= did, for a while)."""
+    from anymal_ros.nodes.policy_node import PolicyNode
+    from anymal_ros.nodes.sim_node import SimNode
+    from anymal_ros.nodes.train_node import TrainNode
+
+    makers = {
+        "policy_node": PolicyNode,
+        "sim_node": SimNode,
+        "train_node": functools.partial(TrainNode, start=False),
+    }
+    for action in describe(launch_file, **arguments).nodes:
+        launch_set = set().union(*(p for p in action.parameters if isinstance(p, dict)))
+        make = makers[action.executable]
+        with node_from_launch(action, tmp_path, lambda c, make=make: make(context=c)) as node:
+            unknown = sorted(n for n in launch_set if not node.has_parameter(n))
+            assert not unknown, f"{launch_file} sets {unknown} on {action.executable}"
