@@ -91,6 +91,10 @@ def test_sweep_rows_table_and_figure(teacher_path, tmp_path, capsys):
     assert main(["step-sweep", "--merge", str(out / "step_sweep.json"), "--out", str(again)]) == 0
     assert json.loads((again / "step_sweep.json").read_text())["rows"] == rows
     assert (again / "step_sweep.png").is_file()
+    # the same rows twice would be pooled twice
+    with pytest.raises(SystemExit, match="rows repeat"):
+        main(["step-sweep", "--merge", str(out / "step_sweep.json"), str(out / "step_sweep.json"),
+              "--out", str(again)])  # fmt: skip
 
 
 def test_sweep_refuses_bad_input(tmp_path):
@@ -98,6 +102,8 @@ def test_sweep_refuses_bad_input(tmp_path):
         main(["step-sweep", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="labels"):
         main(["step-sweep", str(bundled_policy_path()), "--labels", "a", "b"])
+    with pytest.raises(SystemExit, match="share a label"):
+        main(["step-sweep", str(bundled_policy_path()), str(bundled_policy_path())])
     with pytest.raises(SystemExit, match="step height"):
         main(["step-sweep", str(bundled_policy_path()), "--heights", "-0.1", "--num-envs", "1",
               "--out", str(tmp_path), "--quiet"])  # fmt: skip

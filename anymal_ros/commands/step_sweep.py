@@ -97,6 +97,15 @@ def run(args: argparse.Namespace) -> int:
 
         policies.append(SweepPolicy(label, str(path), sim, make))
 
+    labels = [p.label for p in policies]
+    if len(set(labels)) != len(labels):
+        raise SystemExit(f"two policies share a label ({labels}): give --labels")
+    keys = [(r["policy"], r["direction"], r["step_height"], r["seed"]) for r in earlier]
+    keys += [(p, d, h, s) for p in labels for d in args.directions for h in args.heights
+             for s in args.seeds]  # fmt: skip
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:  # pooling would count them twice
+        raise SystemExit(f"rows repeat (policy, direction, height, seed): {repeated[:3]}")
     out = Path(args.out)
     meta = {
         "policies": [{"label": p.label, "path": p.path, "robot": p.sim.robot.description}
