@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("anymal_ros.commands.plot", "plot a training run's learning curves"),
     "record": ("anymal_ros.commands.record", "record a policy's episodes into an episode store"),
     "eval": ("anymal_ros.commands.eval", "evaluate a policy over terrains and noise modes"),
+    "step-sweep": ("anymal_ros.commands.step_sweep", "falls per 10 min against stairs step height"),
     "distill": ("anymal_ros.commands.distill", "distil the recurrent student from a teacher"),
 }
 

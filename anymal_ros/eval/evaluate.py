@@ -13,7 +13,8 @@ Metrics per cell:
   ``ang_vel_tracking`` reward terms;
 * ``tracking_error``: mean over all steps of ``|v_cmd,xy - v_xy|`` (m/s, Euclidean norm of the
   planar velocity error in the base frame);
-* ``falls_per_minute``: episodes ended by termination (a fall) per simulated minute;
+* ``falls_per_minute``: episodes ended by termination (a fall) per simulated minute (the count
+  itself is ``falls``; ``steps`` is the control steps walked, all robots together);
 * ``distance``: mean path length per episode (m), the integral of the planar base speed;
 * the gait-quality metrics of :mod:`anymal_ros.eval.gait` (base height and its ratio to the
   robot's nominal stance, thigh/shank contacts, foot clearance, torque, cost of transport,
@@ -211,6 +212,7 @@ def run_cell(
         "distance": float(distance.mean()),
         **gait.result(),
         "episodes": int(n),
+        "falls": int(fell.sum()),
         "steps": int(steps.sum()),
         **(meter.result() if meter is not None else {}),
         **({"_belief_snapshot": snapshot} if snapshot is not None else {}),

@@ -1,0 +1,270 @@
+"""Falls against step height (``anymal-ros step-sweep``): stairs up and down at exact heights.
+
+The terrain generator draws a stairs tile's riser from ``terrain.step_height`` (a range
+interpolated over the difficulty levels); a sweep sets that range to ``(h, h)``, so every level
+gives exactly ``h``, and evaluates each policy on the uniform stairs fields of
+:mod:`anymal_ros.eval.evaluate` (5 x 5 tiles, robots starting on the centre platform, one
+episode per robot, fixed seeded commands). The tread is ``terrain.step_width`` of the policy's
+simulator (0.3 m in the bundled configs); each tile has ten steps from its platform to its edge.
+``up`` is the ``stairs_up`` field (the centre platform is the tile's lowest point, the flight
+climbs away from it), ``down`` the ``stairs_down`` field (platform highest, the flight
+descends). A robot that walks past its tile's edge meets the neighbouring tile's flight in the
+other direction, as in ``anymal-ros eval``.
+
+Every policy runs in its own simulator (its checkpoint's settings or its ONNX file's robot and
+action settings, see ``anymal_ros.commands._policy_sim``), so a first-edition student on its
+``anymal_c_like`` model and an ANYmal C teacher can share one figure. One row per policy x
+direction x height x seed (:func:`sweep`); :func:`pooled` sums the seeds (falls over walked
+minutes), :func:`markdown_table` and :func:`plot_sweep` show the pooled figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.eval.evaluate import METRICS, EvalSettings, make_eval_env, run_cell
+from anymal_ros.eval.policies import BatchPolicy
+
+#: direction -> the terrain type of its field.
+DIRECTIONS: dict[str, str] = {"up": "stairs_up", "down": "stairs_down"}
+#: The second edition's sweep (issue #16): 5 to 22 cm.
+DEFAULT_HEIGHTS: tuple[float, ...] = (0.05, 0.08, 0.11, 0.14, 0.17, 0.20, 0.22)
+TARGET_FALLS_PER_10MIN = 1.0  # the stairs target of the bundled policy
+
+
+@dataclass(frozen=True)
+class SweepPolicy:
+    """One policy of a sweep: its label in rows and figure, its file, its own simulator
+    settings, and a factory of its batched policy for ``N`` robots."""
+
+    label: str
+    path: str
+    sim: SimConfig
+    make: Callable[[int], BatchPolicy]
+
+
+def at_step_height(sim: SimConfig, height: float) -> SimConfig:
+    """``sim`` with every stairs tile's riser exactly ``height`` m, whatever the level."""
+    if not 0.0 < height <= 0.5:
+        raise ValueError(f"step height must be in (0, 0.5] m, got {height}")
+    terrain = dataclasses.replace(sim.terrain, step_height=(height, height))
+    return dataclasses.replace(sim, terrain=terrain)
+
+
+def sweep(
+    policies: Sequence[SweepPolicy],
+    heights: Sequence[float] = DEFAULT_HEIGHTS,
+    seeds: Sequence[int] = (0,),
+    num_envs: int = 60,
+    episode_length_s: float | None = None,
+    noise: str = "none",
+    directions: Sequence[str] = ("up", "down"),
+    progress: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every policy x direction x height x seed; one row each (``num_envs`` robots,
+    one episode of ``episode_length_s`` each, default the simulator's).
+
+    Row keys: ``policy`` (label), ``path``, ``robot``, ``direction``, ``step_height`` (m),
+    ``tread`` (m), ``seed``, ``noise``, ``robots``, ``episode_length_s``, ``falls``,
+    ``minutes`` (walked), ``falls_per_10min``, and the metrics of ``anymal-ros eval``
+    (``tracking_error``, ``falls_per_minute``, the gait metrics, ...). ``on_row`` sees each
+    row as it is made (e.g. to save partial results of a long run).
+
+    Progress: one bar over all robot-steps of the sweep, with rate and ETA.
+    """
+    from tqdm import tqdm
+
+    bad = [d for d in directions if d not in DIRECTIONS]
+    if bad:
+        raise ValueError(f"unknown directions {bad}; choose from {list(DIRECTIONS)}")
+    if not policies or not heights or not seeds:
+        raise ValueError("a sweep needs at least one policy, one height and one seed")
+    for h in heights:
+        at_step_height(policies[0].sim, h)  # fails early on a bad height
+    cells = [(p, d, h, s) for p in policies for d in directions for h in heights for s in seeds]
+
+    def quota(p: SweepPolicy) -> int:  # robot-steps of one row at full length
+        length = episode_length_s or p.sim.termination.episode_length_s
+        return num_envs * int(round(length / p.sim.control_dt))
+
+    interactive = sys.stderr.isatty()
+    bar = tqdm(
+        total=sum(quota(c[0]) for c in cells), unit="step", unit_scale=True, desc="step-sweep",
+        disable=not progress, mininterval=0.5 if interactive else 30.0, dynamic_ncols=True,
+    )  # fmt: skip
+    rows = []
+    done = 0
+    for policy, direction, height, seed in cells:
+        terrain = DIRECTIONS[direction]
+        settings = EvalSettings(
+            terrains=(terrain,), noise_modes=(noise,), level=0, num_envs=num_envs, seed=seed,
+            episode_length_s=episode_length_s,
+        )  # fmt: skip
+        sim = at_step_height(policy.sim, height)
+        env = make_eval_env(sim, terrain, settings)
+        bar.set_postfix_str(f"{policy.label} {direction} {100 * height:.0f} cm seed {seed}")
+        try:
+            metrics = run_cell(
+                env, policy.make(num_envs), noise, seed, lambda: bar.update(num_envs)
+            )
+            dt = env.control_dt
+            length = env.max_episode_steps * dt
+        finally:
+            env.close()
+        done += quota(policy)
+        bar.update(done - bar.n)  # a row that ended early (every robot fell) counts in full
+        minutes = metrics["steps"] * dt / 60.0
+        row = {
+            "policy": policy.label, "path": policy.path, "robot": sim.robot.description,
+            "direction": direction, "step_height": float(height),
+            "tread": float(sim.terrain.step_width), "seed": int(seed), "noise": noise,
+            "robots": num_envs, "episode_length_s": float(length),
+            "falls": metrics["falls"], "minutes": minutes,
+            "falls_per_10min": 10.0 * metrics["falls_per_minute"],
+            **{k: v for k, v in metrics.items() if k != "falls"},
+        }  # fmt: skip
+        rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    bar.close()
+    return rows
+
+
+def pooled(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows summed over seeds, per policy x direction x height: ``falls_per_10min`` from the
+    summed falls and walked minutes, ``robots`` summed, the other metrics weighted by each
+    row's walked steps. Order: as the rows first name them."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["policy"], r["direction"], r["step_height"]), []).append(r)
+    out = []
+    for (policy, direction, height), rs in groups.items():
+        steps = sum(r["steps"] for r in rs)
+        minutes = sum(r["minutes"] for r in rs)
+        falls = sum(r["falls"] for r in rs)
+        mean = {
+            m: sum(r[m] * r["steps"] for r in rs) / max(steps, 1)
+            for m in METRICS if m != "falls_per_minute"
+        }  # fmt: skip
+        out.append({
+            "policy": policy, "robot": rs[0]["robot"], "direction": direction,
+            "step_height": height, "seeds": sorted({r["seed"] for r in rs}),
+            "robots": sum(r["robots"] for r in rs), "falls": falls, "minutes": minutes,
+            "falls_per_10min": 10.0 * falls / max(minutes, 1e-9), **mean,
+        })  # fmt: skip
+    return out
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """Pooled falls per 10 min (and tracking error) per step height: one row per height, for
+    each policy a column per direction (``falls / tracking error``)."""
+    pool = pooled(rows)
+    labels = list(dict.fromkeys(r["policy"] for r in pool))
+    directions = [d for d in DIRECTIONS if any(r["direction"] == d for r in pool)]
+    heights = sorted({r["step_height"] for r in pool})
+    cell = {(r["policy"], r["direction"], r["step_height"]): r for r in pool}
+    head = ["step height [cm]"] + [f"{p}: {d}" for p in labels for d in directions]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for h in heights:
+        cells = [f"{100 * h:.0f}"]
+        for p in labels:
+            for d in directions:
+                r = cell.get((p, d, h))
+                cells.append(
+                    "-" if r is None else f"{r['falls_per_10min']:.1f} / {r['tracking_error']:.3f}"
+                )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path:
+    """One PNG: falls per 10 min against step height (cm), a panel per direction, a line per
+    policy (seeds pooled), the target of 1 fall per 10 min dashed. Above 8 falls per 10 min
+    the y axis turns logarithmic past 1 (symlog), so a policy near the target and one far
+    above it share the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pool = pooled(rows)
+    labels = list(dict.fromkeys(r["policy"] for r in pool))
+    directions = [d for d in DIRECTIONS if any(r["direction"] == d for r in pool)]
+    heights = sorted({r["step_height"] for r in pool})
+    fig, axes = plt.subplots(
+        1, len(directions), figsize=(5.6 * len(directions), 4.6), sharey=True, squeeze=False
+    )
+    top = max([r["falls_per_10min"] for r in pool] + [2 * TARGET_FALLS_PER_10MIN])
+    for ax, direction in zip(axes[0], directions, strict=True):
+        for i, label in enumerate(labels):
+            pts = sorted(
+                (r["step_height"], r["falls_per_10min"], r["robots"])
+                for r in pool
+                if r["policy"] == label and r["direction"] == direction
+            )
+            if not pts:
+                continue
+            robots = sorted({n for _, _, n in pts})
+            robots_text = "/".join(str(n) for n in robots)
+            ax.plot(
+                [100 * h for h, _, _ in pts], [f for _, f, _ in pts],
+                marker="os^vD"[i % 5], linewidth=2, label=f"{label} ({robots_text} robots)",
+            )  # fmt: skip
+        ax.axhline(
+            TARGET_FALLS_PER_10MIN, color="red", linestyle="--", linewidth=1.2,
+            label=f"target: {TARGET_FALLS_PER_10MIN:g} per 10 min",
+        )  # fmt: skip
+        ax.set_title(f"stairs {direction}")
+        ax.set_xlabel("step height [cm]")
+        ax.set_xticks([round(100 * h) for h in heights])
+        if top > 8:  # linear to 1, logarithmic above: 0.3 and 30 falls both readable
+            ax.set_yscale("symlog", linthresh=1.0, linscale=1.0)
+            ticks = [t for t in (0, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= 1.3 * top]
+            ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+            ax.set_ylim(0, 1.3 * top)
+        else:
+            ax.set_ylim(0, 1.08 * top)
+        ax.grid(alpha=0.3)
+    scale = " (log above 1)" if top > 8 else ""
+    axes[0][0].set_ylabel(f"falls per 10 min of walking{scale}")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 3), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.09 * (1 + (len(names) - 1) // 3), 1, 1))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_sweep(
+    out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]
+) -> tuple[Path, Path]:
+    """``step_sweep.json`` (``rows``, ``pooled``, ``meta``) and ``step_sweep.md`` (the table)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    js = out / "step_sweep.json"
+    js.write_text(json.dumps({"rows": list(rows), "pooled": pooled(rows), **meta}, indent=2))
+    md = out / "step_sweep.md"
+    md.write_text(
+        "Falls per 10 min / tracking error [m/s], seeds pooled\n\n" + markdown_table(rows) + "\n"
+    )
+    return js, md
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of an earlier ``step_sweep.json``."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or "rows" not in data:
+        raise ValueError(f"{path}: not a step_sweep.json (no 'rows')")
+    return list(data["rows"])

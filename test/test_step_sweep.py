@@ -1,0 +1,109 @@
+"""`anymal-ros step-sweep` on a tiny run of the real simulator: the bundled ONNX student on its
+own robot and a real teacher checkpoint on another, exact risers, JSON rows, table and figure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sim_helpers import tiny_sim
+
+from anymal_ros.cli import main
+from anymal_ros.config import from_dict, to_dict
+from anymal_ros.config.models import ActionHeadConfig, TeacherConfig
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.eval.evaluate import EvalSettings, make_eval_env
+from anymal_ros.eval.gait import GAIT_METRICS
+from anymal_ros.eval.step_sweep import at_step_height
+from anymal_ros.models.checkpoint import save_checkpoint
+from anymal_ros.models.teacher import Teacher
+from anymal_ros.nodes.policy_node import bundled_policy_path
+
+
+@pytest.fixture(scope="module")
+def teacher_path(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = TeacherConfig(
+        proprio_dim=120, height_encoder=(16,), height_latent=4, privileged_latent=4,
+        policy_mlp=(32,), action=ActionHeadConfig(num_actions=12, init_std=0.3),
+        privileged_encoder=(16,), value_mlp=(16,),
+    )  # fmt: skip
+    path = tmp_path_factory.mktemp("ckpt") / "teacher.pt"
+    sim = tiny_sim(episode_length_s=20.0)  # on anymal_c, the default robot
+    return save_checkpoint(
+        path, models={"teacher": Teacher(cfg)}, config={"teacher": to_dict(cfg), "sim": sim}
+    )
+
+
+def test_the_field_has_exactly_the_asked_riser():
+    """Without the override the level-0 field's risers would be step_height[0] (5 cm)."""
+    sim = from_dict(SimConfig, tiny_sim(episode_length_s=1.0))
+    settings = EvalSettings(terrains=("stairs_up",), noise_modes=("none",), num_envs=1)
+    env = make_eval_env(at_step_height(sim, 0.13), "stairs_up", settings)
+    grid = env.terrain.grid
+    env.close()
+    row = grid[grid.shape[0] // 2]  # through the centre tile, along x
+    risers = np.abs(np.diff(row))
+    risers = risers[risers > 1e-9]
+    assert risers.size >= 10
+    np.testing.assert_allclose(risers, 0.13, atol=1e-9)
+    with pytest.raises(ValueError, match="step height"):
+        at_step_height(sim, 0.0)
+
+
+def test_sweep_rows_table_and_figure(teacher_path, tmp_path, capsys):
+    student = bundled_policy_path()
+    out = tmp_path / "sweep"
+    argv = ["step-sweep", str(student), str(teacher_path), "--labels", "student", "teacher",
+            "--heights", "0.05", "0.17", "--seeds", "3", "--num-envs", "2",
+            "--episode-length", "1", "--out", str(out), "--quiet",
+            "--set", "randomization.push_force=0.0"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads((out / "step_sweep.json").read_text())
+    rows = data["rows"]
+    # policy x direction x height, in that order
+    assert [(r["policy"], r["direction"], r["step_height"]) for r in rows] == [
+        (p, d, h) for p in ("student", "teacher") for d in ("up", "down") for h in (0.05, 0.17)
+    ]
+    # Each policy in its own simulator: the first edition's student on its own robot.
+    assert {r["policy"]: r["robot"] for r in rows} == {
+        "student": "anymal_c_like", "teacher": "anymal_c"
+    }  # fmt: skip
+    for r in rows:
+        assert r["seed"] == 3 and r["robots"] == 2 and r["noise"] == "none"
+        assert r["tread"] == pytest.approx(0.3) and r["episode_length_s"] == pytest.approx(1.0)
+        assert 0 <= r["falls"] <= 2 and r["steps"] > 0
+        assert r["minutes"] == pytest.approx(r["steps"] * 0.02 / 60)
+        assert r["falls_per_10min"] == pytest.approx(10 * r["falls"] / r["minutes"])
+        for k in ("tracking_error", *GAIT_METRICS):
+            assert np.isfinite(r[k]), k
+    assert len(data["pooled"]) == len(rows)  # one seed: nothing to pool
+    table = (out / "step_sweep.md").read_text().strip().splitlines()
+    assert len(table) == 2 + 2 + 2  # caption, blank, head, rule, two heights
+    assert table[-1].startswith("| 17 |") and table[-1].count("|") == 6
+    assert "| 17 |" in capsys.readouterr().out
+    png = out / "step_sweep.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # --merge alone redraws earlier rows
+    again = tmp_path / "again"
+    assert main(["step-sweep", "--merge", str(out / "step_sweep.json"), "--out", str(again)]) == 0
+    assert json.loads((again / "step_sweep.json").read_text())["rows"] == rows
+    assert (again / "step_sweep.png").is_file()
+    # the same rows twice would be pooled twice
+    with pytest.raises(SystemExit, match="rows repeat"):
+        main(["step-sweep", "--merge", str(out / "step_sweep.json"), str(out / "step_sweep.json"),
+              "--out", str(again)])  # fmt: skip
+
+
+def test_sweep_refuses_bad_input(tmp_path):
+    with pytest.raises(SystemExit, match="at least one POLICY"):
+        main(["step-sweep", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="labels"):
+        main(["step-sweep", str(bundled_policy_path()), "--labels", "a", "b"])
+    with pytest.raises(SystemExit, match="share a label"):
+        main(["step-sweep", str(bundled_policy_path()), str(bundled_policy_path())])
+    with pytest.raises(SystemExit, match="step height"):
+        main(["step-sweep", str(bundled_policy_path()), "--heights", "-0.1", "--num-envs", "1",
+              "--out", str(tmp_path), "--quiet"])  # fmt: skip
