@@ -107,6 +107,7 @@ def test_belief_meter_counts_only_active_robots():
     present = ~missing[active]
     want = np.sqrt(np.mean((fed[active] - truth[active])[present] ** 2))
     assert out["input_height_rmse_present"] == pytest.approx(want)
+    assert out["flat_height_rmse"] == pytest.approx(np.sqrt(np.mean(truth[active] ** 2)))
     cols = PRIVILEGED_LAYOUT.slices()["external_wrench"]
     want = np.sqrt(np.mean((priv[active][:, cols] - priv_true[active][:, cols]) ** 2))
     assert out["privileged_rmse.external_wrench"] == pytest.approx(want)
