@@ -125,6 +125,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
+        if x == "env_steps":  # millions of steps: keep the tick labels apart
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     fig.suptitle(run_dir.name)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
