@@ -155,9 +155,9 @@ def run_cell(
     obs = env.reset()
     policy.reset(np.arange(n))
     noise_cfg = noise_config(noise_mode)
-    noise = None
-    if noise_cfg is not None:  # the mode at its full level (the training curriculum's end)
-        noise = HeightNoiseView(noise_cfg, env, seed=seed, curriculum=1.0)
+    noise = HeightNoiseView(noise_cfg, env, seed=seed) if noise_cfg is not None else None
+    if noise is not None:  # the mode at its full level (the training curriculum's end)
+        noise.model.set_curriculum(1.0)
     active = np.ones(n, dtype=bool)
     meter = BeliefMeter() if getattr(policy, "has_belief", False) else None
     snapshot, relief = None, -1.0

@@ -54,9 +54,9 @@ def record_episodes(
     if teacher is None and policy.kind == "teacher":
         teacher = policy  # a teacher (memoryless) labels its own states
     rng = np.random.default_rng(seed)
-    height_noise = None
-    if noise is not None:  # the mode at its full level (the training curriculum's end)
-        height_noise = HeightNoiseView(noise, env, seed=seed + 1, curriculum=1.0)
+    height_noise = HeightNoiseView(noise, env, seed=seed + 1) if noise is not None else None
+    if height_noise is not None:  # the mode at its full level (the training curriculum's end)
+        height_noise.model.set_curriculum(1.0)
     writer = store.vec_writer(n)
     obs = env.reset()
     policy.reset(np.arange(n))

@@ -242,17 +242,11 @@ class HeightNoiseView:
     look-up (``env.heights_at_offsets``, when it has one; otherwise the clean heights stand in),
     then applies the z noise. Training (DAgger), evaluation and recording all use it, so a
     policy is scored under the same noise it was trained with.
-
-    ``curriculum``: the noisy mode's starting factor (see :class:`HeightNoise`): DAgger starts
-    at 0 and raises it every iteration; evaluation and recording use the modes' full levels, 1.
     """
 
-    def __init__(
-        self, cfg: HeightNoiseConfig, env: Any, seed: int, curriculum: float = 0.0
-    ) -> None:
+    def __init__(self, cfg: HeightNoiseConfig, env: Any, seed: int) -> None:
         self.env = env
         self.model = HeightNoise(cfg, env.num_envs, seed=seed)
-        self.model.set_curriculum(curriculum)
         self.shifts_xy = hasattr(env, "heights_at_offsets")
 
     def __call__(self, clean: Any) -> np.ndarray:
