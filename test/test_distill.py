@@ -11,6 +11,7 @@ from distill_helpers import small_pair, synthetic_rollout
 from anymal_ros.config import ConfigError, load_config
 from anymal_ros.config.distill import DAggerConfig, DistillConfig, DistillLossConfig
 from anymal_ros.config.models import ActionHeadConfig
+from anymal_ros.config.rl import TrainConfig
 from anymal_ros.rl.dagger import mix_actions
 from anymal_ros.rl.distill import Distiller, behaviour_loss
 from anymal_ros.rl.distill_storage import DistillRollout, chunk_bounds
@@ -153,6 +154,13 @@ def test_beta_schedule_and_config_file():
         cfg.student,
         cfg.env.num_envs,
     )
+    # The ANYmal C teacher's student keeps that teacher's actions (its config changes none),
+    # not the first edition's 12 cm swing.
+    anymal_c = load_config(DistillConfig, "config/distill_anymal_c.yaml")
+    trained = load_config(TrainConfig, "config/teacher_anymal_c.yaml").env.sim.actions
+    assert anymal_c.env.sim["actions"] == {"swing_height": trained.swing_height}
+    assert anymal_c.env.sim["actions"] != cfg.env.sim["actions"]
+    assert anymal_c.loss == cfg.loss
     with pytest.raises(ConfigError, match="loss.tbptt_step"):
         load_config(DistillConfig, None, ["loss.tbptt_step=5"])
     with pytest.raises(ConfigError, match="beta_start"):

@@ -13,6 +13,7 @@ from sim_helpers import tiny_sim
 from anymal_ros.cli import main
 from anymal_ros.config import to_dict
 from anymal_ros.config.models import ActionHeadConfig, StudentConfig
+from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.contract import PRIVILEGED_LAYOUT
 from anymal_ros.eval.belief import BELIEF_METRICS, BeliefMeter
 from anymal_ros.models.checkpoint import save_checkpoint
@@ -69,6 +70,8 @@ def test_eval_reports_the_belief_error_per_terrain_and_noise_and_plots_it(
         assert r["belief_height_rmse"] > 0  # an untrained decoder is not the truth
         # Clean heights: the input is the truth; noisy: it is not.
         assert (r["input_height_rmse"] == 0) == (r["noise"] == "none")
+        if r["noise"] == "noisy":  # the noisy mode at full strength (z std 0.08-0.1 m), not
+            assert r["input_height_rmse_present"] > 0.1  # the nominal levels (~0.015 m)
     assert {f"privileged_rmse.{n}" for n in PRIVILEGED_LAYOUT.names} <= set(rows[0])
     assert "Belief reconstruction" in (tmp_path / "eval" / "eval.md").read_text()
     assert "Belief reconstruction" in capsys.readouterr().out
@@ -87,15 +90,27 @@ def test_the_onnx_belief_graph_scores_like_the_torch_checkpoint(student_files, t
 def test_belief_meter_counts_only_active_robots():
     rng = np.random.default_rng(0)
     truth, fed = rng.normal(size=(3, 4, 52)), rng.normal(size=(3, 4, 52))
+    missing = rng.random(size=fed.shape) < 0.2
+    fed[missing] = MISSING_HEIGHT_FILL
     believed = truth + 0.1
+    believed[missing] += 0.2  # the belief is worse where the input is missing
     priv_true, priv = rng.normal(size=(3, 50)), rng.normal(size=(3, 50))
     meter = BeliefMeter()
     active = np.array([True, False, True])
     meter.update((believed, priv), truth, fed, priv_true, active)
     out = meter.result()
-    assert out["belief_height_rmse"] == pytest.approx(0.1)
+    want = np.sqrt(np.mean(np.where(missing[active], 0.3, 0.1) ** 2))
+    assert out["belief_height_rmse"] == pytest.approx(want)
+    assert out["belief_height_rmse_present"] == pytest.approx(0.1)
     want = np.sqrt(np.mean((fed[active] - truth[active]) ** 2))
     assert out["input_height_rmse"] == pytest.approx(want)
+    present = ~missing[active]
+    want = np.sqrt(np.mean((fed[active] - truth[active])[present] ** 2))
+    assert out["input_height_rmse_present"] == pytest.approx(want)
+    assert out["flat_height_rmse"] == pytest.approx(np.sqrt(np.mean(truth[active] ** 2)))
     cols = PRIVILEGED_LAYOUT.slices()["external_wrench"]
     want = np.sqrt(np.mean((priv[active][:, cols] - priv_true[active][:, cols]) ** 2))
     assert out["privileged_rmse.external_wrench"] == pytest.approx(want)
+    # The spread: the error of the best constant guess, per component, over active robots.
+    want = np.sqrt(np.mean(np.var(priv_true[active][:, cols], axis=0)))
+    assert out["privileged_spread.external_wrench"] == pytest.approx(want)

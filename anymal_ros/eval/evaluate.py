@@ -142,8 +142,10 @@ def run_cell(
 ) -> dict[str, Any]:
     """One episode per robot; returns the cell's metrics (see the module docstring).
 
-    ``snapshot_step``: with a belief, keep robot 0's samples at that step (if it is still in
-    its episode) under ``"_belief_snapshot"``: ``xy``, ``truth``, ``fed``, ``believed``.
+    ``snapshot_step``: with a belief, keep robot 0's samples under ``"_belief_snapshot"``
+    (``xy``, ``truth``, ``fed``, ``believed``, ``step``): of its steps from ``snapshot_step``
+    on (the memory's warm-up), the one where the true terrain around its feet varies most
+    (on stairs: where its feet meet a riser).
     """
     n = env.num_envs
     env.report_gait = True
@@ -159,9 +161,11 @@ def run_cell(
         if noise_cfg is not None
         else None
     )
+    if noise is not None:  # the mode at its full level (the training curriculum's end)
+        noise.model.set_curriculum(1.0)
     active = np.ones(n, dtype=bool)
     meter = BeliefMeter() if getattr(policy, "has_belief", False) else None
-    snapshot = None
+    snapshot, relief = None, -1.0
     ret = np.zeros(n)
     track_reward = np.zeros(n)
     err_sum = np.zeros(n)
@@ -177,9 +181,12 @@ def run_cell(
         if meter is not None:  # the belief of this step against this step's truth
             belief = policy.belief()
             meter.update(belief, obs["extero"], seen["extero"], obs["privileged"], active)
-            if step == snapshot_step and active[0]:
-                snapshot = {"xy": sample_xy(env), "truth": obs["extero"][0],
-                            "fed": seen["extero"][0], "believed": belief[0][0]}  # fmt: skip
+            in_window = snapshot_step is not None and step >= snapshot_step and active[0]
+            if in_window and float(np.std(obs["extero"][0])) > relief:
+                relief = float(np.std(obs["extero"][0]))
+                snapshot = {"xy": sample_xy(env), "truth": np.array(obs["extero"][0]),
+                            "fed": np.array(seen["extero"][0]),
+                            "believed": np.array(belief[0][0]), "step": step}  # fmt: skip
         obs, reward, terminated, truncated, info = env.step(action)
         if on_step is not None:
             on_step()
@@ -226,14 +233,14 @@ def evaluate(
     render: str | Path | None = None,
     progress: bool = True,
     belief_plot: str | Path | None = None,
-    belief_plot_step: int = 100,
+    belief_plot_warmup: int = 100,
 ) -> list[dict[str, Any]]:
     """Rows ``{terrain, noise, <metrics>}`` for every terrain x noise mode.
 
     ``render``: write a video of robot 0 in the first cell (MP4/GIF) to this path.
     ``belief_plot``: for a student with a belief, a PNG of robot 0's truth, input and belief
-    at step ``belief_plot_step`` of the first stairs cell with noise (else the first cell
-    with noise, else the first cell).
+    in the first stairs cell with noise (else the first cell with noise, else the first
+    cell), at the step after ``belief_plot_warmup`` where its terrain varies most.
     """
     from tqdm import tqdm
 
@@ -256,7 +263,7 @@ def evaluate(
         try:
             snap = None
             if belief_plot and (terrain, mode) == plot_cell:  # within even a short episode
-                snap = min(belief_plot_step, env.max_episode_steps // 2)
+                snap = min(belief_plot_warmup, env.max_episode_steps // 2)
             metrics = run_cell(env, policy, mode, settings.seed, step_hook, snap)
         finally:
             if camera is not None:
@@ -268,7 +275,9 @@ def evaluate(
         env.close()
         snapshot = metrics.pop("_belief_snapshot", None)
         if snapshot is not None:
-            title = f"belief of robot 0, {terrain} with {mode} heights, step {snap}"
+            t = snapshot.pop("step") * env.control_dt
+            title = (f"belief of robot 0, {terrain} (level {settings.level}), {mode} heights, "
+                     f"t = {t:.2f} s")  # fmt: skip
             plot_belief(belief_plot, **snapshot, title=title)
         rows.append({"terrain": terrain, "noise": mode, **metrics})
     return rows

@@ -59,6 +59,7 @@ def record_episodes(
     if noise is not None:
         lookup = env.heights_at_offsets if isinstance(env, ShiftedHeights) else None
         height_noise = HeightNoiseView(noise, n, seed + 1, lookup)
+        height_noise.model.set_curriculum(1.0)  # the mode at its full level (the curriculum's end)
     writer = store.vec_writer(n)
     obs = env.reset()
     policy.reset(np.arange(n))

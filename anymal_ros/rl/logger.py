@@ -105,23 +105,28 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ("env_steps", "mean_return", "env steps", "mean episode return"),
         ("wall_time", "mean_return", "wall-clock [s]", "mean episode return"),
     ]
-    if "behaviour_loss" in m:  # a distillation run: how well the student imitates and tracks
-        panels += [
+    if "behaviour_loss" in m:  # a distillation run: how well the student imitates and tracks,
+        panels += [  # and how well its belief reconstructs what it cannot see
             ("env_steps", "behaviour_loss", "env steps", "behaviour loss"),
             ("env_steps", "tracking_error", "env steps", "velocity tracking error [m/s]"),
+            ("env_steps", "recon_heights_loss", "env steps", "heights reconstruction loss"),
+            ("env_steps", "recon_privileged_loss", "env steps", "privileged reconstruction loss"),
         ]
     else:
         panels += [
             ("env_steps", "value_loss", "env steps", "value loss"),
             ("env_steps", "entropy", "env steps", "policy entropy"),
         ]
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    cols = len(panels) // 2
+    fig, axes = plt.subplots(2, cols, figsize=(5 * cols, 7))
     for ax, (x, y, xl, yl) in zip(axes.flat, panels, strict=True):
         if x in m and y in m:
             ax.plot(m[x], m[y])
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
+        if x == "env_steps":  # millions of steps: keep the tick labels apart
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     fig.suptitle(run_dir.name)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
