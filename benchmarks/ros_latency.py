@@ -27,7 +27,9 @@ and measures, per tick:
 * ``cpu_percent``: CPU time of the policy node process / wall time (100 = one core),
 * ``control_ms``: the node's own latency per tick as it reports on ``/diagnostics`` (entry
   of the callback of the completing joint_states message -> last publish returned), over the
-  last ``seconds`` x 50 ticks; ``inference_ms`` likewise for ``OnnxPolicy.step`` alone.
+  last ``seconds`` x 50 ticks; ``inference_ms`` likewise for ``OnnxPolicy.step`` alone;
+* ``belief_messages``: believed-terrain clouds (``~/belief/terrain``) heard while measuring,
+  so a run with ``--node-param belief_rate:=10.0`` shows the belief was published.
 
     OMP_NUM_THREADS=1 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID=42 \\
         python benchmarks/ros_latency.py --seconds 60   # -> benchmarks/results/ros_latency.json
@@ -127,7 +129,7 @@ def main() -> int:
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rclpy.subscription import MessageInfo
-    from sensor_msgs.msg import JointState
+    from sensor_msgs.msg import JointState, PointCloud2
     from std_msgs.msg import Float64MultiArray
     from std_srvs.srv import Trigger
 
@@ -215,6 +217,14 @@ def main() -> int:
 
     probe.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     probe.create_subscription(JointState, "/joint_states", on_joint_states, qos_profile_sensor_data)
+    beliefs = [0]  # the node's believed-terrain clouds while measuring (belief_rate > 0)
+
+    def on_belief(msg: PointCloud2) -> None:
+        beliefs[0] += measuring[0]
+
+    probe.create_subscription(
+        PointCloud2, "/policy_node/belief/terrain", on_belief, qos_profile_sensor_data
+    )
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     probe.create_subscription(JointState, "/policy_node/joint_targets", on_target, reliable)
     probe.create_subscription(
@@ -290,6 +300,7 @@ def main() -> int:
                 for n in ("joint_states", "imu", "odom", "elevation_map")
             },
             targets=len(e2e_echo),
+            belief_messages=beliefs[0],
             paired_commands=len(e2e),
             target={"e2e_p99_ms": 2.0, "missed_ticks": 0},
         )
