@@ -153,15 +153,26 @@ def test_interrupted_training_checkpoints_and_exits_0(start_node, tmp_path):
 
 def test_train_node_exits_after_its_stop_service(ros, start_node, tmp_path):
     """~/stop ends training and the node's process (the launch's OnProcessExit handler then
-    ends the launch: test_launch_files)."""
+    ends the launch: test_launch_files). The reply names the checkpoint; rmw drops a reply sent
+    before the server has discovered the caller's reply reader, and the node is gone right
+    after it (so no second request can be answered): the exit with its checkpoint is what is
+    required, and a reply, when one arrives, must name that checkpoint."""
     run = start_node(train_command(tmp_path, iterations="100000"))
     run.wait_for(r"run directory", 90.0)
     probe = ros.add(Node("stop_probe", context=ros.context))
     stop = probe.create_client(Trigger, "/train_node/stop")
-    reply = ros.call(stop, Trigger.Request(), timeout=60.0, resend_after=60.0)
-    assert reply.success, reply.message
-    assert Path(reply.message).is_file()
+    assert stop.wait_for_service(timeout_sec=60.0), "no /train_node/stop"
+    future = stop.call_async(Trigger.Request())
+    ended = ros.spin_until(lambda: future.done() or run.proc.poll() is not None, 90.0)
+    assert ended, f"neither a reply nor an exit within 90 s:\n{run.output[-3000:]}"
+    ros.spin_until(future.done, 2.0)  # a reply sent just before the exit
+    if future.done():
+        reply = future.result()
+        assert reply.success, reply.message
+        assert Path(reply.message) == tmp_path / "run/checkpoints/latest.pt"
     code = run.finish(timeout=30.0)
+    assert "training ended (stop service)" in run.output, run.output[-3000:]
+    assert (tmp_path / "run/checkpoints/latest.pt").is_file()
     assert code == 0, run.output[-3000:]
     assert not CRASH.search(run.output), run.output[-4000:]
 
