@@ -292,3 +292,63 @@ def test_latest_checkpoint_names_the_newest_periodic_one_during_a_run(tmp_path):
     assert (
         load_checkpoint(tmp_path / "checkpoints" / "iter_000001.pt")["counters"]["iteration"] == 1
     )
+
+
+def test_sigterm_to_the_process_group_stops_a_run_on_simulator_workers_with_a_checkpoint(
+    tmp_path,
+):
+    """``kill -- -PGID`` (or Ctrl-C in a terminal: SIGINT to the foreground group) reaches the
+    simulator workers too. They stay up until the trainer has finished its iteration with
+    them and saved ``latest.pt``, then end with it."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import yaml
+    from sim_helpers import tiny_sim
+
+    cfg = {
+        "env": {"kind": "quadruped", "num_envs": 4, "num_workers": 2, "sim": tiny_sim(1.0)},
+        "model": {
+            "type": "teacher",
+            "teacher": {"policy_mlp": [16], "value_mlp": [16], "height_encoder": [8]},
+        },
+        "ppo": {"num_steps": 4, "num_epochs": 1, "num_minibatches": 1},
+        "runner": {"iterations": 100000, "progress": False, "tensorboard": False,
+                   "checkpoint_interval": 1000, "torch_threads": 1},
+    }  # fmt: skip
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anymal_ros.cli", "train", "ppo", "--config",
+         str(tmp_path / "cfg.yaml"), "--run-dir", str(tmp_path / "run")],
+        env={**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    metrics = tmp_path / "run" / "metrics.csv"
+    try:
+        deadline = time.monotonic() + 120
+        while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 3):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.2)
+        workers = [
+            int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        ]
+        assert len(workers) >= 2  # the two simulators (and multiprocessing's tracker)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, out
+    summary = json.loads(out[out.index("{") :])
+    assert summary["stopped_by"] == "SIGTERM"
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    assert ckpt["counters"]["iteration"] == summary["iterations"] >= 2
+    for pid in workers:  # none left behind
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()

@@ -317,3 +317,68 @@ def test_only_positive_clips_the_total_not_the_reported_terms():
     np.testing.assert_allclose(clipped, np.maximum(total, 0.0), rtol=1e-6)
     assert clipped[1] == 0.0 and raw[0] > 0 and clipped[0] == pytest.approx(raw[0])
     assert terms["lin_vel_z"][1] < 0  # terms stay unclipped for the logs
+
+
+def _still_robots(n: int, **changes: np.ndarray) -> "RewardState":  # noqa: F821
+    from anymal_ros.sim.rewards import RewardState
+
+    state = RewardState(
+        command=np.zeros((n, 3)), base_lin_vel=np.zeros((n, 3)), base_ang_vel=np.zeros((n, 3)),
+        joint_vel=np.zeros((n, 12)), prev_joint_vel=np.zeros((n, 12)),
+        torques=np.zeros((n, 12)), action=np.zeros((n, 12)), prev_action=np.zeros((n, 12)),
+        thigh_shank_contact=np.zeros((n, 8)), foot_contact=np.ones((n, 4), bool),
+        foot_vel_xy=np.zeros((n, 4, 2)), first_contact=np.zeros((n, 4), bool),
+        air_time_at_touchdown=np.zeros((n, 4)), base_height=np.full(n, 0.5),
+        joint_pos=np.zeros((n, 12)), control_dt=0.02, joint_velocity_limit=7.5,
+        nominal_base_height=0.5, default_joint_pos=np.zeros(12),
+        foot_clearance=np.zeros((n, 4)),
+    )  # fmt: skip
+    return dataclasses.replace(state, **changes)
+
+
+def test_foot_clearance_costs_swinging_feet_that_move_low_over_the_ground():
+    from anymal_ros.sim.rewards import compute_rewards
+
+    cfg = from_dict(
+        SimConfig, {"rewards": {"weights": {"foot_clearance": -30.0}, "only_positive": False}}
+    ).rewards
+    swinging = np.array([[True, False, False, False]] * 4)
+    state = _still_robots(
+        4,
+        foot_contact=~swinging,
+        # robot 0: front-left swings 2 cm high at 1 m/s; 1: the same foot 10 cm high; 2: 2 cm
+        # high but set down slowly (1 cm/s); 3: in contact and sliding (foot_slip's business)
+        foot_clearance=np.array([[0.02, 0, 0, 0], [0.10, 0, 0, 0], [0.02, 0, 0, 0], [0] * 4]),
+        foot_vel_xy=np.zeros((4, 4, 2)),
+    )
+    state.foot_vel_xy[:, 0, 0] = [1.0, 1.0, 0.01, 1.0]
+    state.foot_contact[3, 0] = True
+    _, terms = compute_rewards(state, cfg)
+    cost = -terms["foot_clearance"] / (30.0 * 0.02)
+    assert cost[0] == pytest.approx(0.06**2 * np.tanh(2.0), rel=1e-5)
+    assert cost[1] == 0.0 and cost[3] == 0.0
+    assert 0.0 < cost[2] < 0.03 * cost[0]
+    with pytest.raises(ValueError, match="terrain under the feet"):
+        compute_rewards(dataclasses.replace(state, foot_clearance=None), cfg)
+    with pytest.raises(ConfigError, match="swing_clearance"):
+        from_dict(SimConfig, {"rewards": {"swing_clearance": -0.1}})
+
+
+def test_the_simulator_reports_soles_above_the_terrain_under_them():
+    # Robots trotting in place on the height field, in the pit of 10 cm stairs where they
+    # spawn: the feet that touch are ~0 above the terrain, which lies well below the world's 0.
+    cfg = from_dict(SimConfig, {
+        "terrain": {**SMALL_TERRAIN, "kind": "heightfield", "proportions": {"stairs_up": 1.0},
+                    "step_height": [0.1, 0.1], "curriculum": False},
+        "randomization": {"enabled": False},
+    })  # fmt: skip
+    env = QuadrupedVecEnv(cfg, num_envs=2, seed=0)
+    env.reset()
+    for _ in range(25):
+        env.step(np.zeros((2, env.action_dim)))
+    s = env._gather(np.arange(2))
+    touching = s["foot_contact"]
+    assert touching.sum() >= 4
+    assert np.abs(s["foot_clearance"][touching]).max() < 0.01
+    assert s["foot_pos"][..., 2][touching].max() < -0.05
+    env.close()

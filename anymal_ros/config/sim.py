@@ -181,6 +181,9 @@ def default_reward_weights() -> dict[str, float]:
         # height and hips under the body, against the crouch a policy otherwise settles in.
         "base_height": 0.0,
         "hip_abduction": 0.0,
+        # Swing feet kept clear of the terrain under them (off by default; the ANYmal C
+        # teacher's second stage weighs it against tripping on stair edges).
+        "foot_clearance": 0.0,
     }
 
 
@@ -199,6 +202,7 @@ class RewardConfig:
     weights: dict[str, float] = field(default_factory=default_reward_weights)
     tracking_sigma: float = 0.25  # (m/s)^2 and (rad/s)^2
     air_time_target: float = 0.5  # s
+    swing_clearance: float = 0.08  # m above the terrain under a swinging foot (foot_clearance)
     contact_force_threshold: float = 1.0  # N: a body "touches" above this
     # Clip each step's total at zero. With mostly-penalty terms the per-step sum starts
     # negative, and a policy then learns that ending the episode early (falling) pays; the
@@ -209,6 +213,8 @@ class RewardConfig:
         unknown = sorted(set(self.weights) - set(REWARD_TERMS))
         if unknown:
             raise ValueError(f"weights: unknown reward terms {unknown}; known {REWARD_TERMS}")
+        if self.swing_clearance < 0:
+            raise ValueError(f"swing_clearance must be >= 0 m, got {self.swing_clearance}")
         object.__setattr__(self, "weights", {**default_reward_weights(), **self.weights})
 
 

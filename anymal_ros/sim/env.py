@@ -317,11 +317,9 @@ class QuadrupedVecEnv(LocomotionTask):
     def _gait(self, s: State) -> dict[str, np.ndarray]:
         """What :class:`~anymal_ros.eval.gait.GaitMeter` reads: heights above the terrain
         directly below (base, soles) and the joints' and limbs' raw state of this step."""
-        feet = s["foot_pos"]
-        under_feet = self.terrain.heights(feet[..., :2])
         return {
             "base_height": s["base_pos"][:, 2] - self.terrain.heights(s["base_pos"][:, :2]),
-            "foot_clearance": feet[..., 2] - self.foot_radius - under_feet,
+            "foot_clearance": s["foot_clearance"].copy(),
             "foot_contact": s["foot_contact"].copy(),
             "thigh_shank_contact": s["thigh_shank_contact"].copy(),
             "joint_pos": s["joint_pos"].copy(),
@@ -405,6 +403,9 @@ class QuadrupedVecEnv(LocomotionTask):
         foot_pos = s["foot_pos"] = d.xpos[feet]  # [k, 4, 3]
         # Base above the feet's mean sole height: the stance height on any terrain.
         s["base_height"] = qpos[:, 2] - (foot_pos[..., 2].mean(axis=1) - self.foot_radius.mean())
+        # Soles above the terrain directly below (rewards: a swinging foot's clearance).
+        soles = foot_pos[..., 2] - self.foot_radius
+        s["foot_clearance"] = soles - self.terrain.heights(foot_pos[..., :2])
         # Foot point velocity from the com-based spatial velocity (rotation, translation):
         # v + w x r, written out for x and y (np.cross costs more than the arithmetic here).
         cvel = d.cvel[feet]

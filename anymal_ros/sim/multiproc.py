@@ -18,6 +18,11 @@ from anymal_ros.config.sim import SimConfig
 
 
 def _worker(conn, cfg: SimConfig, num_envs: int, seed: int, terrain_seed: int) -> None:
+    # A process group of its own: Ctrl-C in a terminal, or SIGTERM to the trainer's group,
+    # reaches the trainer alone, which then finishes its iteration with these simulators and
+    # saves a checkpoint (they died with it before). The parent's close() ends the worker,
+    # and so does its death: the pipe's far end closes.
+    os.setpgrp()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from anymal_ros.sim.env import QuadrupedVecEnv
 
@@ -29,7 +34,7 @@ def _worker(conn, cfg: SimConfig, num_envs: int, seed: int, terrain_seed: int) -
             if cmd == "close":
                 break
             conn.send(("ok", getattr(env, cmd)(*args)))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, EOFError):  # EOF: the parent is gone
         pass
     except Exception:  # report to the parent instead of dying silently
         conn.send(("error", traceback.format_exc()))

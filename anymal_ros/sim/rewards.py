@@ -37,6 +37,9 @@ class RewardState:
     joint_velocity_limit: float
     nominal_base_height: float  # m, the robot's default stance
     default_joint_pos: np.ndarray  # [12]
+    # [N, 4] m, soles above the terrain directly below; None where the simulator does not
+    # know its terrain (robots over ROS topics)
+    foot_clearance: np.ndarray | None = None
 
 
 Term = Callable[[RewardState, RewardConfig], np.ndarray]
@@ -103,6 +106,21 @@ def hip_abduction(s: RewardState, cfg: RewardConfig) -> np.ndarray:
     return np.sum((s.joint_pos[:, haa] - s.default_joint_pos[haa]) ** 2, axis=1)
 
 
+def foot_clearance(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    """Swinging feet below ``swing_clearance`` (m above the terrain directly below them),
+    squared, weighted by how fast the foot moves over the ground: a foot that shuffles forward
+    close to the ground (and catches a stair's edge) costs; one being set down slowly does not.
+    """
+    if s.foot_clearance is None:
+        raise ValueError(
+            "the foot_clearance reward needs the terrain under the feet, which this simulator "
+            "does not report: set its weight to 0"
+        )
+    deficit = np.maximum(cfg.swing_clearance - s.foot_clearance, 0.0)
+    speed = np.tanh(2.0 * np.linalg.norm(s.foot_vel_xy, axis=2))  # ~1 above 1 m/s
+    return np.sum(deficit**2 * speed * ~s.foot_contact, axis=1)
+
+
 # Each term is the function of its name; the names and their order are config.sim.REWARD_TERMS'
 # (a test checks that every term there has its function here and no other).
 TERMS: dict[str, Term] = {
@@ -121,6 +139,7 @@ TERMS: dict[str, Term] = {
         joint_vel_limit,
         base_height,
         hip_abduction,
+        foot_clearance,
     )
 }
 

@@ -242,6 +242,7 @@ class LocomotionTask:
             joint_velocity_limit=self.joint_velocity_limit,
             nominal_base_height=self.nominal_base_height,
             default_joint_pos=self.decoder.default_joint_pos,
+            foot_clearance=s.get("foot_clearance"),
         )
         return compute_rewards(state, self.cfg.rewards)
 
