@@ -1,7 +1,8 @@
 """Data-parallel training (anymal_ros.rl.distributed): two gloo ranks on the CPU, each with half
 the robots, make the same update as one process with all of them; normaliser statistics agree
 on every rank; ``torchrun --nproc-per-node 2`` trains, writes one set of logs and checkpoints,
-resumes exactly, and a rank that dies ends the run with a message and a resumable checkpoint.
+resumes exactly, a rank that dies ends the run with a message and a resumable checkpoint,
+and a run continues on another number of ranks with ``--reshard``.
 """
 
 from __future__ import annotations
@@ -243,6 +244,68 @@ def test_torchrun_two_ranks_train_log_once_checkpoint_and_resume_exactly(tmp_pat
     cfg = load_config(TrainConfig, str(tmp_path / "cfg.yaml"), [])
     with pytest.raises(CheckpointError, match="2 rank"):
         train_runner(cfg, tmp_path / "c", resume=tmp_path / "a" / "checkpoints" / "latest.pt")
+
+
+QUADRUPED_CONFIG = """\
+env:
+  kind: quadruped
+  num_envs: 4
+  sim:
+    terrain: {num_levels: 3, num_columns: 7, tile_size: 4.0, border: 2.0, max_init_level: 2,
+              curriculum: false}
+    termination: {episode_length_s: 1.0}
+    actions: {mode: joint_residual}
+model:
+  type: teacher
+  teacher: {policy_mlp: [16], value_mlp: [16], height_encoder: [8]}
+ppo: {num_steps: 4, num_epochs: 1, num_minibatches: 1}
+runner: {iterations: 2, checkpoint_interval: 1, progress: false, tensorboard: false, seed: 5}
+"""
+
+
+def _levels(run: Path) -> list[int]:
+    extra = load_checkpoint(run / "checkpoints" / "latest.pt")["extra"]
+    ranks = [extra, *extra.get("other_ranks", [])]
+    return [int(x) for r in ranks for x in r["env"]["levels"]]
+
+
+def test_a_run_moves_to_two_ranks_and_back_with_reshard(tmp_path):
+    # One process, then torchrun with two (as on a bigger machine), then one again: each
+    # robot keeps its terrain level, the iterations and steps count on, and without
+    # --reshard the other number of ranks is refused with the way out in the message.
+    (tmp_path / "cfg.yaml").write_text(QUADRUPED_CONFIG)
+    train = [sys.executable, "-m", "anymal_ros.cli", "train", "ppo", "--config",
+             str(tmp_path / "cfg.yaml")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([*train, "--run-dir", str(tmp_path / "a")], env=env,
+                         capture_output=True, text=True, timeout=240)  # fmt: skip
+    assert one.returncode == 0, one.stdout + one.stderr
+    levels = _levels(tmp_path / "a")
+    assert len(set(levels)) > 1  # robots on different levels: the order is checked
+
+    latest_a = str(tmp_path / "a" / "checkpoints" / "latest.pt")
+    refused = _torchrun(tmp_path, "--resume", latest_a, "--run-dir", str(tmp_path / "x"))
+    assert refused.returncode != 0
+    assert "--reshard" in refused.stdout + refused.stderr
+
+    two = _torchrun(tmp_path, "--resume", latest_a, "--reshard", "--run-dir",
+                    str(tmp_path / "b"), "runner.iterations=3")  # fmt: skip
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "2 ranks (gloo)" in two.stdout
+    rows = _rows(tmp_path / "b")
+    assert [int(r["iteration"]) for r in rows] == [3]
+    assert int(rows[0]["env_steps"]) == 3 * 4 * 4
+    assert _levels(tmp_path / "b") == levels
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "latest.pt")["extra"]["world_size"] == 2
+
+    back = subprocess.run(
+        [*train, "--resume", str(tmp_path / "b" / "checkpoints" / "latest.pt"), "--reshard",
+         "--run-dir", str(tmp_path / "c"), "runner.iterations=4"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert [int(r["iteration"]) for r in _rows(tmp_path / "c")] == [4]
+    assert _levels(tmp_path / "c") == levels
 
 
 def _rank_pids(pid: int) -> dict[int, int]:

@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", metavar="PATH", help="checkpoint to continue from")
     parser.add_argument(
+        "--reshard",
+        action="store_true",
+        help="with --resume: continue a PPO checkpoint written by another number of torchrun "
+        "ranks (same env.num_envs; each robot keeps its terrain level; new random streams, so "
+        "not bit-exact)",
+    )
+    parser.add_argument(
         "--run-dir",
         metavar="DIR",
         help="where logs and checkpoints go (default: runner.log_dir/<algo>_<env>_<time>; "
@@ -66,4 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"config error: {err}")
         return 2
     run_dir = resume_run_dir(args.run_dir, args.resume)
-    return learn_and_report(train_runner(cfg, run_dir, args.resume))
+    if args.reshard and args.resume is None:
+        print("--reshard continues a checkpoint: give it with --resume")
+        return 2
+    return learn_and_report(train_runner(cfg, run_dir, args.resume, args.reshard))

@@ -123,7 +123,8 @@ class TrainingLoop:
             raise CheckpointError(
                 f"the checkpoint was written by a run of {saved} rank(s) and this run has "
                 f"{self.dist.world_size}: resume it with the same number of ranks "
-                f"(torchrun --nnodes x --nproc-per-node = {saved})"
+                f"(torchrun --nnodes x --nproc-per-node = {saved}), or continue it on this "
+                "many with `train --reshard` (PPO; not bit-exact)"
             )
         if self.dist.rank == 0:
             return {**extra, "rng": ckpt["rng"]}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from anymal_ros.config.models import ActionHeadConfig
 from anymal_ros.config.rl import TrainConfig
 from anymal_ros.models.checkpoint import (
     CheckpointError,
+    capture_rng_state,
     load_checkpoint,
     load_model_state,
     restore_rng_state,
@@ -116,10 +118,14 @@ class Runner(TrainingLoop):
         env: TrainEnv,
         run_dir: str | Path | None = None,
         resume: str | Path | None = None,
+        reshard: bool = False,
     ) -> None:
         """Train ``cfg`` as process ``rank`` on ``env``, that rank's share of the robots (see
-        :func:`train_runner`, which builds both); ``resume``: a checkpoint to continue."""
+        :func:`train_runner`, which builds both); ``resume``: a checkpoint to continue;
+        ``reshard``: allow one written by another number of ranks (:meth:`_resharded_state`).
+        """
         self.cfg = cfg
+        self._reshard = reshard
         rc = cfg.runner
         self.device, self.dist, self.seed = rank.device, rank.dist, rank.seed
         d = self.dist
@@ -406,7 +412,11 @@ class Runner(TrainingLoop):
             if name not in ckpt["optimizers"]:
                 raise CheckpointError(f"checkpoint has no optimiser {name!r}")
             opt.load_state_dict(ckpt["optimizers"][name])
-        extra = self._own_rank_state(ckpt)
+        saved_ranks = int(ckpt["extra"].get("world_size", 1))
+        if self._reshard and saved_ranks != self.dist.world_size:
+            extra = self._resharded_state(ckpt)
+        else:
+            extra = self._own_rank_state(ckpt)
         self.algorithm.load_state_dict(extra["algorithm"])
         c = ckpt["counters"]
         self.iteration = int(c["iteration"])
@@ -429,15 +439,67 @@ class Runner(TrainingLoop):
             self.episode_start = torch.ones_like(self.episode_start)
 
 
+    def _resharded_state(self, ckpt: Mapping[str, Any]) -> dict[str, Any]:
+        """This rank's part of a checkpoint written by another number of ranks: a
+        continuation, not a replay (``--reshard``: a run moved to a machine with more or
+        fewer cores). The learner (weights, normalisers, optimiser, learning rate, counters)
+        is the same on every rank anyway; robot ``i`` of the run keeps the terrain level of
+        robot ``i`` of the checkpoint (``env.num_envs`` is a total and must be the same);
+        every robot starts a new episode and each rank a new random stream, from its seed
+        and the iteration."""
+        if self.cfg.algorithm != "ppo":
+            raise CheckpointError(
+                "only a PPO run can change its number of ranks: PPG keeps every rank's own "
+                "rollouts for its auxiliary phase"
+            )
+        extra = ckpt["extra"]
+        ranks = [extra, *extra.get("other_ranks", [])]
+        envs = [r["env"] for r in ranks]
+        saved_robots = sum(int(e["num_envs"]) for e in envs) if all(envs) else None
+        if saved_robots != self.cfg.env.num_envs:
+            raise CheckpointError(
+                f"the checkpoint's run had {saved_robots} robots in all and this one has "
+                f"env.num_envs {self.cfg.env.num_envs}: a resharded run keeps its robots"
+            )
+        first = self.dist.rank * self.num_envs  # every rank has an equal share
+        env: dict[str, Any] = {"num_envs": self.num_envs, "envs": None}
+        if all("levels" in e for e in envs):
+            levels = torch.cat([e["levels"] for e in envs])
+            env["levels"] = levels[first : first + self.num_envs]
+        stream = self.seed + int(ckpt["counters"]["iteration"])
+        torch.manual_seed(stream)
+        np.random.seed(stream % 2**32)  # noqa: NPY002 (the run's global stream, as at its start)
+        random.seed(stream)
+        state = {
+            "algorithm": extra["algorithm"],  # the learning rate: the same on every rank
+            "env": env,
+            "rng": capture_rng_state(),
+            # Rank 0 reports the run's recent episodes and counts its episodes (counters).
+            "recent_returns": [x for r in ranks for x in r["recent_returns"]]
+            if self.dist.is_main
+            else [],
+            "recent_lengths": [x for r in ranks for x in r["recent_lengths"]]
+            if self.dist.is_main
+            else [],
+        }
+        if not self.dist.is_main:
+            state["episodes"] = 0
+        return state
+
+
 def train_runner(
-    cfg: TrainConfig, run_dir: str | Path | None = None, resume: str | Path | None = None
+    cfg: TrainConfig,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    reshard: bool = False,
 ) -> Runner:
     """A :class:`Runner` for ``cfg`` on this process's share of the environments, which this
-    builds (``anymal_ros.rl.rank``); ``resume``: a checkpoint to continue from."""
+    builds (``anymal_ros.rl.rank``); ``resume``: a checkpoint to continue from, ``reshard``:
+    also one of another number of ranks."""
     rank = join_run(cfg.runner)
     env = train_env(cfg, rank)
     try:
-        return Runner(cfg, rank, env, run_dir, resume)
+        return Runner(cfg, rank, env, run_dir, resume, reshard)
     except BaseException:
         env.close()  # e.g. a checkpoint of another algorithm: no simulator workers left behind
         raise
