@@ -438,7 +438,6 @@ class Runner(TrainingLoop):
             self.obs = {k: v.to(self.device) for k, v in obs.items()}
             self.episode_start = torch.ones_like(self.episode_start)
 
-
     def _resharded_state(self, ckpt: Mapping[str, Any]) -> dict[str, Any]:
         """This rank's part of a checkpoint written by another number of ranks: a
         continuation, not a replay (``--reshard``: a run moved to a machine with more or
@@ -474,16 +473,14 @@ class Runner(TrainingLoop):
             "algorithm": extra["algorithm"],  # the learning rate: the same on every rank
             "env": env,
             "rng": capture_rng_state(),
-            # Rank 0 reports the run's recent episodes and counts its episodes (counters).
-            "recent_returns": [x for r in ranks for x in r["recent_returns"]]
-            if self.dist.is_main
-            else [],
-            "recent_lengths": [x for r in ranks for x in r["recent_lengths"]]
-            if self.dist.is_main
-            else [],
+            "recent_returns": [],
+            "recent_lengths": [],
+            "episodes": 0,
         }
-        if not self.dist.is_main:
-            state["episodes"] = 0
+        if self.dist.is_main:  # reports the run's recent episodes and counts (counters) its own
+            del state["episodes"]
+            for key in ("recent_returns", "recent_lengths"):
+                state[key] = [x for r in ranks for x in r[key]]
         return state
 
 
