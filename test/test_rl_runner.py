@@ -1,9 +1,17 @@
 """Runner: exact resume, determinism, learning on CartPole, CLI, logs and plots."""
 
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from anymal_ros.cli import main as cli_main
 from anymal_ros.config import from_dict
@@ -13,6 +21,8 @@ from anymal_ros.rl import rank as rank_module
 from anymal_ros.rl import runner as runner_module
 from anymal_ros.rl.rank import join_run, train_env
 from anymal_ros.rl.runner import Runner, train_runner
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _cfg(algorithm="ppo", **runner):
@@ -169,9 +179,6 @@ def test_cli_train_resume_and_plot(tmp_path, capsys):
 
 
 def test_sigint_saves_a_checkpoint_and_stops(tmp_path):
-    import os
-    import signal
-
     r = train_runner(_cfg(seed=0, iterations=50), run_dir=tmp_path)
     original = r.train_iteration
 
@@ -300,15 +307,6 @@ def test_sigterm_to_the_process_group_stops_a_run_on_simulator_workers_with_a_ch
     """``kill -- -PGID`` (or Ctrl-C in a terminal: SIGINT to the foreground group) reaches the
     simulator workers too. They stay up until the trainer has finished its iteration with
     them and saved ``latest.pt``, then end with it."""
-    import json
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    import yaml
     from sim_helpers import tiny_sim
 
     cfg = {
@@ -322,11 +320,10 @@ def test_sigterm_to_the_process_group_stops_a_run_on_simulator_workers_with_a_ch
                    "checkpoint_interval": 1000, "torch_threads": 1},
     }  # fmt: skip
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    repo = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "anymal_ros.cli", "train", "ppo", "--config",
          str(tmp_path / "cfg.yaml"), "--run-dir", str(tmp_path / "run")],
-        env={**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     metrics = tmp_path / "run" / "metrics.csv"

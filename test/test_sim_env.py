@@ -15,6 +15,7 @@ from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import PRIVILEGED_LAYOUT, proprio_layout
 from anymal_ros.sim.env import QuadrupedVecEnv
+from anymal_ros.sim.rewards import RewardState, compute_rewards
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -281,47 +282,8 @@ def test_render_png(tmp_path):
     assert to_dict(env.cfg)["terrain"]["kind"] == "flat"
 
 
-def test_only_positive_clips_the_total_not_the_reported_terms():
-    from anymal_ros.sim.rewards import RewardState, compute_rewards
-
-    n = 3
-    z = np.zeros((n, 3))
-    state = RewardState(
-        command=np.array([[1.0, 0, 0], [0, 0, 0], [0, 0, 0]]),
-        base_lin_vel=np.array([[1.0, 0, 0], [0, 0, 3.0], [0, 0, 0]]),  # robot 1 bounces
-        base_ang_vel=z,
-        joint_vel=np.zeros((n, 12)),
-        prev_joint_vel=np.zeros((n, 12)),
-        torques=np.zeros((n, 12)),
-        action=np.zeros((n, 12)),
-        prev_action=np.zeros((n, 12)),
-        thigh_shank_contact=np.zeros((n, 8)),
-        foot_contact=np.ones((n, 4), bool),
-        foot_vel_xy=np.zeros((n, 4, 2)),
-        first_contact=np.zeros((n, 4), bool),
-        air_time_at_touchdown=np.zeros((n, 4)),
-        base_height=np.full(n, 0.5),
-        joint_pos=np.zeros((n, 12)),
-        control_dt=0.02,
-        joint_velocity_limit=7.5,
-        nominal_base_height=0.5,
-        default_joint_pos=np.zeros(12),
-    )
-    clipped_cfg = SimConfig().rewards
-    raw_cfg = from_dict(SimConfig, {"rewards": {"only_positive": False}}).rewards
-    clipped, terms = compute_rewards(state, clipped_cfg)
-    raw, raw_terms = compute_rewards(state, raw_cfg)
-    total = sum(terms.values())
-    np.testing.assert_allclose(raw, total, rtol=1e-6)  # unclipped: the terms' sum
-    assert raw[1] < 0  # the bouncing robot's penalties outweigh its tracking reward
-    np.testing.assert_allclose(clipped, np.maximum(total, 0.0), rtol=1e-6)
-    assert clipped[1] == 0.0 and raw[0] > 0 and clipped[0] == pytest.approx(raw[0])
-    assert terms["lin_vel_z"][1] < 0  # terms stay unclipped for the logs
-
-
-def _still_robots(n: int, **changes: np.ndarray) -> "RewardState":  # noqa: F821
-    from anymal_ros.sim.rewards import RewardState
-
+def _still_robots(n: int, **changes: np.ndarray) -> RewardState:
+    """The reward state of ``n`` robots standing still on four feet, with ``changes``."""
     state = RewardState(
         command=np.zeros((n, 3)), base_lin_vel=np.zeros((n, 3)), base_ang_vel=np.zeros((n, 3)),
         joint_vel=np.zeros((n, 12)), prev_joint_vel=np.zeros((n, 12)),
@@ -336,9 +298,25 @@ def _still_robots(n: int, **changes: np.ndarray) -> "RewardState":  # noqa: F821
     return dataclasses.replace(state, **changes)
 
 
-def test_foot_clearance_costs_swinging_feet_that_move_low_over_the_ground():
-    from anymal_ros.sim.rewards import compute_rewards
+def test_only_positive_clips_the_total_not_the_reported_terms():
+    state = _still_robots(
+        3,
+        command=np.array([[1.0, 0, 0], [0, 0, 0], [0, 0, 0]]),
+        base_lin_vel=np.array([[1.0, 0, 0], [0, 0, 3.0], [0, 0, 0]]),  # robot 1 bounces
+    )
+    clipped_cfg = SimConfig().rewards
+    raw_cfg = from_dict(SimConfig, {"rewards": {"only_positive": False}}).rewards
+    clipped, terms = compute_rewards(state, clipped_cfg)
+    raw, raw_terms = compute_rewards(state, raw_cfg)
+    total = sum(terms.values())
+    np.testing.assert_allclose(raw, total, rtol=1e-6)  # unclipped: the terms' sum
+    assert raw[1] < 0  # the bouncing robot's penalties outweigh its tracking reward
+    np.testing.assert_allclose(clipped, np.maximum(total, 0.0), rtol=1e-6)
+    assert clipped[1] == 0.0 and raw[0] > 0 and clipped[0] == pytest.approx(raw[0])
+    assert terms["lin_vel_z"][1] < 0  # terms stay unclipped for the logs
 
+
+def test_foot_clearance_costs_swinging_feet_that_move_low_over_the_ground():
     cfg = from_dict(
         SimConfig, {"rewards": {"weights": {"foot_clearance": -30.0}, "only_positive": False}}
     ).rewards
