@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("anymal_ros.commands.record", "record a policy's episodes into an episode store"),
     "eval": ("anymal_ros.commands.eval", "evaluate a policy over terrains and noise modes"),
     "step-sweep": ("anymal_ros.commands.step_sweep", "falls per 10 min against stairs step height"),
+    "scorecard": ("anymal_ros.commands.scorecard", "a policy against a release's targets"),
     "distill": ("anymal_ros.commands.distill", "distil the recurrent student from a teacher"),
 }
 

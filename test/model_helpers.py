@@ -4,7 +4,11 @@ normaliser statistics (so a test notices normalisation that is skipped or mispla
 from __future__ import annotations
 
 import torch
+from sim_helpers import tiny_sim
 
+from anymal_ros.config import to_dict
+from anymal_ros.config.models import ActionHeadConfig, TeacherConfig
+from anymal_ros.models.checkpoint import save_checkpoint
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
 
@@ -22,3 +26,18 @@ def fit_normalizers(model: Teacher | Student, seed: int = 1) -> None:
     """Give the normalisers non-trivial statistics."""
     obs = random_obs(256, model.cfg.proprio_dim, torch.Generator().manual_seed(seed))
     model.update_normalizers(obs)
+
+
+def tiny_teacher_checkpoint(path):
+    """A small untrained teacher checkpoint for the ANYmal C simulator (joint-residual
+    actions, 20 s episodes): a real policy file for the evaluation commands."""
+    torch.manual_seed(0)
+    cfg = TeacherConfig(
+        proprio_dim=120, height_encoder=(16,), height_latent=4, privileged_latent=4,
+        policy_mlp=(32,), action=ActionHeadConfig(num_actions=12, init_std=0.3),
+        privileged_encoder=(16,), value_mlp=(16,),
+    )  # fmt: skip
+    sim = tiny_sim(episode_length_s=20.0)  # on anymal_c, the default robot
+    return save_checkpoint(
+        path, models={"teacher": Teacher(cfg)}, config={"teacher": to_dict(cfg), "sim": sim}
+    )

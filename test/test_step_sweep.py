@@ -7,34 +7,21 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from model_helpers import tiny_teacher_checkpoint
 from sim_helpers import tiny_sim
 
 from anymal_ros.cli import main
-from anymal_ros.config import from_dict, to_dict
-from anymal_ros.config.models import ActionHeadConfig, TeacherConfig
+from anymal_ros.config import from_dict
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.evaluate import EvalSettings, make_eval_env
 from anymal_ros.eval.gait import GAIT_METRICS
 from anymal_ros.eval.step_sweep import at_step_height
-from anymal_ros.models.checkpoint import save_checkpoint
-from anymal_ros.models.teacher import Teacher
 from anymal_ros.nodes.policy_node import bundled_policy_path
 
 
 @pytest.fixture(scope="module")
 def teacher_path(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = TeacherConfig(
-        proprio_dim=120, height_encoder=(16,), height_latent=4, privileged_latent=4,
-        policy_mlp=(32,), action=ActionHeadConfig(num_actions=12, init_std=0.3),
-        privileged_encoder=(16,), value_mlp=(16,),
-    )  # fmt: skip
-    path = tmp_path_factory.mktemp("ckpt") / "teacher.pt"
-    sim = tiny_sim(episode_length_s=20.0)  # on anymal_c, the default robot
-    return save_checkpoint(
-        path, models={"teacher": Teacher(cfg)}, config={"teacher": to_dict(cfg), "sim": sim}
-    )
+    return tiny_teacher_checkpoint(tmp_path_factory.mktemp("ckpt") / "teacher.pt")
 
 
 def test_the_field_has_exactly_the_asked_riser():

@@ -1,4 +1,5 @@
-"""Shared by `record` and `eval`: the simulator settings for a policy file."""
+"""Shared by `record`, `eval`, `step-sweep` and `scorecard`: the simulator settings for a policy
+file."""
 
 from __future__ import annotations
 
@@ -79,3 +80,32 @@ def action_differences(trained: ActionConfig, sim: ActionConfig) -> list[str]:
     """``actions.<field>: trained X, simulator Y`` for every setting that differs."""
     pairs = ((f.name, getattr(trained, f.name), getattr(sim, f.name)) for f in fields(sim))
     return [f"actions.{n}: trained {t!r}, simulator {s!r}" for n, t, s in pairs if t != s]
+
+
+def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
+    """An :class:`~anymal_ros.eval.policies.EvalPolicy` for a policy file in its own simulator
+    (its settings plus ``overrides``), checked to fit it; ``label`` defaults to the policy's
+    kind, file name and robot. A missing or unfitting file ends the command."""
+    from anymal_ros.eval.policies import EvalPolicy, load_policy
+    from anymal_ros.sim.env import QuadrupedVecEnv
+
+    if not Path(path).is_file():
+        raise SystemExit(f"no such policy file: {path}")
+    sim = resolve_sim_config(path, None, overrides)
+    trained = trained_actions(path)
+    diff = action_differences(trained, sim.actions) if trained is not None else []
+    if diff:  # only through --set: asked for, but say so
+        print(f"note: {path} runs with other action settings than it was trained with: "
+              f"{'; '.join(diff)}")  # fmt: skip
+    probe = QuadrupedVecEnv(sim, 1, seed=0)
+    try:
+        first = load_policy(path, 1)
+        check_policy_fits(first, probe)
+    finally:
+        probe.close()
+    label = label or f"{first.kind} {Path(path).name}, {sim.robot.description}"
+
+    def make(n: int):
+        return load_policy(path, n)
+
+    return EvalPolicy(label, str(path), sim, make)

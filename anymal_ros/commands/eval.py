@@ -153,10 +153,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def second_physics(sim, path: str):
-    """``sim`` with the sections of a sim-to-sim YAML merged over it."""
-    from anymal_ros.config import deep_merge, from_dict, load_yaml, to_dict
-    from anymal_ros.config.sim import SimConfig
+    """``sim`` in the physics setting of a sim-to-sim YAML (errors as a clean exit)."""
+    from anymal_ros.config import ConfigError
+    from anymal_ros.eval.evaluate import second_physics as merged
 
     if not Path(path).is_file():
         raise SystemExit(f"--sim-to-sim: no such file {path}")
-    return from_dict(SimConfig, deep_merge(to_dict(sim), load_yaml(path)), f"sim-to-sim {path}")
+    try:
+        return merged(sim, path)
+    except ConfigError as err:
+        raise SystemExit(f"--sim-to-sim: {err}") from err

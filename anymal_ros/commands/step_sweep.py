@@ -47,22 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anymal_ros.commands._policy_sim import (
-        action_differences,
-        check_policy_fits,
-        resolve_sim_config,
-        trained_actions,
-    )
-    from anymal_ros.eval.policies import load_policy
+    from anymal_ros.commands._policy_sim import eval_policy
     from anymal_ros.eval.step_sweep import (
-        SweepPolicy,
         markdown_table,
         plot_sweep,
         read_rows,
         sweep,
         write_sweep,
     )
-    from anymal_ros.sim.env import QuadrupedVecEnv
 
     if not args.policies and not args.merge:
         raise SystemExit("step-sweep: give at least one POLICY, or --merge JSON files to redraw")
@@ -75,28 +67,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         raise SystemExit(f"--merge: {err}") from err
 
-    policies = []
-    for i, path in enumerate(args.policies):
-        if not Path(path).is_file():
-            raise SystemExit(f"no such policy file: {path}")
-        sim = resolve_sim_config(path, None, args.overrides)
-        trained = trained_actions(path)
-        diff = action_differences(trained, sim.actions) if trained is not None else []
-        if diff:  # only through --set: asked for, but say so
-            print(f"note: {path} runs with other action settings than it was trained with: "
-                  f"{'; '.join(diff)}")  # fmt: skip
-        probe = QuadrupedVecEnv(sim, 1, seed=0)
-        first = load_policy(path, 1)
-        check_policy_fits(first, probe)
-        probe.close()
-        label = (args.labels[i] if args.labels
-                 else f"{first.kind} {Path(path).name}, {sim.robot.description}")  # fmt: skip
-
-        def make(n, path=path):
-            return load_policy(path, n)
-
-        policies.append(SweepPolicy(label, str(path), sim, make))
-
+    policies = [
+        eval_policy(path, args.labels[i] if args.labels else None, args.overrides)
+        for i, path in enumerate(args.policies)
+    ]
     labels = [p.label for p in policies]
     if len(set(labels)) != len(labels):
         raise SystemExit(f"two policies share a label ({labels}): give --labels")

@@ -329,3 +329,8 @@ class SimConfig:
     @property
     def control_dt(self) -> float:
         return self.physics.dt * self.physics.decimation
+
+    @property
+    def max_episode_steps(self) -> int:
+        """Policy steps of a full episode."""
+        return int(round(self.termination.episode_length_s / self.control_dt))

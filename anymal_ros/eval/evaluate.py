@@ -226,6 +226,74 @@ def run_cell(
     }
 
 
+def run_field(
+    sim: SimConfig,
+    terrain: str,
+    policy: BatchPolicy,
+    noise_mode: str,
+    seed: int,
+    num_envs: int,
+    episode_length_s: float | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """One episode for each of ``num_envs`` robots on the uniform field of ``terrain`` at level
+    0 of ``sim``'s terrain (a range with equal ends gives exact dimensions, e.g. a riser):
+    :func:`run_cell`'s metrics and the field's ``episode_length_s``, the ``minutes`` walked
+    and ``falls_per_10min``."""
+    settings = EvalSettings(
+        terrains=(terrain,), noise_modes=(noise_mode,), level=0, num_envs=num_envs, seed=seed,
+        episode_length_s=episode_length_s,
+    )  # fmt: skip
+    env = make_eval_env(sim, terrain, settings)
+    try:
+        metrics = run_cell(env, policy, noise_mode, seed, on_step)
+        dt, steps = env.control_dt, env.max_episode_steps
+    finally:
+        env.close()
+    return {
+        **metrics,
+        "episode_length_s": float(steps * dt),
+        "minutes": metrics["steps"] * dt / 60.0,
+        "falls_per_10min": 10.0 * metrics["falls_per_minute"],
+    }
+
+
+def pool_seeds(
+    rows: Sequence[dict[str, Any]], keys: Sequence[str], carry: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Rows of :func:`run_field` (with ``seed`` and ``robots``) summed over seeds, one per
+    value of ``keys``: ``falls_per_10min`` from the summed falls and walked minutes, ``robots``
+    and ``steps`` summed, the other metrics weighted by each row's walked steps; ``carry``:
+    fields copied from the group's first row. Order: as the rows first name the groups."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    out = []
+    for key, rs in groups.items():
+        steps = sum(r["steps"] for r in rs)
+        minutes = sum(r["minutes"] for r in rs)
+        falls = sum(r["falls"] for r in rs)
+        mean = {
+            m: sum(r[m] * r["steps"] for r in rs) / max(steps, 1)
+            for m in METRICS if m != "falls_per_minute"
+        }  # fmt: skip
+        out.append({
+            **dict(zip(keys, key, strict=True)), **{c: rs[0][c] for c in carry},
+            "seeds": sorted({r["seed"] for r in rs}), "robots": sum(r["robots"] for r in rs),
+            "falls": falls, "minutes": minutes, "steps": steps,
+            "falls_per_10min": 10.0 * falls / max(minutes, 1e-9), **mean,
+        })  # fmt: skip
+    return out
+
+
+def second_physics(sim: SimConfig, path: str | Path) -> SimConfig:
+    """``sim`` with the sections of a sim-to-sim YAML (``config/sim_to_sim.yaml``) merged over
+    it: the same robot, terrain and commands in another physics setting."""
+    from anymal_ros.config import deep_merge, from_dict, load_yaml, to_dict
+
+    return from_dict(SimConfig, deep_merge(to_dict(sim), load_yaml(path)), f"sim-to-sim {path}")
+
+
 def evaluate(
     make_policy: Callable[[int], BatchPolicy],
     sim: SimConfig,

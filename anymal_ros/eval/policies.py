@@ -20,13 +20,15 @@ over a ``teacher`` when a checkpoint holds both).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from anymal_ros.config.sim import SimConfig
 from anymal_ros.models import loading
 from anymal_ros.models.checkpoint import load_checkpoint
 from anymal_ros.models.student import Student
@@ -41,6 +43,18 @@ class BatchPolicy(Protocol):
     def reset(self, env_ids: np.ndarray) -> None: ...
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EvalPolicy:
+    """A policy file under evaluation: its label in tables and figures, its path, its own
+    simulator settings (its checkpoint's, or its ONNX file's robot and actions) and a factory
+    of its batched policy for ``N`` robots."""
+
+    label: str
+    path: str
+    sim: SimConfig
+    make: Callable[[int], BatchPolicy]
 
 
 def _t(x: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -24,30 +24,18 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.eval.evaluate import METRICS, EvalSettings, make_eval_env, run_cell
-from anymal_ros.eval.policies import BatchPolicy
+from anymal_ros.eval.evaluate import pool_seeds, run_field
+from anymal_ros.eval.policies import EvalPolicy
 
 #: direction -> the terrain type of its field.
 DIRECTIONS: dict[str, str] = {"up": "stairs_up", "down": "stairs_down"}
 #: The second edition's sweep (issue #16): 5 to 22 cm.
 DEFAULT_HEIGHTS: tuple[float, ...] = (0.05, 0.08, 0.11, 0.14, 0.17, 0.20, 0.22)
 TARGET_FALLS_PER_10MIN = 1.0  # the stairs target of the bundled policy
-
-
-@dataclass(frozen=True)
-class SweepPolicy:
-    """One policy of a sweep: its label in rows and figure, its file, its own simulator
-    settings, and a factory of its batched policy for ``N`` robots."""
-
-    label: str
-    path: str
-    sim: SimConfig
-    make: Callable[[int], BatchPolicy]
 
 
 def at_step_height(sim: SimConfig, height: float) -> SimConfig:
@@ -59,7 +47,7 @@ def at_step_height(sim: SimConfig, height: float) -> SimConfig:
 
 
 def sweep(
-    policies: Sequence[SweepPolicy],
+    policies: Sequence[EvalPolicy],
     heights: Sequence[float] = DEFAULT_HEIGHTS,
     seeds: Sequence[int] = (0,),
     num_envs: int = 60,
@@ -91,7 +79,7 @@ def sweep(
         at_step_height(policies[0].sim, h)  # fails early on a bad height
     cells = [(p, d, h, s) for p in policies for d in directions for h in heights for s in seeds]
 
-    def quota(p: SweepPolicy) -> int:  # robot-steps of one row at full length
+    def quota(p: EvalPolicy) -> int:  # robot-steps of one row at full length
         length = episode_length_s or p.sim.termination.episode_length_s
         return num_envs * int(round(length / p.sim.control_dt))
 
@@ -103,33 +91,19 @@ def sweep(
     rows = []
     done = 0
     for policy, direction, height, seed in cells:
-        terrain = DIRECTIONS[direction]
-        settings = EvalSettings(
-            terrains=(terrain,), noise_modes=(noise,), level=0, num_envs=num_envs, seed=seed,
-            episode_length_s=episode_length_s,
-        )  # fmt: skip
         sim = at_step_height(policy.sim, height)
-        env = make_eval_env(sim, terrain, settings)
         bar.set_postfix_str(f"{policy.label} {direction} {100 * height:.0f} cm seed {seed}")
-        try:
-            metrics = run_cell(
-                env, policy.make(num_envs), noise, seed, lambda: bar.update(num_envs)
-            )
-            dt = env.control_dt
-            length = env.max_episode_steps * dt
-        finally:
-            env.close()
+        metrics = run_field(
+            sim, DIRECTIONS[direction], policy.make(num_envs), noise, seed, num_envs,
+            episode_length_s, lambda: bar.update(num_envs),
+        )  # fmt: skip
         done += quota(policy)
         bar.update(done - bar.n)  # a row that ended early (every robot fell) counts in full
-        minutes = metrics["steps"] * dt / 60.0
         row = {
             "policy": policy.label, "path": policy.path, "robot": sim.robot.description,
             "direction": direction, "step_height": float(height),
             "tread": float(sim.terrain.step_width), "seed": int(seed), "noise": noise,
-            "robots": num_envs, "episode_length_s": float(length),
-            "falls": metrics["falls"], "minutes": minutes,
-            "falls_per_10min": 10.0 * metrics["falls_per_minute"],
-            **{k: v for k, v in metrics.items() if k != "falls"},
+            "robots": num_envs, **metrics,
         }  # fmt: skip
         rows.append(row)
         if on_row is not None:
@@ -139,28 +113,9 @@ def sweep(
 
 
 def pooled(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows summed over seeds, per policy x direction x height: ``falls_per_10min`` from the
-    summed falls and walked minutes, ``robots`` summed, the other metrics weighted by each
-    row's walked steps. Order: as the rows first name them."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["policy"], r["direction"], r["step_height"]), []).append(r)
-    out = []
-    for (policy, direction, height), rs in groups.items():
-        steps = sum(r["steps"] for r in rs)
-        minutes = sum(r["minutes"] for r in rs)
-        falls = sum(r["falls"] for r in rs)
-        mean = {
-            m: sum(r[m] * r["steps"] for r in rs) / max(steps, 1)
-            for m in METRICS if m != "falls_per_minute"
-        }  # fmt: skip
-        out.append({
-            "policy": policy, "robot": rs[0]["robot"], "direction": direction,
-            "step_height": height, "seeds": sorted({r["seed"] for r in rs}),
-            "robots": sum(r["robots"] for r in rs), "falls": falls, "minutes": minutes,
-            "falls_per_10min": 10.0 * falls / max(minutes, 1e-9), **mean,
-        })  # fmt: skip
-    return out
+    """Rows summed over seeds, per policy x direction x height (:func:`pool_seeds
+    <anymal_ros.eval.evaluate.pool_seeds>`)."""
+    return pool_seeds(rows, ("policy", "direction", "step_height"), carry=("robot",))
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -87,7 +87,7 @@ class LocomotionTask:
             "extero": EXTERO_SHAPE,
             "privileged": (PRIVILEGED_DIM,),
         }
-        self.max_episode_steps = int(round(cfg.termination.episode_length_s / self.control_dt))
+        self.max_episode_steps = cfg.max_episode_steps
         self.cos_max_tilt = float(np.cos(cfg.termination.max_tilt))
         robot = load_robot(cfg.robot.description)
         self.joint_velocity_limit = robot.joint_velocity_limit

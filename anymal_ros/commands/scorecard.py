@@ -1,0 +1,109 @@
+"""`anymal-ros scorecard POLICY [--teacher T] [--baseline B]`: a policy against a release's
+targets.
+
+Measures POLICY on every field of the scorecard file (``--spec``, default
+``config/scorecard_edition2.yaml``: the second edition's targets, fixed before any policy was
+scored on its seeds), pools the seeds and prints each bound's verdict; ``--teacher`` adds the
+student-against-teacher check on the hardest fields with noisy heights, ``--baseline`` (e.g.
+``policies/student.onnx``) the field-by-field comparison with the policy it would replace.
+Every policy runs in its own simulator (its checkpoint's settings or its ONNX file's robot and
+actions). Writes ``scorecard.json`` (every cell, the pooled fields, the verdicts, the spec)
+and ``scorecard.md`` to ``--out`` after every cell. ``--resume`` reuses the matching cells of
+the ``scorecard.json`` already there, ``--reuse`` those of other runs (a policy's cells serve
+in any role: the shipped policy's committed card gives a new one its baseline column).
+``--strict`` exits with 1 unless every check was measured and met (for a release script).
+``--robots`` / ``--seeds`` shrink a run for a quick look, which the table and JSON then say
+and ``--strict`` never passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from anymal_ros.commands._args import add_overrides_option
+
+#: The second edition's scorecard (installed beside the other configs).
+DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "config" / "scorecard_edition2.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("policy", help="the candidate: checkpoint (.pt) or ONNX file (.onnx)")
+    parser.add_argument("--teacher", default=None, help="its teacher, for the teacher check")
+    parser.add_argument("--baseline", default=None, help="the policy it would replace")
+    parser.add_argument("--spec", default=str(DEFAULT_SPEC), help="scorecard YAML")
+    parser.add_argument("--out", default="scorecard", help="directory for the JSON and table")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse matching cells of --out's scorecard.json")  # fmt: skip
+    parser.add_argument("--reuse", nargs="+", default=[], metavar="JSON",
+                        help="also reuse matching cells of these scorecard.json files")  # fmt: skip
+    parser.add_argument("--robots", type=int, default=None,
+                        help="robots per seed instead of the spec's (a quick look)")  # fmt: skip
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="seeds instead of the spec's (a quick look)")  # fmt: skip
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 unless every check is measured and met")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_overrides_option(parser, "SimConfig overrides for every policy (before the spec's)")
+
+
+def load_spec(path: str | Path, robots: int | None = None, seeds: list[int] | None = None):
+    """The scorecard file, with a quick look's robots and seeds; errors end the command."""
+    from anymal_ros.config import ConfigError, load_config
+    from anymal_ros.config.scorecard import ScorecardConfig
+    from anymal_ros.eval.scorecard import check_metrics
+
+    try:
+        spec = load_config(ScorecardConfig, path)
+        changes = {"robots_per_seed": robots, "seeds": tuple(seeds) if seeds else None}
+        spec = dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
+        check_metrics(spec)
+    except (ConfigError, ValueError) as err:
+        raise SystemExit(f"{path}: {err}") from err
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    from anymal_ros.commands._policy_sim import eval_policy
+    from anymal_ros.eval.scorecard import markdown, measure, read_cells, verdicts, write
+
+    spec = load_spec(args.spec, args.robots, args.seeds)
+    roles = {"candidate": args.policy, "teacher": args.teacher, "baseline": args.baseline}
+    policies = {
+        role: eval_policy(path, f"{role} {Path(path).name}", args.overrides)
+        for role, path in roles.items()
+        if path is not None
+    }
+    physics = None
+    if spec.sim_to_sim is not None:
+        physics = Path(args.spec).parent / spec.sim_to_sim.physics
+        if not physics.is_file():
+            raise SystemExit(f"{args.spec}: sim_to_sim.physics: no such file {physics}")
+    out = Path(args.out)
+    earlier = [*args.reuse]
+    if args.resume and (out / "scorecard.json").is_file():
+        earlier.append(str(out / "scorecard.json"))
+    try:
+        done = [cell for path in earlier for cell in read_cells(path)]
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"--resume/--reuse: {err}") from err
+    meta = {
+        "policies": {role: {"label": p.label, "path": p.path, "robot": p.sim.robot.description}
+                     for role, p in policies.items()},
+        "spec_path": str(args.spec), "overrides": args.overrides,
+        "quick_look": args.robots is not None or args.seeds is not None,
+    }  # fmt: skip
+    cells: list[dict] = []
+    try:
+        measure(
+            spec, policies, physics, done, progress=not args.quiet,
+            on_cell=lambda cell: (cells.append(cell), write(out, spec, cells, meta)),
+        )  # fmt: skip
+    except ValueError as err:
+        raise SystemExit(str(err)) from err
+    js, md = write(out, spec, cells, meta)
+    print(markdown(spec, cells, meta["quick_look"]))
+    print(f"wrote {js} and {md}")
+    passed = all(v["met"] is True for v in verdicts(spec, cells)) and not meta["quick_look"]
+    return 1 if args.strict and not passed else 0

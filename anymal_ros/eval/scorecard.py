@@ -1,0 +1,306 @@
+"""A policy against a release's targets, field by field (``anymal-ros scorecard``).
+
+The scorecard's file (:class:`~anymal_ros.config.scorecard.ScorecardConfig`,
+``config/scorecard_edition2.yaml``) names the fields, their exact dimensions, the seeds, the
+robots per seed and the bounds; this module measures a **candidate** policy on every field
+(each noise mode, each seed: one *cell*, :func:`~anymal_ros.eval.evaluate.run_field`), pools
+the seeds and gives a verdict per bound. Optional roles add the comparisons:
+
+* **teacher**: measured on the teacher check's fields with its noise mode; the candidate must
+  fall less often there (with noisy heights a student should beat the teacher it learnt from,
+  because its memory fills in what the map gets wrong);
+* **baseline** (e.g. the shipped policy): measured on every field; the candidate is *better*
+  on a field when it falls less often, or as often and tracks at least as well;
+* the **sim-to-sim** check runs the candidate on one field in a second physics setting.
+
+Every policy runs in its own simulator (as in ``anymal-ros step-sweep``), with the
+scorecard's shared settings and each field's settings merged over it. Cells are written out as
+they finish and a rerun with ``resume`` skips those it already has, so an hour's run that
+stops loses at most one cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anymal_ros.config import deep_merge, from_dict, to_dict
+from anymal_ros.config.scorecard import ScorecardConfig, ScorecardRow
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.eval.evaluate import METRICS, pool_seeds, run_field, second_physics
+from anymal_ros.eval.policies import EvalPolicy
+
+#: What a bound may name: the pooled metrics of a field.
+TARGET_METRICS: tuple[str, ...] = ("falls", "falls_per_10min", *METRICS)
+ROLES: tuple[str, ...] = ("candidate", "teacher", "baseline")
+TRAINING, SECOND = "training", "second"  # the physics a cell ran in
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: a role's policy on a field with one noise mode and seed."""
+
+    role: str
+    row: str
+    noise: str
+    physics: str
+    seed: int
+
+
+def check_metrics(spec: ScorecardConfig) -> None:
+    """Refuse bounds on metrics a field does not report (before an hour of simulation)."""
+    bad = [f"{r.name}: {m}" for r in spec.rows for m in r.targets if m not in TARGET_METRICS]
+    if bad:
+        raise ValueError(f"targets name unknown metrics {bad}; known: {list(TARGET_METRICS)}")
+
+
+def plan(spec: ScorecardConfig, roles: Sequence[str]) -> list[Cell]:
+    """Every cell the given roles need, in run order (the candidate first)."""
+    cells = []
+    seeds = spec.seeds
+    if "candidate" in roles:
+        cells += [Cell("candidate", r.name, m, TRAINING, s)
+                  for r in spec.rows for m in r.noise for s in seeds]  # fmt: skip
+        if spec.sim_to_sim is not None:
+            c = spec.sim_to_sim
+            cells += [Cell("candidate", c.row, c.noise, SECOND, s) for s in seeds]
+    if "teacher" in roles and spec.teacher_check is not None:
+        t = spec.teacher_check
+        cells += [Cell("teacher", name, t.noise, TRAINING, s) for name in t.rows for s in seeds]
+    if "baseline" in roles:
+        cells += [Cell("baseline", r.name, m, TRAINING, s)
+                  for r in spec.rows for m in r.noise for s in seeds]  # fmt: skip
+    return cells
+
+
+def field_sim(
+    policy_sim: SimConfig,
+    spec: ScorecardConfig,
+    row: ScorecardRow,
+    physics: str | Path | None = None,
+) -> SimConfig:
+    """A policy's simulator with the scorecard's and the field's settings and its episode
+    length merged over it, in the second physics setting ``physics`` (a YAML) if given."""
+    data = deep_merge(deep_merge(to_dict(policy_sim), spec.sim), row.sim)
+    data = deep_merge(data, {"termination": {"episode_length_s": spec.episode_length_s}})
+    sim = from_dict(SimConfig, data, f"scorecard row {row.name!r}")
+    return second_physics(sim, physics) if physics is not None else sim
+
+
+def digest(data: bytes | str) -> str:
+    """Short SHA-256 of a file's bytes or a settings text: what a reused cell must match."""
+    raw = data.encode() if isinstance(data, str) else data
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _key(cell: Mapping[str, Any]) -> tuple:
+    # Not the role: a policy's figures on a field are the same whichever part it plays.
+    return tuple(cell[k] for k in ("policy_sha256", "row", "noise", "physics", "seed",
+                                   "robots", "sim_sha256"))  # fmt: skip
+
+
+def measure(
+    spec: ScorecardConfig,
+    policies: Mapping[str, EvalPolicy],
+    physics_path: str | Path | None = None,
+    done: Sequence[dict[str, Any]] = (),
+    progress: bool = True,
+    on_cell: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Measure every cell of :func:`plan` for the roles in ``policies`` (role -> policy);
+    ``physics_path``: the sim-to-sim YAML; ``done``: cells of earlier runs, reused where they
+    match (the same policy file bytes, field, noise, physics, seed, robots and simulator
+    settings; the role may differ).
+
+    A cell: ``role``, ``label``, ``path``, ``robot``, ``row``, ``terrain``, ``noise``,
+    ``physics``, ``seed``, ``robots``, the two digests and :func:`run_field`'s figures.
+    """
+    from tqdm import tqdm
+
+    unknown = sorted(set(policies) - set(ROLES))
+    if unknown or "candidate" not in policies:
+        raise ValueError(f"roles must include candidate and be among {list(ROLES)}: {unknown}")
+    check_metrics(spec)
+    if spec.sim_to_sim is not None and physics_path is None:
+        raise ValueError("the scorecard has a sim-to-sim check: give its physics YAML")
+    n = spec.robots_per_seed
+    cells = plan(spec, list(policies))
+    earlier = {_key(c): c for c in done}
+    files = {role: digest(Path(p.path).read_bytes()) for role, p in policies.items()}
+    sims = {}  # every field's simulator built before the first cell: bad settings fail early
+    for c in cells:
+        row, policy = spec.row(c.row), policies[c.role]
+        sims[c] = field_sim(policy.sim, spec, row, physics_path if c.physics == SECOND else None)
+    quota = {c: n * sims[c].max_episode_steps for c in cells}
+    bar = tqdm(
+        total=sum(quota.values()), unit="step", unit_scale=True, desc="scorecard",
+        disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        dynamic_ncols=True,
+    )  # fmt: skip
+    out, counted = [], 0
+    for c in cells:
+        policy, sim, row = policies[c.role], sims[c], spec.row(c.row)
+        head = {"role": c.role, "label": policy.label, "path": policy.path,
+                "policy_sha256": files[c.role], "robot": sim.robot.description,
+                "row": c.row, "terrain": row.terrain, "noise": c.noise, "physics": c.physics,
+                "seed": c.seed, "robots": n,
+                "sim_sha256": digest(json.dumps(to_dict(sim), sort_keys=True))}  # fmt: skip
+        result = earlier.get(_key(head))
+        if result is not None:  # measured before, perhaps in another role or run
+            result = {**result, **head}
+        else:
+            bar.set_postfix_str(f"{c.role} {c.row} {c.noise} {c.physics} seed {c.seed}")
+            metrics = run_field(sim, row.terrain, policy.make(n), c.noise, c.seed, n,
+                                on_step=lambda: bar.update(n))  # fmt: skip
+            metrics.pop("_belief_snapshot", None)
+            result = {**head, **metrics}
+            earlier[_key(head)] = result  # e.g. a baseline that is also the teacher
+        out.append(result)
+        counted += quota[c]
+        bar.update(counted - bar.n)  # a cell where every robot fell counts in full
+        if on_cell is not None:
+            on_cell(result)
+    bar.close()
+    return out
+
+
+def pooled(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cells summed over seeds, per role x field x noise x physics."""
+    return pool_seeds(
+        cells, ("role", "row", "noise", "physics"), carry=("label", "path", "robot", "terrain")
+    )
+
+
+def verdicts(spec: ScorecardConfig, cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per check, each ``{check, row, noise, metric, value, wanted, met}``: every
+    bound on the candidate's fields, then the teacher, sim-to-sim and baseline comparisons
+    (``met`` is None where a comparison's other side was not measured)."""
+    pool = {(p["role"], p["row"], p["noise"], p["physics"]): p for p in pooled(cells)}
+    mine = {(r, m): p for (role, r, m, ph), p in pool.items() if role == "candidate"
+            and ph == TRAINING}  # fmt: skip
+    out = []
+    for row in spec.rows:
+        for mode in row.noise:
+            p = mine.get((row.name, mode))
+            for metric, bound in row.targets.items():
+                value = None if p is None else float(p[metric])
+                out.append({"check": "target", "row": row.name, "noise": mode, "metric": metric,
+                            "value": value, "wanted": bound.text(),
+                            "met": None if value is None else bound.holds(value)})  # fmt: skip
+    if spec.teacher_check is not None:
+        t = spec.teacher_check
+        for name in t.rows:
+            p, q = mine.get((name, t.noise)), pool.get(("teacher", name, t.noise, TRAINING))
+            out.append(_comparison("teacher", name, t.noise, p, q,
+                                   lambda a, b: a["falls_per_10min"] < b["falls_per_10min"],
+                                   "fewer falls per 10 min than the teacher"))  # fmt: skip
+    if spec.sim_to_sim is not None:
+        s = spec.sim_to_sim
+        p, q = mine.get((s.row, s.noise)), pool.get(("candidate", s.row, s.noise, SECOND))
+        entry = _comparison(
+            "sim_to_sim", s.row, s.noise, q, p,
+            lambda a, b: (a["tracking_error"] <= s.max_tracking_error_ratio * b["tracking_error"]
+                          and a["falls"] <= s.max_falls),
+            f"tracking error <= {s.max_tracking_error_ratio:g} x training physics, "
+            f"falls <= {s.max_falls}",
+        )  # fmt: skip
+        if p is not None and q is not None:
+            entry["tracking_error_ratio"] = q["tracking_error"] / max(p["tracking_error"], 1e-9)
+        out.append(entry)
+    for row in spec.rows:
+        for mode in row.noise:
+            p, q = mine.get((row.name, mode)), pool.get(("baseline", row.name, mode, TRAINING))
+            if q is not None:
+                out.append(_comparison("baseline", row.name, mode, p, q, better_than,
+                                       "fewer falls, or as few and tracking no worse"))  # fmt: skip
+    return out
+
+
+def better_than(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Fewer falls per 10 min, or as few and a tracking error no larger."""
+    if a["falls_per_10min"] != b["falls_per_10min"]:
+        return a["falls_per_10min"] < b["falls_per_10min"]
+    return a["tracking_error"] <= b["tracking_error"]
+
+
+def _comparison(check, row, noise, mine, other, passes, wanted) -> dict[str, Any]:
+    both = mine is not None and other is not None
+    return {
+        "check": check, "row": row, "noise": noise, "metric": "falls_per_10min",
+        "value": None if mine is None else float(mine["falls_per_10min"]),
+        "other": None if other is None else float(other["falls_per_10min"]),
+        "wanted": wanted, "met": bool(passes(mine, other)) if both else None,
+    }  # fmt: skip
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def markdown(
+    spec: ScorecardConfig, cells: Sequence[dict[str, Any]], quick_look: bool = False
+) -> str:
+    """The fields (pooled figures of every role) and the checks with their verdicts;
+    ``quick_look``: the run used fewer robots or other seeds than the scorecard names."""
+    pool = pooled(cells)
+    lines = [
+        "**A quick look: fewer robots or other seeds than the scorecard names; the verdicts "
+        "do not count.**", "",
+    ] if quick_look else []  # fmt: skip
+    lines += [
+        "| role | field | heights | physics | robots | falls / 10 min | track. err [m/s] "
+        "| base / stance | limb contacts / min | clearance p10 [m] |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in pool:
+        lines.append(
+            f"| {p['role']} | {p['row']} | {p['noise']} | {p['physics']} | {p['robots']} "
+            f"| {p['falls_per_10min']:.2f} ({p['falls']}) | {p['tracking_error']:.3f} "
+            f"| {p['base_height_ratio']:.2f} | {p['limb_contacts_per_minute']:.2f} "
+            f"| {p['foot_clearance']:.3f} |"
+        )
+    checks = verdicts(spec, cells)
+    lines += ["", "| check | field | heights | metric | value | other | wanted | met |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    mark = {True: "yes", False: "**no**", None: "not measured"}
+    for v in checks:
+        lines.append(
+            f"| {v['check']} | {v['row']} | {v['noise']} | {v['metric']} | {_num(v['value'], 3)} "
+            f"| {_num(v.get('other'), 3)} | {v['wanted']} | {mark[v['met']]} |"
+        )
+    met = sum(v["met"] is True for v in checks)
+    judged = sum(v["met"] is not None for v in checks)
+    lines += ["", f"{met} of {judged} checks met ({len(checks) - judged} not measured)."]
+    return "\n".join(lines)
+
+
+def write(
+    out_dir: str | Path, spec: ScorecardConfig, cells: Sequence[dict[str, Any]],
+    meta: Mapping[str, Any],
+) -> tuple[Path, Path]:  # fmt: skip
+    """``scorecard.json`` (cells, pooled fields, verdicts, the spec, ``meta``) and
+    ``scorecard.md``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    js = out / "scorecard.json"
+    data = {"cells": list(cells), "pooled": pooled(cells), "verdicts": verdicts(spec, cells),
+            "spec": to_dict(spec), **meta}  # fmt: skip
+    tmp = js.with_suffix(".json.tmp")  # a run killed mid-write keeps the previous file
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(js)
+    md = out / "scorecard.md"
+    md.write_text(markdown(spec, cells, bool(meta.get("quick_look"))) + "\n")
+    return js, md
+
+
+def read_cells(path: str | Path) -> list[dict[str, Any]]:
+    """The cells of an earlier ``scorecard.json``."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or "cells" not in data:
+        raise ValueError(f"{path}: not a scorecard.json (no 'cells')")
+    return list(data["cells"])
