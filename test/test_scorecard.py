@@ -167,6 +167,8 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     # The first edition crouches at about 0.6 of its stance: that bound fails.
     height = next(v for v in checks if v["metric"] == "base_height_ratio")
     assert height["value"] < 0.85 and height["met"] is False
+    png = out / "scorecard.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "| target | flat | none | base_height_ratio |" in printed
     assert main([*argv, "--strict"]) == 1  # (it ran again: no --resume)

@@ -8,7 +8,8 @@ student-against-teacher check on the hardest fields with noisy heights, ``--base
 ``policies/student.onnx``) the field-by-field comparison with the policy it would replace.
 Every policy runs in its own simulator (its checkpoint's settings or its ONNX file's robot and
 actions). Writes ``scorecard.json`` (every cell, the pooled fields, the verdicts, the spec)
-and ``scorecard.md`` to ``--out`` after every cell. ``--resume`` reuses the matching cells of
+and ``scorecard.md`` to ``--out`` after every cell, and ``scorecard.png`` (falls per 10 min
+per field, a bar per role) at the end. ``--resume`` reuses the matching cells of
 the ``scorecard.json`` already there, ``--reuse`` those of other runs (a policy's cells serve
 in any role: the shipped policy's committed card gives a new one its baseline column).
 ``--strict`` exits with 1 unless every check was measured and met (for a release script).
@@ -66,7 +67,7 @@ def load_spec(path: str | Path, robots: int | None = None, seeds: list[int] | No
 
 def run(args: argparse.Namespace) -> int:
     from anymal_ros.commands._policy_sim import eval_policy
-    from anymal_ros.eval.scorecard import markdown, measure, read_cells, verdicts, write
+    from anymal_ros.eval.scorecard import markdown, measure, plot, read_cells, verdicts, write
 
     spec = load_spec(args.spec, args.robots, args.seeds)
     roles = {"candidate": args.policy, "teacher": args.teacher, "baseline": args.baseline}
@@ -103,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise SystemExit(str(err)) from err
     js, md = write(out, spec, cells, meta)
+    png = plot(cells, out / "scorecard.png", f"scorecard: {Path(args.spec).name}")
     print(markdown(spec, cells, meta["quick_look"]))
-    print(f"wrote {js} and {md}")
+    print(f"wrote {js}, {md} and {png}")
     passed = all(v["met"] is True for v in verdicts(spec, cells)) and not meta["quick_look"]
     return 1 if args.strict and not passed else 0

@@ -279,6 +279,62 @@ def markdown(
     return "\n".join(lines)
 
 
+def plot(cells: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path:
+    """One PNG: falls per 10 min on every field (training physics), a panel per noise mode, a
+    bar per role, the 1-per-10-min line dashed; logarithmic above 1 (symlog) when some field
+    is far above it, as in the step sweep's figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pool = [p for p in pooled(cells) if p["physics"] == TRAINING]
+    rows = list(dict.fromkeys(p["row"] for p in pool))
+    modes = list(dict.fromkeys(p["noise"] for p in pool))
+    roles = [r for r in ROLES if any(p["role"] == r for p in pool)]
+    value = {(p["role"], p["row"], p["noise"]): p for p in pool}
+    top = max([p["falls_per_10min"] for p in pool] + [2.0])
+    height = 0.8 / len(roles)
+    fig, axes = plt.subplots(
+        1, len(modes), figsize=(4.8 * len(modes) + 1.6, 1.2 + 0.22 * len(rows) * len(roles)),
+        sharey=True, squeeze=False,
+    )  # fmt: skip
+    for ax, mode in zip(axes[0], modes, strict=True):
+        for i, role in enumerate(roles):
+            got = [(j, value[(role, r, mode)]) for j, r in enumerate(rows)
+                   if (role, r, mode) in value]  # fmt: skip
+            ys = [j + (i - (len(roles) - 1) / 2) * height for j, _ in got]
+            xs = [p["falls_per_10min"] for _, p in got]
+            bars = ax.barh(ys, xs, height=0.92 * height, label=f"{role}: {_label(pool, role)}")
+            ax.bar_label(bars, [f"{x:.1f}" for x in xs], padding=2, fontsize=7)
+        ax.axvline(1.0, color="red", linestyle="--", linewidth=1.2, label="1 fall per 10 min")
+        if top > 8:  # linear to 1, logarithmic above: 0.3 and 30 falls both readable
+            ax.set_xscale("symlog", linthresh=1.0, linscale=1.0)
+            ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= 1.5 * top]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xlim(0, 1.6 * top)
+        ax.set_title("clean heights" if mode == "none" else f"{mode} heights", fontsize=10)
+        ax.set_xlabel("falls per 10 min" + (" (log above 1)" if top > 8 else ""))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(rows)), rows)
+    axes[0][0].invert_yaxis()
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 2), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.04 * (1 + (len(names) - 1) // 2), 1, 1))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _label(pool: Sequence[dict[str, Any]], role: str) -> str:
+    p = next(p for p in pool if p["role"] == role)
+    return f"{Path(p['path']).name} ({p['robot']})"
+
+
 def write(
     out_dir: str | Path, spec: ScorecardConfig, cells: Sequence[dict[str, Any]],
     meta: Mapping[str, Any],
