@@ -86,7 +86,8 @@ def test_eval_table_and_compare(checkpoints, tmp_path, capsys):
     out = tmp_path / "eval"
     argv = ["eval", str(checkpoints["onnx"]), "--compare", str(checkpoints["teacher"]),
             "--terrains", "flat", "rough", "--noise", "none", "noisy", "--num-envs", "2",
-            "--out", str(out), "--quiet", "--set", "termination.episode_length_s=0.3"]  # fmt: skip
+            "--out", str(out), "--quiet", "--set", "termination.episode_length_s=0.3",
+            "--gait-plot", str(tmp_path / "gait.png")]  # fmt: skip
     # An ONNX file carries no simulator settings: give the tiny ones as a file.
     sim_yaml = tmp_path / "sim.yaml"
     sim_yaml.write_text(json.dumps(TINY_SIM))
@@ -94,6 +95,7 @@ def test_eval_table_and_compare(checkpoints, tmp_path, capsys):
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "(student)" in text and "(teacher)" in text
+    assert (tmp_path / "gait.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads((out / "eval.json").read_text())
     assert [(r["terrain"], r["noise"]) for r in data["rows"]] == [
         ("flat", "none"), ("flat", "noisy"), ("rough", "none"), ("rough", "noisy")

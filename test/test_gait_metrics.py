@@ -1,5 +1,6 @@
 """Gait-quality metrics on hand-made cases: a robot held crouched in the real simulator, and
-steps written by hand for a shank on the ground, a scuffing swing and a joint at its limit."""
+steps written by hand for a shank on the ground, a scuffing swing and a joint at its limit;
+the gait trace and its figure on a robot standing in the real simulator."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sim_helpers import SMALL_TERRAIN
 from anymal_ros.config import from_dict
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.evaluate import EvalSettings, make_eval_env, run_cell
-from anymal_ros.eval.gait import GaitMeter
+from anymal_ros.eval.gait import GaitMeter, GaitTrace, plot_gait
 
 
 class HoldPose:
@@ -90,3 +91,36 @@ def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
     assert r["foot_clearance"] == pytest.approx(0.01 + 0.1 * 0.09)  # p10 of {0.01, 0.10}
     assert r["joint_limit_hits_per_minute"] == pytest.approx(1 / minutes)
     assert r["base_height_ratio"] == pytest.approx(1.0)
+
+
+def test_the_gait_trace_follows_robot_0_until_it_falls(tmp_path):
+    trace = GaitTrace(0.02, 0.5)
+    lift = np.zeros((2, 4))
+    lift[0, 0] = 0.07  # robot 0's LF foot 7 cm up
+    swing = np.array([[False, True, True, True], [True] * 4])
+    trace.update(_step(2, foot_clearance=lift, foot_contact=swing), active=True)
+    trace.update(_step(2), active=False)  # robot 0 already between episodes: not recorded
+    trace.update(_step(2, base_height=np.array([0.3, 0.5])), active=True, fell=True)
+    trace.update(_step(2), active=True)  # after its fall: nothing more
+    assert len(trace.base) == 2 and trace.base == [0.5, 0.3] and trace.fell
+    assert trace.contact[0].tolist() == [False, True, True, True]
+    assert trace.clearance[0][0] == pytest.approx(0.07)
+    with pytest.raises(ValueError, match="empty"):
+        plot_gait(GaitTrace(0.02, 0.5), tmp_path / "none.png", "nothing")
+
+
+def test_a_standing_robots_gait_figure(tmp_path):
+    sim = from_dict(SimConfig, {
+        "robot": {"description": "anymal_c_like"}, "terrain": dict(SMALL_TERRAIN),
+        "actions": {"mode": "joint_residual"}, "randomization": {"enabled": False},
+    })  # fmt: skip
+    env = make_eval_env(sim, "flat", EvalSettings(terrains=("flat",), num_envs=1,
+                                                  episode_length_s=1.0))  # fmt: skip
+    trace = GaitTrace(env.control_dt, env.robot.nominal_base_height)
+    run_cell(env, HoldPose(np.zeros(12), 1), "none", gait_trace=trace)
+    assert len(trace.base) == 50 and not trace.fell
+    landed = slice(10, None)  # it is spawned a little above the ground and drops first
+    assert not np.array(trace.contact)[0].any() and np.array(trace.contact)[landed].all()
+    assert np.abs(np.array(trace.clearance)[landed]).max() < 0.01  # soles on the ground
+    png = plot_gait(trace, tmp_path / "gait.png", "standing", window_s=0.6, skip_s=0.2)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -7,7 +7,9 @@ policy (usually the teacher) on the same cells, seeds and commands, side by side
 ``--render FILE.mp4`` records robot 0 of the first cell. For a student with its belief
 decoder (a checkpoint, or an ONNX file exported with one) the table also shows the belief's
 reconstruction errors, and ``--belief-plot FILE.png`` draws robot 0's true, fed and believed
-heights on the first stairs cell with noise.
+heights on the first stairs cell with noise. ``--gait-plot FILE.png`` draws robot 0's gait in
+the first cell: its footfall diagram, how high each sole lifts, and its base height over the
+robot's stance (a crouch, a shuffle or a stumble shows at a glance).
 
 ``--sim-to-sim [YAML]`` evaluates the policy twice instead: in its training physics and in a
 second physics setting of the same robot (``config/sim_to_sim.yaml`` by default: another
@@ -47,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--belief-plot",
         default=None,
         help="student with a belief decoder: PNG of robot 0's true, noisy and believed heights",
+    )
+    parser.add_argument(
+        "--gait-plot",
+        default=None,
+        help="robot 0 of the first cell: PNG of its footfalls, foot lift and base height",
     )
     parser.add_argument("--sim-config", default=None, help="SimConfig YAML (default: checkpoint's)")
     parser.add_argument(
@@ -121,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
     if args.compare and args.sim_to_sim:
         raise SystemExit("--compare and --sim-to-sim each fill the second column: choose one")
     rows = evaluate(
-        factory(args.policy), sim, settings, args.render, progress, belief_plot=args.belief_plot
-    )
+        factory(args.policy), sim, settings, args.render, progress,
+        belief_plot=args.belief_plot, gait_plot=args.gait_plot,
+    )  # fmt: skip
     compare, names = None, None
     if args.compare:
         compare = evaluate(factory(args.compare), sim, settings, None, progress)

@@ -43,7 +43,7 @@ import numpy as np
 from anymal_ros.config.noise import MODE_NAMES, HeightNoiseConfig
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.belief import BeliefMeter, belief_table, plot_belief, sample_xy
-from anymal_ros.eval.gait import GAIT_METRICS, GaitMeter
+from anymal_ros.eval.gait import GAIT_METRICS, GaitMeter, GaitTrace, plot_gait
 from anymal_ros.eval.policies import BatchPolicy, action_from_output
 from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.sim.env import QuadrupedVecEnv
@@ -139,8 +139,10 @@ def run_cell(
     seed: int = 0,
     on_step: Callable[[], None] | None = None,
     snapshot_step: int | None = None,
+    gait_trace: GaitTrace | None = None,
 ) -> dict[str, Any]:
     """One episode per robot; returns the cell's metrics (see the module docstring).
+    ``gait_trace``: records robot 0's first episode step by step.
 
     ``snapshot_step``: with a belief, keep robot 0's samples under ``"_belief_snapshot"``
     (``xy``, ``truth``, ``fed``, ``believed``, ``step``): of its steps from ``snapshot_step``
@@ -194,6 +196,8 @@ def run_cell(
         terms = info["reward_terms"]
         a = active
         gait.update(info["gait"], np.linalg.norm(v_xy, axis=-1), a)
+        if gait_trace is not None:
+            gait_trace.update(info["gait"], bool(a[0]), bool(terminated[0]))
         ret[a] += reward[a]
         tracking = terms.get("lin_vel_tracking", 0.0) + terms.get("ang_vel_tracking", 0.0)
         track_reward[a] += np.broadcast_to(tracking, (n,))[a]
@@ -302,10 +306,12 @@ def evaluate(
     progress: bool = True,
     belief_plot: str | Path | None = None,
     belief_plot_warmup: int = 100,
+    gait_plot: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Rows ``{terrain, noise, <metrics>}`` for every terrain x noise mode.
 
     ``render``: write a video of robot 0 in the first cell (MP4/GIF) to this path.
+    ``gait_plot``: a PNG of robot 0's gait in the first cell (:func:`plot_gait`).
     ``belief_plot``: for a student with a belief, a PNG of robot 0's truth, input and belief
     in the first stairs cell with noise (else the first cell with noise, else the first
     cell), at the step after ``belief_plot_warmup`` where its terrain varies most.
@@ -332,7 +338,14 @@ def evaluate(
             snap = None
             if belief_plot and (terrain, mode) == plot_cell:  # within even a short episode
                 snap = min(belief_plot_warmup, env.max_episode_steps // 2)
-            metrics = run_cell(env, policy, mode, settings.seed, step_hook, snap)
+            trace = None
+            if gait_plot is not None and i == 0:
+                trace = GaitTrace(env.control_dt, env.robot.nominal_base_height)
+            metrics = run_cell(env, policy, mode, settings.seed, step_hook, snap, trace)
+            if trace is not None:
+                vx, vy, yaw = env.commands.command[0]
+                plot_gait(trace, gait_plot, f"gait of robot 0: {terrain} (level {settings.level}), "
+                          f"{mode} heights, command {vx:.2f} / {vy:.2f} m/s, {yaw:.2f} rad/s")
         finally:
             if camera is not None:
                 camera.close()

@@ -16,10 +16,14 @@ the robots still in their first episode and reduces it to:
 * ``cost_of_transport``: mean positive mechanical joint power over (mass * g * mean speed);
 * ``joint_limit_hits_per_minute``: steps with some joint within 0.02 rad of its range's end,
   per simulated minute and robot.
+
+:class:`GaitTrace` and :func:`plot_gait` draw one robot's gait: its footfall diagram, how high
+its soles lift and how high its base stands (``anymal-ros eval --gait-plot``).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,3 +118,85 @@ class GaitMeter:
             "cost_of_transport": (self.power_sum / steps) / (self.mass * GRAVITY * speed),
             "joint_limit_hits_per_minute": self.limit_hits / minutes,
         }
+
+
+LEG_NAMES: tuple[str, ...] = ("LF", "RF", "LH", "RH")
+
+
+class GaitTrace:
+    """Robot 0's gait, step by step, for :func:`plot_gait`: foot contacts, sole heights above
+    the terrain below them, base height, thigh/shank contacts (until its first episode ends)."""
+
+    def __init__(self, control_dt: float, nominal_base_height: float) -> None:
+        self.dt, self.nominal = control_dt, nominal_base_height
+        self.contact: list[np.ndarray] = []
+        self.clearance: list[np.ndarray] = []
+        self.base: list[float] = []
+        self.limbs: list[bool] = []
+        self.fell = False
+
+    def update(self, gait: dict[str, np.ndarray], active: bool, fell: bool = False) -> None:
+        if not active or self.fell:
+            return
+        self.contact.append(gait["foot_contact"][0].astype(bool))
+        self.clearance.append(np.asarray(gait["foot_clearance"][0], dtype=float))
+        self.base.append(float(gait["base_height"][0]))
+        self.limbs.append(bool((gait["thigh_shank_contact"][0] > 0.5).any()))
+        self.fell = fell
+
+
+def plot_gait(trace: GaitTrace, path: str | Path, title: str, window_s: float = 4.0,
+              skip_s: float = 2.0) -> Path:  # fmt: skip
+    """One PNG of ``window_s`` seconds of robot 0 after ``skip_s`` (the start-up): the footfall
+    diagram (a bar per leg while its foot is on the ground, thigh/shank contacts marked), each
+    sole's height above the terrain below it, and the base height over the robot's stance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(trace.base)
+    if n == 0:
+        raise ValueError("the gait trace is empty")
+    first = min(int(round(skip_s / trace.dt)), max(n - int(round(window_s / trace.dt)), 0))
+    last = min(n, first + int(round(window_s / trace.dt)))
+    t = np.arange(first, last) * trace.dt
+    contact = np.array(trace.contact[first:last])
+    clearance = np.array(trace.clearance[first:last])
+    base = np.array(trace.base[first:last]) / trace.nominal
+    limbs = np.array(trace.limbs[first:last])
+    fig, (ax_feet, ax_lift, ax_base) = plt.subplots(
+        3, 1, figsize=(9.0, 6.4), sharex=True, gridspec_kw={"height_ratios": [1.1, 1.3, 0.9]}
+    )
+    for leg, name in enumerate(LEG_NAMES):
+        y = len(LEG_NAMES) - 1 - leg
+        on = contact[:, leg]
+        starts = np.flatnonzero(on & ~np.r_[False, on[:-1]])
+        ends = np.flatnonzero(on & ~np.r_[on[1:], False])
+        ax_feet.broken_barh([(t[a], t[b] - t[a] + trace.dt) for a, b in zip(starts, ends,
+                                                                            strict=True)],
+                            (y - 0.35, 0.7), color="0.25")  # fmt: skip
+        ax_lift.plot(t, 100 * clearance[:, leg], linewidth=1.3, label=name)
+    if limbs.any():
+        ax_feet.plot(t[limbs], np.full(limbs.sum(), len(LEG_NAMES) - 0.4), "rv", markersize=4,
+                     label="thigh/shank touches")  # fmt: skip
+        ax_feet.legend(loc="upper right", fontsize=7)
+    ax_feet.set_yticks(range(len(LEG_NAMES)), LEG_NAMES[::-1])
+    ax_feet.set_ylim(-0.6, len(LEG_NAMES) - 0.1)
+    ax_feet.set_title("feet on the ground (dark)", fontsize=9)
+    ax_lift.set_ylabel("sole above terrain [cm]")
+    ax_lift.legend(loc="upper right", fontsize=7, ncol=4)
+    ax_lift.grid(alpha=0.3)
+    ax_base.plot(t, base, color="tab:purple")
+    ax_base.axhline(1.0, color="0.5", linestyle=":", linewidth=1)
+    ax_base.set_ylabel("base / stance")
+    ax_base.set_xlabel("time [s]" + ("  (robot 0 fell at the end)" if trace.fell and
+                                     last == n else ""))  # fmt: skip
+    ax_base.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
