@@ -170,7 +170,7 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     png = out / "scorecard.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     printed = capsys.readouterr().out
-    assert "| target | flat | none | base_height_ratio |" in printed
+    assert "| target | flat | clean | base_height_ratio |" in printed
     assert main([*argv, "--strict"]) == 1  # (it ran again: no --resume)
 
     # --resume measures nothing again: every cell matches one on disk.

@@ -142,12 +142,12 @@ def run_cell(
     gait_trace: GaitTrace | None = None,
 ) -> dict[str, Any]:
     """One episode per robot; returns the cell's metrics (see the module docstring).
-    ``gait_trace``: records robot 0's first episode step by step.
 
     ``snapshot_step``: with a belief, keep robot 0's samples under ``"_belief_snapshot"``
     (``xy``, ``truth``, ``fed``, ``believed``, ``step``): of its steps from ``snapshot_step``
     on (the memory's warm-up), the one where the true terrain around its feet varies most
     (on stairs: where its feet meet a riser).
+    ``gait_trace``: records robot 0's first episode step by step.
     """
     n = env.num_envs
     env.report_gait = True
@@ -344,8 +344,9 @@ def evaluate(
             metrics = run_cell(env, policy, mode, settings.seed, step_hook, snap, trace)
             if trace is not None:
                 vx, vy, yaw = env.commands.command[0]
+                heights = "clean" if mode == "none" else mode
                 plot_gait(trace, gait_plot, f"gait of robot 0: {terrain} (level {settings.level}), "
-                          f"{mode} heights, command {vx:.2f} / {vy:.2f} m/s, {yaw:.2f} rad/s")
+                          f"{heights} heights, command {vx:.2f} / {vy:.2f} m/s, {yaw:.2f} rad/s")
         finally:
             if camera is not None:
                 camera.close()

@@ -238,6 +238,10 @@ def _comparison(check, row, noise, mine, other, passes, wanted) -> dict[str, Any
     }  # fmt: skip
 
 
+def _heights(mode: str) -> str:
+    return "clean" if mode == "none" else mode
+
+
 def _num(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -259,7 +263,7 @@ def markdown(
     ]
     for p in pool:
         lines.append(
-            f"| {p['role']} | {p['row']} | {p['noise']} | {p['physics']} | {p['robots']} "
+            f"| {p['role']} | {p['row']} | {_heights(p['noise'])} | {p['physics']} | {p['robots']} "
             f"| {p['falls_per_10min']:.2f} ({p['falls']}) | {p['tracking_error']:.3f} "
             f"| {p['base_height_ratio']:.2f} | {p['limb_contacts_per_minute']:.2f} "
             f"| {p['foot_clearance']:.3f} |"
@@ -270,7 +274,8 @@ def markdown(
     mark = {True: "yes", False: "**no**", None: "not measured"}
     for v in checks:
         lines.append(
-            f"| {v['check']} | {v['row']} | {v['noise']} | {v['metric']} | {_num(v['value'], 3)} "
+            f"| {v['check']} | {v['row']} | {_heights(v['noise'])} | {v['metric']} "
+            f"| {_num(v['value'], 3)} "
             f"| {_num(v.get('other'), 3)} | {v['wanted']} | {mark[v['met']]} |"
         )
     met = sum(v["met"] is True for v in checks)
@@ -313,7 +318,7 @@ def plot(cells: Sequence[dict[str, Any]], path: str | Path, title: str | None = 
             ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= 1.5 * top]
             ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_xlim(0, 1.6 * top)
-        ax.set_title("clean heights" if mode == "none" else f"{mode} heights", fontsize=10)
+        ax.set_title(f"{_heights(mode)} heights", fontsize=10)
         ax.set_xlabel("falls per 10 min" + (" (log above 1)" if top > 8 else ""))
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(rows)), rows)
