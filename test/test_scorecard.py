@@ -26,6 +26,9 @@ def test_the_second_editions_scorecard_names_the_issues_targets():
     assert spec.seeds == (201, 202) and spec.robots_per_seed * len(spec.seeds) >= 180
     rows = {r.name: r for r in spec.rows}
     assert rows["stairs 17 cm up"].sim["terrain"]["step_height"] == [0.17, 0.17]
+    # Risers and boxes as built (near vertical), not the training grid's 10 cm ramps.
+    sharp = [n for n, r in rows.items() if r.sim.get("terrain", {}).get("resolution") == 0.025]
+    assert sharp == [n for n in rows if n.startswith(("stairs", "boxes"))] and len(sharp) == 5
     assert rows["stairs 17 cm down"].targets["falls_per_10min"].max == 1.0
     assert {m for r in spec.rows for m in r.noise} == {"none", "noisy"}
     flat = rows["flat"].targets
