@@ -14,9 +14,9 @@ the seeds and gives a verdict per bound. Optional roles add the comparisons:
 * the **sim-to-sim** check runs the candidate on one field in a second physics setting.
 
 Every policy runs in its own simulator (as in ``anymal-ros step-sweep``), with the
-scorecard's shared settings and each field's settings merged over it. Cells are written out as
-they finish and a rerun with ``resume`` skips those it already has, so an hour's run that
-stops loses at most one cell.
+scorecard's shared settings and each field's settings merged over it. The command writes the
+cells out as they finish and :func:`measure` reuses the earlier cells it is given, so an
+hour's run that stops loses at most one cell.
 """
 
 from __future__ import annotations
@@ -202,16 +202,16 @@ def verdicts(spec: ScorecardConfig, cells: Sequence[dict[str, Any]]) -> list[dic
     if spec.sim_to_sim is not None:
         s = spec.sim_to_sim
         p, q = mine.get((s.row, s.noise)), pool.get(("candidate", s.row, s.noise, SECOND))
-        entry = _comparison(
-            "sim_to_sim", s.row, s.noise, q, p,
-            lambda a, b: (a["tracking_error"] <= s.max_tracking_error_ratio * b["tracking_error"]
-                          and a["falls"] <= s.max_falls),
-            f"tracking error <= {s.max_tracking_error_ratio:g} x training physics, "
-            f"falls <= {s.max_falls}",
-        )  # fmt: skip
-        if p is not None and q is not None:
-            entry["tracking_error_ratio"] = q["tracking_error"] / max(p["tracking_error"], 1e-9)
-        out.append(entry)
+        ratio = None if p is None or q is None else (
+            q["tracking_error"] / max(p["tracking_error"], 1e-9))  # fmt: skip
+        out.append({
+            "check": "sim_to_sim", "row": s.row, "noise": s.noise,
+            "metric": "tracking_error_ratio", "value": ratio,
+            "other": None if q is None else float(q["falls"]),
+            "wanted": f"<= {s.max_tracking_error_ratio:g}, with <= {s.max_falls} falls (other)",
+            "met": None if ratio is None else bool(
+                ratio <= s.max_tracking_error_ratio and q["falls"] <= s.max_falls),
+        })  # fmt: skip
     for row in spec.rows:
         for mode in row.noise:
             p, q = mine.get((row.name, mode)), pool.get(("baseline", row.name, mode, TRAINING))
