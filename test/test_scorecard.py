@@ -22,7 +22,9 @@ from anymal_ros.nodes.policy_node import bundled_policy_path
 
 
 def test_the_second_editions_scorecard_names_the_issues_targets():
-    spec = load_spec(DEFAULT_SPEC)
+    spec, quick_look = load_spec(DEFAULT_SPEC)
+    assert not quick_look and load_spec(DEFAULT_SPEC, seeds=[201, 202])[1] is False
+    assert load_spec(DEFAULT_SPEC, robots=10)[1] is True
     assert spec.seeds == (201, 202) and spec.robots_per_seed * len(spec.seeds) >= 180
     rows = {r.name: r for r in spec.rows}
     assert rows["stairs 17 cm up"].sim["terrain"]["step_height"] == [0.17, 0.17]

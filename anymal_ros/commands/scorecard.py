@@ -50,26 +50,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_spec(path: str | Path, robots: int | None = None, seeds: list[int] | None = None):
-    """The scorecard file, with a quick look's robots and seeds; errors end the command."""
+    """``(spec, quick_look)``: the scorecard file with a quick look's robots and seeds, and
+    whether they differ from the file's; errors end the command."""
     from anymal_ros.config import ConfigError, load_config
     from anymal_ros.config.scorecard import ScorecardConfig
     from anymal_ros.eval.scorecard import check_metrics
 
     try:
-        spec = load_config(ScorecardConfig, path)
+        written = load_config(ScorecardConfig, path)
         changes = {"robots_per_seed": robots, "seeds": tuple(seeds) if seeds else None}
-        spec = dataclasses.replace(spec, **{k: v for k, v in changes.items() if v is not None})
+        spec = dataclasses.replace(written, **{k: v for k, v in changes.items() if v is not None})
         check_metrics(spec)
     except (ConfigError, ValueError) as err:
         raise SystemExit(f"{path}: {err}") from err
-    return spec
+    return spec, spec != written
 
 
 def run(args: argparse.Namespace) -> int:
     from anymal_ros.commands._policy_sim import eval_policy
     from anymal_ros.eval.scorecard import markdown, measure, plot, read_cells, verdicts, write
 
-    spec = load_spec(args.spec, args.robots, args.seeds)
+    spec, quick_look = load_spec(args.spec, args.robots, args.seeds)
     roles = {"candidate": args.policy, "teacher": args.teacher, "baseline": args.baseline}
     policies = {
         role: eval_policy(path, f"{role} {Path(path).name}", args.overrides)
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         "policies": {role: {"label": p.label, "path": p.path, "robot": p.sim.robot.description}
                      for role, p in policies.items()},
         "spec_path": str(args.spec), "overrides": args.overrides,
-        "quick_look": args.robots is not None or args.seeds is not None,
+        "quick_look": quick_look,
     }  # fmt: skip
     cells: list[dict] = []
     try:
