@@ -178,8 +178,9 @@ def pooled(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def verdicts(spec: ScorecardConfig, cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per check, each ``{check, row, noise, metric, value, wanted, met}``: every
-    bound on the candidate's fields, then the teacher, sim-to-sim and baseline comparisons
-    (``met`` is None where a comparison's other side was not measured)."""
+    bound on the candidate's fields, then the teacher, sim-to-sim and baseline comparisons,
+    which add ``other`` (the teacher's or baseline's falls per 10 min; the falls in the second
+    physics). ``met`` is None where a side was not measured."""
     pool = {(p["role"], p["row"], p["noise"], p["physics"]): p for p in pooled(cells)}
     mine = {(r, m): p for (role, r, m, ph), p in pool.items() if role == "candidate"
             and ph == TRAINING}  # fmt: skip
