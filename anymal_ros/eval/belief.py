@@ -33,6 +33,7 @@ import numpy as np
 
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.contract import PRIVILEGED_LAYOUT
+from anymal_ros.eval.figures import pyplot, save_figure
 
 HEIGHT_METRICS = (
     "belief_height_rmse",
@@ -150,10 +151,7 @@ def plot_belief(
     each sole). Top: the true terrain, the input the policy was fed (missing samples as
     crosses), what it believes, on one colour scale. Bottom: the input's and the belief's
     errors against the truth, on one diverging scale, and the distribution of both."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     x, y = xy[..., 0].ravel(), xy[..., 1].ravel()
     truth, fed, believed = (np.asarray(a, dtype=np.float64).ravel() for a in (truth, fed, believed))
@@ -200,8 +198,4 @@ def plot_belief(
     ax.legend()
     fig.suptitle(f"{title}\nheights relative to each foot's sole; 4 feet x 52 samples, world x/y")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, dpi=80)

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from anymal_ros.eval.figures import pyplot, save_figure
+
 GAIT_METRICS: tuple[str, ...] = (
     "base_height",
     "base_height_ratio",
@@ -150,10 +152,7 @@ def plot_gait(trace: GaitTrace, path: str | Path, title: str, window_s: float = 
     """One PNG of ``window_s`` seconds of robot 0 after ``skip_s`` (the start-up): the footfall
     diagram (a bar per leg while its foot is on the ground, thigh/shank contacts marked), each
     sole's height above the terrain below it, and the base height over the robot's stance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(trace.base)
     if n == 0:
@@ -195,8 +194,4 @@ def plot_gait(trace: GaitTrace, path: str | Path, title: str, window_s: float = 
     ax_base.grid(alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)

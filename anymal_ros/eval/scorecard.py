@@ -33,6 +33,7 @@ from anymal_ros.config import deep_merge, from_dict, to_dict
 from anymal_ros.config.scorecard import ScorecardConfig, ScorecardRow
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.evaluate import METRICS, pool_seeds, run_field, second_physics
+from anymal_ros.eval.figures import falls_axis, pyplot, save_figure
 from anymal_ros.eval.policies import EvalPolicy
 
 #: What a bound may name: the pooled metrics of a field.
@@ -289,10 +290,7 @@ def plot(cells: Sequence[dict[str, Any]], path: str | Path, title: str | None = 
     """One PNG: falls per 10 min on every field (training physics), a panel per noise mode, a
     bar per role, the 1-per-10-min line dashed; logarithmic above 1 (symlog) when some field
     is far above it, as in the step sweep's figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pool = [p for p in pooled(cells) if p["physics"] == TRAINING]
     rows = list(dict.fromkeys(p["row"] for p in pool))
@@ -314,13 +312,9 @@ def plot(cells: Sequence[dict[str, Any]], path: str | Path, title: str | None = 
             bars = ax.barh(ys, xs, height=0.92 * height, label=f"{role}: {_label(pool, role)}")
             ax.bar_label(bars, [f"{x:.1f}" for x in xs], padding=2, fontsize=7)
         ax.axvline(1.0, color="red", linestyle="--", linewidth=1.2, label="1 fall per 10 min")
-        if top > 8:  # linear to 1, logarithmic above: 0.3 and 30 falls both readable
-            ax.set_xscale("symlog", linthresh=1.0, linscale=1.0)
-            ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= 1.5 * top]
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.set_xlim(0, 1.6 * top)
+        scale = falls_axis(ax, top, "x", headroom=1.6)  # room for the bars' labels
         ax.set_title(f"{_heights(mode)} heights", fontsize=10)
-        ax.set_xlabel("falls per 10 min" + (" (log above 1)" if top > 8 else ""))
+        ax.set_xlabel(f"falls per 10 min{scale}")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(rows)), rows)
     axes[0][0].invert_yaxis()
@@ -329,11 +323,7 @@ def plot(cells: Sequence[dict[str, Any]], path: str | Path, title: str | None = 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.04 * (1 + (len(names) - 1) // 2), 1, 1))
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def _label(pool: Sequence[dict[str, Any]], role: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.evaluate import pool_seeds, run_field
+from anymal_ros.eval.figures import falls_axis, pyplot, save_figure
 from anymal_ros.eval.policies import EvalPolicy
 
 #: direction -> the terrain type of its field.
@@ -145,10 +146,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, title: str | No
     policy (seeds pooled), the target of 1 fall per 10 min dashed. Above 8 falls per 10 min
     the y axis turns logarithmic past 1 (symlog), so a policy near the target and one far
     above it share the figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pool = pooled(rows)
     labels = list(dict.fromkeys(r["policy"] for r in pool))
@@ -180,26 +178,15 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, title: str | No
         ax.set_title(f"stairs {direction}")
         ax.set_xlabel("step height [cm]")
         ax.set_xticks([round(100 * h) for h in heights])
-        if top > 8:  # linear to 1, logarithmic above: 0.3 and 30 falls both readable
-            ax.set_yscale("symlog", linthresh=1.0, linscale=1.0)
-            ticks = [t for t in (0, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= 1.3 * top]
-            ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
-            ax.set_ylim(0, 1.3 * top)
-        else:
-            ax.set_ylim(0, 1.08 * top)
+        scale = falls_axis(ax, top, "y")
         ax.grid(alpha=0.3)
-    scale = " (log above 1)" if top > 8 else ""
     axes[0][0].set_ylabel(f"falls per 10 min of walking{scale}")
     handles, names = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=min(len(names), 3), fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.09 * (1 + (len(names) - 1) // 3), 1, 1))
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def write_sweep(
