@@ -234,6 +234,49 @@ def test_fixed_commands_and_levels():
         env.step(np.zeros((4, 3), np.float32))
 
 
+def test_the_commanded_path_follows_turns():
+    from anymal_ros.config.sim import CommandConfig
+    from anymal_ros.sim.commands import CommandManager
+
+    commands = CommandManager(CommandConfig(), 2, control_dt=0.01)
+    commands.set([[1.0, 0.0, 0.0], [1.0, 0.0, 1.0]])  # straight on; a full circle in 2 pi s
+    for _ in range(int(round(2 * np.pi / 0.01))):
+        commands.step(np.random.default_rng(0))
+    np.testing.assert_allclose(commands.path[0], [2 * np.pi, 0.0], atol=0.02)
+    assert np.linalg.norm(commands.path[1]) < 0.05  # back where it started
+    commands.restart(np.array([0]))
+    assert commands.path[0].tolist() == [0.0, 0.0] and commands.heading[0] == 0.0
+
+
+@pytest.mark.parametrize(("demotion", "turner_level"), [("displacement", 1), ("speed", 0)])
+def test_a_robot_that_turns_as_told_keeps_its_level(demotion, turner_level):
+    """Two robots told to walk a 0.4 m circle (0.8 m/s, 2 rad/s) for 2 s: robot 0 is put where
+    a perfect walker would be (0.73 m from its start), robot 1 stands still. Judged against
+    its command's speed (1.6 m, half of it 0.8 m), robot 0 would be demoted too."""
+    from anymal_ros.obs.rotations import yaw_from_quat
+
+    cfg = make_cfg(QUIET, terrain={**SMALL_TERRAIN, "curriculum_demotion": demotion},
+                   termination={"episode_length_s": 2.0},
+                   robot={"description": "anymal_c_like", "init_xy_noise": 0.0})  # fmt: skip
+    env = QuadrupedVecEnv(cfg, 2, seed=0)
+    env.set_terrain_levels(1)
+    env.set_commands([0.8, 0.0, 2.0])
+    env.reset()
+    qpos = env.index.qpos_base
+    start = env.data.qpos[qpos[0, :2]].copy()
+    yaw = float(yaw_from_quat(env.data.qpos[qpos[0, 3:7]][None])[0])
+    zero = np.zeros((2, env.action_dim), np.float32)
+    for _ in range(env.max_episode_steps - 1):
+        env.step(zero)
+    rot = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
+    env.data.qpos[qpos[0, :2]] = start + rot @ env.commands.path[0]
+    assert 0.7 < np.linalg.norm(env.commands.path[0]) < 0.76
+    _, _, _, truncated, info = env.step(zero)
+    assert truncated.all()
+    assert env.terrain_levels().tolist() == [turner_level, 0]
+    env.close()
+
+
 def test_gymnasium_checker_passes():
     from gymnasium.utils.env_checker import check_env
 

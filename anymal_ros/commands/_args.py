@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,4 +47,12 @@ def learn_and_report(runner: Any) -> int:
     d.close()
     if d.is_main:
         print(json.dumps(summary, indent=2))
+    if d.active:
+        # Every checkpoint is written and the process group is gone, yet twice a rank has
+        # aborted in the interpreter's teardown after this point ("terminate called without
+        # an active exception", torchrun then failing the run): a rank leaves without it.
+        # Its simulator workers end on the closed pipe, as they do when a trainer dies.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

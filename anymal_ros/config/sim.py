@@ -125,6 +125,12 @@ class TerrainConfig:
     num_boxes: int = 20
     max_init_level: int = 3
     curriculum: bool = True  # move robots up/down levels by distance walked
+    # A robot goes up a level when it ends an episode more than half a tile from its start,
+    # and down when it got less than half as far as: "displacement", where its commands would
+    # have taken it (a robot told to turn is judged on the turn); "speed", its last command's
+    # speed times the episode's time (the first edition's: at 0.5 rad/s and 0.75 m/s a robot
+    # that turns perfectly ends 1.8 m from its start in 10 s, under half of 7.5 m: demoted).
+    curriculum_demotion: Literal["displacement", "speed"] = "displacement"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.proportions) - set(TERRAIN_TYPES))

@@ -9,7 +9,10 @@ from anymal_ros.config.sim import CommandConfig
 
 class CommandManager:
     """Holds ``command [N, 3]``; resamples each robot's every ``resample_time`` seconds
-    unless fixed with :meth:`set`."""
+    unless fixed with :meth:`set`. Also follows where the commands would have taken each robot
+    since its episode began (``path [N, 2]``, m, in the frame of its starting heading): a
+    robot told to turn at 1 rad/s gets nowhere however well it walks, and the terrain
+    curriculum must not count that against it."""
 
     def __init__(self, cfg: CommandConfig, num_envs: int, control_dt: float):
         self.cfg = cfg
@@ -17,6 +20,13 @@ class CommandManager:
         self.time_left = np.zeros(num_envs)
         self.fixed = np.zeros(num_envs, dtype=bool)
         self.control_dt = control_dt
+        self.path = np.zeros((num_envs, 2))
+        self.heading = np.zeros(num_envs)  # rad, relative to the episode's start
+
+    def restart(self, ids: np.ndarray) -> None:
+        """New episodes for ``ids``: their commanded paths start again from zero."""
+        self.path[ids] = 0.0
+        self.heading[ids] = 0.0
 
     def sample(self, ids: np.ndarray, rng: np.random.Generator) -> None:
         ids = ids[~self.fixed[ids]]
@@ -33,8 +43,15 @@ class CommandManager:
         self.time_left[ids] = c.resample_time
 
     def step(self, rng: np.random.Generator) -> None:
-        """Advance the timers by one control period and resample those that ran out."""
-        self.time_left -= self.control_dt
+        """Advance the commanded paths and the timers by one control period (the commands of
+        the period that ended) and resample those that ran out."""
+        dt = self.control_dt
+        cos, sin = np.cos(self.heading), np.sin(self.heading)
+        vx, vy = self.command[:, 0], self.command[:, 1]
+        self.path[:, 0] += (cos * vx - sin * vy) * dt
+        self.path[:, 1] += (sin * vx + cos * vy) * dt
+        self.heading += self.command[:, 2] * dt
+        self.time_left -= dt
         due = np.flatnonzero(self.time_left <= 0.0)
         if due.size:
             self.sample(due, rng)

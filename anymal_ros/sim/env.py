@@ -103,6 +103,7 @@ class QuadrupedVecEnv(LocomotionTask):
         self.levels = self.rng.integers(0, cfg.terrain.max_init_level + 1, size=n)
         self.columns = np.arange(n) % self.terrain.num_columns
         self.origins = np.zeros((n, 3))
+        self.start_xy = np.zeros((n, 2))  # where each robot began its episode
         self.contact_valid = np.zeros(n, dtype=bool)
         #: Add ``info["gait"]`` to every step (evaluation; training does not pay for it).
         self.report_gait = False
@@ -355,6 +356,7 @@ class QuadrupedVecEnv(LocomotionTask):
         self.origins[ids] = origin
         noise = cfg.robot.init_xy_noise
         xy = origin[:, :2] + rng.uniform(-noise, noise, size=(k, 2))
+        self.start_xy[ids] = xy
         z = self.terrain.heights(xy) + cfg.robot.init_height
         yaw = rng.uniform(-np.pi, np.pi, size=k)
         joints = self.default_joint_pos + rng.uniform(
@@ -374,10 +376,17 @@ class QuadrupedVecEnv(LocomotionTask):
     def _update_curriculum(self, ids: np.ndarray, s: State) -> None:
         if not self.cfg.terrain.curriculum:
             return
-        dist = np.linalg.norm(s["base_pos"][ids, :2] - self.origins[ids, :2], axis=1)
-        expected = np.linalg.norm(self.commands.command[ids, :2], axis=1) * (
-            self.episode_step[ids] * self.control_dt
-        )
+        xy = s["base_pos"][ids, :2]
+        if self.cfg.terrain.curriculum_demotion == "displacement":
+            # From where it started to where it got, against where its commands would have
+            # taken it: a turn counts as a turn.
+            dist = np.linalg.norm(xy - self.start_xy[ids], axis=1)
+            expected = np.linalg.norm(self.commands.path[ids], axis=1)
+        else:  # "speed": the first edition's, from the tile's centre, however the commands turned
+            dist = np.linalg.norm(xy - self.origins[ids, :2], axis=1)
+            expected = np.linalg.norm(self.commands.command[ids, :2], axis=1) * (
+                self.episode_step[ids] * self.control_dt
+            )
         up = dist > self.cfg.terrain.tile_size / 2
         down = (dist < 0.5 * expected) & ~up
         levels = self.levels[ids] + up.astype(int) - down.astype(int)

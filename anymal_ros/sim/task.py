@@ -253,6 +253,7 @@ class LocomotionTask:
     def _begin_episodes(self, ids: np.ndarray) -> None:
         """The task's share of starting new episodes for robots ``ids``: new commands, gait
         and observation histories restarted, targets back to the default pose, counters 0."""
+        self.commands.restart(ids)
         self.commands.sample(ids, self.rng)
         self.decoder.reset(ids)
         self.proprio.reset(ids)
