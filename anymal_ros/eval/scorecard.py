@@ -62,11 +62,15 @@ def check_metrics(spec: ScorecardConfig) -> None:
 
 def plan(spec: ScorecardConfig, roles: Sequence[str]) -> list[Cell]:
     """Every cell the given roles need, in run order (the candidate first)."""
-    cells = []
     seeds = spec.seeds
+
+    def every_field(role: str) -> list[Cell]:
+        return [Cell(role, r.name, m, TRAINING, s) for r in spec.rows for m in r.noise
+                for s in seeds]  # fmt: skip
+
+    cells = []
     if "candidate" in roles:
-        cells += [Cell("candidate", r.name, m, TRAINING, s)
-                  for r in spec.rows for m in r.noise for s in seeds]  # fmt: skip
+        cells += every_field("candidate")
         if spec.sim_to_sim is not None:
             c = spec.sim_to_sim
             cells += [Cell("candidate", c.row, c.noise, SECOND, s) for s in seeds]
@@ -74,8 +78,7 @@ def plan(spec: ScorecardConfig, roles: Sequence[str]) -> list[Cell]:
         t = spec.teacher_check
         cells += [Cell("teacher", name, t.noise, TRAINING, s) for name in t.rows for s in seeds]
     if "baseline" in roles:
-        cells += [Cell("baseline", r.name, m, TRAINING, s)
-                  for r in spec.rows for m in r.noise for s in seeds]  # fmt: skip
+        cells += every_field("baseline")
     return cells
 
 
