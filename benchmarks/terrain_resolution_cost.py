@@ -2,14 +2,16 @@
 
     OMP_NUM_THREADS=1 python benchmarks/terrain_resolution_cost.py \
         --config config/teacher_anymal_c.yaml --resolutions 0.1 0.05 0.025 \
-        --out benchmarks/results/terrain_resolution_cost.json
+        --sharp-resolutions 0.05 0.025 --out benchmarks/results/terrain_resolution_cost.json
 
 MuJoCo joins a height field's grid points with planes, so a stairs riser is a ramp one grid
 cell wide (10 cm on the default grid); a finer grid makes risers steep, and makes a contact
 for every grid prism a foot or shank touches. For each resolution this builds the training
 config's simulator (one process, ``--num-envs`` robots on the full training terrain), walks it
 with random actions and reports the CPU time per policy step (all of it, and MuJoCo's step
-alone) with the mean number of contacts and constraint rows. CPU time of this thread, so a
+alone) with the mean number of contacts and constraint rows; each ``--sharp-resolutions``
+entry keeps the grid at the first resolution and refines only the stairs and boxes columns
+(``terrain.sharp_resolution``, their own height fields). CPU time of this thread, so a
 busy machine inflates it less than wall-clock.
 """
 
@@ -34,8 +36,11 @@ from anymal_ros.config.rl import TrainConfig  # noqa: E402
 from anymal_ros.sim.env import QuadrupedVecEnv  # noqa: E402
 
 
-def measure(config: str, resolution: float, num_envs: int, steps: int, warmup: int) -> dict:
-    cfg = load_config(TrainConfig, config, [f"env.sim.terrain.resolution={resolution}"])
+def measure(
+    config: str, resolution: float, sharp: float, num_envs: int, steps: int, warmup: int
+) -> dict:
+    grid = [f"env.sim.terrain.resolution={resolution}", f"env.sim.terrain.sharp_resolution={sharp}"]
+    cfg = load_config(TrainConfig, config, grid)
     env = QuadrupedVecEnv(cfg.env.sim, num_envs, seed=0)
     try:
         env.reset()
@@ -58,6 +63,7 @@ def measure(config: str, resolution: float, num_envs: int, steps: int, warmup: i
         env.close()
     return {
         "resolution_m": resolution,
+        "sharp_resolution_m": sharp,
         "cpu_ms_per_step": 1e3 * cpu / steps,
         "mj_step_ms_per_step": 1e3 * mj_step / steps,
         "contacts_per_step": contacts / steps,
@@ -69,6 +75,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(ROOT / "config" / "teacher_anymal_c.yaml"))
     p.add_argument("--resolutions", type=float, nargs="+", default=[0.1, 0.05, 0.025])
+    p.add_argument("--sharp-resolutions", type=float, nargs="*", default=[0.05, 0.025])
     p.add_argument("--num-envs", type=int, default=128)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--warmup", type=int, default=50)
@@ -76,11 +83,15 @@ def main() -> None:
                                         "terrain_resolution_cost.json"))  # fmt: skip
     args = p.parse_args()
     rows = []
-    for res in args.resolutions:
-        rows.append(measure(args.config, res, args.num_envs, args.steps, args.warmup))
+    grids = [(res, 0.0) for res in args.resolutions]
+    grids += [(args.resolutions[0], sharp) for sharp in args.sharp_resolutions]
+    for res, sharp in grids:
+        rows.append(measure(args.config, res, sharp, args.num_envs, args.steps, args.warmup))
         r = rows[-1]
         base = rows[0]["cpu_ms_per_step"]
-        print(f"grid {100 * res:4.1f} cm: {r['cpu_ms_per_step']:6.1f} ms per step "
+        label = f"grid {100 * res:4.1f} cm"
+        label += f", stairs/boxes {100 * sharp:3.1f} cm" if sharp else ""
+        print(f"{label}: {r['cpu_ms_per_step']:6.1f} ms per step "
               f"(x{r['cpu_ms_per_step'] / base:.2f}), mj_step {r['mj_step_ms_per_step']:6.1f} "
               f"ms, {r['contacts_per_step']:6.0f} contacts, "
               f"{r['constraint_rows_per_step']:6.0f} constraint rows", flush=True)

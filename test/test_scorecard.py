@@ -198,3 +198,20 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     spec_path.write_text(yaml.safe_dump(_spec(teacher_check=None, sim_to_sim=None)))
     assert main(quick) == 1
     assert (tmp_path / "q" / "scorecard.md").read_text().startswith("**A quick look")
+
+
+def test_the_committed_first_edition_card_serves_as_the_baseline_without_a_rerun():
+    """The shipped student's scorecard is committed to be the second edition's baseline
+    column (``--reuse``): a change to the simulator's settings (a new field, a new default)
+    makes its cells stale, and the next scorecard would quietly spend 20 minutes on them."""
+    from anymal_ros.commands._policy_sim import eval_policy
+
+    spec, _ = load_spec(DEFAULT_SPEC)
+    card = DEFAULT_SPEC.parents[1] / "policies" / "training" / "scorecard_edition1"
+    done = scorecard.read_cells(card / "scorecard.json")
+    student = eval_policy(str(bundled_policy_path()), "baseline", [])
+    physics = DEFAULT_SPEC.parent / spec.sim_to_sim.physics
+    heads = [h for h, _ in scorecard.keyed_cells(spec, {"candidate": student}, physics)]
+    stale = [(h["row"], h["noise"], h["physics"], h["seed"]) for h in heads
+             if not scorecard.reusable(h, done)]  # fmt: skip
+    assert len(heads) == len(done) == 38 and not stale

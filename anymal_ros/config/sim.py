@@ -12,6 +12,8 @@ from typing import Literal
 from anymal_ros.config.robot import robot_yaml_path
 
 TERRAIN_TYPES = ("flat", "rough", "slope_up", "slope_down", "stairs_up", "stairs_down", "boxes")
+# Types with vertical faces (risers, box sides): what ``TerrainConfig.sharp_resolution`` refines.
+SHARP_TERRAIN_TYPES = ("stairs_up", "stairs_down", "boxes")
 
 
 
@@ -97,6 +99,12 @@ class TerrainConfig:
     kind: Literal["heightfield", "flat"] = "heightfield"
     tile_size: float = 8.0  # m
     resolution: float = 0.1  # m between height samples
+    # MuJoCo joins a height field's samples with planes, so a riser is a ramp one sample wide
+    # (10 cm at 0.1). A finer spacing (e.g. 0.025: near-vertical risers) for the columns of
+    # SHARP_TERRAIN_TYPES only, on height fields of their own; 0 keeps them on ``resolution``.
+    # Costs simulator time only for the robots on those columns (benchmarks/
+    # terrain_resolution_cost.py).
+    sharp_resolution: float = 0.0
     num_levels: int = 10
     num_columns: int = 14
     # Share of columns per terrain type (normalised); zero removes a type.
@@ -144,6 +152,16 @@ class TerrainConfig:
             raise ValueError(f"max_init_level must be in [0, {self.num_levels - 1}]")
         if self.resolution <= 0 or self.tile_size <= self.platform_size:
             raise ValueError("resolution must be > 0 and tile_size > platform_size")
+        for name in ("resolution", "sharp_resolution"):  # the tiles and border are whole cells
+            spacing = getattr(self, name)
+            for length in ("tile_size", "border") if spacing > 0 else ():
+                cells = getattr(self, length) / spacing
+                if abs(cells - round(cells)) > 1e-6:
+                    raise ValueError(f"{length} ({getattr(self, length)} m) must be a whole "
+                                     f"number of {name} cells ({spacing} m)")  # fmt: skip
+        if self.sharp_resolution != 0.0 and not 0.0 < self.sharp_resolution < self.resolution:
+            raise ValueError(f"sharp_resolution must be 0 (off) or in (0, resolution="
+                             f"{self.resolution}), got {self.sharp_resolution}")  # fmt: skip
         for name in ("rough_amplitude", "slope", "step_height", "box_height", "box_size"):
             _check_range(name, getattr(self, name))
         _check_range("difficulty", self.difficulty)

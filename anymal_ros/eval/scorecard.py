@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,39 @@ def _key(cell: Mapping[str, Any]) -> tuple:
                                    "robots", "sim_sha256"))  # fmt: skip
 
 
+def keyed_cells(
+    spec: ScorecardConfig,
+    policies: Mapping[str, EvalPolicy],
+    physics_path: str | Path | None = None,
+) -> list[tuple[dict[str, Any], SimConfig]]:
+    """Every cell of :func:`plan` for the roles in ``policies`` as ``(head, simulator)``: the
+    head names the cell and carries the digests a reused cell must match. Builds every field's
+    simulator settings (bad ones fail here, before anything runs) and simulates nothing."""
+    unknown = sorted(set(policies) - set(ROLES))
+    if unknown or "candidate" not in policies:
+        raise ValueError(f"roles must include candidate and be among {list(ROLES)}: {unknown}")
+    check_metrics(spec)
+    if spec.sim_to_sim is not None and physics_path is None:
+        raise ValueError("the scorecard has a sim-to-sim check: give its physics YAML")
+    files = {role: digest(Path(p.path).read_bytes()) for role, p in policies.items()}
+    out = []
+    for c in plan(spec, list(policies)):
+        policy, row = policies[c.role], spec.row(c.row)
+        sim = field_sim(policy.sim, spec, row, physics_path if c.physics == SECOND else None)
+        head = {"role": c.role, "label": policy.label, "path": policy.path,
+                "policy_sha256": files[c.role], "robot": sim.robot.description,
+                "row": c.row, "terrain": row.terrain, "noise": c.noise, "physics": c.physics,
+                "seed": c.seed, "robots": spec.robots_per_seed,
+                "sim_sha256": digest(json.dumps(to_dict(sim), sort_keys=True))}  # fmt: skip
+        out.append((head, sim))
+    return out
+
+
+def reusable(head: Mapping[str, Any], done: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether one of the cells in ``done`` measured the cell ``head`` names."""
+    return any(_key(c) == _key(head) for c in done)
+
+
 def measure(
     spec: ScorecardConfig,
     policies: Mapping[str, EvalPolicy],
@@ -116,56 +149,45 @@ def measure(
     progress: bool = True,
     on_cell: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Measure every cell of :func:`plan` for the roles in ``policies`` (role -> policy);
-    ``physics_path``: the sim-to-sim YAML; ``done``: cells of earlier runs, reused where they
-    match (the same policy file bytes, field, noise, physics, seed, robots and simulator
-    settings; the role may differ).
+    """Measure every cell of :func:`keyed_cells` for the roles in ``policies`` (role ->
+    policy); ``physics_path``: the sim-to-sim YAML; ``done``: cells of earlier runs, reused
+    where they match (the same policy file bytes, field, noise, physics, seed, robots and
+    simulator settings; the role may differ).
 
     A cell: ``role``, ``label``, ``path``, ``robot``, ``row``, ``terrain``, ``noise``,
     ``physics``, ``seed``, ``robots``, the two digests and :func:`run_field`'s figures.
     """
     from tqdm import tqdm
 
-    unknown = sorted(set(policies) - set(ROLES))
-    if unknown or "candidate" not in policies:
-        raise ValueError(f"roles must include candidate and be among {list(ROLES)}: {unknown}")
-    check_metrics(spec)
-    if spec.sim_to_sim is not None and physics_path is None:
-        raise ValueError("the scorecard has a sim-to-sim check: give its physics YAML")
     n = spec.robots_per_seed
-    cells = plan(spec, list(policies))
+    cells = keyed_cells(spec, policies, physics_path)
     earlier = {_key(c): c for c in done}
-    files = {role: digest(Path(p.path).read_bytes()) for role, p in policies.items()}
-    sims = {}  # every field's simulator built before the first cell: bad settings fail early
-    for c in cells:
-        row, policy = spec.row(c.row), policies[c.role]
-        sims[c] = field_sim(policy.sim, spec, row, physics_path if c.physics == SECOND else None)
-    quota = {c: n * sims[c].max_episode_steps for c in cells}
+    if progress:
+        reused = sum(reusable(head, done) for head, _ in cells)
+        print(f"scorecard: {len(cells)} cells, {reused} measured before, "
+              f"{len(cells) - reused} to run", file=sys.stderr)  # fmt: skip
+    quota = [n * sim.max_episode_steps for _, sim in cells]
     bar = tqdm(
-        total=sum(quota.values()), unit="step", unit_scale=True, desc="scorecard",
+        total=sum(quota), unit="step", unit_scale=True, desc="scorecard",
         disable=not progress, mininterval=0.5 if sys.stderr.isatty() else 30.0,
         dynamic_ncols=True,
     )  # fmt: skip
     out, counted = [], 0
-    for c in cells:
-        policy, sim, row = policies[c.role], sims[c], spec.row(c.row)
-        head = {"role": c.role, "label": policy.label, "path": policy.path,
-                "policy_sha256": files[c.role], "robot": sim.robot.description,
-                "row": c.row, "terrain": row.terrain, "noise": c.noise, "physics": c.physics,
-                "seed": c.seed, "robots": n,
-                "sim_sha256": digest(json.dumps(to_dict(sim), sort_keys=True))}  # fmt: skip
+    for (head, sim), steps in zip(cells, quota, strict=True):
         result = earlier.get(_key(head))
         if result is not None:  # measured before, perhaps in another role or run
             result = {**result, **head}
         else:
-            bar.set_postfix_str(f"{c.role} {c.row} {c.noise} {c.physics} seed {c.seed}")
-            metrics = run_field(sim, row.terrain, policy.make(n), c.noise, c.seed, n,
-                                on_step=lambda: bar.update(n))  # fmt: skip
+            bar.set_postfix_str(f"{head['role']} {head['row']} {head['noise']} "
+                                f"{head['physics']} seed {head['seed']}")  # fmt: skip
+            policy = policies[head["role"]]
+            metrics = run_field(sim, head["terrain"], policy.make(n), head["noise"],
+                                head["seed"], n, on_step=lambda: bar.update(n))  # fmt: skip
             metrics.pop("_belief_snapshot", None)
             result = {**head, **metrics}
             earlier[_key(head)] = result  # e.g. a baseline that is also the teacher
         out.append(result)
-        counted += quota[c]
+        counted += steps
         bar.update(counted - bar.n)  # a cell where every robot fell counts in full
         if on_cell is not None:
             on_cell(result)

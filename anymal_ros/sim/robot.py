@@ -157,24 +157,27 @@ def build_world(
             rgba=[0.5, 0.55, 0.6, 1],
         )
     else:
-        data, z_min, z_range = terrain.hfield()
-        rows, cols = terrain.grid.shape
-        world.add_hfield(
-            name="terrain",
-            size=[terrain.size_x / 2, terrain.size_y / 2, z_range, 1.0],
-            nrow=rows,
-            ncol=cols,
-            userdata=data.tolist(),
-        )
-        world.worldbody.add_geom(
-            name="terrain",
-            type=mujoco.mjtGeom.mjGEOM_HFIELD,
-            hfieldname="terrain",
-            pos=[terrain.size_x / 2, terrain.size_y / 2, z_min],
-            contype=1,
-            conaffinity=2,
-            rgba=[0.5, 0.55, 0.6, 1],
-        )
+        for i, field in enumerate(terrain.height_fields()):
+            name = "terrain" if i == 0 else f"terrain_sharp{i}"
+            data, z_min, z_range = field.mujoco_data()
+            rows, cols = field.grid.shape
+            (size_x, size_y), (x0, y0) = field.size, field.origin
+            world.add_hfield(
+                name=name,
+                size=[size_x / 2, size_y / 2, z_range, 1.0],
+                nrow=rows,
+                ncol=cols,
+                userdata=data.tolist(),
+            )
+            world.worldbody.add_geom(
+                name=name,
+                type=mujoco.mjtGeom.mjGEOM_HFIELD,
+                hfieldname=name,
+                pos=[x0 + size_x / 2, y0 + size_y / 2, z_min],
+                contype=1,
+                conaffinity=2,
+                rgba=[0.5, 0.55, 0.6, 1],
+            )
     world.worldbody.add_light(pos=[terrain.size_x / 2, terrain.size_y / 2, 30], dir=[0, 0, -1])
     for env in range(num_envs):
         frame = world.worldbody.add_frame(pos=[1.0 + 0.01 * env, 1.0, 1.0])

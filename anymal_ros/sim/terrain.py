@@ -1,19 +1,51 @@
 """Procedural terrain: a grid of tiles (rows = difficulty levels, columns = terrain types)
-stored as one elevation grid that becomes a MuJoCo height field.
+stored as an elevation grid that becomes a MuJoCo height field, and, when
+``sharp_resolution`` is set, finer grids of their own for the stairs and boxes columns.
 
 Every tile's outer edge is at height 0 (pits and hills rise or fall towards a flat platform at
 the tile centre), so neighbouring tiles join without cliffs. The same seed gives the same
 terrain. Coordinates: ``grid[row, col]`` is the height (m) at world
 ``x = col * resolution, y = row * resolution``; level ``l``, column ``c`` is centred at
 ``x = border + (l + 0.5) * tile_size, y = border + (c + 0.5) * tile_size``.
+
+A sharp strip (a run of neighbouring stairs or boxes columns) spans the whole length in x on
+its finer grid; under it the coarse grid is sunk out of the robots' reach, so MuJoCo tests
+their feet against the fine prisms there and against the coarse ones elsewhere.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from anymal_ros.config.sim import TERRAIN_TYPES, TerrainConfig
+from anymal_ros.config.sim import SHARP_TERRAIN_TYPES, TERRAIN_TYPES, TerrainConfig
 from anymal_ros.obs.extero import bilinear_heights
+
+
+@dataclass(frozen=True)
+class HeightField:
+    """A regular grid of heights, one MuJoCo height field: ``grid[row, col]`` (m) is at world
+    ``x = origin[0] + col * resolution, y = origin[1] + row * resolution``."""
+
+    grid: np.ndarray
+    origin: tuple[float, float]
+    resolution: float
+
+    @property
+    def size(self) -> tuple[float, float]:
+        """Extent (m) in x and y."""
+        rows, cols = self.grid.shape
+        return (cols - 1) * self.resolution, (rows - 1) * self.resolution
+
+    def heights(self, xy: np.ndarray) -> np.ndarray:
+        return bilinear_heights(self.grid, self.origin, self.resolution, xy)
+
+    def mujoco_data(self) -> tuple[np.ndarray, float, float]:
+        """``(normalised data [rows*cols], z_min, z_range)`` as a MuJoCo height field wants."""
+        lo, hi = float(self.grid.min()), float(self.grid.max())
+        span = max(hi - lo, 1e-3)
+        return ((self.grid - lo) / span).ravel().astype(np.float32), lo, span
 
 
 def _lerp(pair: tuple[float, float], difficulty: float) -> float:
@@ -38,19 +70,14 @@ class Terrain:
         nx = 2 * self.border_cells + self.num_levels * self.tile_cells + 1
         ny = 2 * self.border_cells + self.num_columns * self.tile_cells + 1
         self.grid = np.zeros((ny, nx), dtype=np.float64)
-        self.column_types = self._column_types()
-        self.flat = cfg.kind == "flat"
-        if not self.flat:
-            rng = np.random.default_rng(seed)
-            for level in range(self.num_levels):
-                difficulty = _lerp(cfg.difficulty, level / max(self.num_levels - 1, 1))
-                for col, kind in enumerate(self.column_types):
-                    tile = self._make_tile(kind, difficulty, rng)
-                    r0 = self.border_cells + col * self.tile_cells
-                    c0 = self.border_cells + level * self.tile_cells
-                    self.grid[r0 : r0 + self.tile_cells + 1, c0 : c0 + self.tile_cells + 1] = tile
         self.size_x = (nx - 1) * self.resolution
         self.size_y = (ny - 1) * self.resolution
+        self.column_types = self._column_types()
+        self.flat = cfg.kind == "flat"
+        #: The sharp strips, each ``(first column, last column, its finer HeightField)``.
+        self.sharp_strips: list[tuple[int, int, HeightField]] = []
+        if not self.flat:
+            self._build(np.random.default_rng(seed))
         centres_x = cfg.border + (np.arange(self.num_levels) + 0.5) * cfg.tile_size
         centres_y = cfg.border + (np.arange(self.num_columns) + 0.5) * cfg.tile_size
         cx, cy = np.meshgrid(centres_x, centres_y, indexing="ij")  # [levels, columns]
@@ -59,6 +86,56 @@ class Terrain:
         self.tile_origins = np.stack([cx, cy, cz], axis=-1)
 
     # --- construction ---------------------------------------------------------------------
+
+    def _build(self, rng: np.random.Generator) -> None:
+        cfg = self.cfg
+        runs = self._sharp_runs()
+        fine = cfg.sharp_resolution
+        strips = {}
+        for first, last in runs:
+            rows = int(round((last - first + 1) * cfg.tile_size / fine)) + 1
+            cols = int(round(self.size_x / fine)) + 1
+            origin = (0.0, cfg.border + first * cfg.tile_size)
+            strips[first, last] = HeightField(np.zeros((rows, cols)), origin, fine)
+        for level in range(self.num_levels):
+            difficulty = _lerp(cfg.difficulty, level / max(self.num_levels - 1, 1))
+            for col, kind in enumerate(self.column_types):
+                run = next(((a, b) for a, b in runs if a <= col <= b), None)
+                if run is None:
+                    target, res, row0 = self.grid, self.resolution, cfg.border + col * cfg.tile_size
+                else:
+                    target, res, row0 = strips[run].grid, fine, (col - run[0]) * cfg.tile_size
+                cells = int(round(cfg.tile_size / res))
+                r0 = int(round(row0 / res))
+                c0 = int(round((cfg.border + level * cfg.tile_size) / res))
+                target[r0 : r0 + cells + 1, c0 : c0 + cells + 1] = self._make_tile(
+                    kind, difficulty, rng, res
+                )
+        for (first, last), strip in strips.items():
+            # Sink the coarse grid under the strip (not its edge rows, shared with the
+            # neighbours) so deep that the coarse ramp down from an edge row stays under the
+            # strip's surface however steeply that falls within one fine cell of the edge.
+            steepest = float(np.abs(np.diff(strip.grid, axis=0)).max(initial=0.0))
+            floor = min(float(strip.grid.min()), 0.0) - steepest * self.resolution / fine
+            r0 = self.border_cells + first * self.tile_cells
+            r1 = self.border_cells + (last + 1) * self.tile_cells
+            self.grid[r0 + 1 : r1, :] = floor
+            self.sharp_strips.append((first, last, strip))
+
+    def _sharp_runs(self) -> list[tuple[int, int]]:
+        """First and last column of every run of neighbouring sharp columns (none when
+        ``sharp_resolution`` is 0)."""
+        if self.cfg.sharp_resolution <= 0:
+            return []
+        runs: list[tuple[int, int]] = []
+        for col, kind in enumerate(self.column_types):
+            if kind not in SHARP_TERRAIN_TYPES:
+                continue
+            if runs and runs[-1][1] == col - 1:
+                runs[-1] = (runs[-1][0], col)
+            else:
+                runs.append((col, col))
+        return runs
 
     def _column_types(self) -> list[str]:
         props = np.array([self.cfg.proportions.get(t, 0.0) for t in TERRAIN_TYPES])
@@ -69,10 +146,12 @@ class Terrain:
             out.append(TERRAIN_TYPES[int(np.searchsorted(cumulative, share))])
         return out
 
-    def _make_tile(self, kind: str, difficulty: float, rng: np.random.Generator) -> np.ndarray:
+    def _make_tile(
+        self, kind: str, difficulty: float, rng: np.random.Generator, resolution: float
+    ) -> np.ndarray:
         cfg = self.cfg
-        n = self.tile_cells + 1
-        coords = (np.arange(n) - (n - 1) / 2) * self.resolution
+        n = int(round(cfg.tile_size / resolution)) + 1
+        coords = (np.arange(n) - (n - 1) / 2) * resolution
         # Chebyshev distance from the tile centre, minus the platform: 0 on the platform.
         dist = np.maximum(np.abs(coords)[:, None], np.abs(coords)[None, :])
         ramp = np.maximum(dist - cfg.platform_size / 2, 0.0)
@@ -98,11 +177,11 @@ class Terrain:
             h = _lerp(cfg.box_height, difficulty)
             tile = np.zeros((n, n))
             for _ in range(cfg.num_boxes):
-                w, l = (rng.uniform(*cfg.box_size, size=2) / self.resolution).astype(int) + 1
+                w, l = (rng.uniform(*cfg.box_size, size=2) / resolution).astype(int) + 1
                 r, c = rng.integers(0, n - w), rng.integers(0, n - l)
                 tile[r : r + w, c : c + l] = rng.uniform(-h, h)
             tile[dist <= cfg.platform_size / 2] = 0.0
-            tile[dist >= cfg.tile_size / 2 - 2 * self.resolution] = 0.0
+            tile[dist >= cfg.tile_size / 2 - 2 * resolution] = 0.0
             return tile
         raise ValueError(f"unknown terrain type {kind!r}")
 
@@ -112,10 +191,15 @@ class Terrain:
         """Terrain height (m) at world points ``xy [..., 2]`` (bilinear), shape ``[...]``."""
         if self.flat:
             return np.zeros(xy.shape[:-1])
-        return bilinear_heights(self.grid, (0.0, 0.0), self.resolution, xy)
+        out = bilinear_heights(self.grid, (0.0, 0.0), self.resolution, xy)
+        for _, _, strip in self.sharp_strips:
+            y0 = strip.origin[1]
+            inside = (xy[..., 1] > y0) & (xy[..., 1] < y0 + strip.size[1])
+            if inside.any():
+                out[inside] = strip.heights(xy[inside])
+        return out
 
-    def hfield(self) -> tuple[np.ndarray, float, float]:
-        """``(normalised data [rows*cols], z_min, z_range)`` for a MuJoCo height field."""
-        lo, hi = float(self.grid.min()), float(self.grid.max())
-        span = max(hi - lo, 1e-3)
-        return ((self.grid - lo) / span).ravel().astype(np.float32), lo, span
+    def height_fields(self) -> list[HeightField]:
+        """The MuJoCo height fields: the whole grid first, then the sharp strips."""
+        coarse = HeightField(self.grid, (0.0, 0.0), self.resolution)
+        return [coarse] + [strip for _, _, strip in self.sharp_strips]
