@@ -159,9 +159,12 @@ class TerrainConfig:
                 if abs(cells - round(cells)) > 1e-6:
                     raise ValueError(f"{length} ({getattr(self, length)} m) must be a whole "
                                      f"number of {name} cells ({spacing} m)")  # fmt: skip
-        if self.sharp_resolution != 0.0 and not 0.0 < self.sharp_resolution < self.resolution:
-            raise ValueError(f"sharp_resolution must be 0 (off) or in (0, resolution="
-                             f"{self.resolution}), got {self.sharp_resolution}")  # fmt: skip
+        if self.sharp_resolution != 0.0:
+            ratio = self.resolution / self.sharp_resolution
+            if self.sharp_resolution < 0 or ratio < 2 - 1e-6 or abs(ratio - round(ratio)) > 1e-6:
+                raise ValueError(f"sharp_resolution must be 0 (off) or resolution "
+                                 f"({self.resolution}) / n for a whole n >= 2, got "
+                                 f"{self.sharp_resolution}")  # fmt: skip
         for name in ("rough_amplitude", "slope", "step_height", "box_height", "box_size"):
             _check_range(name, getattr(self, name))
         _check_range("difficulty", self.difficulty)

@@ -9,8 +9,8 @@ terrain. Coordinates: ``grid[row, col]`` is the height (m) at world
 ``x = border + (l + 0.5) * tile_size, y = border + (c + 0.5) * tile_size``.
 
 A sharp strip (a run of neighbouring stairs or boxes columns) spans the whole length in x on
-its finer grid; under it the coarse grid is sunk out of the robots' reach, so MuJoCo tests
-their feet against the fine prisms there and against the coarse ones elsewhere.
+its finer grid, a MuJoCo height field of its own; the coarse grid goes to MuJoCo in pieces
+between the strips, so no foot is ever tested against two grids.
 """
 
 from __future__ import annotations
@@ -111,15 +111,13 @@ class Terrain:
                 target[r0 : r0 + cells + 1, c0 : c0 + cells + 1] = self._make_tile(
                     kind, difficulty, rng, res
                 )
+        k = int(round(self.resolution / fine)) if runs else 1
         for (first, last), strip in strips.items():
-            # Sink the coarse grid under the strip (not its edge rows, shared with the
-            # neighbours) so deep that the coarse ramp down from an edge row stays under the
-            # strip's surface however steeply that falls within one fine cell of the edge.
-            steepest = float(np.abs(np.diff(strip.grid, axis=0)).max(initial=0.0))
-            floor = min(float(strip.grid.min()), 0.0) - steepest * self.resolution / fine
+            # The coarse grid keeps a picture of the whole terrain (the strip at its spacing);
+            # MuJoCo gets the rows outside the strips (height_fields).
             r0 = self.border_cells + first * self.tile_cells
             r1 = self.border_cells + (last + 1) * self.tile_cells
-            self.grid[r0 + 1 : r1, :] = floor
+            self.grid[r0:r1] = strip.grid[: (r1 - r0) * k : k, ::k]
             self.sharp_strips.append((first, last, strip))
 
     def _sharp_runs(self) -> list[tuple[int, int]]:
@@ -200,6 +198,13 @@ class Terrain:
         return out
 
     def height_fields(self) -> list[HeightField]:
-        """The MuJoCo height fields: the whole grid first, then the sharp strips."""
-        coarse = HeightField(self.grid, (0.0, 0.0), self.resolution)
-        return [coarse] + [strip for _, _, strip in self.sharp_strips]
+        """The MuJoCo height fields: the coarse grid in pieces between the sharp strips (a
+        strip shares its edge rows with its neighbours), then the strips."""
+        res, pieces, start = self.resolution, [], 0
+        bounds = [(self.border_cells + a * self.tile_cells,
+                   self.border_cells + (b + 1) * self.tile_cells) for a, b, _ in self.sharp_strips]
+        for r0, r1 in [*bounds, (len(self.grid) - 1, None)]:
+            if r0 > start:  # at least two rows
+                pieces.append(HeightField(self.grid[start : r0 + 1], (0.0, start * res), res))
+            start = r1
+        return pieces + [strip for _, _, strip in self.sharp_strips]
