@@ -158,7 +158,7 @@ def build_world(
         )
     else:
         for i, field in enumerate(terrain.height_fields()):
-            name = "terrain" if i == 0 else f"terrain_sharp{i}"
+            name = "terrain" if i == 0 else f"terrain_{i}"
             data, z_min, z_range = field.mujoco_data()
             rows, cols = field.grid.shape
             (size_x, size_y), (x0, y0) = field.size, field.origin

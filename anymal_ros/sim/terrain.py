@@ -3,8 +3,9 @@ stored as an elevation grid that becomes a MuJoCo height field, and, when
 ``sharp_resolution`` is set, finer grids of their own for the stairs and boxes columns.
 
 Every tile's outer edge is at height 0 (pits and hills rise or fall towards a flat platform at
-the tile centre), so neighbouring tiles join without cliffs. The same seed gives the same
-terrain. Coordinates: ``grid[row, col]`` is the height (m) at world
+the tile centre; stairs only when their tread divides the platform-to-edge distance, as the
+defaults' 30 cm treads divide 3 m), so neighbouring tiles join without cliffs. The same seed
+gives the same terrain. Coordinates: ``grid[row, col]`` is the height (m) at world
 ``x = col * resolution, y = row * resolution``; level ``l``, column ``c`` is centred at
 ``x = border + (l + 0.5) * tile_size, y = border + (c + 0.5) * tile_size``.
 
