@@ -15,7 +15,7 @@ from anymal_ros.config import from_dict
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.evaluate import EvalSettings, make_eval_env
 from anymal_ros.eval.gait import GAIT_METRICS
-from anymal_ros.eval.step_sweep import at_step_height
+from anymal_ros.eval.step_sweep import RISER_GRID, at_step_height, riser_grid
 from anymal_ros.nodes.policy_node import bundled_policy_path
 
 
@@ -24,14 +24,18 @@ def teacher_path(tmp_path_factory):
     return tiny_teacher_checkpoint(tmp_path_factory.mktemp("ckpt") / "teacher.pt")
 
 
-def test_the_field_has_exactly_the_asked_riser():
-    """Without the override the level-0 field's risers would be step_height[0] (5 cm)."""
+@pytest.mark.parametrize("grid", [RISER_GRID, None])
+def test_the_field_has_exactly_the_asked_riser(grid):
+    """Without the override the level-0 field's risers would be step_height[0] (5 cm); on the
+    sweep's grid each riser is one 2.5 cm cell wide, with None on the policy's own 10 cm."""
     sim = from_dict(SimConfig, tiny_sim(episode_length_s=1.0))
     settings = EvalSettings(terrains=("stairs_up",), noise_modes=("none",), num_envs=1)
-    env = make_eval_env(at_step_height(sim, 0.13), "stairs_up", settings)
-    grid = env.terrain.grid
+    field = at_step_height(sim, 0.13, grid)
+    env = make_eval_env(field, "stairs_up", settings)
+    terrain = env.terrain
     env.close()
-    row = grid[grid.shape[0] // 2]  # through the centre tile, along x
+    assert terrain.resolution == riser_grid(field) == (grid or sim.terrain.resolution)
+    row = terrain.grid[terrain.grid.shape[0] // 2]  # through the centre tile, along x
     risers = np.abs(np.diff(row))
     risers = risers[risers > 1e-9]
     assert risers.size >= 10
@@ -61,6 +65,7 @@ def test_sweep_rows_table_and_figure(teacher_path, tmp_path, capsys):
     for r in rows:
         assert r["seed"] == 3 and r["robots"] == 2 and r["noise"] == "none"
         assert r["tread"] == pytest.approx(0.3) and r["episode_length_s"] == pytest.approx(1.0)
+        assert r["grid"] == RISER_GRID  # both policies on the same near-vertical risers
         assert 0 <= r["falls"] <= 2 and r["steps"] > 0
         assert r["minutes"] == pytest.approx(r["steps"] * 0.02 / 60)
         assert r["falls_per_10min"] == pytest.approx(10 * r["falls"] / r["minutes"])
@@ -78,6 +83,16 @@ def test_sweep_rows_table_and_figure(teacher_path, tmp_path, capsys):
     assert main(["step-sweep", "--merge", str(out / "step_sweep.json"), "--out", str(again)]) == 0
     assert json.loads((again / "step_sweep.json").read_text())["rows"] == rows
     assert (again / "step_sweep.png").is_file()
+    # Rows from before sweeps chose the grid were on the terrain's 10 cm: another series.
+    old = json.loads((out / "step_sweep.json").read_text())
+    for r in old["rows"]:
+        del r["grid"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    both = tmp_path / "both"
+    assert main(["step-sweep", "--merge", str(out / "step_sweep.json"), str(tmp_path / "old.json"),
+                 "--out", str(both)]) == 0  # fmt: skip
+    head = (both / "step_sweep.md").read_text().splitlines()[2]
+    assert "student (2.5 cm grid): up" in head and "student (10 cm grid): up" in head
     # the same rows twice would be pooled twice
     with pytest.raises(SystemExit, match="rows repeat"):
         main(["step-sweep", "--merge", str(out / "step_sweep.json"), str(out / "step_sweep.json"),
@@ -94,3 +109,5 @@ def test_sweep_refuses_bad_input(tmp_path):
     with pytest.raises(SystemExit, match="step height"):
         main(["step-sweep", str(bundled_policy_path()), "--heights", "-0.1", "--num-envs", "1",
               "--out", str(tmp_path), "--quiet"])  # fmt: skip
+    with pytest.raises(SystemExit, match="--riser-grid must be >= 0"):
+        main(["step-sweep", str(bundled_policy_path()), "--riser-grid", "-0.1"])

@@ -1,7 +1,8 @@
 """`anymal-ros step-sweep POLICY [POLICY ...]`: falls per 10 min against step height.
 
 Evaluates each policy (ONNX file or checkpoint) on stairs up and stairs down at each of
-``--heights`` (exact risers, see anymal_ros.eval.step_sweep) for each of ``--seeds``, every
+``--heights`` (exact risers on a ``--riser-grid`` height grid, 2.5 cm by default: near
+vertical; see anymal_ros.eval.step_sweep) for each of ``--seeds``, every
 policy in its own simulator (its checkpoint's settings, or its ONNX file's robot and action
 settings) with the same ``--set`` overrides. Writes ``step_sweep.json`` (a row per policy x
 direction x height x seed with falls, tracking error and the gait metrics, and the rows pooled
@@ -21,7 +22,7 @@ from anymal_ros.commands._args import add_overrides_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from anymal_ros.eval.step_sweep import DEFAULT_HEIGHTS
+    from anymal_ros.eval.step_sweep import DEFAULT_HEIGHTS, RISER_GRID
 
     parser.add_argument("policies", nargs="*", metavar="POLICY",
                         help="checkpoints (.pt) or ONNX files (.onnx)")  # fmt: skip
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heights", nargs="+", type=float, default=list(DEFAULT_HEIGHTS),
                         help="step heights in m")  # fmt: skip
     parser.add_argument("--directions", nargs="+", default=["up", "down"], choices=["up", "down"])
+    parser.add_argument("--riser-grid", type=float, default=RISER_GRID, metavar="M",
+                        help="height grid of the stairs fields in m, for every policy alike "
+                             "(a riser is a ramp one cell wide); 0: each policy's own")  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--num-envs", type=int, default=60, help="robots per row")
     parser.add_argument("--episode-length", type=float, default=None, help="seconds")
@@ -52,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         markdown_table,
         plot_sweep,
         read_rows,
+        riser_grid,
         sweep,
         write_sweep,
     )
@@ -62,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--labels: {len(args.labels)} labels for {len(args.policies)} policies")
     if args.num_envs < 1:
         raise SystemExit(f"--num-envs must be >= 1, got {args.num_envs}")
+    if args.riser_grid < 0:
+        raise SystemExit(f"--riser-grid must be >= 0 (0: each policy's own), got {args.riser_grid}")
+    grid = args.riser_grid or None
     try:
         earlier = [row for path in args.merge for row in read_rows(path)]
     except (OSError, ValueError) as err:
@@ -74,18 +82,19 @@ def run(args: argparse.Namespace) -> int:
     labels = [p.label for p in policies]
     if len(set(labels)) != len(labels):
         raise SystemExit(f"two policies share a label ({labels}): give --labels")
-    keys = [(r["policy"], r["direction"], r["step_height"], r["seed"]) for r in earlier]
-    keys += [(p, d, h, s) for p in labels for d in args.directions for h in args.heights
-             for s in args.seeds]  # fmt: skip
+    keys = [(r["policy"], r["grid"], r["direction"], r["step_height"], r["seed"]) for r in earlier]
+    keys += [(p.label, grid or riser_grid(p.sim), d, h, s) for p in policies
+             for d in args.directions for h in args.heights for s in args.seeds]  # fmt: skip
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:  # pooling would count them twice
-        raise SystemExit(f"rows repeat (policy, direction, height, seed): {repeated[:3]}")
+        raise SystemExit(f"rows repeat (policy, grid, direction, height, seed): {repeated[:3]}")
     out = Path(args.out)
     meta = {
         "policies": [{"label": p.label, "path": p.path, "robot": p.sim.robot.description}
                      for p in policies],
         "heights": args.heights, "directions": args.directions, "seeds": args.seeds,
         "num_envs": args.num_envs, "episode_length_s": args.episode_length, "noise": args.noise,
+        "riser_grid": grid,
         "overrides": args.overrides, "merged": args.merge,
     }  # fmt: skip
     rows = list(earlier)
@@ -93,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             sweep(
                 policies, args.heights, args.seeds, args.num_envs, args.episode_length,
-                args.noise, args.directions, progress=not args.quiet,
+                args.noise, args.directions, grid, progress=not args.quiet,
                 on_row=lambda row: (rows.append(row), write_sweep(out, rows, meta)),
             )  # fmt: skip
         except ValueError as err:

@@ -171,6 +171,11 @@ class TerrainConfig:
         if not 0.0 <= min(self.difficulty) <= max(self.difficulty) <= 1.0:
             raise ValueError(f"difficulty must lie in [0, 1], got {self.difficulty}")
 
+    def spacing_of(self, kind: str) -> float:
+        """The height grid's spacing (m) the tiles of terrain type ``kind`` are built on."""
+        sharp = self.sharp_resolution > 0 and kind in SHARP_TERRAIN_TYPES
+        return self.sharp_resolution if sharp else self.resolution
+
 
 @dataclass(frozen=True)
 class CommandConfig:

@@ -6,6 +6,10 @@ gives exactly ``h``, and evaluates each policy on the uniform stairs fields of
 :mod:`anymal_ros.eval.evaluate` (5 x 5 tiles, robots starting on the centre platform, one
 episode per robot, fixed seeded commands). The tread is ``terrain.step_width`` of the policy's
 simulator (0.3 m in the bundled configs); each tile has ten steps from its platform to its edge.
+The stairs fields are built on a ``RISER_GRID`` height grid for every policy alike: MuJoCo
+joins a height field's samples with planes, so a riser is a ramp one grid cell wide (10 cm on
+the training terrain's default grid), and 2.5 cm makes it near vertical, as a building's are
+and as the release scorecard builds them; ``grid=None`` keeps each policy's own terrain grid.
 ``up`` is the ``stairs_up`` field (the centre platform is the tile's lowest point, the flight
 climbs away from it), ``down`` the ``stairs_down`` field (platform highest, the flight
 descends). A robot that walks past its tile's edge meets the neighbouring tile's flight in the
@@ -27,7 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from anymal_ros.config.sim import SimConfig
+from anymal_ros.config.sim import SimConfig, TerrainConfig
 from anymal_ros.eval.evaluate import pool_seeds, run_field
 from anymal_ros.eval.figures import falls_axis, pyplot, save_figure
 from anymal_ros.eval.policies import EvalPolicy
@@ -37,14 +41,23 @@ DIRECTIONS: dict[str, str] = {"up": "stairs_up", "down": "stairs_down"}
 #: The second edition's sweep (issue #16): 5 to 22 cm.
 DEFAULT_HEIGHTS: tuple[float, ...] = (0.05, 0.08, 0.11, 0.14, 0.17, 0.20, 0.22)
 TARGET_FALLS_PER_10MIN = 1.0  # the stairs target of the bundled policy
+RISER_GRID = 0.025  # m, the stairs fields' height grid: near-vertical risers
 
 
-def at_step_height(sim: SimConfig, height: float) -> SimConfig:
-    """``sim`` with every stairs tile's riser exactly ``height`` m, whatever the level."""
+def at_step_height(sim: SimConfig, height: float, grid: float | None = RISER_GRID) -> SimConfig:
+    """``sim`` with every stairs tile's riser exactly ``height`` m, whatever the level, on a
+    ``grid`` m height grid (None: ``sim``'s own)."""
     if not 0.0 < height <= 0.5:
         raise ValueError(f"step height must be in (0, 0.5] m, got {height}")
     terrain = dataclasses.replace(sim.terrain, step_height=(height, height))
+    if grid is not None:
+        terrain = dataclasses.replace(terrain, resolution=grid, sharp_resolution=0.0)
     return dataclasses.replace(sim, terrain=terrain)
+
+
+def riser_grid(sim: SimConfig) -> float:
+    """The height grid (m) the stairs of ``sim``'s terrain are built on."""
+    return sim.terrain.spacing_of("stairs_up")
 
 
 def sweep(
@@ -55,14 +68,16 @@ def sweep(
     episode_length_s: float | None = None,
     noise: str = "none",
     directions: Sequence[str] = ("up", "down"),
+    grid: float | None = RISER_GRID,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every policy x direction x height x seed; one row each (``num_envs`` robots,
-    one episode of ``episode_length_s`` each, default the simulator's).
+    one episode of ``episode_length_s`` each, default the simulator's), the stairs on a
+    ``grid`` m height grid (None: each policy's own).
 
     Row keys: ``policy`` (label), ``path``, ``robot``, ``direction``, ``step_height`` (m),
-    ``tread`` (m), ``seed``, ``noise``, ``robots``, ``episode_length_s``, ``falls``,
+    ``tread`` (m), ``grid`` (m), ``seed``, ``noise``, ``robots``, ``episode_length_s``, ``falls``,
     ``minutes`` (walked), ``falls_per_10min``, and the metrics of ``anymal-ros eval``
     (``tracking_error``, ``falls_per_minute``, the gait metrics, ...). ``on_row`` sees each
     row as it is made (e.g. to save partial results of a long run).
@@ -77,7 +92,7 @@ def sweep(
     if not policies or not heights or not seeds:
         raise ValueError("a sweep needs at least one policy, one height and one seed")
     for h in heights:
-        at_step_height(policies[0].sim, h)  # fails early on a bad height
+        at_step_height(policies[0].sim, h, grid)  # fails early on a bad height or grid
     cells = [(p, d, h, s) for p in policies for d in directions for h in heights for s in seeds]
 
     def quota(p: EvalPolicy) -> int:  # robot-steps of one row at full length
@@ -92,7 +107,7 @@ def sweep(
     rows = []
     done = 0
     for policy, direction, height, seed in cells:
-        sim = at_step_height(policy.sim, height)
+        sim = at_step_height(policy.sim, height, grid)
         bar.set_postfix_str(f"{policy.label} {direction} {100 * height:.0f} cm seed {seed}")
         metrics = run_field(
             sim, DIRECTIONS[direction], policy.make(num_envs), noise, seed, num_envs,
@@ -103,7 +118,8 @@ def sweep(
         row = {
             "policy": policy.label, "path": policy.path, "robot": sim.robot.description,
             "direction": direction, "step_height": float(height),
-            "tread": float(sim.terrain.step_width), "seed": int(seed), "noise": noise,
+            "tread": float(sim.terrain.step_width), "grid": riser_grid(sim), "seed": int(seed),
+            "noise": noise,
             "robots": num_envs, **metrics,
         }  # fmt: skip
         rows.append(row)
@@ -114,26 +130,34 @@ def sweep(
 
 
 def pooled(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows summed over seeds, per policy x direction x height (:func:`pool_seeds
+    """Rows summed over seeds, per policy x grid x direction x height (:func:`pool_seeds
     <anymal_ros.eval.evaluate.pool_seeds>`)."""
-    return pool_seeds(rows, ("policy", "direction", "step_height"), carry=("robot",))
+    return pool_seeds(rows, ("policy", "grid", "direction", "step_height"), carry=("robot",))
+
+
+def _series(pool: Sequence[dict[str, Any]]) -> dict[tuple[str, float], str]:
+    """(policy, grid) -> its name in tables and legends; the grid is named when the rows have
+    more than one."""
+    keys = list(dict.fromkeys((r["policy"], r["grid"]) for r in pool))
+    several = len({g for _, g in keys}) > 1
+    return {(p, g): f"{p} ({100 * g:g} cm grid)" if several else p for p, g in keys}
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """Pooled falls per 10 min (and tracking error) per step height: one row per height, for
     each policy a column per direction (``falls / tracking error``)."""
     pool = pooled(rows)
-    labels = list(dict.fromkeys(r["policy"] for r in pool))
+    series = _series(pool)
     directions = [d for d in DIRECTIONS if any(r["direction"] == d for r in pool)]
     heights = sorted({r["step_height"] for r in pool})
-    cell = {(r["policy"], r["direction"], r["step_height"]): r for r in pool}
-    head = ["step height [cm]"] + [f"{p}: {d}" for p in labels for d in directions]
+    cell = {(r["policy"], r["grid"], r["direction"], r["step_height"]): r for r in pool}
+    head = ["step height [cm]"] + [f"{n}: {d}" for n in series.values() for d in directions]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for h in heights:
         cells = [f"{100 * h:.0f}"]
-        for p in labels:
+        for p, g in series:
             for d in directions:
-                r = cell.get((p, d, h))
+                r = cell.get((p, g, d, h))
                 cells.append(
                     "-" if r is None else f"{r['falls_per_10min']:.1f} / {r['tracking_error']:.3f}"
                 )
@@ -149,7 +173,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, title: str | No
     plt = pyplot()
 
     pool = pooled(rows)
-    labels = list(dict.fromkeys(r["policy"] for r in pool))
+    series = _series(pool)
     directions = [d for d in DIRECTIONS if any(r["direction"] == d for r in pool)]
     heights = sorted({r["step_height"] for r in pool})
     fig, axes = plt.subplots(
@@ -157,11 +181,11 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, title: str | No
     )
     top = max([r["falls_per_10min"] for r in pool] + [2 * TARGET_FALLS_PER_10MIN])
     for ax, direction in zip(axes[0], directions, strict=True):
-        for i, label in enumerate(labels):
+        for i, ((policy, grid), label) in enumerate(series.items()):
             pts = sorted(
                 (r["step_height"], r["falls_per_10min"], r["robots"])
                 for r in pool
-                if r["policy"] == label and r["direction"] == direction
+                if (r["policy"], r["grid"], r["direction"]) == (policy, grid, direction)
             )
             if not pts:
                 continue
@@ -205,8 +229,15 @@ def write_sweep(
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of an earlier ``step_sweep.json``."""
+    """The rows of an earlier ``step_sweep.json``. Rows from before sweeps chose the grid were
+    measured on their policies' own, which was the terrain's ``resolution`` (its default, or
+    the sweep's ``--set terrain.resolution=``)."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or "rows" not in data:
         raise ValueError(f"{path}: not a step_sweep.json (no 'rows')")
-    return list(data["rows"])
+    grid = TerrainConfig().resolution
+    for override in data.get("overrides") or ():
+        key, _, value = override.partition("=")
+        if key.strip() == "terrain.resolution":
+            grid = float(value)
+    return [{"grid": grid, **row} for row in data["rows"]]
