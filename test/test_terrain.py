@@ -55,9 +55,9 @@ def test_mujoco_collides_with_the_fine_grid_on_the_sharp_columns_and_the_coarse_
     # MuJoCo gets the coarse grid in two pieces, around the strip; the coarse grid itself
     # still pictures the whole terrain (the strip at the coarse spacing).
     assert len(terrain.height_fields()) == 3
-    k = round(terrain.resolution / FINE)
-    r0 = terrain.border_cells + first * terrain.tile_cells
-    np.testing.assert_array_equal(terrain.grid[r0 : r0 + 40], strip.grid[: 40 * k : k, ::k])
+    k, n = round(terrain.resolution / FINE), terrain.tile_cells
+    r0 = terrain.border_cells + first * n
+    np.testing.assert_array_equal(terrain.grid[r0 : r0 + n], strip.grid[: n * k : k, ::k])
 
 
 def test_a_riser_is_one_fine_cell_wide():
