@@ -220,6 +220,36 @@ def test_a_push_is_not_a_base_contact():
     assert pushed > 0  # the pushes really happened
 
 
+def test_a_robot_whose_physics_diverges_ends_its_episode_alone():
+    """NaN in one robot's state (what an unstable contact leaves): MuJoCo's auto-reset would
+    put every robot of the batch back to the model's initial pose; instead that robot goes
+    back to where it stood, its episode ends as a fall, and the others walk on as if nothing
+    had happened (to rounding: the solver's shared stopping test saw the NaN)."""
+    rng = np.random.default_rng(0)
+    actions = rng.normal(0.0, 0.5, (8, 3, 16))
+
+    def walk(diverge_at: int | None):
+        env = QuadrupedVecEnv(make_cfg(), 3, seed=0)
+        env.reset(seed=0)
+        trace = []
+        for i, action in enumerate(actions):
+            if i == diverge_at:
+                env.data.qvel[env.index.qvel_joint[0, 2]] = np.nan  # robot 0's LF knee
+                with pytest.warns(RuntimeWarning, match=r"robots \[0\]: physics diverged"):
+                    obs, reward, terminated, _, info = env.step(action)
+                assert terminated.tolist() == [True, False, False]
+                for part in (*info["final_obs"].values(), *obs.values(), reward):
+                    assert np.isfinite(part).all()
+            else:
+                obs, reward, terminated, _, info = env.step(action)
+            trace.append((env.data.qpos[env.index.qpos_base[1:]].copy(), obs["proprio"][1:]))
+        return trace
+
+    for (pos, proprio), (pos_hit, proprio_hit) in zip(walk(None), walk(4), strict=True):
+        np.testing.assert_allclose(pos_hit, pos, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(proprio_hit, proprio, rtol=0, atol=1e-9)
+
+
 def test_fixed_commands_and_levels():
     env = QuadrupedVecEnv(make_cfg(), 4, seed=0)
     env.set_terrain_levels(1)

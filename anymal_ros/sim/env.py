@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from typing import Any
 
 import mujoco
@@ -56,7 +57,8 @@ class QuadrupedVecEnv(LocomotionTask):
     """Batched MuJoCo quadruped environment (see module docstring).
 
     A robot's episode terminates when its base tilts beyond ``termination.max_tilt``, its
-    state turns non-finite, or (``termination.base_contact``) its base touches anything; it
+    physics diverges (NaN or inf; it alone is rolled back, the batch walks on), or
+    (``termination.base_contact``) its base touches anything; it
     is truncated at the time limit or when its base comes within 0.5 m of the map's edge.
     ``info`` adds ``terrain_level [N]`` int64: the level each robot's episode ran on.
 
@@ -110,6 +112,10 @@ class QuadrupedVecEnv(LocomotionTask):
         self.mass = float(self.model.body_subtreemass[idx.base_body[0]])  # one robot, kg
         self._state: dict[str, np.ndarray] = {}
         self._physics_time = np.zeros(2)  # wall, thread CPU seconds inside mj_step
+        self._qpos_rows = np.concatenate([idx.qpos_base, idx.qpos_joint], axis=1)  # [N, 19]
+        self._qvel_rows = np.concatenate([idx.qvel_base, idx.qvel_joint], axis=1)  # [N, 18]
+        #: Robots whose physics diverged in the last step (rolled back; their episodes end).
+        self.diverged = np.zeros(n, dtype=bool)
 
     # --- public API (step: LocomotionTask.step) ------------------------------------------
 
@@ -277,6 +283,7 @@ class QuadrupedVecEnv(LocomotionTask):
         self.randomizer.update_pushes(episode_time, self.control_dt, self.rng)
         d.xfrc_applied[idx.base_body] = self.randomizer.push_wrench
         latency = self.randomizer.latency
+        qpos0, qvel0 = d.qpos.copy(), d.qvel.copy()  # for a robot whose physics diverges
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         if latency.max(initial=0) == 0:
             d.ctrl[self._act_flat] = self.targets.ravel()
@@ -287,6 +294,7 @@ class QuadrupedVecEnv(LocomotionTask):
                 d.ctrl[self._act_flat] = np.where(late, prev_targets, self.targets).ravel()
                 mujoco.mj_step(m, d)
         self._physics_time += (time.perf_counter() - wall0, time.thread_time() - cpu0)
+        self.diverged = self._roll_back_diverged(qpos0, qvel0)
         mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last physics step
         self.contact_valid[:] = True
         self._refresh_kinematics()
@@ -294,9 +302,29 @@ class QuadrupedVecEnv(LocomotionTask):
         s["joint_effort"] = d.actuator_force[idx.actuator]  # torques of the last physics step
         return s
 
+    def _roll_back_diverged(self, qpos0: np.ndarray, qvel0: np.ndarray) -> np.ndarray:
+        """Robots whose physics diverged in this control period (NaN or inf in their state)
+        go back to where they stood before it, at rest, and their episodes end; the others
+        keep their step. (MuJoCo's own answer, disabled in build_world, resets the whole
+        MjData: every robot of the batch jumped to the model's initial pose.)"""
+        d = self.data
+        bad = ~(np.isfinite(d.qpos[self._qpos_rows]).all(axis=1)
+                & np.isfinite(d.qvel[self._qvel_rows]).all(axis=1))  # fmt: skip
+        if bad.any():
+            d.qpos[self._qpos_rows[bad]] = qpos0[self._qpos_rows[bad]]
+            d.qvel[self._qvel_rows[bad]] = 0.0
+            d.qacc_warmstart[self._qvel_rows[bad]] = 0.0  # the solver's next start, NaN too
+            mujoco.mj_forward(self.model, d)  # contacts and forces without the NaN
+            warnings.warn(
+                f"robots {np.flatnonzero(bad).tolist()}: physics diverged (NaN or inf) at "
+                f"simulated time {d.time:.2f} s; rolled back, their episodes end",
+                RuntimeWarning, stacklevel=2,
+            )  # fmt: skip
+        return bad
+
     def _terminations(self, s: State) -> tuple[np.ndarray, np.ndarray]:
         finite = np.isfinite(s["qpos"]).all(axis=1) & np.isfinite(s["qvel"]).all(axis=1)
-        terminated = self._tilted(s) | ~finite
+        terminated = self._tilted(s) | ~finite | self.diverged
         if self.cfg.termination.base_contact:
             terminated |= s["base_contact"]
         margin = 0.5

@@ -139,6 +139,12 @@ def build_world(
         opt.impratio = cfg.physics.impratio
         opt.iterations = cfg.physics.solver_iterations
         opt.ls_iterations = cfg.physics.line_search_iterations
+        # A robot whose physics diverges is rolled back alone (QuadrupedVecEnv); MuJoCo's
+        # auto-reset would reset the whole MjData, every robot of the batch with it. Sparse
+        # Jacobians keep one robot's NaN its own: the dense ones MuJoCo picks below 60 dofs
+        # (3 robots) multiply it into every robot's row (NaN x 0 is NaN).
+        opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_AUTORESET
+        opt.jacobian = mujoco.mjtJacobian.mjJAC_SPARSE
     # Arena bytes: contacts and constraints grow linearly with the robots, but MuJoCo's
     # broadphase takes scratch space per pair of bodies (~1.2 bytes each: 354 MB for 1024
     # robots), so the quadratic term is what overflows large batches without it.
