@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 
 import mujoco
@@ -248,6 +249,22 @@ def test_a_robot_whose_physics_diverges_ends_its_episode_alone():
     for (pos, proprio), (pos_hit, proprio_hit) in zip(walk(None), walk(4), strict=True):
         np.testing.assert_allclose(pos_hit, pos, rtol=0, atol=1e-9)
         np.testing.assert_allclose(proprio_hit, proprio, rtol=0, atol=1e-9)
+
+
+def test_a_step_that_ran_out_of_arena_memory_is_reported():
+    """MuJoCo drops every contact of a physics step whose contacts do not fit its arena and
+    only logs it to MUJOCO_LOG.TXT; the simulator counts MuJoCo's warning and raises its own,
+    once per overflow."""
+    env = QuadrupedVecEnv(make_cfg(), 2, seed=0)
+    env.reset(seed=0)
+    zeros = np.zeros((2, env.action_dim))
+    env.step(zeros)
+    env.data.warning[int(mujoco.mjtWarning.mjWARN_CNSTRFULL)].number += 1  # as MuJoCo counts
+    with pytest.warns(RuntimeWarning, match="ran out of arena memory 1 time"):
+        env.step(zeros)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env.step(zeros)  # nothing new: no warning
 
 
 def test_fixed_commands_and_levels():

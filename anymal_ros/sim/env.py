@@ -53,6 +53,11 @@ from anymal_ros.sim.terrain import Terrain
 _PRIV = PRIVILEGED_LAYOUT.slices()
 
 
+# MuJoCo's warnings that the arena (contacts, constraints) was too small for a step.
+_ARENA_WARNINGS = tuple(int(w) for w in (mujoco.mjtWarning.mjWARN_CNSTRFULL,
+                                          mujoco.mjtWarning.mjWARN_CONTACTFULL))  # fmt: skip
+
+
 class QuadrupedVecEnv(LocomotionTask):
     """Batched MuJoCo quadruped environment (see module docstring).
 
@@ -116,6 +121,7 @@ class QuadrupedVecEnv(LocomotionTask):
         self._qvel_rows = np.concatenate([idx.qvel_base, idx.qvel_joint], axis=1)  # [N, 18]
         #: Robots whose physics diverged in the last step (rolled back; their episodes end).
         self.diverged = np.zeros(n, dtype=bool)
+        self._arena_overflows = 0
 
     # --- public API (step: LocomotionTask.step) ------------------------------------------
 
@@ -125,6 +131,7 @@ class QuadrupedVecEnv(LocomotionTask):
             self._seed(seed)
             self.levels = self.rng.integers(0, self.cfg.terrain.max_init_level + 1, self.num_envs)
         mujoco.mj_resetData(self.model, self.data)
+        self._arena_overflows = 0  # MuJoCo's warning counters start again
         all_ids = np.arange(self.num_envs)
         self._reset_envs(all_ids)
         self._refresh_kinematics()
@@ -295,6 +302,7 @@ class QuadrupedVecEnv(LocomotionTask):
                 mujoco.mj_step(m, d)
         self._physics_time += (time.perf_counter() - wall0, time.thread_time() - cpu0)
         self.diverged = self._roll_back_diverged(qpos0, qvel0)
+        self._check_arena()
         mujoco.mj_rnePostConstraint(m, d)  # contact forces of the last physics step
         self.contact_valid[:] = True
         self._refresh_kinematics()
@@ -321,6 +329,20 @@ class QuadrupedVecEnv(LocomotionTask):
                 RuntimeWarning, stacklevel=2,
             )  # fmt: skip
         return bad
+
+    def _check_arena(self) -> None:
+        """Warn when MuJoCo ran out of arena memory: it then drops every contact and
+        constraint of that physics step, for the whole batch, and says so only in
+        MUJOCO_LOG.TXT."""
+        full = sum(int(self.data.warning[w].number) for w in _ARENA_WARNINGS)
+        if full > self._arena_overflows:
+            warnings.warn(
+                f"MuJoCo ran out of arena memory {full - self._arena_overflows} time(s) at "
+                f"simulated time {self.data.time:.2f} s: those physics steps lost every "
+                f"contact; run fewer robots per process (env.num_workers) or a coarser terrain",
+                RuntimeWarning, stacklevel=2,
+            )  # fmt: skip
+            self._arena_overflows = full
 
     def _terminations(self, s: State) -> tuple[np.ndarray, np.ndarray]:
         finite = np.isfinite(s["qpos"]).all(axis=1) & np.isfinite(s["qvel"]).all(axis=1)
