@@ -17,7 +17,8 @@ venv_jazzy   := $(VENV)-jazzy
 rclpy_kilted := 9.1
 rclpy_jazzy  := 7.1
 
-.PHONY: install demo test lint bench policy lock clean $(addprefix test-,$(RELEASES))
+.PHONY: install demo test lint bench policy teacher-anymal-c lock clean \
+	$(addprefix test-,$(RELEASES))
 
 install: $(STAMP)
 
@@ -90,6 +91,23 @@ policy: install
 		--out $(RUNS)/eval_rough $(EVAL)
 	$(ANYMAL) eval $(TEACHER) --terrains slope_up slope_down --level 5 \
 		--out $(RUNS)/eval_slope $(EVAL) "terrain.slope=[0.0,0.4712]"
+
+# The second edition's teacher as it is being trained (policies/MODEL_CARD.md, "The second
+# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first two
+# stages replay the settings it had before its two changes (the curriculum's demotion rule
+# at iteration 6,628, stairs on a 2.5 cm grid at 8,135). Each stage resumes the run (a test
+# in the shell: make expands a whole recipe before its first line runs).
+TEACHER_C := $(RUNS)/teacher_anymal_c
+resume_now = $$(test -f $(1)/checkpoints/latest.pt && echo --resume $(1)/checkpoints/latest.pt)
+teacher-anymal-c: install
+	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
+		$(call resume_now,$(TEACHER_C)) --set runner.iterations=6628 \
+		env.sim.terrain.curriculum_demotion=speed env.sim.terrain.sharp_resolution=0.0
+	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
+		$(call resume_now,$(TEACHER_C)) --set runner.iterations=8135 \
+		env.sim.terrain.sharp_resolution=0.0
+	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
+		$(call resume_now,$(TEACHER_C))
 
 # Re-pin: for each release, a scratch venv takes the newest packages that requirements.txt
 # and the release's rclpy allow, and its `pip freeze` becomes constraints/<release>.txt
