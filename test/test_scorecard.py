@@ -177,6 +177,10 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "| target | flat | clean | base_height_ratio |" in printed
     assert main([*argv, "--strict"]) == 1  # (it ran again: no --resume)
+    # Two cells at a time, each in a process of its own: the same figures, in plan order.
+    argv_jobs = [*argv[:-3], "--out", str(tmp_path / "jobs"), "--quiet", "--jobs", "2"]
+    assert main(argv_jobs) == 0
+    assert json.loads((tmp_path / "jobs" / "scorecard.json").read_text())["cells"] == cells
 
     # --resume measures nothing again: every cell matches one on disk.
     def no_simulation(*args, **kwargs):

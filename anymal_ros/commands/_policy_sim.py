@@ -3,6 +3,7 @@ file."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -104,8 +105,5 @@ def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
     finally:
         probe.close()
     label = label or f"{first.kind} {Path(path).name}, {sim.robot.description}"
-
-    def make(n: int):
-        return load_policy(path, n)
-
-    return EvalPolicy(label, str(path), sim, make)
+    # A partial, not a closure: an EvalPolicy travels to evaluation processes (scorecard --jobs).
+    return EvalPolicy(label, str(path), sim, functools.partial(load_policy, str(path)))

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeds instead of the spec's (a quick look)")  # fmt: skip
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 unless every check is measured and met")  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="cells measured at once, a process each (the machine's cores "
+                             "when nothing else runs)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overrides_option(parser, "SimConfig overrides for every policy (before the spec's)")
 
@@ -96,11 +99,11 @@ def run(args: argparse.Namespace) -> int:
         "spec_path": str(args.spec), "overrides": args.overrides,
         "quick_look": quick_look,
     }  # fmt: skip
-    cells: list[dict] = []
+    so_far: list[dict] = []  # written after every cell, so a stopped run keeps them
     try:
-        measure(
-            spec, policies, physics, done, progress=not args.quiet,
-            on_cell=lambda cell: (cells.append(cell), write(out, spec, cells, meta)),
+        cells = measure(
+            spec, policies, physics, done, progress=not args.quiet, jobs=args.jobs,
+            on_cell=lambda cell: (so_far.append(cell), write(out, spec, so_far, meta)),
         )  # fmt: skip
     except ValueError as err:
         raise SystemExit(str(err)) from err
