@@ -16,7 +16,7 @@ from anymal_ros.commands.eval import SIM_TO_SIM
 from anymal_ros.commands.scorecard import DEFAULT_SPEC, load_spec
 from anymal_ros.config import ConfigError, from_dict
 from anymal_ros.config.scorecard import ScorecardConfig
-from anymal_ros.eval import scorecard
+from anymal_ros.eval import parallel, scorecard
 from anymal_ros.eval.evaluate import METRICS
 from anymal_ros.nodes.policy_node import bundled_policy_path
 
@@ -186,7 +186,7 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     def no_simulation(*args, **kwargs):
         raise AssertionError("a cell was simulated again")
 
-    monkeypatch.setattr(scorecard, "run_field", no_simulation)
+    monkeypatch.setattr(parallel, "run_field", no_simulation)
     assert main([*argv, "--resume"]) == 0
     assert json.loads((out / "scorecard.json").read_text())["cells"] == cells
     # ... but a field whose settings changed is measured afresh.

@@ -78,6 +78,10 @@ def test_sweep_rows_table_and_figure(teacher_path, tmp_path, capsys):
     assert "| 17 |" in capsys.readouterr().out
     png = out / "step_sweep.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    # Two rows at a time, each in a process of its own: the same rows, in the same order.
+    assert main([*argv[:-5], "--out", str(tmp_path / "jobs"), "--jobs", "2", "--quiet",
+                 "--set", "randomization.push_force=0.0"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "jobs" / "step_sweep.json").read_text())["rows"] == rows
     # --merge alone redraws earlier rows
     again = tmp_path / "again"
     assert main(["step-sweep", "--merge", str(out / "step_sweep.json"), "--out", str(again)]) == 0

@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         "spec_path": str(args.spec), "overrides": args.overrides,
         "quick_look": quick_look,
     }  # fmt: skip
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
     so_far: list[dict] = []  # written after every cell, so a stopped run keeps them
     try:
         cells = measure(

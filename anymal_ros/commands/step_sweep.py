@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--merge", nargs="+", default=[], metavar="JSON",
                         help="rows of earlier step_sweep.json files to add")  # fmt: skip
     parser.add_argument("--title", default=None, help="figure title")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="rows measured at once, a process each (the machine's cores "
+                             "when nothing else runs)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_overrides_option(
         parser, "SimConfig overrides for every policy, e.g. terrain.step_width=0.25"
@@ -67,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"--labels: {len(args.labels)} labels for {len(args.policies)} policies")
     if args.num_envs < 1:
         raise SystemExit(f"--num-envs must be >= 1, got {args.num_envs}")
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
     if args.riser_grid < 0:
         raise SystemExit(f"--riser-grid must be >= 0 (0: each policy's own), got {args.riser_grid}")
     grid = args.riser_grid or None
@@ -99,11 +104,12 @@ def run(args: argparse.Namespace) -> int:
     }  # fmt: skip
     rows = list(earlier)
     if policies:
+        so_far = list(earlier)  # written after every row, so a stopped run keeps them
         try:
-            sweep(
+            rows += sweep(
                 policies, args.heights, args.seeds, args.num_envs, args.episode_length,
-                args.noise, args.directions, grid, progress=not args.quiet,
-                on_row=lambda row: (rows.append(row), write_sweep(out, rows, meta)),
+                args.noise, args.directions, grid, args.jobs, progress=not args.quiet,
+                on_row=lambda row: (so_far.append(row), write_sweep(out, so_far, meta)),
             )  # fmt: skip
         except ValueError as err:
             raise SystemExit(str(err)) from err

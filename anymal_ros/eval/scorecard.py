@@ -32,8 +32,9 @@ from typing import Any
 from anymal_ros.config import deep_merge, from_dict, to_dict
 from anymal_ros.config.scorecard import ScorecardConfig, ScorecardRow
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.eval.evaluate import METRICS, pool_seeds, run_field, second_physics
+from anymal_ros.eval.evaluate import METRICS, pool_seeds, second_physics
 from anymal_ros.eval.figures import falls_axis, pyplot, save_figure
+from anymal_ros.eval.parallel import FieldJob, run_fields
 from anymal_ros.eval.policies import EvalPolicy
 
 #: What a bound may name: the pooled metrics of a field.
@@ -162,8 +163,6 @@ def measure(
     """
     from tqdm import tqdm
 
-    if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
     n = spec.robots_per_seed
     cells = keyed_cells(spec, policies, physics_path)
     earlier = {_key(c): c for c in done}
@@ -176,104 +175,30 @@ def measure(
     if progress:
         print(f"scorecard: {len(cells)} cells, {len(cells) - len(todo)} measured before or "
               f"shared, {len(todo)} to run", file=sys.stderr)  # fmt: skip
+    fields = [FieldJob(policies[head["role"]].make, sim, head["terrain"], head["noise"],
+                       head["seed"], n) for head, sim in todo.values()]  # fmt: skip
     bar = tqdm(
-        total=sum(n * sim.max_episode_steps for _, sim in todo.values()), unit="step",
+        total=sum(f.full_steps for f in fields), unit="step",
         unit_scale=True, desc="scorecard", disable=not progress,
         mininterval=0.5 if sys.stderr.isatty() else 30.0, dynamic_ncols=True,
     )  # fmt: skip
     measured: dict[tuple, dict[str, Any]] = {}
-
-    def finished(key: tuple, metrics: dict[str, Any]) -> None:
-        measured[key] = {**todo[key][0], **metrics}
-        for head in sharing[key] if on_cell is not None else ():
-            on_cell({**measured[key], **head})  # e.g. a baseline that is also the teacher
-
     for head, _ in cells:  # the cells measured before, as they are reused
         if _key(head) in earlier and on_cell is not None:
             on_cell({**earlier[_key(head)], **head})
-    if jobs == 1:
-        for key, (head, sim) in todo.items():
-            bar.set_postfix_str(f"{head['role']} {head['row']} {head['noise']} "
-                                f"{head['physics']} seed {head['seed']}")  # fmt: skip
-            start = bar.n
-            finished(key, _field_metrics(policies[head["role"]], sim, head, n,
-                                         lambda: bar.update(n)))  # fmt: skip
-            bar.update(start + n * sim.max_episode_steps - bar.n)  # every robot fell: in full
-    else:
-        _measure_in_processes(policies, todo, n, jobs, bar, finished)
+    keys = list(todo)
+
+    def finished(i: int, figures: dict[str, Any]) -> None:
+        key = keys[i]
+        measured[key] = {**todo[key][0], **figures}
+        for head in sharing[key] if on_cell is not None else ():
+            on_cell({**measured[key], **head})  # e.g. a baseline that is also the teacher
+
+    run_fields(fields, jobs, bar, finished)
     bar.close()
     # Plan order; a cell another role shares takes its figures under its own role and label.
     return [{**earlier.get(_key(head), measured.get(_key(head), {})), **head}
             for head, _ in cells]  # fmt: skip
-
-
-def _field_metrics(
-    policy: EvalPolicy, sim: SimConfig, head: Mapping[str, Any], n: int,
-    on_step: Callable[[], None] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    metrics = run_field(sim, head["terrain"], policy.make(n), head["noise"], head["seed"], n,
-                        on_step=on_step)  # fmt: skip
-    metrics.pop("_belief_snapshot", None)
-    return metrics
-
-
-_steps_done = None  # an evaluation process's share of the progress counter
-
-
-def _start_worker(counter) -> None:
-    global _steps_done
-    import torch
-
-    _steps_done = counter
-    torch.set_num_threads(1)  # one core per process: more threads only contend
-
-
-def _worker_field(
-    policy: EvalPolicy, sim: SimConfig, head: dict[str, Any], n: int
-) -> tuple[dict[str, Any], int]:
-    """A cell's figures and the robot-steps it simulated (counted as it goes, too)."""
-    ticks = 0
-
-    def tick() -> None:
-        nonlocal ticks
-        ticks += n
-        with _steps_done.get_lock():
-            _steps_done.value += n
-
-    return _field_metrics(policy, sim, head, n, tick), ticks
-
-
-def _measure_in_processes(
-    policies: Mapping[str, EvalPolicy],
-    todo: Mapping[tuple, tuple[dict[str, Any], SimConfig]],
-    n: int,
-    jobs: int,
-    bar: Any,
-    finished: Callable[[tuple, dict[str, Any]], None],
-) -> None:
-    """The cells of ``todo`` on ``jobs`` spawned processes; the bar follows a shared count
-    of simulated robot-steps (a finished cell counts in full: its robots may all have fallen
-    before its time was up)."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    context = multiprocessing.get_context("spawn")  # no forked copies of torch's threads
-    counter = context.Value("q", 0)
-    short = 0  # robot-steps the finished cells did not need
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(counter,)) as pool:  # fmt: skip
-        pending = {
-            pool.submit(_worker_field, policies[head["role"]], sim, head, n): key
-            for key, (head, sim) in todo.items()
-        }  # fmt: skip
-        while pending:
-            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                key = pending.pop(future)
-                metrics, ticks = future.result()
-                short += n * todo[key][1].max_episode_steps - ticks
-                finished(key, metrics)
-            bar.update(min(counter.value + short, bar.total) - bar.n)
 
 
 def pooled(cells: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

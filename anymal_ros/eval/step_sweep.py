@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from anymal_ros.config.sim import SimConfig, TerrainConfig
-from anymal_ros.eval.evaluate import pool_seeds, run_field
+from anymal_ros.eval.evaluate import pool_seeds
 from anymal_ros.eval.figures import falls_axis, pyplot, save_figure
+from anymal_ros.eval.parallel import FieldJob, run_fields
 from anymal_ros.eval.policies import EvalPolicy
 
 #: direction -> the terrain type of its field.
@@ -69,6 +70,7 @@ def sweep(
     noise: str = "none",
     directions: Sequence[str] = ("up", "down"),
     grid: float | None = RISER_GRID,
+    jobs: int = 1,
     progress: bool = True,
     on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -80,7 +82,9 @@ def sweep(
     ``tread`` (m), ``grid`` (m), ``seed``, ``noise``, ``robots``, ``episode_length_s``, ``falls``,
     ``minutes`` (walked), ``falls_per_10min``, and the metrics of ``anymal-ros eval``
     (``tracking_error``, ``falls_per_minute``, the gait metrics, ...). ``on_row`` sees each
-    row as it is made (e.g. to save partial results of a long run).
+    row as it is made (e.g. to save partial results of a long run); ``jobs`` > 1 measures that
+    many rows at once, a process each (:mod:`anymal_ros.eval.parallel`: the same figures; then
+    ``on_row`` sees them as they finish, and the result is in the order above).
 
     Progress: one bar over all robot-steps of the sweep, with rate and ETA.
     """
@@ -91,42 +95,29 @@ def sweep(
         raise ValueError(f"unknown directions {bad}; choose from {list(DIRECTIONS)}")
     if not policies or not heights or not seeds:
         raise ValueError("a sweep needs at least one policy, one height and one seed")
-    for h in heights:
-        at_step_height(policies[0].sim, h, grid)  # fails early on a bad height or grid
     cells = [(p, d, h, s) for p in policies for d in directions for h in heights for s in seeds]
-
-    def quota(p: EvalPolicy) -> int:  # robot-steps of one row at full length
-        length = episode_length_s or p.sim.termination.episode_length_s
-        return num_envs * int(round(length / p.sim.control_dt))
-
-    interactive = sys.stderr.isatty()
+    fields = [FieldJob(p.make, at_step_height(p.sim, h, grid), DIRECTIONS[d], noise, s,
+                       num_envs, episode_length_s) for p, d, h, s in cells]  # fmt: skip
     bar = tqdm(
-        total=sum(quota(c[0]) for c in cells), unit="step", unit_scale=True, desc="step-sweep",
-        disable=not progress, mininterval=0.5 if interactive else 30.0, dynamic_ncols=True,
+        total=sum(f.full_steps for f in fields), unit="step", unit_scale=True,
+        desc="step-sweep", disable=not progress,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0, dynamic_ncols=True,
     )  # fmt: skip
-    rows = []
-    done = 0
-    for policy, direction, height, seed in cells:
-        sim = at_step_height(policy.sim, height, grid)
-        bar.set_postfix_str(f"{policy.label} {direction} {100 * height:.0f} cm seed {seed}")
-        metrics = run_field(
-            sim, DIRECTIONS[direction], policy.make(num_envs), noise, seed, num_envs,
-            episode_length_s, lambda: bar.update(num_envs),
-        )  # fmt: skip
-        done += quota(policy)
-        bar.update(done - bar.n)  # a row that ended early (every robot fell) counts in full
-        row = {
+
+    def row(i: int, figures: dict[str, Any]) -> dict[str, Any]:
+        (policy, direction, height, seed), sim = cells[i], fields[i].sim
+        return {
             "policy": policy.label, "path": policy.path, "robot": sim.robot.description,
             "direction": direction, "step_height": float(height),
             "tread": float(sim.terrain.step_width), "grid": riser_grid(sim), "seed": int(seed),
-            "noise": noise,
-            "robots": num_envs, **metrics,
+            "noise": noise, "robots": num_envs, **figures,
         }  # fmt: skip
-        rows.append(row)
-        if on_row is not None:
-            on_row(row)
+
+    figures = run_fields(
+        fields, jobs, bar, None if on_row is None else lambda i, f: on_row(row(i, f))
+    )
     bar.close()
-    return rows
+    return [row(i, f) for i, f in enumerate(figures)]
 
 
 def pooled(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
