@@ -113,12 +113,16 @@ def _in_processes(
     with ProcessPoolExecutor(min(jobs, len(fields)), mp_context=context,
                              initializer=_start_worker, initargs=(counter,)) as pool:  # fmt: skip
         pending = {pool.submit(_worker, job): i for i, job in enumerate(fields)}
-        while pending:
-            finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in finished:
-                i = pending.pop(future)
-                figures, steps = future.result()
-                unneeded += fields[i].full_steps - steps
-                done(i, figures)
-            if bar is not None:
-                bar.update(min(counter.value + unneeded, bar.total) - bar.n)
+        try:
+            while pending:
+                finished, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    i = pending.pop(future)
+                    figures, steps = future.result()  # a field's error ends the run here
+                    unneeded += fields[i].full_steps - steps
+                    done(i, figures)
+                if bar is not None:
+                    bar.update(min(counter.value + unneeded, bar.total) - bar.n)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # not the fields still queued
+            raise
