@@ -204,7 +204,7 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "q" / "scorecard.md").read_text().startswith("**A quick look")
 
 
-def test_the_committed_first_edition_card_serves_as_the_baseline_without_a_rerun():
+def test_the_committed_first_edition_card_serves_as_the_baseline_without_a_rerun(monkeypatch):
     """The shipped student's scorecard is committed to be the second edition's baseline
     column (``--reuse``): a change to the simulator's settings (a new field, a new default)
     makes its cells stale, and the next scorecard would quietly spend 20 minutes on them."""
@@ -215,7 +215,11 @@ def test_the_committed_first_edition_card_serves_as_the_baseline_without_a_rerun
     done = scorecard.read_cells(card / "scorecard.json")
     student = eval_policy(str(bundled_policy_path()), "baseline", [])
     physics = DEFAULT_SPEC.parent / spec.sim_to_sim.physics
-    heads = [h for h, _ in scorecard.keyed_cells(spec, {"candidate": student}, physics)]
-    stale = [(h["row"], h["noise"], h["physics"], h["seed"]) for h in heads
-             if not scorecard.reusable(h, done)]  # fmt: skip
-    assert len(heads) == len(done) == 38 and not stale
+
+    def measured_again(sim, terrain, policy, noise, seed, *args):
+        raise AssertionError(f"{terrain}, {noise} heights, seed {seed}: measured again, the "
+                             "committed card is stale")  # fmt: skip
+
+    monkeypatch.setattr(parallel, "run_field", measured_again)
+    cells = scorecard.measure(spec, {"candidate": student}, physics, done, progress=False)
+    assert len(cells) == len(done) == 38

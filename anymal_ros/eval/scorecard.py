@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,11 +135,6 @@ def keyed_cells(
                 "sim_sha256": digest(json.dumps(to_dict(sim), sort_keys=True))}  # fmt: skip
         out.append((head, sim))
     return out
-
-
-def reusable(head: Mapping[str, Any], done: Iterable[Mapping[str, Any]]) -> bool:
-    """Whether one of the cells in ``done`` measured the cell ``head`` names."""
-    return any(_key(c) == _key(head) for c in done)
 
 
 def measure(

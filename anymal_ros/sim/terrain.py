@@ -116,10 +116,14 @@ class Terrain:
         for (first, last), strip in strips.items():
             # The coarse grid keeps a picture of the whole terrain (the strip at its spacing);
             # MuJoCo gets the rows outside the strips (height_fields).
-            r0 = self.border_cells + first * self.tile_cells
-            r1 = self.border_cells + (last + 1) * self.tile_cells
+            r0, r1 = self._coarse_rows(first, last)
             self.grid[r0:r1] = strip.grid[: (r1 - r0) * k : k, ::k]
             self.sharp_strips.append((first, last, strip))
+
+    def _coarse_rows(self, first: int, last: int) -> tuple[int, int]:
+        """The coarse grid's rows at the edges of columns ``first`` to ``last``."""
+        return (self.border_cells + first * self.tile_cells,
+                self.border_cells + (last + 1) * self.tile_cells)  # fmt: skip
 
     def _sharp_runs(self) -> list[tuple[int, int]]:
         """First and last column of every run of neighbouring sharp columns (none when
@@ -202,8 +206,7 @@ class Terrain:
         """The MuJoCo height fields: the coarse grid in pieces between the sharp strips (a
         strip shares its edge rows with its neighbours), then the strips."""
         res, pieces, start = self.resolution, [], 0
-        bounds = [(self.border_cells + a * self.tile_cells,
-                   self.border_cells + (b + 1) * self.tile_cells) for a, b, _ in self.sharp_strips]
+        bounds = [self._coarse_rows(first, last) for first, last, _ in self.sharp_strips]
         for r0, r1 in [*bounds, (len(self.grid) - 1, None)]:
             if r0 > start:  # at least two rows
                 pieces.append(HeightField(self.grid[start : r0 + 1], (0.0, start * res), res))
