@@ -93,19 +93,24 @@ policy: install
 		--out $(RUNS)/eval_slope $(EVAL) "terrain.slope=[0.0,0.4712]"
 
 # The second edition's teacher as it is being trained (policies/MODEL_CARD.md, "The second
-# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first two
-# stages replay the settings it had before its two changes (the curriculum's demotion rule
-# at iteration 6,628, stairs on a 2.5 cm grid at 8,135). Each stage resumes the run (a test
-# in the shell: make expands a whole recipe before its first line runs).
+# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first three
+# stages replay the settings it had before its three changes (the curriculum's demotion rule
+# at iteration 6,628, stairs on a 2.5 cm grid at 8,135, a 12 cm foot lift at 9,925). Each
+# stage resumes the run (a test in the shell: make expands a whole recipe before its first
+# line runs).
 TEACHER_C := $(RUNS)/teacher_anymal_c
 resume_now = $$(test -f $(1)/checkpoints/latest.pt && echo --resume $(1)/checkpoints/latest.pt)
 teacher-anymal-c: install
 	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
 		$(call resume_now,$(TEACHER_C)) --set runner.iterations=6628 \
-		env.sim.terrain.curriculum_demotion=speed env.sim.terrain.sharp_resolution=0.0
+		env.sim.terrain.curriculum_demotion=speed env.sim.terrain.sharp_resolution=0.0 \
+		env.sim.actions.swing_height=0.08
 	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
 		$(call resume_now,$(TEACHER_C)) --set runner.iterations=8135 \
-		env.sim.terrain.sharp_resolution=0.0
+		env.sim.terrain.sharp_resolution=0.0 env.sim.actions.swing_height=0.08
+	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
+		$(call resume_now,$(TEACHER_C)) --set runner.iterations=9925 \
+		env.sim.actions.swing_height=0.08
 	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
 		$(call resume_now,$(TEACHER_C))
 
