@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -16,6 +17,7 @@ import yaml
 from anymal_ros.cli import main as cli_main
 from anymal_ros.config import from_dict
 from anymal_ros.config.rl import TrainConfig
+from anymal_ros.config.sim import TERRAIN_TYPES
 from anymal_ros.models.checkpoint import CheckpointError, load_checkpoint
 from anymal_ros.rl import rank as rank_module
 from anymal_ros.rl import runner as runner_module
@@ -243,10 +245,10 @@ def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_proces
     """``env.num_workers: 2`` trains on two simulator processes; the checkpoint keeps the sim
     and deploy sections and the curriculum levels, and a run resumed in one process (as on a
     smaller machine) starts from those levels. metrics.csv carries each reward term and the
-    mean terrain level."""
+    mean terrain level, overall and per terrain type, and the curves plot them."""
     from sim_helpers import tiny_sim
 
-    from anymal_ros.rl.logger import read_metrics
+    from anymal_ros.rl.logger import plot_run, read_metrics
 
     def cfg(workers):
         return from_dict(
@@ -270,15 +272,23 @@ def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_proces
     runner = train_runner(cfg(2), run_dir=tmp_path)
     try:
         runner.sim.set_terrain_levels([1, 0, 1, 0])
+        # Each worker puts its two robots on the terrain's first two columns.
+        kinds = runner.sim.terrain_types()
         runner.learn(iterations=1)
+        levels = runner.sim.terrain_levels()
     finally:
         runner.env.close()
+    assert kinds[:2].tolist() == kinds[2:].tolist() and kinds[0] != kinds[1]
     ckpt = load_checkpoint(tmp_path / "checkpoints" / "latest.pt")
     assert ckpt["config"]["deploy"]["actions"]["mode"] == "joint_residual"
     assert ckpt["extra"]["env"]["levels"].tolist() == [1, 0, 1, 0]
     columns = read_metrics(tmp_path / "metrics.csv")
     assert not math.isnan(columns["reward/lin_vel_tracking"][0])
-    assert 0.0 <= columns["terrain_level"][0] <= 1.0
+    assert columns["terrain_level"][0] == levels.mean()
+    for kind in TERRAIN_TYPES:  # types no robot walks on are blank, not zero
+        expected = levels[kinds == kind].mean() if kind in kinds else math.nan
+        np.testing.assert_equal(columns[f"terrain_level/{kind}"][0], expected)
+    assert plot_run(tmp_path).stat().st_size > 1000
 
     resumed = train_runner(cfg(1), run_dir=tmp_path, resume=tmp_path / "checkpoints" / "latest.pt")
     assert resumed.sim.terrain_levels().tolist() == [1, 0, 1, 0]

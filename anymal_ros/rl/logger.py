@@ -117,11 +117,20 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
             ("env_steps", "value_loss", "env steps", "value loss"),
             ("env_steps", "entropy", "env steps", "policy entropy"),
         ]
+        if "terrain_level" in m:  # the legged task: how long robots walk, and how far up
+            panels += [  # the terrain curriculum they are, on each terrain type
+                ("env_steps", "mean_length", "env steps", "mean episode length [steps]"),
+                ("env_steps", "terrain_level", "env steps", "mean terrain level"),
+            ]
     cols = len(panels) // 2
     fig, axes = plt.subplots(2, cols, figsize=(5 * cols, 7))
     for ax, (x, y, xl, yl) in zip(axes.flat, panels, strict=True):
         if x in m and y in m:
-            ax.plot(m[x], m[y])
+            ax.plot(m[x], m[y], color="k" if y == "terrain_level" else None, label="all")
+        if y == "terrain_level":
+            for kind in sorted(k for k in m if k.startswith("terrain_level/")):
+                ax.plot(m[x], m[kind], lw=0.8, label=kind.split("/", 1)[1])
+            ax.legend(fontsize=7, ncol=2)
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from anymal_ros.config import to_dict
 from anymal_ros.config.models import ActionHeadConfig
 from anymal_ros.config.rl import TrainConfig
+from anymal_ros.config.sim import TERRAIN_TYPES
 from anymal_ros.models.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -69,12 +70,26 @@ STAT_COLUMNS = (
 
 def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
     """CSV columns of the legged task: each weighted reward term (per-step means) and the mean
-    terrain level, so a run's progress is readable from metrics.csv alone."""
+    terrain level, overall and per terrain type, so a run's progress is readable from
+    metrics.csv alone."""
     if cfg.env.kind not in ("quadruped", "ros"):
         return ()
     weights = cfg.env.sim.rewards.weights
     columns = tuple(f"reward/{name}" for name, w in weights.items() if w != 0.0)
-    return columns + (("terrain_level",) if cfg.env.kind == "quadruped" else ())
+    if cfg.env.kind != "quadruped":
+        return columns
+    proportions = cfg.env.sim.terrain.proportions
+    kinds = [k for k in TERRAIN_TYPES if proportions.get(k, 0.0) > 0.0]
+    return columns + ("terrain_level",) + tuple(f"terrain_level/{k}" for k in kinds)
+
+
+def terrain_level_stats(levels: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+    """The mean terrain level of all robots (``terrain_level``) and of the robots on each
+    terrain type (``terrain_level/<type>``; types with no robot are left out)."""
+    stats = {"terrain_level": float(np.mean(levels))}
+    for kind in np.unique(kinds):
+        stats[f"terrain_level/{kind}"] = float(np.mean(levels[kinds == kind]))
+    return stats
 
 
 def make_policy(cfg: TrainConfig, env: LearnerEnv) -> nn.Module:
@@ -272,7 +287,7 @@ class Runner(TrainingLoop):
         storage_size = self.steps_per_iteration
         stats.update(self._terms)
         if isinstance(self.sim, TerrainCurriculum):
-            stats["terrain_level"] = float(np.mean(self.sim.terrain_levels()))
+            stats.update(terrain_level_stats(self.sim.terrain_levels(), self.sim.terrain_types()))
         stats.update(
             iteration=self.iteration,
             env_steps=self.env_steps,

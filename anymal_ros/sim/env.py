@@ -162,6 +162,10 @@ class QuadrupedVecEnv(LocomotionTask):
         """``[N]`` int: every robot's current difficulty level (a copy)."""
         return self.levels.copy()
 
+    def terrain_types(self) -> np.ndarray:
+        """``[N]`` str: the terrain type of every robot's column."""
+        return np.asarray(self.terrain.column_types)[self.columns]
+
     def set_terrain_levels(
         self, levels: int | np.ndarray, env_ids: np.ndarray | None = None
     ) -> None:

@@ -77,6 +77,10 @@ class TerrainCurriculum(Protocol):
         """``[N]`` int: each robot's current level."""
         ...
 
+    def terrain_types(self) -> np.ndarray:
+        """``[N]`` str: the terrain type each robot walks on (its column's)."""
+        ...
+
     def set_terrain_levels(
         self, levels: int | np.ndarray, env_ids: np.ndarray | None = None
     ) -> None:

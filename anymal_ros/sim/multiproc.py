@@ -182,6 +182,9 @@ class MultiProcessVecEnv:
     def terrain_levels(self) -> np.ndarray:
         return np.concatenate(self._call_all("terrain_levels", [()] * self.num_workers))
 
+    def terrain_types(self) -> np.ndarray:
+        return np.concatenate(self._call_all("terrain_types", [()] * self.num_workers))
+
     def set_terrain_levels(
         self, levels: int | np.ndarray, env_ids: np.ndarray | None = None
     ) -> None:
