@@ -46,14 +46,19 @@ def run_fields(
 ) -> list[dict[str, Any]]:
     """Every field's :func:`run_field` figures, in the order of ``fields``; ``jobs`` fields
     at a time. ``bar``: a tqdm bar over the fields' :attr:`FieldJob.full_steps` (a field whose
-    robots all fell early counts in full); ``on_done(i, figures)`` as each field finishes
-    (in any order when ``jobs`` > 1)."""
+    robots all fell early counts in full), its postfix the fields finished ("fields 3/21");
+    ``on_done(i, figures)`` as each field finishes (in any order when ``jobs`` > 1)."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     out: list[dict[str, Any] | None] = [None] * len(fields)
+    finished = 0
 
     def done(i: int, figures: dict[str, Any]) -> None:
+        nonlocal finished
         out[i] = figures
+        finished += 1
+        if bar is not None:
+            bar.set_postfix_str(f"fields {finished}/{len(fields)}", refresh=False)
         if on_done is not None:
             on_done(i, figures)
 
