@@ -29,12 +29,12 @@ class HoldPose:
         return self.action
 
 
-def _cell(offsets) -> dict:
+def _cell(offsets, **termination) -> dict:
     sim = from_dict(SimConfig, {
         "robot": {"description": "anymal_c_like"},  # its PD loop stands without a policy
         "terrain": dict(SMALL_TERRAIN), "actions": {"mode": "joint_residual", "scale": 1.0},
         "commands": {"lin_vel_x": [0.0, 0.0], "lin_vel_y": [0.0, 0.0], "ang_vel_yaw": [0.0, 0.0]},
-        "randomization": {"enabled": False},
+        "randomization": {"enabled": False}, "termination": termination,
     })  # fmt: skip
     settings = EvalSettings(terrains=("flat",), num_envs=2, episode_length_s=3.0)
     env = make_eval_env(sim, "flat", settings)
@@ -50,6 +50,15 @@ def test_a_crouched_robot_reports_a_low_base_and_more_torque():
     assert low["mean_torque"] > stand["mean_torque"]
     assert stand["falls_per_minute"] == low["falls_per_minute"] == 0.0
     assert stand["limb_contacts_per_minute"] == 0.0 and stand["joint_limit_hits_per_minute"] == 0.0
+
+
+def test_falls_say_whether_the_trunk_went_down():
+    buckled = np.tile([0.0, 1.0, 1.0], 4) * np.repeat([1, 1, -1, -1], 3)  # knees give way
+    collapse = _cell(buckled)  # on its belly
+    nose_down = np.concatenate([np.tile([0.0, 0.5, -1.0], 2), np.zeros(6)])  # front legs bent
+    pitched = _cell(nose_down, max_tilt=0.05)  # on its feet, tilted past 0.05 rad
+    assert collapse["falls"] == 2 and collapse["falls_base_contact"] == 2, collapse
+    assert pitched["falls"] == 2 and pitched["falls_base_contact"] == 0, pitched
 
 
 def _step(n=1, **over) -> dict:

@@ -13,7 +13,7 @@ from sim_helpers import tiny_sim
 from anymal_ros.cli import main
 from anymal_ros.config import from_dict
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.eval.evaluate import EvalSettings, make_eval_env
+from anymal_ros.eval.evaluate import METRICS, EvalSettings, make_eval_env, pool_seeds
 from anymal_ros.eval.gait import GAIT_METRICS
 from anymal_ros.eval.step_sweep import RISER_GRID, at_step_height, riser_grid
 from anymal_ros.nodes.policy_node import bundled_policy_path
@@ -115,3 +115,15 @@ def test_sweep_refuses_bad_input(tmp_path):
               "--out", str(tmp_path), "--quiet"])  # fmt: skip
     with pytest.raises(SystemExit, match="--riser-grid must be >= 0"):
         main(["step-sweep", str(bundled_policy_path()), "--riser-grid", "-0.1"])
+
+
+def test_pooling_sums_falls_by_cause_only_where_every_seed_counted_them():
+    def row(seed, falls, **cause):
+        return {"policy": "p", "seed": seed, "robots": 4, "falls": falls, "minutes": 1.0,
+                "steps": 3000, **dict.fromkeys(METRICS, 0.5), **cause}  # fmt: skip
+
+    both = pool_seeds([row(0, 3, falls_base_contact=1), row(1, 2, falls_base_contact=2)],
+                      ("policy",))  # fmt: skip
+    assert both[0]["falls"] == 5 and both[0]["falls_base_contact"] == 3
+    older = pool_seeds([row(0, 3, falls_base_contact=1), row(1, 2)], ("policy",))
+    assert older[0]["falls"] == 5 and "falls_base_contact" not in older[0]

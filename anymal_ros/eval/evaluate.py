@@ -14,7 +14,9 @@ Metrics per cell:
 * ``tracking_error``: mean over all steps of ``|v_cmd,xy - v_xy|`` (m/s, Euclidean norm of the
   planar velocity error in the base frame);
 * ``falls_per_minute``: episodes ended by termination (a fall) per simulated minute (the count
-  itself is ``falls``; ``steps`` is the control steps walked, all robots together);
+  itself is ``falls``, of them ``falls_base_contact`` with the trunk or a hip on the terrain, the
+  others tilted past ``termination.max_tilt``; ``steps`` is the control steps walked, all robots
+  together);
 * ``distance``: mean path length per episode (m), the integral of the planar base speed;
 * the gait-quality metrics of :mod:`anymal_ros.eval.gait` (base height and its ratio to the
   robot's nominal stance, thigh/shank contacts, foot clearance, torque, cost of transport,
@@ -174,6 +176,7 @@ def run_cell(
     steps = np.zeros(n, dtype=np.int64)
     distance = np.zeros(n)
     fell = np.zeros(n, dtype=bool)
+    base_down = np.zeros(n, dtype=bool)  # fell with the trunk or a hip on the terrain
     dt = env.control_dt
     for step in range(env.max_episode_steps + 1):
         seen = dict(obs)
@@ -206,6 +209,7 @@ def run_cell(
         steps[a] += 1
         done = terminated | truncated
         fell |= a & terminated
+        base_down |= a & terminated & info["gait"]["base_contact"]
         ended = np.flatnonzero(done)
         if ended.size:
             policy.reset(ended)
@@ -224,6 +228,7 @@ def run_cell(
         **gait.result(),
         "episodes": int(n),
         "falls": int(fell.sum()),
+        "falls_base_contact": int(base_down.sum()),
         "steps": int(steps.sum()),
         **(meter.result() if meter is not None else {}),
         **({"_belief_snapshot": snapshot} if snapshot is not None else {}),
@@ -266,8 +271,9 @@ def pool_seeds(
     rows: Sequence[dict[str, Any]], keys: Sequence[str], carry: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
     """Rows of :func:`run_field` (with ``seed`` and ``robots``) summed over seeds, one per
-    value of ``keys``: ``falls_per_10min`` from the summed falls and walked minutes, ``robots``
-    and ``steps`` summed, the other metrics weighted by each row's walked steps; ``carry``:
+    value of ``keys``: ``falls_per_10min`` from the summed falls and walked minutes, ``robots``,
+    ``steps`` and ``falls_base_contact`` summed (the last only where every row has it: older
+    result files do not), the other metrics weighted by each row's walked steps; ``carry``:
     fields copied from the group's first row. Order: as the rows first name the groups."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
@@ -281,11 +287,15 @@ def pool_seeds(
             m: sum(r[m] * r["steps"] for r in rs) / max(steps, 1)
             for m in METRICS if m != "falls_per_minute"
         }  # fmt: skip
+        causes = (
+            {"falls_base_contact": sum(r["falls_base_contact"] for r in rs)}
+            if all("falls_base_contact" in r for r in rs) else {}
+        )  # fmt: skip
         out.append({
             **dict(zip(keys, key, strict=True)), **{c: rs[0][c] for c in carry},
             "seeds": sorted({r["seed"] for r in rs}), "robots": sum(r["robots"] for r in rs),
             "falls": falls, "minutes": minutes, "steps": steps,
-            "falls_per_10min": 10.0 * falls / max(minutes, 1e-9), **mean,
+            "falls_per_10min": 10.0 * falls / max(minutes, 1e-9), **causes, **mean,
         })  # fmt: skip
     return out
 

@@ -379,6 +379,7 @@ class QuadrupedVecEnv(LocomotionTask):
             "joint_pos": s["joint_pos"].copy(),
             "joint_vel": s["joint_vel"].copy(),
             "joint_effort": s["joint_effort"].copy(),
+            "base_contact": s["base_contact"].copy(),  # why an episode ended: trunk or hip down
         }
 
     def _restart(self, ids: np.ndarray, s: State) -> Obs:
