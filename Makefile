@@ -93,7 +93,7 @@ policy: install
 		--out $(RUNS)/eval_slope $(EVAL) "terrain.slope=[0.0,0.4712]"
 
 # The second edition's teacher as it is being trained (policies/MODEL_CARD.md, "The second
-# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first three
+# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first four
 # stages replay the settings it had before its four changes (the curriculum's demotion rule
 # at iteration 6,628, stairs on a 2.5 cm grid at 8,135, a 12 cm foot lift and a fourth
 # column of stairs up at 9,920, the swing-clearance term at 12,020). Each stage resumes the

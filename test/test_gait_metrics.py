@@ -1,6 +1,7 @@
-"""Gait-quality metrics on hand-made cases: a robot held crouched in the real simulator, and
-steps written by hand for a shank on the ground, a scuffing swing and a joint at its limit;
-the gait trace and its figure on a robot standing in the real simulator."""
+"""Gait-quality metrics on hand-made cases: a robot held crouched in the real simulator, robots
+falling on their belly or tilted on their feet (the falls' causes), and steps written by hand
+for a shank on the ground, a scuffing swing and a joint at its limit; the gait trace and its
+figure on a robot standing in the real simulator."""
 
 from __future__ import annotations
 
