@@ -370,7 +370,8 @@ class QuadrupedVecEnv(LocomotionTask):
 
     def _gait(self, s: State) -> dict[str, np.ndarray]:
         """What :class:`~anymal_ros.eval.gait.GaitMeter` reads: heights above the terrain
-        directly below (base, soles) and the joints' and limbs' raw state of this step."""
+        directly below (base, soles) and the joints' and limbs' raw state of this step; and
+        whether the trunk or a hip touches, which the evaluation reads as a fall's cause."""
         return {
             "base_height": s["base_pos"][:, 2] - self.terrain.heights(s["base_pos"][:, :2]),
             "foot_clearance": s["foot_clearance"].copy(),
@@ -379,7 +380,7 @@ class QuadrupedVecEnv(LocomotionTask):
             "joint_pos": s["joint_pos"].copy(),
             "joint_vel": s["joint_vel"].copy(),
             "joint_effort": s["joint_effort"].copy(),
-            "base_contact": s["base_contact"].copy(),  # why an episode ended: trunk or hip down
+            "base_contact": s["base_contact"].copy(),
         }
 
     def _restart(self, ids: np.ndarray, s: State) -> Obs:
