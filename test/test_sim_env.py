@@ -432,6 +432,50 @@ def test_foot_clearance_costs_swinging_feet_that_move_low_over_the_ground():
         from_dict(SimConfig, {"rewards": {"swing_clearance": -0.1}})
 
 
+def test_trunk_clearance_costs_the_underside_coming_within_the_margin_of_the_terrain():
+    cfg = from_dict(
+        SimConfig, {"rewards": {"weights": {"trunk_clearance": -20.0}, "only_positive": False}}
+    ).rewards
+    # robot 0: every point 0.4 m up; 1: one end's two corners 0.1 m up; 2: one point touching
+    clearance = np.full((3, 10), 0.4)
+    clearance[1, [4, 9]] = 0.1
+    clearance[2, 0] = 0.0
+    _, terms = compute_rewards(_still_robots(3, trunk_clearance=clearance), cfg)
+    cost = -terms["trunk_clearance"] / (20.0 * 0.02)
+    np.testing.assert_allclose(cost, [0.0, 2 * 0.2**2, 0.3**2], rtol=1e-5)
+    with pytest.raises(ValueError, match="terrain under the trunk"):
+        compute_rewards(_still_robots(3), cfg)
+    with pytest.raises(ConfigError, match="trunk_margin"):
+        from_dict(SimConfig, {"rewards": {"trunk_margin": -0.1}})
+
+
+def test_the_simulator_reports_the_trunks_underside_above_the_terrain_pitch_included():
+    cfg = from_dict(SimConfig, {
+        "robot": {"description": "anymal_c"}, "terrain": {"kind": "flat"},
+        "randomization": {"enabled": False}, "rewards": {"weights": {"trunk_clearance": -1.0}},
+    })  # fmt: skip
+    env = QuadrupedVecEnv(cfg, num_envs=2, seed=0)
+    env.reset()
+    # ANYmal C's trunk boxes (anymal_c.xml): 1.049 m long, 0.26 m wide, 0.18 m high
+    points = env._trunk_points
+    np.testing.assert_allclose(points.min(axis=0), [-0.5245, -0.13, -0.09], atol=1e-6)
+    np.testing.assert_allclose(points.max(axis=0), [0.5245, 0.13, -0.09], atol=1e-6)
+    base = np.array([[0.0, 0.0, 0.6], [0.0, 0.0, 0.6]])
+    pitch = np.radians(10.0)  # robot 1 nose down: a positive rotation about its y axis
+    quat = np.array([[1.0, 0, 0, 0], [np.cos(pitch / 2), 0, np.sin(pitch / 2), 0]])
+    clearance = env._trunk_clearance(base, quat)
+    np.testing.assert_allclose(clearance[0], 0.6 - 0.09)
+    front, rear = points[:, 0] > 0.5, points[:, 0] < -0.5
+    drop = 0.5245 * np.sin(pitch) + 0.09 * (np.cos(pitch) - 1.0)
+    np.testing.assert_allclose(clearance[1, front], 0.6 - 0.09 - drop, atol=1e-9)
+    assert clearance[1, rear].min() > 0.6 - 0.09 + 0.08
+    env.close()
+    plain = QuadrupedVecEnv(from_dict(SimConfig, {"terrain": {"kind": "flat"}}), num_envs=1)
+    plain.reset()
+    assert "trunk_clearance" not in plain._gather(np.arange(1))  # off: no terrain queries
+    plain.close()
+
+
 def test_the_simulator_reports_soles_above_the_terrain_under_them():
     # Robots trotting in place on the height field, in the pit of 10 cm stairs where they
     # spawn: the feet that touch are ~0 above the terrain, which lies well below the world's 0.

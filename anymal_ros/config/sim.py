@@ -216,6 +216,9 @@ def default_reward_weights() -> dict[str, float]:
         # Swing feet kept clear of the terrain under them (off by default; the ANYmal C teacher
         # weighs it, config/teacher_anymal_c.yaml, since its stairs have vertical risers).
         "foot_clearance": 0.0,
+        # The trunk's underside kept clear of the terrain under it (off by default): on stairs
+        # a trunk carried level meets the steps ahead or behind unless it pitches with them.
+        "trunk_clearance": 0.0,
     }
 
 
@@ -235,6 +238,7 @@ class RewardConfig:
     tracking_sigma: float = 0.25  # (m/s)^2 and (rad/s)^2
     air_time_target: float = 0.5  # s
     swing_clearance: float = 0.08  # m above the terrain under a swinging foot (foot_clearance)
+    trunk_margin: float = 0.3  # m above the terrain under the trunk's underside (trunk_clearance)
     contact_force_threshold: float = 1.0  # N: a body "touches" above this
     # Clip each step's total at zero. With mostly-penalty terms the per-step sum starts
     # negative, and a policy then learns that ending the episode early (falling) pays; the
@@ -247,6 +251,8 @@ class RewardConfig:
             raise ValueError(f"weights: unknown reward terms {unknown}; known {REWARD_TERMS}")
         if self.swing_clearance < 0:
             raise ValueError(f"swing_clearance must be >= 0 m, got {self.swing_clearance}")
+        if self.trunk_margin < 0:
+            raise ValueError(f"trunk_margin must be >= 0 m, got {self.trunk_margin}")
         object.__setattr__(self, "weights", {**default_reward_weights(), **self.weights})
 
 

@@ -42,11 +42,12 @@ from anymal_ros.obs.kinematics import LegKinematics
 from anymal_ros.obs.rotations import (
     projected_gravity,
     quat_from_yaw,
+    quat_rotate,
     quat_rotate_inverse,
     yaw_from_quat,
 )
 from anymal_ros.sim.randomization import Randomizer
-from anymal_ros.sim.robot import build_world, derive_leg_chains, robot_prefix
+from anymal_ros.sim.robot import build_world, derive_leg_chains, robot_prefix, trunk_underside
 from anymal_ros.sim.task import LocomotionTask, Obs, State
 from anymal_ros.sim.terrain import Terrain
 
@@ -102,6 +103,12 @@ class QuadrupedVecEnv(LocomotionTask):
         super().__init__(cfg, n, decoder)
         self.randomizer = Randomizer(cfg, self.model, idx)
         self.foot_radius = self.model.geom_size[idx.foot_geom[0], 0].copy()  # [4]
+        # Only the trunk_clearance reward reads these: no terrain queries for it when it is off.
+        self._trunk_points = (
+            trunk_underside(self.model, idx.base_body[0])
+            if cfg.rewards.weights["trunk_clearance"]
+            else None
+        )
         self._act_flat = idx.actuator.ravel()
         self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
         self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
@@ -451,6 +458,14 @@ class QuadrupedVecEnv(LocomotionTask):
         levels[beyond] = self.rng.integers(0, top, size=int(beyond.sum()))
         self.levels[ids] = np.maximum(levels, 0)
 
+    def _trunk_clearance(self, base_pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
+        """``[k, P]`` m: the trunk's underside points above the terrain directly below."""
+        k, p = len(base_pos), len(self._trunk_points)
+        world = base_pos[:, None] + quat_rotate(
+            np.repeat(quat, p, axis=0), np.tile(self._trunk_points, (k, 1))
+        ).reshape(k, p, 3)
+        return world[..., 2] - self.terrain.heights(world[..., :2])
+
     def _gather(self, ids: np.ndarray) -> State:
         """Raw state of robots ``ids`` from MjData (current qpos/qvel, fresh kinematics)."""
         d, idx = self.data, self.index
@@ -470,6 +485,8 @@ class QuadrupedVecEnv(LocomotionTask):
         # Soles above the terrain directly below (rewards: a swinging foot's clearance).
         soles = foot_pos[..., 2] - self.foot_radius
         s["foot_clearance"] = soles - self.terrain.heights(foot_pos[..., :2])
+        if self._trunk_points is not None:
+            s["trunk_clearance"] = self._trunk_clearance(qpos[:, :3], quat)
         # Foot point velocity from the com-based spatial velocity (rotation, translation):
         # v + w x r, written out for x and y (np.cross costs more than the arithmetic here).
         cvel = d.cvel[feet]

@@ -40,6 +40,9 @@ class RewardState:
     # [N, 4] m, soles above the terrain directly below; None where the simulator does not
     # know its terrain (robots over ROS topics)
     foot_clearance: np.ndarray | None = None
+    # [N, P] m, points of the trunk's underside above the terrain directly below; None where
+    # the simulator does not know its terrain or the term is off
+    trunk_clearance: np.ndarray | None = None
 
 
 Term = Callable[[RewardState, RewardConfig], np.ndarray]
@@ -121,6 +124,19 @@ def foot_clearance(s: RewardState, cfg: RewardConfig) -> np.ndarray:
     return np.sum(deficit**2 * speed * ~s.foot_contact, axis=1)
 
 
+def trunk_clearance(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    """Points of the trunk's underside closer than ``trunk_margin`` to the terrain under them,
+    squared and summed: on stairs a level trunk's ends come down on the steps ahead or behind
+    (a fall); pitching with the flight, or standing taller, keeps them clear."""
+    if s.trunk_clearance is None:
+        raise ValueError(
+            "the trunk_clearance reward needs the terrain under the trunk, which this simulator "
+            "does not report: set its weight to 0"
+        )
+    deficit = np.maximum(cfg.trunk_margin - s.trunk_clearance, 0.0)
+    return np.sum(deficit**2, axis=1)
+
+
 # Each term is the function of its name; the names and their order are config.sim.REWARD_TERMS'
 # (a test checks that every term there has its function here and no other).
 TERMS: dict[str, Term] = {
@@ -140,6 +156,7 @@ TERMS: dict[str, Term] = {
         base_height,
         hip_abduction,
         foot_clearance,
+        trunk_clearance,
     )
 }
 

@@ -243,6 +243,7 @@ class LocomotionTask:
             nominal_base_height=self.nominal_base_height,
             default_joint_pos=self.decoder.default_joint_pos,
             foot_clearance=s.get("foot_clearance"),
+            trunk_clearance=s.get("trunk_clearance"),
         )
         return compute_rewards(state, self.cfg.rewards)
 
