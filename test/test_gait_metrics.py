@@ -66,6 +66,7 @@ def _step(n=1, **over) -> dict:
     gait = {
         "base_height": np.full(n, 0.5),
         "foot_clearance": np.zeros((n, 4)),
+        "trunk_clearance": np.full(n, 0.4),
         "foot_contact": np.ones((n, 4), bool),
         "thigh_shank_contact": np.zeros((n, 8)),
         "joint_pos": np.zeros((n, 12)),
@@ -101,6 +102,16 @@ def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
     assert r["foot_clearance"] == pytest.approx(0.01 + 0.1 * 0.09)  # p10 of {0.01, 0.10}
     assert r["joint_limit_hits_per_minute"] == pytest.approx(1 / minutes)
     assert r["base_height_ratio"] == pytest.approx(1.0)
+    assert r["trunk_clearance"] == pytest.approx(0.4)  # 13 counted steps, all at 0.4 m
+
+
+def test_the_trunks_clearance_is_the_low_tail_of_its_lowest_point_over_active_steps():
+    meter = GaitMeter(2, 0.02, 0.5, 45.0, -np.ones(12), np.ones(12))
+    # robot 0 clears 0.1..1.0 m over ten steps; robot 1 scrapes (0.0) but has already fallen
+    for k in range(10):
+        low = np.array([0.1 * (k + 1), 0.0])
+        meter.update(_step(2, trunk_clearance=low), np.zeros(2), np.array([True, False]))
+    assert meter.result()["trunk_clearance"] == pytest.approx(0.1 + 0.9 * 0.1)  # p10
 
 
 def test_the_gait_trace_follows_robot_0_until_it_falls(tmp_path):

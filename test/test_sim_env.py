@@ -473,6 +473,11 @@ def test_the_simulator_reports_the_trunks_underside_above_the_terrain_pitch_incl
     plain = QuadrupedVecEnv(from_dict(SimConfig, {"terrain": {"kind": "flat"}}), num_envs=1)
     plain.reset()
     assert "trunk_clearance" not in plain._gather(np.arange(1))  # off: no terrain queries
+    plain.report_gait = True  # the evaluation's gait report measures it all the same
+    *_, info = plain.step(np.zeros((1, plain.action_dim)))
+    base_z = plain.data.qpos[plain.index.qpos_base[0, 2]]
+    lowest = base_z + plain._trunk_points[:, 2].min()  # anymal_c_like: 0.09 m below its base
+    assert info["gait"]["trunk_clearance"][0] == pytest.approx(lowest, abs=0.02)
     plain.close()
 
 

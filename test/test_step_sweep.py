@@ -117,7 +117,7 @@ def test_sweep_refuses_bad_input(tmp_path):
         main(["step-sweep", str(bundled_policy_path()), "--riser-grid", "-0.1"])
 
 
-def test_pooling_sums_falls_by_cause_only_where_every_seed_counted_them():
+def test_pooling_sums_falls_by_cause_and_later_metrics_only_where_every_seed_has_them():
     def row(seed, falls, **cause):
         return {"policy": "p", "seed": seed, "robots": 4, "falls": falls, "minutes": 1.0,
                 "steps": 3000, **dict.fromkeys(METRICS, 0.5), **cause}  # fmt: skip
@@ -127,3 +127,12 @@ def test_pooling_sums_falls_by_cause_only_where_every_seed_counted_them():
     assert both[0]["falls"] == 5 and both[0]["falls_base_contact"] == 3
     older = pool_seeds([row(0, 3, falls_base_contact=1), row(1, 2)], ("policy",))
     assert older[0]["falls"] == 5 and "falls_base_contact" not in older[0]
+    # A metric added later (the trunk's clearance) is averaged where every row has it only.
+    assert both[0]["trunk_clearance"] == pytest.approx(0.5)
+    before = row(1, 2)
+    del before["trunk_clearance"]
+    mixed = pool_seeds([row(0, 3), before], ("policy",))
+    assert "trunk_clearance" not in mixed[0] and mixed[0]["tracking_error"] == pytest.approx(0.5)
+    with pytest.raises(KeyError, match="tracking_error"):  # any other metric must be there
+        pool_seeds([row(0, 3), {k: v for k, v in row(1, 2).items() if k != "tracking_error"}],
+                   ("policy",))  # fmt: skip

@@ -59,6 +59,8 @@ METRICS: tuple[str, ...] = (
     "distance",
     *GAIT_METRICS,
 )
+#: Metrics that result files written before them lack: pooled only where every row has them.
+LATER_METRICS: tuple[str, ...] = ("trunk_clearance",)
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,8 @@ def pool_seeds(
     """Rows of :func:`run_field` (with ``seed`` and ``robots``) summed over seeds, one per
     value of ``keys``: ``falls_per_10min`` from the summed falls and walked minutes, ``robots``,
     ``steps`` and ``falls_base_contact`` summed (the last only where every row has it: older
-    result files do not), the other metrics weighted by each row's walked steps; ``carry``:
+    result files do not), the other metrics weighted by each row's walked steps (those of
+    ``LATER_METRICS`` only where every row has them); ``carry``:
     fields copied from the group's first row. Order: as the rows first name the groups."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
@@ -285,7 +288,8 @@ def pool_seeds(
         falls = sum(r["falls"] for r in rs)
         mean = {
             m: sum(r[m] * r["steps"] for r in rs) / max(steps, 1)
-            for m in METRICS if m != "falls_per_minute"
+            for m in METRICS
+            if m != "falls_per_minute" and (m not in LATER_METRICS or all(m in r for r in rs))
         }  # fmt: skip
         causes = (
             {"falls_base_contact": sum(r["falls_base_contact"] for r in rs)}
@@ -402,6 +406,7 @@ def markdown_table(
         "base_height_ratio": "height / nominal",
         "limb_contacts_per_minute": "limb contacts/min",
         "foot_clearance": "clearance p10 [m]",
+        "trunk_clearance": "trunk clear. p10 [m]",
         "mean_torque": "torque [N m]",
         "cost_of_transport": "CoT",
         "joint_limit_hits_per_minute": "limit hits/min",

@@ -12,6 +12,9 @@ the robots still in their first episode and reduces it to:
 * ``foot_clearance`` (m): 10th percentile over every completed swing of the swing's apex (the
   highest the sole rose above the terrain below it between lift-off and touch-down): a scuffing
   gait has a low tail;
+* ``trunk_clearance`` (m): 10th percentile over every robot-step of the lowest point of the
+  trunk's underside above the terrain directly below it: a trunk carried level over a flight of
+  stairs has a low tail (its ends meet the steps);
 * ``mean_torque`` (N*m): mean absolute joint torque;
 * ``cost_of_transport``: mean positive mechanical joint power over (mass * g * mean speed);
 * ``joint_limit_hits_per_minute``: steps with some joint within 0.02 rad of its range's end,
@@ -35,6 +38,7 @@ GAIT_METRICS: tuple[str, ...] = (
     "base_height_ratio",
     "limb_contacts_per_minute",
     "foot_clearance",
+    "trunk_clearance",
     "mean_torque",
     "cost_of_transport",
     "joint_limit_hits_per_minute",
@@ -77,6 +81,7 @@ class GaitMeter:
         self.swing_apex = np.full((n, 4), -np.inf)  # running apex of each foot's swing
         self.in_swing = np.zeros((n, 4), dtype=bool)
         self.apexes: list[np.ndarray] = []
+        self.trunk_lows: list[np.ndarray] = []
 
     def update(self, gait: dict[str, np.ndarray], speed: np.ndarray, active: np.ndarray) -> None:
         """One step: ``gait`` is ``info["gait"]``, ``speed [N]`` the planar base speed (m/s),
@@ -97,6 +102,7 @@ class GaitMeter:
         q = gait["joint_pos"]
         at_limit = (q < self.lower + LIMIT_MARGIN) | (q > self.upper - LIMIT_MARGIN)
         self.limit_hits += int(at_limit.any(axis=1)[a].sum())
+        self.trunk_lows.append(gait["trunk_clearance"][a].copy())
         # Swings: from lift-off to touch-down, the highest the sole got above the terrain.
         contact, clearance = gait["foot_contact"].astype(bool), gait["foot_clearance"]
         landed = self.in_swing & contact & a[:, None]
@@ -109,6 +115,7 @@ class GaitMeter:
         minutes = max(self.steps * self.dt / 60.0, 1e-9)
         steps = max(self.steps, 1)
         apexes = np.concatenate(self.apexes) if self.apexes else np.empty(0)
+        trunk = np.concatenate(self.trunk_lows) if self.trunk_lows else np.empty(0)
         height = self.height_sum / steps
         speed = max(self.speed_sum / steps, 1e-3)
         return {
@@ -116,6 +123,7 @@ class GaitMeter:
             "base_height_ratio": height / self.nominal,
             "limb_contacts_per_minute": self.limb_onsets / minutes,
             "foot_clearance": float(np.percentile(apexes, 10)) if apexes.size else 0.0,
+            "trunk_clearance": float(np.percentile(trunk, 10)) if trunk.size else 0.0,
             "mean_torque": self.torque_sum / steps,
             "cost_of_transport": (self.power_sum / steps) / (self.mass * GRAVITY * speed),
             "joint_limit_hits_per_minute": self.limit_hits / minutes,

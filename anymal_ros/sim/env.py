@@ -103,12 +103,9 @@ class QuadrupedVecEnv(LocomotionTask):
         super().__init__(cfg, n, decoder)
         self.randomizer = Randomizer(cfg, self.model, idx)
         self.foot_radius = self.model.geom_size[idx.foot_geom[0], 0].copy()  # [4]
-        # Only the trunk_clearance reward reads these: no terrain queries for it when it is off.
-        self._trunk_points = (
-            trunk_underside(self.model, idx.base_body[0])
-            if cfg.rewards.weights["trunk_clearance"]
-            else None
-        )
+        self._trunk_points = trunk_underside(self.model, idx.base_body[0])  # [P, 3]
+        # Terrain queries under the trunk only for its reward term or the gait report.
+        self._weigh_trunk = bool(cfg.rewards.weights["trunk_clearance"])
         self._act_flat = idx.actuator.ravel()
         self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
         self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
@@ -377,11 +374,13 @@ class QuadrupedVecEnv(LocomotionTask):
 
     def _gait(self, s: State) -> dict[str, np.ndarray]:
         """What :class:`~anymal_ros.eval.gait.GaitMeter` reads: heights above the terrain
-        directly below (base, soles) and the joints' and limbs' raw state of this step; and
-        whether the trunk or a hip touches, which the evaluation reads as a fall's cause."""
+        directly below (base, soles, the lowest point of the trunk's underside), the joints'
+        and limbs' raw state of this step, and whether the trunk or a hip touches, which the
+        evaluation reads as a fall's cause."""
         return {
             "base_height": s["base_pos"][:, 2] - self.terrain.heights(s["base_pos"][:, :2]),
             "foot_clearance": s["foot_clearance"].copy(),
+            "trunk_clearance": s["trunk_clearance"].min(axis=1),
             "foot_contact": s["foot_contact"].copy(),
             "thigh_shank_contact": s["thigh_shank_contact"].copy(),
             "joint_pos": s["joint_pos"].copy(),
@@ -485,7 +484,7 @@ class QuadrupedVecEnv(LocomotionTask):
         # Soles above the terrain directly below (rewards: a swinging foot's clearance).
         soles = foot_pos[..., 2] - self.foot_radius
         s["foot_clearance"] = soles - self.terrain.heights(foot_pos[..., :2])
-        if self._trunk_points is not None:
+        if self._weigh_trunk or self.report_gait:
             s["trunk_clearance"] = self._trunk_clearance(qpos[:, :3], quat)
         # Foot point velocity from the com-based spatial velocity (rotation, translation):
         # v + w x r, written out for x and y (np.cross costs more than the arithmetic here).
