@@ -456,7 +456,7 @@ def test_the_simulator_reports_the_trunks_underside_above_the_terrain_pitch_incl
     })  # fmt: skip
     env = QuadrupedVecEnv(cfg, num_envs=2, seed=0)
     env.reset()
-    # ANYmal C's trunk boxes (anymal_c.xml): 1.049 m long, 0.26 m wide, 0.18 m high
+    # ANYmal C's trunk boxes (anymal_c.xml; its lidar sits on top): 1.049 m long, 0.26 m wide
     points = env._trunk_points
     np.testing.assert_allclose(points.min(axis=0), [-0.5245, -0.13, -0.09], atol=1e-6)
     np.testing.assert_allclose(points.max(axis=0), [0.5245, 0.13, -0.09], atol=1e-6)

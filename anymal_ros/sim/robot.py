@@ -126,20 +126,22 @@ def _foot_geom(model: mujoco.MjModel, body: int) -> int:
 
 def trunk_underside(model: mujoco.MjModel, base_body: int, per_side: int = 5) -> np.ndarray:
     """``[2 * per_side, 3]`` points (base frame) along the two lower long edges of the box
-    bounding the base body's colliding boxes: where a trunk meets a step first."""
+    bounding the base body's colliding geoms (of any type): where a trunk meets a step first."""
     first = model.body_geomadr[base_body]
+    signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T  # a box's corners
     corners = []
     for g in range(first, first + model.body_geomnum[base_body]):
-        if model.geom_type[g] != mujoco.mjtGeom.mjGEOM_BOX or not model.geom_contype[g]:
+        if not model.geom_contype[g]:
             continue
         rot = np.empty(9)
         mujoco.mju_quat2Mat(rot, model.geom_quat[g])
-        signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
-        corners.append(model.geom_pos[g] + (signs * model.geom_size[g]) @ rot.reshape(3, 3).T)
+        centre, half = model.geom_aabb[g, :3], model.geom_aabb[g, 3:]  # in the geom's frame
+        corners.append(model.geom_pos[g] + (centre + signs * half) @ rot.reshape(3, 3).T)
     if not corners:
         name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, base_body)
-        raise ValueError(f"base body {name!r} has no colliding box geom (its trunk)")
-    lo, hi = np.concatenate(corners).min(axis=0), np.concatenate(corners).max(axis=0)
+        raise ValueError(f"base body {name!r} has no colliding geom (its trunk)")
+    every = np.concatenate(corners)
+    lo, hi = every.min(axis=0), every.max(axis=0)
     x = np.linspace(lo[0], hi[0], per_side)
     return np.array([(xi, y, lo[2]) for y in (lo[1], hi[1]) for xi in x])
 
