@@ -295,6 +295,45 @@ def test_the_commanded_path_follows_turns():
     assert commands.path[0].tolist() == [0.0, 0.0] and commands.heading[0] == 0.0
 
 
+def test_heading_commands_steer_the_yaw_rate_to_a_drawn_heading():
+    from anymal_ros.config.sim import CommandConfig
+    from anymal_ros.sim.commands import CommandManager
+
+    cfg = CommandConfig(heading=True, heading_gain=0.5, standing_fraction=0.0)
+    commands = CommandManager(cfg, 4, control_dt=0.02)
+    rng = np.random.default_rng(0)
+    commands.sample(np.arange(4), rng)
+    assert np.all(commands.command[:, 2] == 0.0)  # until the first step knows the yaw
+    commands.target_heading[:] = [0.5, 3.0, 0.0, 1.0]
+    commands.steering[3] = False  # as a standing robot
+    commands.set([0.5, 0.0, 0.3], ids=np.array([2]))  # set commands hold
+    commands.step(rng, yaw=np.array([0.3, -3.0, 1.0, 0.0]))
+    # 0.2 rad to go; 3.0 - (-3.0) wraps to -0.28 rad (turn right); the set one keeps its 0.3
+    np.testing.assert_allclose(commands.command[:, 2], [0.1, 0.5 * (6.0 - 2 * np.pi), 0.3, 0.0])
+    commands.target_heading[0] = 0.3 + 2.5
+    commands.step(rng, yaw=np.zeros(4) + 0.3)
+    assert commands.command[0, 2] == pytest.approx(1.0)  # 1.25 rad/s clipped to ang_vel_yaw
+    with pytest.raises(ValueError, match="yaw"):
+        commands.step(rng)
+    with pytest.raises(ConfigError, match="heading_gain"):
+        from_dict(SimConfig, {"commands": {"heading": True, "heading_gain": 0.0}})
+
+
+def test_the_simulator_steers_heading_commands_by_each_robots_own_yaw():
+    from anymal_ros.obs.rotations import yaw_from_quat
+
+    cfg = make_cfg(QUIET, commands={"heading": True, "standing_fraction": 0.0})
+    env = QuadrupedVecEnv(cfg, 3, seed=0)
+    env.reset()
+    for _ in range(3):
+        *_, info = env.step(np.zeros((3, env.action_dim)))
+    yaw = yaw_from_quat(env.data.qpos[env.index.qpos_base[:, 3:7]])
+    error = (env.commands.target_heading - yaw + np.pi) % (2 * np.pi) - np.pi
+    np.testing.assert_allclose(env.commands.command[:, 2], np.clip(0.5 * error, -1.0, 1.0))
+    assert np.any(env.commands.command[:, 2] != 0.0)
+    env.close()
+
+
 @pytest.mark.parametrize(("demotion", "turner_level"), [("displacement", 1), ("speed", 0)])
 def test_a_robot_that_turns_as_told_keeps_its_level(demotion, turner_level):
     """Two robots told to walk a 0.4 m circle (0.8 m/s, 2 rad/s) for 2 s: robot 0 is put where

@@ -187,12 +187,20 @@ class CommandConfig:
     resample_time: float = 10.0  # s
     standing_fraction: float = 0.1  # share of zero commands
     small_threshold: float = 0.2  # m/s: smaller planar commands are set to zero
+    # Heading commands (legged_gym's): instead of a yaw rate, each command draws a heading
+    # (world frame, uniform) and the yaw rate steers towards it, heading_gain rad/s per rad of
+    # error within ang_vel_yaw; a robot turns, then walks straight and can earn promotion
+    # (4 m from its start), where a constant yaw rate walks it in circles.
+    heading: bool = False
+    heading_gain: float = 0.5  # 1/s
 
     def __post_init__(self) -> None:
         for name in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw"):
             _check_range(name, getattr(self, name))
         if self.resample_time <= 0 or not 0 <= self.standing_fraction <= 1:
             raise ValueError("resample_time must be > 0 and standing_fraction in [0, 1]")
+        if self.heading_gain <= 0:
+            raise ValueError(f"heading_gain must be > 0 (1/s), got {self.heading_gain}")
 
 
 def default_reward_weights() -> dict[str, float]:

@@ -44,6 +44,7 @@ from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, NUM_LEGS, PRIVILEGED_DIM
 from anymal_ros.obs.actions import ActionDecoder
 from anymal_ros.obs.proprio import ProprioBuilder
+from anymal_ros.obs.rotations import yaw_from_quat
 from anymal_ros.sim.commands import CommandManager
 from anymal_ros.sim.interface import Obs, StepResult
 from anymal_ros.sim.rewards import RewardState, compute_rewards
@@ -151,7 +152,7 @@ class LocomotionTask:
             "reward_terms": terms,
             **self._extra_info(s),
         }
-        self.commands.step(self.rng)
+        self.commands.step(self.rng, yaw_from_quat(s["base_quat"]))
         obs = self._observe(np.arange(self.num_envs), s)
         done = terminated | truncated
         done_ids = np.flatnonzero(done)
