@@ -130,7 +130,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         if y == "terrain_level":
             for kind in sorted(k for k in m if k.startswith("terrain_level/")):
                 ax.plot(m[x], m[kind], lw=0.8, label=kind.split("/", 1)[1])
-            ax.legend(fontsize=7, ncol=2)
+            # Beside the panel, not on it: inside it hid the lowest type (stairs up) late on.
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
