@@ -221,11 +221,14 @@ def test_a_push_is_not_a_base_contact():
     assert pushed > 0  # the pushes really happened
 
 
-def test_a_robot_whose_physics_diverges_ends_its_episode_alone():
-    """NaN in one robot's state (what an unstable contact leaves): MuJoCo's auto-reset would
-    put every robot of the batch back to the model's initial pose; instead that robot goes
-    back to where it stood, its episode ends as a fall, and the others walk on as if nothing
-    had happened (to rounding: the solver's shared stopping test saw the NaN)."""
+@pytest.mark.parametrize("blow_up", ["nan", "speed"])
+def test_a_robot_whose_physics_diverges_ends_its_episode_alone(blow_up):
+    """NaN in one robot's state, or a finite but absurd speed (what an unstable contact
+    leaves: a riser contact once went from 12 to 13,800 rad/s in one control period, and only
+    later to what MuJoCo flags): MuJoCo's auto-reset would put every robot of the batch back
+    to the model's initial pose; instead that robot goes back to where it stood, its episode
+    ends as a fall, and the others walk on as if nothing had happened (to rounding: the
+    solver's shared stopping test saw the NaN)."""
     rng = np.random.default_rng(0)
     actions = rng.normal(0.0, 0.5, (8, 3, 16))
 
@@ -235,7 +238,10 @@ def test_a_robot_whose_physics_diverges_ends_its_episode_alone():
         trace = []
         for i, action in enumerate(actions):
             if i == diverge_at:
-                env.data.qvel[env.index.qvel_joint[0, 2]] = np.nan  # robot 0's LF knee
+                if blow_up == "nan":
+                    env.data.qvel[env.index.qvel_joint[0, 2]] = np.nan  # robot 0's LF knee
+                else:  # robot 0's base shot upwards at 10 km/s, finite all along
+                    env.data.qvel[env.index.qvel_base[0, 2]] = 1e4
                 with pytest.warns(RuntimeWarning, match=r"robots \[0\]: physics diverged"):
                     obs, reward, terminated, _, info = env.step(action)
                 assert terminated.tolist() == [True, False, False]

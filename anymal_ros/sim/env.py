@@ -54,6 +54,12 @@ from anymal_ros.sim.terrain import Terrain
 _PRIV = PRIVILEGED_LAYOUT.slices()
 
 
+# A speed (m/s or rad/s) no degree of freedom of a legged robot reaches: its physics has
+# diverged. A falling ANYmal C's joints peak near 120 rad/s on impact; an unstable riser
+# contact went from 12 to 13,800 in one control period, finite, before MuJoCo's own test
+# (1e10) saw it, and its state had already entered the batch's metrics.
+DIVERGED_SPEED = 1e3
+
 # MuJoCo's warnings that the arena (contacts, constraints) was too small for a step.
 _ARENA_WARNINGS = tuple(int(w) for w in (mujoco.mjtWarning.mjWARN_CNSTRFULL,
                                           mujoco.mjtWarning.mjWARN_CONTACTFULL))  # fmt: skip
@@ -63,9 +69,9 @@ class QuadrupedVecEnv(LocomotionTask):
     """Batched MuJoCo quadruped environment (see module docstring).
 
     A robot's episode terminates when its base tilts beyond ``termination.max_tilt``, its
-    physics diverges (NaN or inf; it alone is rolled back, the batch walks on), or
-    (``termination.base_contact``) its base touches anything; it
-    is truncated at the time limit or when its base comes within 0.5 m of the map's edge.
+    physics diverges (NaN, inf or a speed over :data:`DIVERGED_SPEED`; it alone is rolled
+    back, the batch walks on), or (``termination.base_contact``) its base touches anything;
+    it is truncated at the time limit or when its base comes within 0.5 m of the map's edge.
     ``info`` adds ``terrain_level [N]`` int64: the level each robot's episode ran on.
 
     Args:
@@ -319,20 +325,22 @@ class QuadrupedVecEnv(LocomotionTask):
         return s
 
     def _roll_back_diverged(self, qpos0: np.ndarray, qvel0: np.ndarray) -> np.ndarray:
-        """Robots whose physics diverged in this control period (NaN or inf in their state)
-        go back to where they stood before it, at rest, and their episodes end; the others
-        keep their step. (MuJoCo's own answer, disabled in build_world, resets the whole
-        MjData: every robot of the batch jumped to the model's initial pose.)"""
+        """Robots whose physics diverged in this control period (NaN or inf in their state,
+        or a speed over :data:`DIVERGED_SPEED`) go back to where they stood before it, at
+        rest, and their episodes end; the others keep their step. (MuJoCo's own answer,
+        disabled in build_world, resets the whole MjData: every robot of the batch jumped to
+        the model's initial pose.)"""
         d = self.data
-        bad = ~(np.isfinite(d.qpos[self._qpos_rows]).all(axis=1)
-                & np.isfinite(d.qvel[self._qvel_rows]).all(axis=1))  # fmt: skip
+        speed = np.abs(d.qvel[self._qvel_rows]).max(axis=1)  # NaN and inf fail the test below
+        bad = ~(np.isfinite(d.qpos[self._qpos_rows]).all(axis=1) & (speed <= DIVERGED_SPEED))
         if bad.any():
             d.qpos[self._qpos_rows[bad]] = qpos0[self._qpos_rows[bad]]
             d.qvel[self._qvel_rows[bad]] = 0.0
             d.qacc_warmstart[self._qvel_rows[bad]] = 0.0  # the solver's next start, NaN too
             mujoco.mj_forward(self.model, d)  # contacts and forces without the NaN
             warnings.warn(
-                f"robots {np.flatnonzero(bad).tolist()}: physics diverged (NaN or inf) at "
+                f"robots {np.flatnonzero(bad).tolist()}: physics diverged (NaN, inf or over "
+                f"{DIVERGED_SPEED:g} m/s or rad/s) at "
                 f"simulated time {d.time:.2f} s; rolled back, their episodes end",
                 RuntimeWarning, stacklevel=2,
             )  # fmt: skip
