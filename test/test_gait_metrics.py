@@ -78,7 +78,7 @@ def _step(n=1, **over) -> dict:
 
 
 def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
-    meter = GaitMeter(1, 0.02, 0.5, 45.0, -np.ones(12), np.ones(12))
+    meter = GaitMeter(1, 0.02, 0.5, 45.0, -np.ones(12), np.ones(12), 7.5)
     on = np.ones(1, bool)
     shank = np.zeros((1, 8))
     shank[0, 5] = 1.0  # one shank on the ground for two steps, then again later: 2 onsets
@@ -105,8 +105,21 @@ def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
     assert r["trunk_clearance"] == pytest.approx(0.4)  # 13 counted steps, all at 0.4 m
 
 
+def test_steps_over_the_joint_speed_limit_are_a_share_of_active_robot_steps():
+    meter = GaitMeter(2, 0.02, 0.5, 45.0, -np.ones(12), np.ones(12), 7.5)
+    both = np.ones(2, bool)
+    fast = np.zeros((2, 12))
+    fast[0, 8] = -9.0  # robot 0's LH knee backwards past the limit; robot 1 just under it
+    fast[1, :] = 7.4
+    meter.update(_step(2, joint_vel=fast), np.zeros(2), both)
+    meter.update(_step(2), np.zeros(2), both)
+    fast[1, 2] = 8.0  # robot 1 over it too, but already fallen: not counted
+    meter.update(_step(2, joint_vel=fast), np.zeros(2), np.array([True, False]))
+    assert meter.result()["over_speed_limit"] == pytest.approx(2 / 5)
+
+
 def test_the_trunks_clearance_is_the_low_tail_of_its_lowest_point_over_active_steps():
-    meter = GaitMeter(2, 0.02, 0.5, 45.0, -np.ones(12), np.ones(12))
+    meter = GaitMeter(2, 0.02, 0.5, 45.0, -np.ones(12), np.ones(12), 7.5)
     # robot 0 clears 0.1..1.0 m over ten steps; robot 1 scrapes (0.0) but has already fallen
     for k in range(10):
         low = np.array([0.1 * (k + 1), 0.0])

@@ -60,7 +60,7 @@ METRICS: tuple[str, ...] = (
     *GAIT_METRICS,
 )
 #: Metrics that result files written before them lack: pooled only where every row has them.
-LATER_METRICS: tuple[str, ...] = ("trunk_clearance",)
+LATER_METRICS: tuple[str, ...] = ("trunk_clearance", "over_speed_limit")
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def run_cell(
     env.report_gait = True
     gait = GaitMeter(
         n, env.control_dt, env.robot.nominal_base_height, env.mass,
-        env.index.joint_lower, env.index.joint_upper,
+        env.index.joint_lower, env.index.joint_upper, env.robot.joint_velocity_limit,
     )  # fmt: skip
     obs = env.reset()
     policy.reset(np.arange(n))
@@ -410,6 +410,7 @@ def markdown_table(
         "mean_torque": "torque [N m]",
         "cost_of_transport": "CoT",
         "joint_limit_hits_per_minute": "limit hits/min",
+        "over_speed_limit": "over speed limit",
     }
     if compare is None:
         head = ["terrain", "noise", *(short[m] for m in METRICS)]

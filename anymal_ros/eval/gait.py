@@ -18,7 +18,10 @@ the robots still in their first episode and reduces it to:
 * ``mean_torque`` (N*m): mean absolute joint torque;
 * ``cost_of_transport``: mean positive mechanical joint power over (mass * g * mean speed);
 * ``joint_limit_hits_per_minute``: steps with some joint within 0.02 rad of its range's end,
-  per simulated minute and robot.
+  per simulated minute and robot;
+* ``over_speed_limit``: the share of robot-steps with some joint turning faster than the
+  robot's joint speed limit. MuJoCo's joints have no such limit (training only penalises
+  it), a real actuator does: a gait that needs it will not run as simulated.
 
 :class:`GaitTrace` and :func:`plot_gait` draw one robot's gait: its footfall diagram, how high
 its soles lift and how high its base stands (``anymal-ros eval --gait-plot``).
@@ -42,6 +45,7 @@ GAIT_METRICS: tuple[str, ...] = (
     "mean_torque",
     "cost_of_transport",
     "joint_limit_hits_per_minute",
+    "over_speed_limit",
 )
 LIMIT_MARGIN = 0.02  # rad from a range's end that counts as "at the limit"
 GRAVITY = 9.81
@@ -56,6 +60,7 @@ class GaitMeter:
         nominal_base_height: m, the robot's default stance.
         mass: kg, the robot's total mass.
         joint_lower, joint_upper: ``[12]`` joint ranges (rad).
+        joint_velocity_limit: rad/s, the robot's joint speed limit.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class GaitMeter:
         mass: float,
         joint_lower: np.ndarray,
         joint_upper: np.ndarray,
+        joint_velocity_limit: float,
     ) -> None:
         n = num_envs
         self.dt, self.nominal, self.mass = control_dt, nominal_base_height, mass
@@ -78,6 +84,8 @@ class GaitMeter:
         self.power_sum = 0.0
         self.speed_sum = 0.0
         self.limit_hits = 0
+        self.speed_limit = joint_velocity_limit
+        self.over_speed = 0
         self.swing_apex = np.full((n, 4), -np.inf)  # running apex of each foot's swing
         self.in_swing = np.zeros((n, 4), dtype=bool)
         self.apexes: list[np.ndarray] = []
@@ -102,6 +110,7 @@ class GaitMeter:
         q = gait["joint_pos"]
         at_limit = (q < self.lower + LIMIT_MARGIN) | (q > self.upper - LIMIT_MARGIN)
         self.limit_hits += int(at_limit.any(axis=1)[a].sum())
+        self.over_speed += int((np.abs(vel) > self.speed_limit).any(axis=1)[a].sum())
         self.trunk_lows.append(gait["trunk_clearance"][a].copy())
         # Swings: from lift-off to touch-down, the highest the sole got above the terrain.
         contact, clearance = gait["foot_contact"].astype(bool), gait["foot_clearance"]
@@ -127,6 +136,7 @@ class GaitMeter:
             "mean_torque": self.torque_sum / steps,
             "cost_of_transport": (self.power_sum / steps) / (self.mass * GRAVITY * speed),
             "joint_limit_hits_per_minute": self.limit_hits / minutes,
+            "over_speed_limit": self.over_speed / steps,
         }
 
 
