@@ -19,8 +19,8 @@ Metrics per cell:
   together);
 * ``distance``: mean path length per episode (m), the integral of the planar base speed;
 * the gait-quality metrics of :mod:`anymal_ros.eval.gait` (base height and its ratio to the
-  robot's nominal stance, thigh/shank contacts, foot clearance, torque, cost of transport,
-  joint-limit hits).
+  robot's nominal stance, thigh/shank contacts, foot and trunk clearance, torque, cost of
+  transport, joint-limit hits, steps over the joint speed limit).
 
 For a student with its belief decoder, each cell also reports how well the belief
 reconstructs the true terrain and privileged state (:mod:`anymal_ros.eval.belief`).
