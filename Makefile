@@ -93,14 +93,15 @@ policy: install
 		--out $(RUNS)/eval_slope $(EVAL) "terrain.slope=[0.0,0.4712]"
 
 # The second edition's teacher as it is being trained (policies/MODEL_CARD.md, "The second
-# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first five
-# stages replay the settings it had before its five changes (the curriculum's demotion rule
+# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first six
+# stages replay the settings it had before its six changes (the curriculum's demotion rule
 # at iteration 6,628, stairs on a 2.5 cm grid at 8,135, a 12 cm foot lift and a fourth
 # column of stairs up at 9,920, the swing-clearance term at 12,020, no entropy bonus at
-# 19,369). Each stage resumes the run (a test in the shell: make expands a whole recipe
-# before its first line runs).
+# 19,369, DC motors at 22,647). Each stage resumes the run (a test in the shell: make
+# expands a whole recipe before its first line runs).
 TEACHER_C := $(RUNS)/teacher_anymal_c
-BEFORE_19369 := ppo.entropy_coef=0.005
+BEFORE_22647 := env.sim.physics.actuator=ideal_pd
+BEFORE_19369 := ppo.entropy_coef=0.005 $(BEFORE_22647)
 BEFORE_12020 := "env.sim.rewards.weights={base_height: -10.0, hip_abduction: -1.0}" \
 	$(BEFORE_19369)
 BEFORE_9920 := env.sim.actions.swing_height=0.08 "env.sim.terrain.proportions={flat: 0.1, \
@@ -121,6 +122,8 @@ teacher-anymal-c: install
 		$(call resume_now,$(TEACHER_C)) --set runner.iterations=12020 $(BEFORE_12020)
 	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
 		$(call resume_now,$(TEACHER_C)) --set runner.iterations=19369 $(BEFORE_19369)
+	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
+		$(call resume_now,$(TEACHER_C)) --set runner.iterations=22647 $(BEFORE_22647)
 	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
 		$(call resume_now,$(TEACHER_C))
 

@@ -179,6 +179,10 @@ def test_bad_metadata_is_refused(tmp_path, student_file):
                              PREFIX + "privileged_dim": "50"}), "graph inputs.*disagree"),
         (lambda p: p.update({PREFIX + "default_joint_pos": "[0.0]"}), "default_joint_pos: has 1"),
         (lambda p: p.update({PREFIX + "control_period": "-1"}), "control_period: must be a pos"),
+        (lambda p: p.update({PREFIX + "training_physics": '{"cone": "round"}'}),
+         "training_physics: cone: 'round' is not one of"),
+        (lambda p: p.update({PREFIX + "training_physics": '{"dtt": 0.01}'}),
+         "training_physics.*dtt"),
     ]  # fmt: skip
     for i, (edit, message) in enumerate(cases):
         dst = _rewrite(path, tmp_path / f"bad{i}.onnx", edit)
@@ -261,3 +265,21 @@ def test_every_action_setting_travels_in_the_file(tmp_path):
     path = tmp_path / "student.onnx"
     export_student(student, path, DeployConfig(actions=actions), belief=False)
     assert OnnxPolicy(path).metadata.action_config() == actions
+
+
+def test_the_training_physics_travel_in_the_file_and_evaluations_simulate_them(tmp_path):
+    from anymal_ros.commands._policy_sim import resolve_sim_config
+    from anymal_ros.config.sim import PhysicsConfig
+
+    physics = PhysicsConfig(cone="elliptic", impratio=10.0, actuator="dc_motor")
+    student = Student().eval()
+    stored = export_student(student, tmp_path / "s.onnx", belief=False, physics=physics)
+    assert OnnxPolicy(stored).metadata.training_physics == physics
+    assert resolve_sim_config(stored, None, []).physics == physics
+    # An override still wins, and a file without the key (exported before it existed)
+    # is simulated with the defaults.
+    assert resolve_sim_config(stored, None, ["physics.cone=pyramidal"]).physics.cone == "pyramidal"
+    legacy = _rewrite(stored, tmp_path / "legacy.onnx",
+                      lambda p: p.pop(PREFIX + "training_physics"))  # fmt: skip
+    assert OnnxPolicy(legacy).metadata.training_physics is None
+    assert resolve_sim_config(legacy, None, []).physics == PhysicsConfig()

@@ -15,6 +15,7 @@ from anymal_ros.config import ConfigError, from_dict, load_config, to_dict
 from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import PRIVILEGED_LAYOUT, proprio_layout
+from anymal_ros.sim.actuator import DcMotorEnvelope
 from anymal_ros.sim.env import QuadrupedVecEnv
 from anymal_ros.sim.rewards import RewardState, compute_rewards
 
@@ -255,6 +256,39 @@ def test_a_robot_whose_physics_diverges_ends_its_episode_alone(blow_up):
     for (pos, proprio), (pos_hit, proprio_hit) in zip(walk(None), walk(4), strict=True):
         np.testing.assert_allclose(pos_hit, pos, rtol=0, atol=1e-9)
         np.testing.assert_allclose(proprio_hit, proprio, rtol=0, atol=1e-9)
+
+
+def test_the_dc_motor_envelope_fades_the_driving_torque_to_zero_at_the_speed_limit():
+    motor = DcMotorEnvelope(load_robot("anymal_c"))  # 120 N*m at stall, 80 cap, 7.5 rad/s
+    speeds = np.array([0.0, 2.5, 5.0, -5.0, 7.5, 10.0])
+    np.testing.assert_allclose(
+        motor.force_range(speeds),
+        [[-80, 80], [-80, 80], [-80, 40], [-40, 80], [-80, 0], [-80, 0]],
+    )
+    np.testing.assert_allclose(motor.force_range(np.array([5.0]), 0.9), [[-72, 36]])
+    with pytest.raises(ValueError, match="saturation_torque.*anymal_c_like"):
+        DcMotorEnvelope(load_robot("anymal_c_like"))
+
+
+def test_dc_motors_keep_a_swinging_joint_within_the_robots_speed_limit():
+    """A knee told to bend 1.5 rad further at once: the ideal PD whips it round at over
+    three times ANYmal C's 7.5 rad/s; the DC motor's torque runs out near that limit."""
+    peaks = {}
+    for actuator in ("ideal_pd", "dc_motor"):
+        env = QuadrupedVecEnv(make_cfg(QUIET, physics={"actuator": actuator}), 2, seed=0)
+        env.reset()
+        action = np.zeros((2, env.action_dim), np.float32)
+        for _ in range(25):
+            env.step(action)
+        action[:, [2, 8]] = [-3.0, 3.0]  # LF and LH knees, x0.5 rad per unit
+        peak = 0.0
+        for _ in range(15):
+            env.step(action)
+            peak = max(peak, np.abs(env.data.qvel[env.index.qvel_joint]).max())
+        peaks[actuator] = peak
+    limit = env.robot.joint_velocity_limit
+    assert peaks["ideal_pd"] > 3 * limit, peaks
+    assert peaks["dc_motor"] < 1.05 * limit, peaks
 
 
 def test_a_step_that_ran_out_of_arena_memory_is_reported():

@@ -17,9 +17,10 @@ def resolve_sim_config(
     policy_path: str | Path, sim_config: str | None, overrides: Sequence[str]
 ) -> SimConfig:
     """``--sim-config`` if given, else the settings stored in the checkpoint, else the
-    defaults; then ``key=value`` overrides. An ONNX file also selects its robot and its
-    training-time action settings (``robot.description=...`` overrides the robot, e.g. to
-    try a policy on another model of it)."""
+    defaults; then ``key=value`` overrides. An ONNX file also selects its robot, its
+    training-time action settings and (where the file stores them) its training-time physics
+    (``robot.description=...`` overrides the robot, e.g. to try a policy on another model of
+    it)."""
     from anymal_ros.config import apply_overrides, from_dict, load_yaml, to_dict
     from anymal_ros.eval.policies import sim_config_of
 
@@ -33,8 +34,11 @@ def resolve_sim_config(
     else:
         data = sim_config_of(policy_path) or {}
         if meta is not None:
-            # The file carries its training-time action settings (mode, scale, CPG).
+            # The file carries its training-time action settings (mode, scale, CPG) and,
+            # since files store it, the physics it trained in.
             data = {**data, "actions": to_dict(meta.action_config())}
+            if meta.training_physics is not None:
+                data = {**data, "physics": to_dict(meta.training_physics)}
     if meta is not None:
         robot = meta.robot
         try:

@@ -48,6 +48,9 @@ class RobotDescription:
     base_body: str = "base"
     imu_site: str = "imu"  # must sit at the base origin (the simulator's IMU is the base frame)
     foot_bodies: tuple[str, ...] = tuple(f"{leg}_FOOT" for leg in LEGS)  # LEGS order
+    # N*m, the motors' torque at stall, falling to 0 at joint_velocity_limit (capped at
+    # torque_limit); the simulator's physics.actuator 'dc_motor' needs it (sim/actuator.py).
+    saturation_torque: float | None = None
     source: str = ""  # where the numbers come from (shown in model cards)
 
     def __post_init__(self) -> None:
@@ -65,6 +68,8 @@ class RobotDescription:
         for key in ("kp", "kd", "torque_limit", "joint_velocity_limit", "nominal_base_height"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
+        if self.saturation_torque is not None and not self.saturation_torque > 0:
+            raise ValueError(f"saturation_torque must be > 0, got {self.saturation_torque}")
 
     def default_pose(self) -> tuple[float, ...]:
         """The default pose in policy (:data:`JOINT_NAMES`) order."""

@@ -72,6 +72,10 @@ class PhysicsConfig:
     joint_damping_scale: float = 1.0
     joint_frictionloss_scale: float = 1.0
     armature_scale: float = 1.0
+    # The motors' torque against joint speed (anymal_ros/sim/actuator.py): 'ideal_pd' the
+    # robot's torque_limit at any speed, 'dc_motor' a torque that fades to zero at its
+    # joint_velocity_limit, as a real drive's does (needs the robot's saturation_torque).
+    actuator: Literal["ideal_pd", "dc_motor"] = "ideal_pd"
 
     def __post_init__(self) -> None:
         if self.dt <= 0 or self.decimation < 1:
@@ -83,6 +87,8 @@ class PhysicsConfig:
                      "armature_scale"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.actuator not in ("ideal_pd", "dc_motor"):
+            raise ValueError(f"actuator must be 'ideal_pd' or 'dc_motor', got {self.actuator!r}")
         if self.cone not in ("pyramidal", "elliptic"):
             raise ValueError(f"cone must be 'pyramidal' or 'elliptic', got {self.cone!r}")
         if self.contact_timeconst < 2 * self.dt - 1e-12:

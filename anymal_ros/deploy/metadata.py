@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from anymal_ros.config.base import ConfigError, from_dict, to_dict
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import LegChains
-from anymal_ros.config.sim import ActionConfig
+from anymal_ros.config.sim import ActionConfig, PhysicsConfig
 from anymal_ros.contract import (
     ACTION_MODES,
     CONTRACT_VERSION,
@@ -62,6 +63,11 @@ class PolicyMetadata:
     (rad/s, the node's plausibility check), ``height_rings`` (the sample
     rings around each foot, radius m and point count; yaw-aligned, heights relative to the
     sole) and ``missing_height_fill`` (the height the policy was trained to read as "no data").
+
+    ``training_physics``: the simulator's physics settings the policy trained in (friction
+    cones, contact softness, actuator model), so that ``anymal-ros eval`` and its kin simulate
+    a file as it was trained; the robot never reads it. None in files exported before it was
+    stored: the simulator's defaults then.
     """
 
     kind: str
@@ -87,6 +93,7 @@ class PolicyMetadata:
         default_factory=lambda: {k: getattr(ActionConfig(), k) for k in ACTION_PARAMS}
     )
     control_period: float = 0.02
+    training_physics: PhysicsConfig | None = None
     contract_version: int = CONTRACT_VERSION
     extra: dict[str, str] = field(default_factory=dict)  # free text (e.g. source checkpoint)
 
@@ -161,6 +168,9 @@ class PolicyMetadata:
             "action_scale": repr(float(self.action_scale)),
             "action_params": json.dumps(self.action_params),
             "control_period": repr(float(self.control_period)),
+            "training_physics": json.dumps(
+                None if self.training_physics is None else to_dict(self.training_physics)
+            ),
             "extra": json.dumps(self.extra),
         }
         return {PREFIX + k: v for k, v in values.items()}
@@ -202,6 +212,7 @@ class PolicyMetadata:
             action_scale=reader.number("action_scale"),
             action_params=reader.action_params(),
             control_period=reader.number("control_period"),
+            training_physics=reader.physics("training_physics"),
             contract_version=version,
             extra=reader.json("extra", dict, "a JSON object", optional=True) or {},
         )
@@ -336,6 +347,15 @@ class _Reader:
         if not isinstance(value, kind):
             raise self._fail(key, what)
         return value
+
+    def physics(self, key: str) -> PhysicsConfig | None:
+        value = self.json(key, dict, "a JSON object of physics settings", optional=True)
+        if value is None:
+            return None
+        try:
+            return from_dict(PhysicsConfig, value)
+        except (ConfigError, ValueError) as err:
+            raise PolicyFileError(f"metadata key {PREFIX}{key}: {err}") from None
 
     def int_list(self, key: str) -> list[int]:
         value = self.json(key, list, "a JSON list of integers")

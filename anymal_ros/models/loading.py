@@ -8,7 +8,7 @@ A checkpoint that holds a quadruped policy (``anymal-ros train`` with a teacher 
   the simulator it trained in (proprio 133 and 16 actions for CPG, 120 and 12 otherwise);
 * ``config["sim"]``: the simulator settings it trained with;
 * ``config["deploy"]``: the deployment section (``QuadrupedVecEnv.deploy_config()``), which
-  ``anymal-ros export`` writes into the ONNX metadata.
+  ``anymal-ros export`` writes into the ONNX metadata (with ``config["sim"]["physics"]``).
 
 Export, evaluation, recording and distillation all read checkpoints through this module.
 """
@@ -22,6 +22,7 @@ from typing import Any
 from anymal_ros.config import ConfigError, from_dict
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.models import StudentConfig, TeacherConfig
+from anymal_ros.config.sim import PhysicsConfig
 from anymal_ros.models.checkpoint import CheckpointError, load_model_state
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
@@ -41,6 +42,17 @@ def sim_config_of(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
     """The simulator settings the checkpoint's policy trained with, or None if not stored."""
     sim = (ckpt.get("config") or {}).get("sim")
     return sim if isinstance(sim, dict) else None
+
+
+def physics_of(ckpt: Mapping[str, Any], path: str | Path = "") -> PhysicsConfig | None:
+    """The physics settings the checkpoint's policy trained in, or None if not stored."""
+    sim = sim_config_of(ckpt)
+    if sim is None or sim.get("physics") is None:
+        return None
+    try:
+        return from_dict(PhysicsConfig, sim["physics"], "sim.physics")
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: stored physics settings are invalid: {err}") from err
 
 
 def deploy_config_of(ckpt: Mapping[str, Any], path: str | Path = "") -> DeployConfig:

@@ -46,6 +46,7 @@ from anymal_ros.obs.rotations import (
     quat_rotate_inverse,
     yaw_from_quat,
 )
+from anymal_ros.sim.actuator import DcMotorEnvelope
 from anymal_ros.sim.randomization import Randomizer
 from anymal_ros.sim.robot import build_world, derive_leg_chains, robot_prefix, trunk_underside
 from anymal_ros.sim.task import LocomotionTask, Obs, State
@@ -108,6 +109,8 @@ class QuadrupedVecEnv(LocomotionTask):
         )
         super().__init__(cfg, n, decoder)
         self.randomizer = Randomizer(cfg, self.model, idx)
+        dc_motor = cfg.physics.actuator == "dc_motor"
+        self._motor = DcMotorEnvelope(self.robot) if dc_motor else None
         self.foot_radius = self.model.geom_size[idx.foot_geom[0], 0].copy()  # [4]
         self._trunk_points = trunk_underside(self.model, idx.base_body[0])  # [P, 3]
         # Terrain queries under the trunk only for its reward term or the gait report.
@@ -306,13 +309,17 @@ class QuadrupedVecEnv(LocomotionTask):
         latency = self.randomizer.latency
         qpos0, qvel0 = d.qpos.copy(), d.qvel.copy()  # for a robot whose physics diverges
         wall0, cpu0 = time.perf_counter(), time.thread_time()
-        if latency.max(initial=0) == 0:
+        if latency.max(initial=0) == 0 and self._motor is None:
             d.ctrl[self._act_flat] = self.targets.ravel()
             mujoco.mj_step(m, d, nstep=self.decimation)
-        else:  # the new target reaches each robot's motors `latency` physics steps late
+        else:  # step by step: late targets (`latency` steps) and the motors' speed envelope
             for sub in range(self.decimation):
                 late = (sub < latency)[:, None]
                 d.ctrl[self._act_flat] = np.where(late, prev_targets, self.targets).ravel()
+                if self._motor is not None:  # the torque the motors have at this speed
+                    strength = self.randomizer.motor_strength
+                    vel = d.qvel[idx.qvel_joint]
+                    m.actuator_forcerange[idx.actuator] = self._motor.force_range(vel, strength)
                 mujoco.mj_step(m, d)
         self._physics_time += (time.perf_counter() - wall0, time.thread_time() - cpu0)
         self.diverged = self._roll_back_diverged(qpos0, qvel0)

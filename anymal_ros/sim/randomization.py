@@ -28,6 +28,7 @@ class Randomizer:
         self.robot_geoms = np.stack([np.flatnonzero(index.geom_env == i) for i in range(n)])
         self.foot_friction = np.ones((n, NUM_LEGS))
         self.latency = np.zeros(n, dtype=np.intp)
+        self.motor_strength = np.ones((n, 1))  # scales each robot's torques (and PD gains)
         self.push_wrench = np.zeros((n, 6))
         self.push_time_left = np.zeros(n)
         self.next_push = np.full(n, np.inf)
@@ -56,6 +57,7 @@ class Randomizer:
         m.body_mass[base] = self.nominal_mass[ids] + rng.uniform(*c.added_base_mass, size=k)
         m.body_ipos[base] = self.nominal_ipos[ids] + rng.uniform(*c.com_offset, size=(k, 3))
         strength = rng.uniform(*c.motor_strength, size=(k, 1))
+        self.motor_strength[ids] = strength
         kp = self.robot.kp * rng.uniform(*c.kp_factor, size=(k, 1)) * strength
         kd = self.robot.kd * rng.uniform(*c.kd_factor, size=(k, 1)) * strength
         act = idx.actuator[ids]  # [k, 12]
