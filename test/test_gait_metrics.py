@@ -84,11 +84,13 @@ def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
     shank[0, 5] = 1.0  # one shank on the ground for two steps, then again later: 2 onsets
     for limbs in (shank, shank, np.zeros((1, 8)), shank):
         meter.update(_step(thigh_shank_contact=limbs), np.zeros(1), on)
-    # LF swings twice: a 10 cm apex, then a 1 cm scuff; the other feet stay down.
-    for apex in (0.10, 0.01):
-        for h in (0.5 * apex, apex, 0.5 * apex):
+    # LF swings twice for 0.12 s: a 10 cm apex, then a 1 cm scuff; between them it loses
+    # contact for one 20 ms step (2 mm up: a stance foot's flicker, not a swing); the other
+    # feet stay down.
+    for apex, steps in ((0.10, 6), (0.002, 1), (0.01, 6)):
+        for i in range(steps):
             clearance = np.zeros((1, 4))
-            clearance[0, 0] = h
+            clearance[0, 0] = apex if i == steps // 2 else 0.5 * apex
             contact = np.array([[False, True, True, True]])
             meter.update(_step(foot_clearance=clearance, foot_contact=contact), np.zeros(1), on)
         meter.update(_step(), np.zeros(1), on)  # touch-down
@@ -97,12 +99,12 @@ def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
     meter.update(_step(joint_pos=at_limit), np.zeros(1), on)
     meter.update(_step(), np.zeros(1), np.zeros(1, bool))  # inactive robots do not count
     r = meter.result()
-    minutes = 13 * 0.02 / 60
+    minutes = 21 * 0.02 / 60
     assert r["limb_contacts_per_minute"] == pytest.approx(2 / minutes)
     assert r["foot_clearance"] == pytest.approx(0.01 + 0.1 * 0.09)  # p10 of {0.01, 0.10}
     assert r["joint_limit_hits_per_minute"] == pytest.approx(1 / minutes)
     assert r["base_height_ratio"] == pytest.approx(1.0)
-    assert r["trunk_clearance"] == pytest.approx(0.4)  # 13 counted steps, all at 0.4 m
+    assert r["trunk_clearance"] == pytest.approx(0.4)  # 21 counted steps, all at 0.4 m
 
 
 def test_steps_over_the_joint_speed_limit_are_a_share_of_active_robot_steps():
