@@ -41,11 +41,10 @@ class DcMotorEnvelope:
     def force_range(self, joint_vel: np.ndarray, strength: np.ndarray | float = 1.0) -> np.ndarray:
         """``[..., 2]`` (lowest, highest) torque at ``joint_vel`` (rad/s); ``strength`` scales
         both torques (motor-strength randomisation), broadcast against ``joint_vel``."""
-        drive = self.saturation * strength * (1.0 - np.asarray(joint_vel) / self.speed_limit)
-        back = self.saturation * strength * (-1.0 - np.asarray(joint_vel) / self.speed_limit)
-        cap = self.limit * strength
+        speed = np.asarray(joint_vel) / self.speed_limit  # fraction of the limit, signed
+        stall, cap = self.saturation * strength, self.limit * strength
         # Turning forwards, the forward torque fades with speed and the backward one is
         # capped (braking); turning backwards the other way round.
-        high = np.clip(drive, 0.0, cap)
-        low = np.clip(back, -cap, 0.0)
+        high = np.clip(stall * (1.0 - speed), 0.0, cap)
+        low = np.clip(stall * (-1.0 - speed), -cap, 0.0)
         return np.stack([low, high], axis=-1)
