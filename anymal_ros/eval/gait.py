@@ -93,7 +93,6 @@ class GaitMeter:
         self.speed_limit = joint_velocity_limit
         self.over_speed = 0
         self.swing_apex = np.full((n, 4), -np.inf)  # running apex of each foot's swing
-        self.in_swing = np.zeros((n, 4), dtype=bool)
         self.swing_steps = np.zeros((n, 4), dtype=np.int64)  # steps each foot has been up
         self.apexes: list[np.ndarray] = []
         self.trunk_lows: list[np.ndarray] = []
@@ -121,13 +120,13 @@ class GaitMeter:
         self.trunk_lows.append(gait["trunk_clearance"][a].copy())
         # Swings: from lift-off to touch-down, the highest the sole got above the terrain.
         contact, clearance = gait["foot_contact"].astype(bool), gait["foot_clearance"]
+        # A foot that was up long enough and is down now has landed from a swing.
         long_enough = self.swing_steps * self.dt >= MIN_SWING_S - 1e-9
-        landed = self.in_swing & contact & long_enough & a[:, None]
+        landed = contact & long_enough & a[:, None]
         if landed.any():
             self.apexes.append(self.swing_apex[landed].copy())
-        self.in_swing = ~contact
         self.swing_steps = np.where(contact, 0, self.swing_steps + 1)
-        self.swing_apex = np.where(self.in_swing, np.maximum(self.swing_apex, clearance), -np.inf)
+        self.swing_apex = np.where(contact, -np.inf, np.maximum(self.swing_apex, clearance))
 
     def result(self) -> dict[str, Any]:
         minutes = max(self.steps * self.dt / 60.0, 1e-9)
