@@ -100,6 +100,14 @@ def test_distill_online_logs_checkpoints_resumes_and_exports(teacher_ckpt, tmp_p
     assert [float(r["noise_curriculum"]) for r in rows] == [0.0, 0.5, 1.0]
     assert [float(r["beta"]) for r in rows] == [0.5, 0.25, 0.0]
     assert all(float(r["loss"]) > 0 for r in rows)
+    # Where the curriculum took the robots (levels 0-1 of the small terrain), by terrain type
+    # as the teacher's log has it: the three robots walk the first three columns (flat, rough,
+    # slope up); no robot is on boxes, so that column is blank.
+    for r in rows:
+        walked = [float(r[f"terrain_level/{k}"]) for k in ("flat", "rough", "slope_up")]
+        assert all(level in (0.0, 1.0) for level in walked)
+        assert float(r["terrain_level"]) == pytest.approx(np.mean(walked))
+        assert r["terrain_level/boxes"] == ""
     ckpts = run / "checkpoints"
     assert (ckpts / "iter_000002.pt").is_file() and (ckpts / "latest.pt").is_file()
     latest = load_checkpoint(ckpts / "latest.pt")

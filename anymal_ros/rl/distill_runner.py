@@ -51,10 +51,11 @@ from anymal_ros.rl.distill import LOSS_STATS, Distiller
 from anymal_ros.rl.distill_sources import DAggerSource, DistillSource, EpisodeStoreSource
 from anymal_ros.rl.loop import TrainingLoop
 from anymal_ros.rl.rank import Rank, dagger_env, join_run
+from anymal_ros.rl.runner import terrain_level_columns, terrain_level_stats
+from anymal_ros.sim.interface import TerrainCurriculum, VecEnv
 
 if TYPE_CHECKING:
     from anymal_ros.config.sim import SimConfig
-    from anymal_ros.sim.interface import VecEnv
 
 STAT_COLUMNS: tuple[str, ...] = (
     *LOSS_STATS,
@@ -136,6 +137,10 @@ class DistillRunner(TrainingLoop):
             self.run_dir = Path(
                 d.broadcast_object(str(run_dir) if run_dir is not None else self._default_run_dir())
             )
+            # Where the curriculum has taken the student's robots, as the teacher's run logs it.
+            self._terrain = env if isinstance(env, TerrainCurriculum) else None
+            if self._terrain is not None:
+                self.STAT_COLUMNS = STAT_COLUMNS + terrain_level_columns(sim.terrain.proportions)
             if checkpoint is not None:
                 self._restore(checkpoint, resume)
 
@@ -162,6 +167,9 @@ class DistillRunner(TrainingLoop):
         self.samples += done.samples
         self.wall_time += t2 - t0
         stats = done.stats
+        if self._terrain is not None:
+            t = self._terrain
+            stats.update(terrain_level_stats(t.terrain_levels(), t.terrain_types()))
         stats.update(
             iteration=self.iteration,
             env_steps=self.samples,

@@ -78,9 +78,13 @@ def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
     columns = tuple(f"reward/{name}" for name, w in weights.items() if w != 0.0)
     if cfg.env.kind != "quadruped":
         return columns
-    proportions = cfg.env.sim.terrain.proportions
+    return columns + terrain_level_columns(cfg.env.sim.terrain.proportions)
+
+
+def terrain_level_columns(proportions: Mapping[str, float]) -> tuple[str, ...]:
+    """The CSV columns of :func:`terrain_level_stats` for a terrain with these proportions."""
     kinds = [k for k in TERRAIN_TYPES if proportions.get(k, 0.0) > 0.0]
-    return columns + ("terrain_level",) + tuple(f"terrain_level/{k}" for k in kinds)
+    return ("terrain_level",) + tuple(f"terrain_level/{k}" for k in kinds)
 
 
 def terrain_level_stats(levels: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
