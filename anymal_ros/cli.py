@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("anymal_ros.commands.eval", "evaluate a policy over terrains and noise modes"),
     "step-sweep": ("anymal_ros.commands.step_sweep", "falls per 10 min against stairs step height"),
     "scorecard": ("anymal_ros.commands.scorecard", "a policy against a release's targets"),
+    "falls": ("anymal_ros.commands.falls", "who fell in a scorecard or eval: commands, physics"),
     "distill": ("anymal_ros.commands.distill", "distil the recurrent student from a teacher"),
 }
 

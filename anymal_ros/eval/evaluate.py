@@ -23,7 +23,9 @@ Metrics per cell:
   transport, joint-limit hits, steps over the joint speed limit).
 
 For a student with its belief decoder, each cell also reports how well the belief
-reconstructs the true terrain and privileged state (:mod:`anymal_ros.eval.belief`).
+reconstructs the true terrain and privileged state (:mod:`anymal_ros.eval.belief`). Each cell
+also lists its falls with the command and randomised physics of the robots that fell
+(``fall_log``, ``conditions``: :mod:`anymal_ros.eval.falls`).
 
 Noise modes: ``none`` (clean heights) or one of the height-noise model's ``nominal`` /
 ``offset`` / ``noisy`` modes at curriculum factor 1, applied to the heights *every* policy
@@ -45,6 +47,7 @@ import numpy as np
 from anymal_ros.config.noise import MODE_NAMES, HeightNoiseConfig
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.belief import BeliefMeter, belief_table, plot_belief, sample_xy
+from anymal_ros.eval.falls import FallLog
 from anymal_ros.eval.gait import GAIT_METRICS, GaitMeter, GaitTrace, plot_gait
 from anymal_ros.eval.policies import BatchPolicy, action_from_output
 from anymal_ros.obs.height_noise import HeightNoiseView
@@ -160,6 +163,7 @@ def run_cell(
         env.index.joint_lower, env.index.joint_upper, env.robot.joint_velocity_limit,
     )  # fmt: skip
     obs = env.reset()
+    falls = FallLog(env)
     policy.reset(np.arange(n))
     noise_cfg = noise_config(noise_mode)
     noise = (
@@ -212,6 +216,7 @@ def run_cell(
         done = terminated | truncated
         fell |= a & terminated
         base_down |= a & terminated & info["gait"]["base_contact"]
+        falls.update(a & terminated, info["gait"]["base_contact"], (step + 1) * dt)
         ended = np.flatnonzero(done)
         if ended.size:
             policy.reset(ended)
@@ -232,6 +237,7 @@ def run_cell(
         "falls": int(fell.sum()),
         "falls_base_contact": int(base_down.sum()),
         "steps": int(steps.sum()),
+        **falls.result(),
         **(meter.result() if meter is not None else {}),
         **({"_belief_snapshot": snapshot} if snapshot is not None else {}),
     }

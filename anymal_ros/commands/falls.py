@@ -1,0 +1,39 @@
+"""`anymal-ros falls RESULT.json [--role ROLE]`: who fell in the cells of a `scorecard` or `eval`
+result: the commands and randomised physics of the robots that fell against those of all."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("result", help="a scorecard.json or eval.json")
+    parser.add_argument(
+        "--role", help="a scorecard's cells of this role only (candidate, teacher, baseline)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from anymal_ros.eval.falls import markdown, summary
+
+    path = Path(args.result)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        print(f"error: {path}: {err}")
+        return 2
+    cells = data.get("cells", data.get("rows")) if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        print(f"error: {path}: not a scorecard.json or eval.json (no 'cells' or 'rows')")
+        return 2
+    if args.role is not None:
+        cells = [c for c in cells if c.get("role") == args.role]
+    rows = summary(cells)
+    if not rows:
+        which = f" of role {args.role!r}" if args.role is not None else ""
+        print(f"error: {path}: no cell{which} has a fall log (files written before it have none)")
+        return 2
+    print(markdown(rows))
+    return 0

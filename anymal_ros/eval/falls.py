@@ -1,0 +1,112 @@
+"""Who fell, and in what conditions: one record per fall of an evaluation cell.
+
+A fall count says how often a policy falls, not when. For every robot that falls in its one
+evaluation episode, :class:`FallLog` keeps when (``time_s``), how (``cause``: ``trunk`` with
+the trunk or a hip on the terrain, ``tilt`` past ``termination.max_tilt``) and the conditions
+its episode ran in: its fixed command and what the domain randomisation drew for it (mean foot
+friction, motor strength, mass added to the trunk, actuation latency in physics steps). It
+also keeps the mean of those conditions over all the cell's robots, so that :func:`summary`
+can set the robots that fell against the field as a whole (``anymal-ros falls``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Conditions averaged over robots: command speed and turn rate as magnitudes (their signs
+#: average out), the randomised physics as drawn.
+CONDITIONS: tuple[str, ...] = (
+    "speed", "turn_rate", "friction", "motor_strength", "added_mass", "latency_steps",
+)  # fmt: skip
+#: What each summary column means, for its header.
+CONDITION_LABELS: dict[str, str] = {
+    "speed": "command speed [m/s]",
+    "turn_rate": "command turn [rad/s]",
+    "friction": "foot friction",
+    "motor_strength": "motor strength",
+    "added_mass": "added trunk mass [kg]",
+    "latency_steps": "latency [physics steps]",
+}
+#: Cells are grouped by those of these keys they have (scorecard cells or `eval` rows).
+GROUP_KEYS: tuple[str, ...] = ("role", "row", "terrain", "noise", "physics")
+
+
+class FallLog:
+    """The falls of one cell. Build it right after the cell's ``env.reset()``: the conditions
+    are read then, as drawn for every robot's first (and only counted) episode."""
+
+    def __init__(self, env: Any) -> None:
+        r = env.randomizer
+        command = np.array(env.commands.command, dtype=float)
+        self._conditions = {
+            "vx": command[:, 0],
+            "vy": command[:, 1],
+            "yaw_rate": command[:, 2],
+            "speed": np.hypot(command[:, 0], command[:, 1]),
+            "turn_rate": np.abs(command[:, 2]),
+            "friction": r.foot_friction.mean(axis=1).copy(),
+            "motor_strength": r.motor_strength[:, 0].copy(),
+            "added_mass": env.model.body_mass[env.index.base_body] - r.nominal_mass,
+            "latency_steps": r.latency.astype(float),
+        }
+        self._records: list[dict[str, Any]] = []
+
+    def update(self, fell: np.ndarray, trunk_down: np.ndarray, time_s: float) -> None:
+        """Record the robots of the ``[N]`` mask ``fell`` (those falling this step);
+        ``trunk_down``: which of all robots have the trunk or a hip on the terrain."""
+        for i in np.flatnonzero(fell):
+            record: dict[str, Any] = {"robot": int(i), "time_s": round(float(time_s), 3),
+                                      "cause": "trunk" if trunk_down[i] else "tilt"}  # fmt: skip
+            for name in ("vx", "vy", "yaw_rate", *CONDITIONS):
+                record[name] = round(float(self._conditions[name][i]), 3)
+            self._records.append(record)
+
+    def result(self) -> dict[str, Any]:
+        """``fall_log`` (the records) and ``conditions`` (each condition's mean over all the
+        cell's robots)."""
+        means = {name: round(float(np.mean(self._conditions[name])), 4) for name in CONDITIONS}
+        return {"fall_log": list(self._records), "conditions": means}
+
+
+def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per group of cells (role, field, heights, physics; pooled over seeds): ``falls``,
+    ``trunk`` (those with the trunk or a hip down), ``robots``, and per condition the mean
+    over the robots that fell (``fell/<name>``, None without falls) and over all
+    (``all/<name>``). Cells without a fall log (files written before it) are left out."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for c in cells:
+        if "fall_log" in c and "conditions" in c:
+            # A scorecard's row names its terrain; an `eval` row has the terrain alone.
+            named = [k for k in GROUP_KEYS if k in c and not (k == "terrain" and "row" in c)]
+            key = tuple((k, c[k]) for k in named)
+            groups.setdefault(key, []).append(c)
+    out = []
+    for key, group in groups.items():
+        log = [f for c in group for f in c["fall_log"]]
+        robots = sum(int(c["episodes"]) for c in group)
+        row: dict[str, Any] = {**dict(key), "robots": robots, "falls": len(log),
+                               "trunk": sum(f["cause"] == "trunk" for f in log)}  # fmt: skip
+        for name in CONDITIONS:
+            overall = sum(c["conditions"][name] * int(c["episodes"]) for c in group)
+            row[f"all/{name}"] = overall / max(robots, 1)
+            row[f"fell/{name}"] = float(np.mean([f[name] for f in log])) if log else None
+        out.append(row)
+    return out
+
+
+def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`summary`'s rows as a table: each condition as ``fell / all``."""
+    keys = [k for k in GROUP_KEYS if any(k in r for r in rows)]
+    head = [*keys, "falls (trunk) / robots", *(CONDITION_LABELS[n] for n in CONDITIONS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cols = [str(r.get(k, "")) for k in keys]
+        cols.append(f"{r['falls']} ({r['trunk']}) / {r['robots']}")
+        for n in CONDITIONS:
+            fell = r[f"fell/{n}"]
+            cols.append(f"{'-' if fell is None else f'{fell:.2f}'} / {r[f'all/{n}']:.2f}")
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)

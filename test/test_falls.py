@@ -1,0 +1,113 @@
+"""The fall log of an evaluation cell (anymal_ros.eval.falls) and `anymal-ros falls`: each fall
+with the command and randomised physics of the robot that fell, set against all robots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from anymal_ros.cli import main
+from anymal_ros.config.sim import SimConfig
+from anymal_ros.eval.evaluate import EvalSettings, make_eval_env, run_cell
+from anymal_ros.eval.falls import CONDITIONS, markdown, summary
+
+
+class _StandStill:
+    head, kind = "gaussian", "teacher"
+
+    def __init__(self, num_envs: int, num_actions: int) -> None:
+        self.num_envs, self.num_actions = num_envs, num_actions
+
+    def reset(self, env_ids):
+        pass
+
+    def act(self, obs):
+        return np.zeros((self.num_envs, self.num_actions), dtype=np.float32)
+
+
+def test_every_fall_is_logged_with_the_conditions_its_robot_was_drawn():
+    # A tilt limit of 0.5 mrad: every robot "falls" as it settles after the drop, each one a
+    # record; an identical twin simulator shows what the first reset drew for each robot.
+    base = SimConfig()
+    sim = dataclasses.replace(
+        base, termination=dataclasses.replace(base.termination, max_tilt=5e-4)
+    )
+    settings = EvalSettings(num_envs=4, seed=3, episode_length_s=1.0)
+    env, twin = make_eval_env(sim, "flat", settings), make_eval_env(sim, "flat", settings)
+    try:
+        cell = run_cell(env, _StandStill(4, env.action_dim), "none", seed=3)
+        twin.reset()
+        r = twin.randomizer
+        friction = r.foot_friction.mean(axis=1)
+        strength = r.motor_strength[:, 0]
+        added = twin.model.body_mass[twin.index.base_body] - r.nominal_mass
+        latency, command = r.latency, twin.commands.command
+        dt, end = twin.control_dt, twin.max_episode_steps * twin.control_dt
+    finally:
+        env.close()
+        twin.close()
+    assert cell["falls"] == 4 and len(cell["fall_log"]) == 4
+    assert sorted(f["robot"] for f in cell["fall_log"]) == [0, 1, 2, 3]
+    for f in cell["fall_log"]:
+        i = f["robot"]
+        assert f["cause"] == "tilt"  # no trunk on the ground: the limit, not a fall, ended it
+        assert 0 < f["time_s"] < end and f["time_s"] / dt == pytest.approx(round(f["time_s"] / dt))
+        assert (f["vx"], f["vy"], f["yaw_rate"]) == pytest.approx(tuple(command[i]), abs=1e-3)
+        assert f["speed"] == pytest.approx(np.hypot(*command[i, :2]), abs=1e-3)
+        assert f["friction"] == pytest.approx(friction[i], abs=1e-3)
+        assert f["motor_strength"] == pytest.approx(strength[i], abs=1e-3)
+        assert f["added_mass"] == pytest.approx(added[i], abs=1e-3)
+        assert f["latency_steps"] == latency[i]
+    assert len({f["friction"] for f in cell["fall_log"]}) == 4  # drawn per robot
+    assert cell["conditions"]["friction"] == pytest.approx(friction.mean(), abs=1e-4)
+    assert cell["conditions"]["turn_rate"] == pytest.approx(np.abs(command[:, 2]).mean(), abs=1e-4)
+
+
+def _fall(robot: int, cause: str, speed: float, friction: float) -> dict:
+    f = {"robot": robot, "time_s": 1.0, "cause": cause, "vx": speed, "vy": 0.0, "yaw_rate": 0.0}
+    return {**f, **{n: 0.0 for n in CONDITIONS}, "speed": speed, "friction": friction}
+
+
+def _cell(seed: int, log: list[dict], speed: float, role: str = "candidate") -> dict:
+    conditions = {**{n: 0.0 for n in CONDITIONS}, "speed": speed, "friction": 0.8}
+    return {"role": role, "row": "slope 20 deg down", "terrain": "slope_down", "noise": "none",
+            "physics": "training", "seed": seed, "episodes": 10, "fall_log": log,
+            "conditions": conditions}  # fmt: skip
+
+
+def test_summary_pools_the_seeds_and_sets_the_fallen_against_all():
+    cells = [
+        _cell(1, [_fall(0, "trunk", 1.0, 0.5), _fall(4, "tilt", 0.8, 0.7)], speed=0.5),
+        _cell(2, [_fall(2, "trunk", 0.9, 0.6)], speed=0.3),
+        _cell(1, [], speed=0.5, role="baseline"),
+        {"role": "candidate", "row": "flat", "episodes": 10},  # a file from before the log
+    ]
+    cand, base = summary(cells)
+    assert (cand["role"], cand["row"], cand["robots"], cand["falls"], cand["trunk"]) == (
+        "candidate", "slope 20 deg down", 20, 3, 2)  # fmt: skip
+    assert cand["fell/speed"] == pytest.approx(0.9) and cand["all/speed"] == pytest.approx(0.4)
+    assert cand["fell/friction"] == pytest.approx(0.6) and cand["all/friction"] == 0.8
+    assert "terrain" not in cand  # the row names it
+    assert base["falls"] == 0 and base["fell/speed"] is None
+    table = markdown([cand, base]).splitlines()
+    assert len(table) == 4 and "3 (2) / 20" in table[2] and "0.90 / 0.40" in table[2]
+    assert "- / 0.50" in table[3]
+
+
+def test_falls_command_prints_the_table_and_names_what_it_cannot_read(tmp_path, capsys):
+    result = tmp_path / "scorecard.json"
+    cells = [_cell(1, [_fall(0, "trunk", 1.0, 0.5)], 0.5), _cell(1, [], 0.5, role="baseline")]
+    result.write_text(json.dumps({"cells": cells}))
+    assert main(["falls", str(result), "--role", "candidate"]) == 0
+    out = capsys.readouterr().out
+    assert "1 (1) / 10" in out and "baseline" not in out
+    assert main(["falls", str(result), "--role", "teacher"]) == 2
+    assert "no cell of role 'teacher' has a fall log" in capsys.readouterr().out
+    (tmp_path / "other.json").write_text(json.dumps({"iterations": 3}))
+    assert main(["falls", str(tmp_path / "other.json")]) == 2
+    assert "not a scorecard.json or eval.json" in capsys.readouterr().out
+    assert main(["falls", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().out
