@@ -12,9 +12,12 @@ can set the robots that fell against the field as a whole (``anymal-ros falls``)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from anymal_ros.sim.env import QuadrupedVecEnv
 
 #: Conditions averaged over robots: command speed and turn rate as magnitudes (their signs
 #: average out), the randomised physics as drawn.
@@ -38,7 +41,7 @@ class FallLog:
     """The falls of one cell. Build it right after the cell's ``env.reset()``: the conditions
     are read then, as drawn for every robot's first (and only counted) episode."""
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: QuadrupedVecEnv) -> None:
         r = env.randomizer
         command = np.array(env.commands.command, dtype=float)
         self._conditions = {
