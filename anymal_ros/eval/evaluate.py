@@ -181,8 +181,6 @@ def run_cell(
     err_sum = np.zeros(n)
     steps = np.zeros(n, dtype=np.int64)
     distance = np.zeros(n)
-    fell = np.zeros(n, dtype=bool)
-    base_down = np.zeros(n, dtype=bool)  # fell with the trunk or a hip on the terrain
     dt = env.control_dt
     for step in range(env.max_episode_steps + 1):
         seen = dict(obs)
@@ -214,8 +212,6 @@ def run_cell(
         distance[a] += np.linalg.norm(v_xy, axis=-1)[a] * dt
         steps[a] += 1
         done = terminated | truncated
-        fell |= a & terminated
-        base_down |= a & terminated & info["gait"]["base_contact"]
         falls.update(a & terminated, info["gait"]["base_contact"], (step + 1) * dt)
         ended = np.flatnonzero(done)
         if ended.size:
@@ -230,12 +226,12 @@ def run_cell(
         "mean_return": float(ret.mean()),
         "tracking_reward": float(track_reward.mean()),
         "tracking_error": float(err_sum.sum() / max(steps.sum(), 1)),
-        "falls_per_minute": float(fell.sum() / max(minutes, 1e-9)),
+        "falls_per_minute": float(falls.count / max(minutes, 1e-9)),
         "distance": float(distance.mean()),
         **gait.result(),
         "episodes": int(n),
-        "falls": int(fell.sum()),
-        "falls_base_contact": int(base_down.sum()),
+        "falls": falls.count,
+        "falls_base_contact": falls.trunk_count,
         "steps": int(steps.sum()),
         **falls.result(),
         **(meter.result() if meter is not None else {}),

@@ -67,6 +67,16 @@ class FallLog:
                 record[name] = round(float(self._conditions[name][i]), 3)
             self._records.append(record)
 
+    @property
+    def count(self) -> int:
+        """Falls recorded so far (a robot falls at most once: it has one episode)."""
+        return len(self._records)
+
+    @property
+    def trunk_count(self) -> int:
+        """Of them, those with the trunk or a hip on the terrain."""
+        return sum(r["cause"] == "trunk" for r in self._records)
+
     def result(self) -> dict[str, Any]:
         """``fall_log`` (the records) and ``conditions`` (each condition's mean over all the
         cell's robots)."""
