@@ -49,9 +49,8 @@ from anymal_ros.models.student import Student, init_student_from_teacher
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.rl.distill import LOSS_STATS, Distiller
 from anymal_ros.rl.distill_sources import DAggerSource, DistillSource, EpisodeStoreSource
-from anymal_ros.rl.loop import TrainingLoop
+from anymal_ros.rl.loop import TrainingLoop, terrain_level_columns, terrain_level_stats
 from anymal_ros.rl.rank import Rank, dagger_env, join_run
-from anymal_ros.rl.runner import terrain_level_columns, terrain_level_stats
 from anymal_ros.sim.interface import TerrainCurriculum, VecEnv
 
 if TYPE_CHECKING:

@@ -1,8 +1,9 @@
 """What the teacher trainer (``rl.runner``) and the student trainer (``rl.distill_runner``)
-share around their own iteration: a private random stream, the stop request, and the loop
-that logs, shows progress, checkpoints every ``runner.checkpoint_interval`` iterations, stops
-on SIGINT/SIGTERM and always leaves ``checkpoints/latest.pt`` behind (during a run it names the
-newest periodic checkpoint).
+share around their own iteration: a private random stream, the stop request, the terrain
+levels their robots have reached (``terrain_level_stats``), and the loop that logs, shows
+progress, checkpoints every ``runner.checkpoint_interval`` iterations, stops on SIGINT/SIGTERM
+and always leaves ``checkpoints/latest.pt`` behind (during a run it names the newest periodic
+checkpoint).
 
 With several ranks (``anymal_ros.rl.distributed``) every rank runs the loop in step: stops
 are agreed, only rank 0 logs, plots and writes checkpoints, and a checkpoint carries every
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from anymal_ros.config.sim import TERRAIN_TYPES
 from anymal_ros.files import atomic_link
 from anymal_ros.models.checkpoint import CheckpointError, capture_rng_state, restore_rng_state
 from anymal_ros.rl.distributed import (
@@ -32,6 +34,21 @@ from anymal_ros.rl.distributed import (
 )
 from anymal_ros.rl.logger import TrainingLogger, plot_run
 from anymal_ros.rl.signals import StopRequest
+
+
+def terrain_level_columns(proportions: Mapping[str, float]) -> tuple[str, ...]:
+    """The CSV columns of :func:`terrain_level_stats` for a terrain with these proportions."""
+    kinds = [k for k in TERRAIN_TYPES if proportions.get(k, 0.0) > 0.0]
+    return ("terrain_level",) + tuple(f"terrain_level/{k}" for k in kinds)
+
+
+def terrain_level_stats(levels: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
+    """The mean terrain level of all robots (``terrain_level``) and of the robots on each
+    terrain type (``terrain_level/<type>``; types with no robot are left out)."""
+    stats = {"terrain_level": float(np.mean(levels))}
+    for kind in np.unique(kinds):
+        stats[f"terrain_level/{kind}"] = float(np.mean(levels[kinds == kind]))
+    return stats
 
 
 class TrainingLoop:

@@ -36,7 +36,6 @@ from torch import Tensor, nn
 from anymal_ros.config import to_dict
 from anymal_ros.config.models import ActionHeadConfig
 from anymal_ros.config.rl import TrainConfig
-from anymal_ros.config.sim import TERRAIN_TYPES
 from anymal_ros.models.checkpoint import (
     CheckpointError,
     capture_rng_state,
@@ -46,7 +45,7 @@ from anymal_ros.models.checkpoint import (
     save_checkpoint,
 )
 from anymal_ros.rl.device import HostToDevice
-from anymal_ros.rl.loop import TrainingLoop
+from anymal_ros.rl.loop import TrainingLoop, terrain_level_columns, terrain_level_stats
 from anymal_ros.rl.ppg import PPG
 from anymal_ros.rl.ppo import PPO
 from anymal_ros.rl.rank import Rank, TrainEnv, join_run, train_env
@@ -79,21 +78,6 @@ def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
     if cfg.env.kind != "quadruped":
         return columns
     return columns + terrain_level_columns(cfg.env.sim.terrain.proportions)
-
-
-def terrain_level_columns(proportions: Mapping[str, float]) -> tuple[str, ...]:
-    """The CSV columns of :func:`terrain_level_stats` for a terrain with these proportions."""
-    kinds = [k for k in TERRAIN_TYPES if proportions.get(k, 0.0) > 0.0]
-    return ("terrain_level",) + tuple(f"terrain_level/{k}" for k in kinds)
-
-
-def terrain_level_stats(levels: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
-    """The mean terrain level of all robots (``terrain_level``) and of the robots on each
-    terrain type (``terrain_level/<type>``; types with no robot are left out)."""
-    stats = {"terrain_level": float(np.mean(levels))}
-    for kind in np.unique(kinds):
-        stats[f"terrain_level/{kind}"] = float(np.mean(levels[kinds == kind]))
-    return stats
 
 
 def make_policy(cfg: TrainConfig, env: LearnerEnv) -> nn.Module:
