@@ -12,7 +12,7 @@ import pytest
 from anymal_ros.cli import main
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.evaluate import EvalSettings, make_eval_env, run_cell
-from anymal_ros.eval.falls import CONDITIONS, markdown, summary
+from anymal_ros.eval.falls import CONDITIONS, VX_BANDS, markdown, markdown_by_vx, summary
 
 
 class _StandStill:
@@ -61,26 +61,42 @@ def test_every_fall_is_logged_with_the_conditions_its_robot_was_drawn():
         assert f["motor_strength"] == pytest.approx(strength[i], abs=1e-3)
         assert f["added_mass"] == pytest.approx(added[i], abs=1e-3)
         assert f["latency_steps"] == latency[i]
+        assert VX_BANDS[f["vx_band"]] == _band(command[i, 0])
     assert len({f["friction"] for f in cell["fall_log"]}) == 4  # drawn per robot
     assert cell["conditions"]["friction"] == pytest.approx(friction.mean(), abs=1e-4)
     assert cell["conditions"]["turn_rate"] == pytest.approx(np.abs(command[:, 2]).mean(), abs=1e-4)
+    bands = [_band(vx) for vx in command[:, 0]]
+    assert cell["robots_by_vx"] == [bands.count(b) for b in VX_BANDS]
 
 
-def _fall(robot: int, cause: str, speed: float, friction: float) -> dict:
-    f = {"robot": robot, "time_s": 1.0, "cause": cause, "vx": speed, "vy": 0.0, "yaw_rate": 0.0}
-    return {**f, **{n: 0.0 for n in CONDITIONS}, "speed": speed, "friction": friction}
+def _band(vx: float) -> str:
+    """The band of VX_BANDS a forward command falls in, written out independently."""
+    if vx < -0.6:
+        return "< -0.6"
+    if vx < -0.2:
+        return "-0.6 to -0.2"
+    if vx < 0.2:
+        return "-0.2 to 0.2"
+    return "0.2 to 0.6" if vx < 0.6 else ">= 0.6"
+
+
+def _fall(robot: int, cause: str, speed: float, friction: float, band: int = 4) -> dict:
+    vx = speed if band >= 2 else -speed  # straight ahead or straight back
+    f = {"robot": robot, "time_s": 1.0, "cause": cause, "vx": vx, "vy": 0.0, "yaw_rate": 0.0}
+    return {**f, **{n: 0.0 for n in CONDITIONS}, "speed": speed, "friction": friction,
+            "vx_band": band}  # fmt: skip
 
 
 def _cell(seed: int, log: list[dict], speed: float, role: str = "candidate") -> dict:
     conditions = {**{n: 0.0 for n in CONDITIONS}, "speed": speed, "friction": 0.8}
     return {"role": role, "row": "slope 20 deg down", "terrain": "slope_down", "noise": "none",
             "physics": "training", "seed": seed, "episodes": 10, "fall_log": log,
-            "conditions": conditions}  # fmt: skip
+            "conditions": conditions, "robots_by_vx": [1, 2, 3, 2, 2]}  # fmt: skip
 
 
 def test_summary_pools_the_seeds_and_sets_the_fallen_against_all():
     cells = [
-        _cell(1, [_fall(0, "trunk", 1.0, 0.5), _fall(4, "tilt", 0.8, 0.7)], speed=0.5),
+        _cell(1, [_fall(0, "trunk", 1.0, 0.5), _fall(4, "tilt", 0.8, 0.7, band=0)], speed=0.5),
         _cell(2, [_fall(2, "trunk", 0.9, 0.6)], speed=0.3),
         _cell(1, [], speed=0.5, role="baseline"),
         {"role": "candidate", "row": "flat", "episodes": 10},  # a file from before the log
@@ -95,6 +111,20 @@ def test_summary_pools_the_seeds_and_sets_the_fallen_against_all():
     table = markdown([cand, base]).splitlines()
     assert len(table) == 4 and "3 (2) / 20" in table[2] and "0.90 / 0.40" in table[2]
     assert "- / 0.50" in table[3]
+    # Two seeds of 10 robots each: 2 + 4 + 6 + 4 + 4 by band; one fall backwards, two forwards.
+    assert cand["by_vx"] == [[1, 2], [0, 4], [0, 6], [0, 4], [2, 4]]
+    assert base["by_vx"] == [[0, 1], [0, 2], [0, 3], [0, 2], [0, 2]]
+    bands = markdown_by_vx([cand, base]).splitlines()
+    assert "vx < -0.6 m/s" in bands[0]
+    assert bands[2].endswith("| 1 / 2 | 0 / 4 | 0 / 6 | 0 / 4 | 2 / 4 |")
+
+
+def test_a_group_with_a_cell_from_before_the_bands_has_none():
+    old = _cell(2, [], speed=0.3)
+    del old["robots_by_vx"]
+    (row,) = summary([_cell(1, [_fall(0, "trunk", 1.0, 0.5)], speed=0.5), old])
+    assert row["falls"] == 1 and row["by_vx"] is None
+    assert markdown_by_vx([row]) == ""
 
 
 def test_falls_command_prints_the_table_and_names_what_it_cannot_read(tmp_path, capsys):
@@ -104,6 +134,8 @@ def test_falls_command_prints_the_table_and_names_what_it_cannot_read(tmp_path, 
     assert main(["falls", str(result), "--role", "candidate"]) == 0
     out = capsys.readouterr().out
     assert "1 (1) / 10" in out and "baseline" not in out
+    assert "by commanded forward speed" in out
+    assert "| 0 / 1 | 0 / 2 | 0 / 3 | 0 / 2 | 1 / 2 |" in out
     assert main(["falls", str(result), "--role", "teacher"]) == 2
     assert "no cell of role 'teacher' has a fall log" in capsys.readouterr().out
     (tmp_path / "other.json").write_text(json.dumps({"iterations": 3}))

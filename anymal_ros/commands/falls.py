@@ -1,5 +1,6 @@
 """`anymal-ros falls RESULT.json [--role ROLE]`: who fell in the cells of a `scorecard` or `eval`
-result: the commands and randomised physics of the robots that fell against those of all."""
+result: the commands and randomised physics of the robots that fell against those of all, and
+the falls per band of commanded forward speed."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anymal_ros.eval.falls import markdown, summary
+    from anymal_ros.eval.falls import markdown, markdown_by_vx, summary
 
     path = Path(args.result)
     try:
@@ -36,4 +37,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {path}: no cell{which} has a fall log (files written before it have none)")
         return 2
     print(markdown(rows))
+    by_vx = markdown_by_vx(rows)
+    if by_vx:
+        print("\nFalls / robots by commanded forward speed:\n")
+        print(by_vx)
     return 0

@@ -25,7 +25,8 @@ Metrics per cell:
 For a student with its belief decoder, each cell also reports how well the belief
 reconstructs the true terrain and privileged state (:mod:`anymal_ros.eval.belief`). Each cell
 also lists its falls with the command and randomised physics of the robots that fell
-(``fall_log``, ``conditions``: :mod:`anymal_ros.eval.falls`).
+and how many robots it commanded per band of forward speed (``fall_log``, ``conditions``,
+``robots_by_vx``: :mod:`anymal_ros.eval.falls`).
 
 Noise modes: ``none`` (clean heights) or one of the height-noise model's ``nominal`` /
 ``offset`` / ``noisy`` modes at curriculum factor 1, applied to the heights *every* policy

@@ -6,7 +6,10 @@ the trunk or a hip on the terrain, ``tilt`` past ``termination.max_tilt``) and t
 its episode ran in: its fixed command and what the domain randomisation drew for it (mean foot
 friction, motor strength, mass added to the trunk, actuation latency in physics steps). It
 also keeps the mean of those conditions over all the cell's robots, so that :func:`summary`
-can set the robots that fell against the field as a whole (``anymal-ros falls``).
+can set the robots that fell against the field as a whole (``anymal-ros falls``), and how
+many robots it commanded in each band of forward speed (``robots_by_vx``), so that a fall rate
+per band can be read: a mean speed hides whether the fast robots that fall walk forwards or
+backwards.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ CONDITION_LABELS: dict[str, str] = {
     "added_mass": "added trunk mass [kg]",
     "latency_steps": "latency [physics steps]",
 }
+#: Bands of the commanded forward speed vx [m/s]: their inner edges, and a label for each.
+VX_EDGES: tuple[float, ...] = (-0.6, -0.2, 0.2, 0.6)
+VX_BANDS: tuple[str, ...] = ("< -0.6", "-0.6 to -0.2", "-0.2 to 0.2", "0.2 to 0.6", ">= 0.6")
 #: Cells are grouped by those of these keys they have (scorecard cells or `eval` rows).
 GROUP_KEYS: tuple[str, ...] = ("role", "row", "terrain", "noise", "physics")
 
@@ -55,6 +61,7 @@ class FallLog:
             "added_mass": env.model.body_mass[env.index.base_body] - r.nominal_mass,
             "latency_steps": r.latency.astype(float),
         }
+        self._vx_band = np.digitize(command[:, 0], VX_EDGES)
         self._records: list[dict[str, Any]] = []
 
     def update(self, fell: np.ndarray, trunk_down: np.ndarray, time_s: float) -> None:
@@ -65,6 +72,7 @@ class FallLog:
                                       "cause": "trunk" if trunk_down[i] else "tilt"}  # fmt: skip
             for name in ("vx", "vy", "yaw_rate", *CONDITIONS):
                 record[name] = round(float(self._conditions[name][i]), 3)
+            record["vx_band"] = int(self._vx_band[i])  # an index into VX_BANDS
             self._records.append(record)
 
     @property
@@ -78,17 +86,20 @@ class FallLog:
         return sum(r["cause"] == "trunk" for r in self._records)
 
     def result(self) -> dict[str, Any]:
-        """``fall_log`` (the records) and ``conditions`` (each condition's mean over all the
-        cell's robots)."""
+        """``fall_log`` (the records), ``conditions`` (each condition's mean over all the
+        cell's robots) and ``robots_by_vx`` (robots per band of VX_BANDS)."""
         means = {name: round(float(np.mean(self._conditions[name])), 4) for name in CONDITIONS}
-        return {"fall_log": list(self._records), "conditions": means}
+        by_vx = np.bincount(self._vx_band, minlength=len(VX_BANDS)).tolist()
+        return {"fall_log": list(self._records), "conditions": means, "robots_by_vx": by_vx}
 
 
 def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per group of cells (role, field, heights, physics; pooled over seeds): ``falls``,
     ``trunk`` (those with the trunk or a hip down), ``robots``, and per condition the mean
     over the robots that fell (``fell/<name>``, None without falls) and over all
-    (``all/<name>``). Cells without a fall log (files written before it) are left out."""
+    (``all/<name>``); ``by_vx``: per band of VX_BANDS ``[falls, robots]`` (None unless every
+    cell of the group counted its robots by band). Cells without a fall log (files written
+    before it) are left out."""
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for c in cells:
         if "fall_log" in c and "conditions" in c:
@@ -106,6 +117,11 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             overall = sum(c["conditions"][name] * int(c["episodes"]) for c in group)
             row[f"all/{name}"] = overall / max(robots, 1)
             row[f"fell/{name}"] = float(np.mean([f[name] for f in log])) if log else None
+        row["by_vx"] = None
+        if all("robots_by_vx" in c for c in group):
+            robots_by = np.sum([c["robots_by_vx"] for c in group], axis=0)
+            falls_by = np.bincount([f["vx_band"] for f in log], minlength=len(VX_BANDS))
+            row["by_vx"] = [[int(f), int(r)] for f, r in zip(falls_by, robots_by, strict=True)]
         out.append(row)
     return out
 
@@ -121,5 +137,21 @@ def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
         for n in CONDITIONS:
             fell = r[f"fell/{n}"]
             cols.append(f"{'-' if fell is None else f'{fell:.2f}'} / {r[f'all/{n}']:.2f}")
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def markdown_by_vx(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`summary`'s rows that counted their robots by forward command: per band of
+    VX_BANDS the falls of the robots commanded in it, of how many (empty without any)."""
+    rows = [r for r in rows if r.get("by_vx") is not None]
+    if not rows:
+        return ""
+    keys = [k for k in GROUP_KEYS if any(k in r for r in rows)]
+    head = [*keys, *(f"vx {band} m/s" for band in VX_BANDS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cols = [str(r.get(k, "")) for k in keys]
+        cols += [f"{f} / {n}" for f, n in r["by_vx"]]
         lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
