@@ -25,6 +25,13 @@ def test_the_second_editions_scorecard_names_the_issues_targets():
     spec, quick_look = load_spec(DEFAULT_SPEC)
     assert not quick_look and load_spec(DEFAULT_SPEC, seeds=[201, 202])[1] is False
     assert load_spec(DEFAULT_SPEC, robots=10)[1] is True
+    some, quick_look = load_spec(DEFAULT_SPEC, rows=["slope 20 deg down", "stairs 17 cm up"])
+    assert quick_look and [r.name for r in some.rows] == ["stairs 17 cm up", "slope 20 deg down"]
+    assert some.teacher_check.rows == ("stairs 17 cm up",) and some.sim_to_sim is None
+    flat, _ = load_spec(DEFAULT_SPEC, rows=["flat"])
+    assert flat.teacher_check is None and flat.sim_to_sim.row == "flat"
+    with pytest.raises(SystemExit, match=r"no rows \['slope 20 down'\]; the rows are \['flat'"):
+        load_spec(DEFAULT_SPEC, rows=["slope 20 down"])
     assert spec.seeds == (201, 202) and spec.robots_per_seed * len(spec.seeds) >= 180
     rows = {r.name: r for r in spec.rows}
     assert rows["stairs 17 cm up"].sim["terrain"]["step_height"] == [0.17, 0.17]
@@ -189,6 +196,15 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(parallel, "run_field", no_simulation)
     assert main([*argv, "--resume"]) == 0
     assert json.loads((out / "scorecard.json").read_text())["cells"] == cells
+    # --rows: a quick look at some fields (the steps: the checks on flat ground go), every
+    # cell of it reused from the run above.
+    rows_only = [*argv[:-3], "--out", str(tmp_path / "rows"), "--quiet", "--rows", "steps",
+                 "--reuse", str(out / "scorecard.json")]  # fmt: skip
+    assert main(rows_only) == 0
+    picked = json.loads((tmp_path / "rows" / "scorecard.json").read_text())
+    assert picked["cells"] == [c for c in cells if c["row"] == "steps"]
+    assert picked["quick_look"] is True
+    assert {v["check"] for v in picked["verdicts"]} == {"target", "teacher", "baseline"}
     # ... but a field whose settings changed is measured afresh.
     changed = _spec()
     changed["rows"][1]["sim"]["terrain"]["step_height"] = [0.15, 0.15]

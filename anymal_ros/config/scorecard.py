@@ -9,6 +9,8 @@ Everything that decides a verdict is in the file, so it can be fixed before anyo
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,3 +132,17 @@ class ScorecardConfig:
 
     def row(self, name: str) -> ScorecardRow:
         return next(r for r in self.rows if r.name == name)
+
+    def only(self, names: Sequence[str]) -> ScorecardConfig:
+        """The scorecard cut down to the rows ``names`` (a quick look at a few fields), with
+        the checks whose rows it keeps."""
+        unknown = [n for n in names if n not in [r.name for r in self.rows]]
+        if unknown:
+            raise ValueError(f"no rows {unknown}; the rows are {[r.name for r in self.rows]}")
+        teacher = self.teacher_check
+        if teacher is not None:
+            kept = tuple(n for n in teacher.rows if n in names)
+            teacher = dataclasses.replace(teacher, rows=kept) if kept else None
+        sim_to_sim = self.sim_to_sim if self.sim_to_sim and self.sim_to_sim.row in names else None
+        rows = tuple(r for r in self.rows if r.name in names)
+        return dataclasses.replace(self, rows=rows, teacher_check=teacher, sim_to_sim=sim_to_sim)
