@@ -32,6 +32,14 @@ def test_the_second_editions_scorecard_names_the_issues_targets():
     assert flat.teacher_check is None and flat.sim_to_sim.row == "flat"
     with pytest.raises(SystemExit, match=r"no rows \['slope 20 down'\]; the rows are \['flat'"):
         load_spec(DEFAULT_SPEC, rows=["slope 20 down"])
+    clean, quick_look = load_spec(DEFAULT_SPEC, noise=["none"])  # a teacher's look
+    assert quick_look and [r.name for r in clean.rows] == [r.name for r in spec.rows]
+    assert {r.noise for r in clean.rows} == {("none",)}
+    assert clean.teacher_check is None and clean.sim_to_sim.row == "flat"  # noisy / clean
+    with pytest.raises(SystemExit, match=r"noise \['noisey'\]: choose from"):
+        load_spec(DEFAULT_SPEC, noise=["noisey"])
+    with pytest.raises(SystemExit, match=r"none of the rows \['flat'\] is measured with heights"):
+        load_spec(DEFAULT_SPEC, rows=["flat"], noise=["offset"])
     assert spec.seeds == (201, 202) and spec.robots_per_seed * len(spec.seeds) >= 180
     rows = {r.name: r for r in spec.rows}
     assert rows["stairs 17 cm up"].sim["terrain"]["step_height"] == [0.17, 0.17]

@@ -13,8 +13,9 @@ per field, a bar per role) at the end. ``--resume`` reuses the matching cells of
 the ``scorecard.json`` already there, ``--reuse`` those of other runs (a policy's cells serve
 in any role: the shipped policy's committed card gives a new one its baseline column).
 ``--strict`` exits with 1 unless every check was measured and met (for a release script).
-``--robots`` / ``--seeds`` / ``--rows`` shrink a run for a quick look (fewer robots, other
-seeds, some fields only), which the table and JSON then say and ``--strict`` never passes.
+``--robots`` / ``--seeds`` / ``--rows`` / ``--noise`` shrink a run for a quick look (fewer
+robots, other seeds, some fields or height modes only), which the table and JSON then say and
+``--strict`` never passes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seeds instead of the spec's (a quick look)")  # fmt: skip
     parser.add_argument("--rows", nargs="+", default=None, metavar="NAME",
                         help="these fields only, named as in the spec (a quick look)")  # fmt: skip
+    parser.add_argument("--noise", nargs="+", default=None, metavar="MODE",
+                        help="these height modes only, e.g. none (a quick look)")  # fmt: skip
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 unless every check is measured and met")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=1,
@@ -59,9 +62,10 @@ def load_spec(
     robots: int | None = None,
     seeds: list[int] | None = None,
     rows: list[str] | None = None,
+    noise: list[str] | None = None,
 ):
-    """``(spec, quick_look)``: the scorecard file with a quick look's robots, seeds and rows,
-    and whether they differ from the file's; errors end the command."""
+    """``(spec, quick_look)``: the scorecard file with a quick look's robots, seeds, rows and
+    height modes, and whether they differ from the file's; errors end the command."""
     from anymal_ros.config import ConfigError, load_config
     from anymal_ros.config.scorecard import ScorecardConfig
     from anymal_ros.eval.scorecard import check_metrics
@@ -70,8 +74,8 @@ def load_spec(
         written = load_config(ScorecardConfig, path)
         changes = {"robots_per_seed": robots, "seeds": tuple(seeds) if seeds else None}
         spec = dataclasses.replace(written, **{k: v for k, v in changes.items() if v is not None})
-        if rows:
-            spec = spec.only(rows)
+        if rows or noise:
+            spec = spec.only(rows or None, noise or None)
         check_metrics(spec)
     except (ConfigError, ValueError) as err:
         raise SystemExit(f"{path}: {err}") from err
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from anymal_ros.commands._policy_sim import eval_policy
     from anymal_ros.eval.scorecard import markdown, measure, plot, read_cells, verdicts, write
 
-    spec, quick_look = load_spec(args.spec, args.robots, args.seeds, args.rows)
+    spec, quick_look = load_spec(args.spec, args.robots, args.seeds, args.rows, args.noise)
     roles = {"candidate": args.policy, "teacher": args.teacher, "baseline": args.baseline}
     policies = {
         role: eval_policy(path, f"{role} {Path(path).name}", args.overrides)

@@ -133,16 +133,33 @@ class ScorecardConfig:
     def row(self, name: str) -> ScorecardRow:
         return next(r for r in self.rows if r.name == name)
 
-    def only(self, names: Sequence[str]) -> ScorecardConfig:
-        """The scorecard cut down to the rows ``names`` (a quick look at a few fields), with
-        the checks whose rows it keeps."""
-        unknown = [n for n in names if n not in [r.name for r in self.rows]]
+    def only(
+        self, names: Sequence[str] | None = None, noise: Sequence[str] | None = None
+    ) -> ScorecardConfig:
+        """The scorecard cut down to the rows ``names`` and the height modes ``noise`` (a
+        quick look at a few fields; None: all), with the checks it can still make."""
+        every = [r.name for r in self.rows]
+        unknown = [n for n in names or () if n not in every]
         if unknown:
-            raise ValueError(f"no rows {unknown}; the rows are {[r.name for r in self.rows]}")
-        teacher = self.teacher_check
+            raise ValueError(f"no rows {unknown}; the rows are {every}")
+        bad = [m for m in noise or () if m not in SCORECARD_NOISE_MODES]
+        if bad:
+            raise ValueError(f"noise {bad}: choose from {list(SCORECARD_NOISE_MODES)}")
+        rows = []
+        for r in self.rows:
+            modes = tuple(m for m in r.noise if noise is None or m in noise)
+            if (names is None or r.name in names) and modes:
+                rows.append(dataclasses.replace(r, noise=modes))
+        if not rows:
+            raise ValueError(f"none of the rows {list(names or every)} is measured with "
+                             f"heights {list(noise or [])}")  # fmt: skip
+        kept = {(r.name, m) for r in rows for m in r.noise}
+        teacher, sim_to_sim = self.teacher_check, self.sim_to_sim
         if teacher is not None:
-            kept = tuple(n for n in teacher.rows if n in names)
-            teacher = dataclasses.replace(teacher, rows=kept) if kept else None
-        sim_to_sim = self.sim_to_sim if self.sim_to_sim and self.sim_to_sim.row in names else None
-        rows = tuple(r for r in self.rows if r.name in names)
-        return dataclasses.replace(self, rows=rows, teacher_check=teacher, sim_to_sim=sim_to_sim)
+            checked = tuple(n for n in teacher.rows if (n, teacher.noise) in kept)
+            teacher = dataclasses.replace(teacher, rows=checked) if checked else None
+        if sim_to_sim is not None and (sim_to_sim.row, sim_to_sim.noise) not in kept:
+            sim_to_sim = None
+        return dataclasses.replace(
+            self, rows=tuple(rows), teacher_check=teacher, sim_to_sim=sim_to_sim
+        )

@@ -278,12 +278,12 @@ def markdown(
     spec: ScorecardConfig, cells: Sequence[dict[str, Any]], quick_look: bool = False
 ) -> str:
     """The fields (pooled figures of every role) and the checks with their verdicts;
-    ``quick_look``: the run used fewer robots, other seeds or fewer fields than the scorecard
-    names."""
+    ``quick_look``: the run used fewer robots, other seeds or fewer fields or height modes
+    than the scorecard names."""
     pool = pooled(cells)
     lines = [
-        "**A quick look: fewer robots, other seeds or fewer fields than the scorecard names; "
-        "the verdicts do not count.**", "",
+        "**A quick look: fewer robots, other seeds or fewer fields or height modes than the "
+        "scorecard names; the verdicts do not count.**", "",
     ] if quick_look else []  # fmt: skip
     lines += [
         "| role | field | heights | physics | robots | falls / 10 min | track. err [m/s] "
