@@ -93,20 +93,23 @@ policy: install
 		--out $(RUNS)/eval_slope $(EVAL) "terrain.slope=[0.0,0.4712]"
 
 # The second edition's teacher as it is being trained (policies/MODEL_CARD.md, "The second
-# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first six
-# stages replay the settings it had before its six changes (the curriculum's demotion rule
+# edition"): config/teacher_anymal_c.yaml holds the run's current settings; the first seven
+# stages replay the settings it had before its seven changes (the curriculum's demotion rule
 # at iteration 6,628, stairs on a 2.5 cm grid at 8,135, a 12 cm foot lift and a fourth
 # column of stairs up at 9,920, the swing-clearance term at 12,020, no entropy bonus at
-# 19,369, DC motors at 22,647). Each stage resumes the run (a test in the shell: make
-# expands a whole recipe before its first line runs).
+# 19,369, DC motors at 22,647, four columns of slopes down at 25,987). Each stage resumes the
+# run (a test in the shell: make expands a whole recipe before its first line runs). Later
+# overrides of a key win, so each stage's terrain mix comes last.
 TEACHER_C := $(RUNS)/teacher_anymal_c
-BEFORE_22647 := env.sim.physics.actuator=ideal_pd
+BEFORE_25987 := "env.sim.terrain.proportions={flat: 0.1, rough: 0.1, slope_up: 0.1, \
+	slope_down: 0.1, stairs_up: 0.3, stairs_down: 0.15, boxes: 0.15}"
+BEFORE_22647 := env.sim.physics.actuator=ideal_pd $(BEFORE_25987)
 BEFORE_19369 := ppo.entropy_coef=0.005 $(BEFORE_22647)
 BEFORE_12020 := "env.sim.rewards.weights={base_height: -10.0, hip_abduction: -1.0}" \
 	$(BEFORE_19369)
-BEFORE_9920 := env.sim.actions.swing_height=0.08 "env.sim.terrain.proportions={flat: 0.1, \
-	rough: 0.2, slope_up: 0.1, slope_down: 0.1, stairs_up: 0.2, stairs_down: 0.15, boxes: 0.15}" \
-	$(BEFORE_12020)
+BEFORE_9920 := env.sim.actions.swing_height=0.08 $(BEFORE_12020) \
+	"env.sim.terrain.proportions={flat: 0.1, rough: 0.2, slope_up: 0.1, slope_down: 0.1, \
+	stairs_up: 0.2, stairs_down: 0.15, boxes: 0.15}"
 resume_now = $$(test -f $(1)/checkpoints/latest.pt && echo --resume $(1)/checkpoints/latest.pt)
 teacher-anymal-c: install
 	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
@@ -124,6 +127,8 @@ teacher-anymal-c: install
 		$(call resume_now,$(TEACHER_C)) --set runner.iterations=19369 $(BEFORE_19369)
 	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
 		$(call resume_now,$(TEACHER_C)) --set runner.iterations=22647 $(BEFORE_22647)
+	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
+		$(call resume_now,$(TEACHER_C)) --set runner.iterations=25986 $(BEFORE_25987)
 	$(ANYMAL) train ppo --config config/teacher_anymal_c.yaml --run-dir $(TEACHER_C) \
 		$(call resume_now,$(TEACHER_C))
 
