@@ -35,7 +35,8 @@ def test_the_second_editions_scorecard_names_the_issues_targets():
     clean, quick_look = load_spec(DEFAULT_SPEC, noise=["none"])  # a teacher's look
     assert quick_look and [r.name for r in clean.rows] == [r.name for r in spec.rows]
     assert {r.noise for r in clean.rows} == {("none",)}
-    assert clean.teacher_check is None and clean.sim_to_sim.row == "flat"  # noisy / clean
+    # The teacher check is on noisy heights (gone), the sim-to-sim check on clean ones.
+    assert clean.teacher_check is None and clean.sim_to_sim.row == "flat"
     with pytest.raises(SystemExit, match=r"noise \['noisey'\]: choose from"):
         load_spec(DEFAULT_SPEC, noise=["noisey"])
     with pytest.raises(SystemExit, match=r"none of the rows \['flat'\] is measured with heights"):
@@ -204,8 +205,8 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(parallel, "run_field", no_simulation)
     assert main([*argv, "--resume"]) == 0
     assert json.loads((out / "scorecard.json").read_text())["cells"] == cells
-    # --rows: a quick look at some fields (the steps: the checks on flat ground go), every
-    # cell of it reused from the run above.
+    # --rows: a quick look at some fields (the steps field: the sim-to-sim check, on flat
+    # ground, goes), every cell of it reused from the run above.
     rows_only = [*argv[:-3], "--out", str(tmp_path / "rows"), "--quiet", "--rows", "steps",
                  "--reuse", str(out / "scorecard.json")]  # fmt: skip
     assert main(rows_only) == 0
