@@ -14,7 +14,7 @@ backwards.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -126,19 +126,32 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _group_table(
+    rows: Sequence[Mapping[str, Any]],
+    head: Sequence[str],
+    cells: Callable[[Mapping[str, Any]], list[str]],
+) -> str:
+    """A markdown table of :func:`summary`'s rows: the group keys they have, then ``head``
+    with each row's ``cells(row)``."""
+    keys = [k for k in GROUP_KEYS if any(k in r for r in rows)]
+    lines = ["| " + " | ".join([*keys, *head]) + " |", "|" + "---|" * (len(keys) + len(head))]
+    for r in rows:
+        lines.append("| " + " | ".join([*(str(r.get(k, "")) for k in keys), *cells(r)]) + " |")
+    return "\n".join(lines)
+
+
 def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """:func:`summary`'s rows as a table: each condition as ``fell / all``."""
-    keys = [k for k in GROUP_KEYS if any(k in r for r in rows)]
-    head = [*keys, "falls (trunk) / robots", *(CONDITION_LABELS[n] for n in CONDITIONS)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cols = [str(r.get(k, "")) for k in keys]
-        cols.append(f"{r['falls']} ({r['trunk']}) / {r['robots']}")
+
+    def cells(r: Mapping[str, Any]) -> list[str]:
+        out = [f"{r['falls']} ({r['trunk']}) / {r['robots']}"]
         for n in CONDITIONS:
             fell = r[f"fell/{n}"]
-            cols.append(f"{'-' if fell is None else f'{fell:.2f}'} / {r[f'all/{n}']:.2f}")
-        lines.append("| " + " | ".join(cols) + " |")
-    return "\n".join(lines)
+            out.append(f"{'-' if fell is None else f'{fell:.2f}'} / {r[f'all/{n}']:.2f}")
+        return out
+
+    head = ["falls (trunk) / robots", *(CONDITION_LABELS[n] for n in CONDITIONS)]
+    return _group_table(rows, head, cells)
 
 
 def markdown_by_vx(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -147,11 +160,5 @@ def markdown_by_vx(rows: Sequence[Mapping[str, Any]]) -> str:
     rows = [r for r in rows if r.get("by_vx") is not None]
     if not rows:
         return ""
-    keys = [k for k in GROUP_KEYS if any(k in r for r in rows)]
-    head = [*keys, *(f"vx {band} m/s" for band in VX_BANDS)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cols = [str(r.get(k, "")) for k in keys]
-        cols += [f"{f} / {n}" for f, n in r["by_vx"]]
-        lines.append("| " + " | ".join(cols) + " |")
-    return "\n".join(lines)
+    head = [f"vx {band} m/s" for band in VX_BANDS]
+    return _group_table(rows, head, lambda r: [f"{f} / {n}" for f, n in r["by_vx"]])
