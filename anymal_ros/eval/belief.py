@@ -34,6 +34,7 @@ import numpy as np
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.contract import PRIVILEGED_LAYOUT
 from anymal_ros.eval.figures import pyplot, save_figure
+from anymal_ros.eval.tables import pipe_table
 
 HEIGHT_METRICS = (
     "belief_height_rmse",
@@ -109,19 +110,22 @@ def belief_table(rows: Sequence[dict[str, Any]]) -> str:
             "belief vs input [m]", "flat ground vs truth [m]",
             "belief vs truth, input present [m]",
             "input vs truth, present [m]"]  # fmt: skip
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["terrain"], r["noise"], *(f"{r[m]:.3f}" for m in HEIGHT_METRICS)]
-        lines.append("| " + " | ".join(cells) + " |")
+    heights = pipe_table(
+        head, ([r["terrain"], r["noise"], *(f"{r[m]:.3f}" for m in HEIGHT_METRICS)] for r in rows)
+    )
     head = ["terrain", "noise", *(f"{n} rmse (spread)" for n in PRIVILEGED_LAYOUT.names)]
-    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["terrain"], r["noise"]] + [
-            f"{r[f'privileged_rmse.{n}']:.3f} ({r[f'privileged_spread.{n}']:.3f})"
-            for n in PRIVILEGED_LAYOUT.names
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    privileged = pipe_table(
+        head,
+        (
+            [r["terrain"], r["noise"]]
+            + [
+                f"{r[f'privileged_rmse.{n}']:.3f} ({r[f'privileged_spread.{n}']:.3f})"
+                for n in PRIVILEGED_LAYOUT.names
+            ]
+            for r in rows
+        ),
+    )
+    return heights + "\n\n" + privileged
 
 
 def sample_xy(env, robot: int = 0) -> np.ndarray:

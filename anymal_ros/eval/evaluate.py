@@ -51,6 +51,7 @@ from anymal_ros.eval.belief import BeliefMeter, belief_table, plot_belief, sampl
 from anymal_ros.eval.falls import FallLog
 from anymal_ros.eval.gait import GAIT_METRICS, GaitMeter, GaitTrace, plot_gait
 from anymal_ros.eval.policies import BatchPolicy, action_from_output
+from anymal_ros.eval.tables import pipe_table
 from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.sim.env import QuadrupedVecEnv
 
@@ -417,23 +418,19 @@ def markdown_table(
     }
     if compare is None:
         head = ["terrain", "noise", *(short[m] for m in METRICS)]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for r in rows:
-            cells = [r["terrain"], r["noise"], *(f"{r[m]:.3f}" for m in METRICS)]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        return pipe_table(
+            head, ([r["terrain"], r["noise"], *(f"{r[m]:.3f}" for m in METRICS)] for r in rows)
+        )
     head = ["terrain", "noise"]
     for m in METRICS:
         head += [f"{short[m]} ({names[0]})", f"{short[m]} ({names[1]})"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     other = {(r["terrain"], r["noise"]): r for r in compare}
-    for r in rows:
+
+    def cells(r: dict[str, Any]) -> list[str]:
         o = other[(r["terrain"], r["noise"])]
-        cells = [r["terrain"], r["noise"]]
-        for m in METRICS:
-            cells += [f"{r[m]:.3f}", f"{o[m]:.3f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        return [r["terrain"], r["noise"], *(f"{x[m]:.3f}" for m in METRICS for x in (r, o))]
+
+    return pipe_table(head, (cells(r) for r in rows))
 
 
 def write_results(

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anymal_ros.eval.tables import pipe_table
+
 if TYPE_CHECKING:
     from anymal_ros.sim.env import QuadrupedVecEnv
 
@@ -134,10 +136,9 @@ def _group_table(
     """A markdown table of :func:`summary`'s rows: the group keys they have, then ``head``
     with each row's ``cells(row)``."""
     keys = [k for k in GROUP_KEYS if any(k in r for r in rows)]
-    lines = ["| " + " | ".join([*keys, *head]) + " |", "|" + "---|" * (len(keys) + len(head))]
-    for r in rows:
-        lines.append("| " + " | ".join([*(str(r.get(k, "")) for k in keys), *cells(r)]) + " |")
-    return "\n".join(lines)
+    return pipe_table(
+        [*keys, *head], ([*(str(r.get(k, "")) for k in keys), *cells(r)] for r in rows)
+    )
 
 
 def markdown(rows: Sequence[Mapping[str, Any]]) -> str:

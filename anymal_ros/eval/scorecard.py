@@ -36,6 +36,7 @@ from anymal_ros.eval.evaluate import METRICS, pool_seeds, second_physics
 from anymal_ros.eval.figures import falls_axis, pyplot, save_figure
 from anymal_ros.eval.parallel import FieldJob, run_fields
 from anymal_ros.eval.policies import EvalPolicy
+from anymal_ros.eval.tables import pipe_table
 
 #: What a bound may name: the pooled metrics of a field.
 TARGET_METRICS: tuple[str, ...] = ("falls", "falls_per_10min", *METRICS)
@@ -285,28 +286,23 @@ def markdown(
         "**A quick look: fewer robots, other seeds or fewer fields or height modes than the "
         "scorecard names; the verdicts do not count.**", "",
     ] if quick_look else []  # fmt: skip
-    lines += [
-        "| role | field | heights | physics | robots | falls / 10 min | track. err [m/s] "
-        "| base / stance | limb contacts / min | clearance p10 [m] |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for p in pool:
-        lines.append(
-            f"| {p['role']} | {p['row']} | {_heights(p['noise'])} | {p['physics']} | {p['robots']} "
-            f"| {p['falls_per_10min']:.2f} ({p['falls']}) | {p['tracking_error']:.3f} "
-            f"| {p['base_height_ratio']:.2f} | {p['limb_contacts_per_minute']:.2f} "
-            f"| {p['foot_clearance']:.3f} |"
-        )
+    head = ["role", "field", "heights", "physics", "robots", "falls / 10 min", "track. err [m/s]",
+            "base / stance", "limb contacts / min", "clearance p10 [m]"]  # fmt: skip
+    lines.append(pipe_table(head, (
+        [p["role"], p["row"], _heights(p["noise"]), p["physics"], str(p["robots"]),
+         f"{p['falls_per_10min']:.2f} ({p['falls']})", f"{p['tracking_error']:.3f}",
+         f"{p['base_height_ratio']:.2f}", f"{p['limb_contacts_per_minute']:.2f}",
+         f"{p['foot_clearance']:.3f}"]
+        for p in pool
+    )))  # fmt: skip
     checks = verdicts(spec, cells)
-    lines += ["", "| check | field | heights | metric | value | other | wanted | met |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     mark = {True: "yes", False: "**no**", None: "not measured"}
-    for v in checks:
-        lines.append(
-            f"| {v['check']} | {v['row']} | {_heights(v['noise'])} | {v['metric']} "
-            f"| {_num(v['value'], 3)} "
-            f"| {_num(v.get('other'), 3)} | {v['wanted']} | {mark[v['met']]} |"
-        )
+    head = ["check", "field", "heights", "metric", "value", "other", "wanted", "met"]
+    lines += ["", pipe_table(head, (
+        [v["check"], v["row"], _heights(v["noise"]), v["metric"], _num(v["value"], 3),
+         _num(v.get("other"), 3), str(v["wanted"]), mark[v["met"]]]
+        for v in checks
+    ))]  # fmt: skip
     met = sum(v["met"] is True for v in checks)
     judged = sum(v["met"] is not None for v in checks)
     lines += ["", f"{met} of {judged} checks met ({len(checks) - judged} not measured)."]

@@ -36,6 +36,7 @@ from anymal_ros.eval.evaluate import pool_seeds
 from anymal_ros.eval.figures import falls_axis, pyplot, save_figure
 from anymal_ros.eval.parallel import FieldJob, run_fields
 from anymal_ros.eval.policies import EvalPolicy
+from anymal_ros.eval.tables import pipe_table
 
 #: direction -> the terrain type of its field.
 DIRECTIONS: dict[str, str] = {"up": "stairs_up", "down": "stairs_down"}
@@ -143,17 +144,14 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     heights = sorted({r["step_height"] for r in pool})
     cell = {(r["policy"], r["grid"], r["direction"], r["step_height"]): r for r in pool}
     head = ["step height [cm]"] + [f"{n}: {d}" for n in series.values() for d in directions]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for h in heights:
-        cells = [f"{100 * h:.0f}"]
-        for p, g in series:
-            for d in directions:
-                r = cell.get((p, g, d, h))
-                cells.append(
-                    "-" if r is None else f"{r['falls_per_10min']:.1f} / {r['tracking_error']:.3f}"
-                )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+
+    def text(r: dict[str, Any] | None) -> str:
+        return "-" if r is None else f"{r['falls_per_10min']:.1f} / {r['tracking_error']:.3f}"
+
+    row = [(p, g, d) for p, g in series for d in directions]
+    return pipe_table(
+        head, ([f"{100 * h:.0f}", *(text(cell.get((*k, h))) for k in row)] for h in heights)
+    )
 
 
 def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path:
