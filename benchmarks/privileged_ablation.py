@@ -2,15 +2,23 @@
 
 A teacher sees terms its student never does (``anymal_ros.contract.PRIVILEGED_LAYOUT``: foot
 friction, contact forces, ...). This runs the teacher on scorecard fields first with the true
-readings, then with one term held at each of ``--values`` for every robot and step, on the
-same robots (a seed draws the same commands and physics for every run). If a student falls
-far more often than its teacher somewhere, a term whose constant costs the teacher as many
-falls is knowledge the student would have to infer; one that costs none is not the gap.
+readings, then with each ``--terms`` term spoilt, on the same robots (a seed draws the same
+commands and physics for every run): held at each of ``--values`` for every robot and step,
+and with ``--shuffle`` handed another robot's reading at every step (the same field, so the
+readings keep their distribution and lose only whose they are). If a student falls far more
+often than its teacher somewhere, a term whose loss costs the teacher as many falls is
+knowledge the student would have to infer; one that costs none is not the gap.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/privileged_ablation.py \\
-        policies/training/anymal_c_teacher.pt --term foot_friction --values 0.4 0.6 0.8 1.2 \\
+        policies/training/anymal_c_teacher.pt --terms foot_friction --values 0.4 0.6 0.8 1.2 \\
         --rows "slope 20 deg down" --robots 90 --seeds 7 201 202 \\
         --out benchmarks/results/privileged_ablation_friction.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/privileged_ablation.py \\
+        policies/training/anymal_c_teacher.pt --shuffle \\
+        --out benchmarks/results/privileged_ablation_shuffled.json   # every term, one by one
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/privileged_ablation.py \\
+        policies/training/anymal_c_teacher.pt --shuffle --together \\
+        --out benchmarks/results/privileged_ablation_shuffled_together.json   # all at once
 
 Clean heights only unless ``--noise`` says otherwise. Falls are counts: with a dozen per run,
 differences of 3-4 are within the spread of a Poisson count.
@@ -36,12 +44,16 @@ from anymal_ros.contract import PRIVILEGED_LAYOUT  # noqa: E402
 from anymal_ros.eval.policies import BatchPolicy, EvalPolicy, load_policy  # noqa: E402
 
 
-class HeldTerm:
-    """A teacher that reads one privileged term as a constant (``value`` None: as it is)."""
+class SpoiltTerms:
+    """A teacher that reads some privileged terms spoilt: ``how`` is "read" (as they are),
+    "shuffle" (another robot's reading, a new permutation every step) or a constant."""
 
-    def __init__(self, teacher: BatchPolicy, term: str, value: float | None) -> None:
-        self.teacher, self.value = teacher, value
-        self.span = PRIVILEGED_LAYOUT.slices()[term]
+    def __init__(self, teacher: BatchPolicy, terms: tuple[str, ...], how: str | float) -> None:
+        self.teacher, self.how = teacher, how
+        slices = PRIVILEGED_LAYOUT.slices()
+        every = range(PRIVILEGED_LAYOUT.dim)
+        self.columns = np.array([i for t in terms for i in every[slices[t]]], dtype=np.int64)
+        self.rng = np.random.default_rng(0)
         self.head, self.kind, self.num_envs = teacher.head, teacher.kind, teacher.num_envs
         self.has_belief = False
 
@@ -49,25 +61,33 @@ class HeldTerm:
         self.teacher.reset(env_ids)
 
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
-        if self.value is None:
+        if self.how == "read":
             return self.teacher.act(obs)
         privileged = np.array(obs["privileged"], copy=True)
-        privileged[:, self.span] = self.value
+        if self.how == "shuffle":
+            order = self.rng.permutation(len(privileged))
+            privileged[:, self.columns] = obs["privileged"][order][:, self.columns]
+        else:
+            privileged[:, self.columns] = self.how
         return self.teacher.act({**obs, "privileged": privileged})
 
 
-def held_teacher(path: str, term: str, value: float | None, num_envs: int) -> HeldTerm:
+def spoilt_teacher(path: str, terms: tuple[str, ...], how: str | float, num_envs: int):
     teacher = load_policy(path, num_envs)
     if teacher.kind != "teacher":
         raise SystemExit(f"{path}: a {teacher.kind}, not a teacher: it reads no privileged terms")
-    return HeldTerm(teacher, term, value)
+    return SpoiltTerms(teacher, terms, how)
 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("teacher", help="teacher checkpoint (.pt)")
-    p.add_argument("--term", required=True, choices=PRIVILEGED_LAYOUT.names)
-    p.add_argument("--values", type=float, nargs="+", required=True)
+    names = PRIVILEGED_LAYOUT.names
+    p.add_argument("--terms", nargs="+", default=list(names), choices=names,
+                   help="one run per term and spoiling")  # fmt: skip
+    p.add_argument("--values", type=float, nargs="+", default=[], help="constants to hold at")
+    p.add_argument("--shuffle", action="store_true", help="also hand each robot another's")
+    p.add_argument("--together", action="store_true", help="spoil the terms at once, not in turn")
     p.add_argument("--rows", nargs="+", default=["slope 20 deg down"], help="scorecard fields")
     p.add_argument("--noise", nargs="+", default=["none"], help="height modes")
     p.add_argument("--robots", type=int, default=90, help="per seed")
@@ -84,21 +104,28 @@ def main(argv: list[str] | None = None) -> dict:
     plain = eval_policy(args.teacher, "teacher", [])
     runs = []
     start = time.perf_counter()
-    for i, value in enumerate([None, *args.values]):
-        label = "as read" if value is None else f"{args.term} = {value:g}"
-        make = functools.partial(held_teacher, args.teacher, args.term, value)
+    spoilings: list[str | float] = [*(["shuffle"] if args.shuffle else []), *args.values]
+    if not spoilings:
+        p.error("nothing to spoil: give --values, --shuffle or both")
+    groups = [tuple(args.terms)] if args.together else [(t,) for t in args.terms]
+    plan = [((), "read")] + [(g, how) for g in groups for how in spoilings]
+    for i, (terms, how) in enumerate(plan):
+        term = " + ".join(terms)
+        label = {"read": "as read", "shuffle": f"{term} shuffled"}.get(how, f"{term} = {how}")
+        make = functools.partial(spoilt_teacher, args.teacher, terms, how)
         policy = EvalPolicy(label, plain.path, plain.sim, make)
         cells = measure(spec, {"candidate": policy}, None, [], progress=False, jobs=args.jobs)
         falls = {f"{c['row']} / {c['noise']} / seed {c['seed']}": c["falls"] for c in cells}
-        runs.append({"value": value, "falls": sum(falls.values()),
+        runs.append({"terms": list(terms), "spoilt": how,
+                     "falls": sum(falls.values()),
                      "robots": sum(c["robots"] for c in cells), "cells": falls})  # fmt: skip
         elapsed = time.perf_counter() - start
-        eta = elapsed / (i + 1) * (len(args.values) - i)
-        print(f"[{i + 1}/{len(args.values) + 1}] {label}: {runs[-1]['falls']} falls in "
+        eta = elapsed / (i + 1) * (len(plan) - i - 1)
+        print(f"[{i + 1}/{len(plan)}] {label}: {runs[-1]['falls']} falls in "
               f"{runs[-1]['robots']} robots ({elapsed:.0f} s, about {eta:.0f} s left)",
               flush=True)  # fmt: skip
     result = {"teacher": args.teacher, "policy_sha256": cells[0]["policy_sha256"],
-              "term": args.term, "rows": args.rows, "noise": args.noise, "seeds": args.seeds,
+              "rows": args.rows, "noise": args.noise, "seeds": args.seeds,
               "robots_per_seed": args.robots, "runs": runs}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -148,9 +148,9 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     def text(r: dict[str, Any] | None) -> str:
         return "-" if r is None else f"{r['falls_per_10min']:.1f} / {r['tracking_error']:.3f}"
 
-    row = [(p, g, d) for p, g in series for d in directions]
+    columns = [(p, g, d) for p, g in series for d in directions]
     return pipe_table(
-        head, ([f"{100 * h:.0f}", *(text(cell.get((*k, h))) for k in row)] for h in heights)
+        head, ([f"{100 * h:.0f}", *(text(cell.get((*k, h))) for k in columns)] for h in heights)
     )
 
 
