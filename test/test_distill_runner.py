@@ -80,17 +80,9 @@ def _rows(run_dir):
         return list(csv.DictReader(f))
 
 
-def _student_overrides():
-    # student: null in the YAML; give the tiny recurrent sizes with the teacher's shared ones.
-    t = "student.proprio_dim=120 student.height_encoder=[16] student.height_latent=4 "
-    t += "student.privileged_latent=4 student.policy_mlp=[32] student.action.num_actions=12 "
-    t += "student.action.init_std=0.3"
-    return t.split()
-
-
 def test_distill_online_logs_checkpoints_resumes_and_exports(teacher_ckpt, tmp_path):
     run = tmp_path / "run"
-    sets = [*TINY_RUN, *_student_overrides(), "runner.iterations=3"]
+    sets = [*TINY_RUN, "runner.iterations=3"]
     argv = ["distill", "--teacher", str(teacher_ckpt), "--config", "config/distill.yaml",
             "--run-dir", str(run), "--set", *sets]  # fmt: skip
     assert main(argv) == 0
@@ -142,7 +134,7 @@ def test_student_runs_with_the_action_settings_it_was_distilled_with(teacher_ckp
     path = tmp_path / "teacher_with_deploy.pt"
     save_checkpoint(path, models={"teacher": teacher_from_checkpoint(ckpt)}, config=ckpt["config"])
     cfg = load_distill_config(
-        "config/distill.yaml", [*TINY_RUN, *_student_overrides(), "env.sim.actions.scale=0.35"]
+        "config/distill.yaml", [*TINY_RUN, "env.sim.actions.scale=0.35"]
     )
     runner = distill_runner(cfg, path, tmp_path / "run")
     assert teacher_deploy.actions.scale != 0.35
@@ -156,7 +148,7 @@ def test_distill_reduces_loss_in_the_simulator(teacher_ckpt, tmp_path):
     # on (and so how hard its heights are to reconstruct) moves the 16 iterations' losses.
     cfg = load_distill_config(
         "config/distill.yaml",
-        [*TINY_RUN, *_student_overrides(), "env.num_envs=4", "dagger.num_steps=20",
+        [*TINY_RUN, "env.num_envs=4", "dagger.num_steps=20",
          "noise.curriculum_end=0", "runner.checkpoint_interval=0",
          "env.sim.terrain.curriculum=false"],
     )  # fmt: skip
@@ -177,7 +169,7 @@ def test_distill_from_store(teacher_ckpt, tmp_path):
     store.close()
     run = tmp_path / "run"
     argv = ["distill", "--teacher", str(teacher_ckpt), "--from-store", str(tmp_path / "store"),
-            "--run-dir", str(run), "--set", *TINY_RUN, *_student_overrides(),
+            "--run-dir", str(run), "--set", *TINY_RUN,
             "offline.episodes_per_batch=3", "offline.updates_per_iteration=2",
             "runner.iterations=2"]  # fmt: skip
     assert main(argv) == 0
@@ -213,7 +205,7 @@ def test_quality_benchmark_runs_on_a_tiny_budget(teacher_ckpt, tmp_path):
     result = module.main(
         ["--teacher", str(teacher_ckpt), "--iterations", "2", "--terrains", "flat",
          "--eval-envs", "2", "--run-dir", str(tmp_path / "run"), "--out", str(out),
-         "--set", *TINY_RUN, *_student_overrides()]
+         "--set", *TINY_RUN]
     )  # fmt: skip
     saved = json.loads(out.read_text())
     assert saved["iterations"] == 2

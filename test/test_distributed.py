@@ -360,10 +360,10 @@ def test_a_rank_that_dies_ends_the_run_with_a_message_and_it_resumes(tmp_path):
 def test_torchrun_two_ranks_distil_in_step_and_resume(teacher_ckpt, tmp_path):  # noqa: F811
     # DAgger on two ranks, two robots each: one log whose beta and noise schedules advance
     # once per iteration, every rank's state in the checkpoint, and a resume.
-    from test_distill_runner import TINY_RUN, _student_overrides
+    from test_distill_runner import TINY_RUN
 
     run = tmp_path / "run"
-    sets = [*TINY_RUN, *_student_overrides(), "env.num_envs=4", "runner.checkpoint_interval=1"]
+    sets = [*TINY_RUN, "env.num_envs=4", "runner.checkpoint_interval=1"]
 
     def distil(iterations: int, *args: str) -> None:
         cmd = [

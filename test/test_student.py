@@ -198,3 +198,21 @@ def test_a_student_without_sizes_takes_every_size_it_shares_with_the_teacher():
         assert getattr(student_cfg, f.name) == getattr(teacher_cfg, f.name), f.name
     assert student_cfg.gru_hidden == StudentConfig().gru_hidden  # the recurrent parts: defaults
     init_student_from_teacher(Student(student_cfg), Teacher(teacher_cfg))  # the sizes fit
+
+
+def test_a_student_section_names_only_what_it_changes_and_a_clash_is_named():
+    from anymal_ros.config.models import TeacherConfig
+    from anymal_ros.rl.distill_runner import student_config_for
+
+    teacher_cfg = TeacherConfig(
+        height_encoder=(16,), policy_mlp=(32,), action=ActionHeadConfig(init_std=0.3)
+    )
+    # As `--set student.gru_hidden=16` builds it: every other field at its default.
+    student_cfg = student_config_for(teacher_cfg, StudentConfig(gru_hidden=16))
+    assert student_cfg.gru_hidden == 16
+    assert student_cfg.policy_mlp == (32,) and student_cfg.action.init_std == 0.3
+    init_student_from_teacher(Student(student_cfg), Teacher(teacher_cfg))
+    # A shared size set to neither the default nor the teacher's is an error naming it.
+    clash = StudentConfig(policy_mlp=(64,), action=ActionHeadConfig(init_std=0.7))
+    with pytest.raises(ValueError, match=r"policy_mlp: .*; action.init_std: student 0.7"):
+        student_config_for(teacher_cfg, clash)

@@ -128,15 +128,16 @@ class DistillRunnerConfig(LoopConfig):
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """Everything ``anymal-ros distill`` reads. ``student`` must match the teacher's encoder
-    and policy sizes (checked when the student is initialised from the teacher)."""
+    """Everything ``anymal-ros distill`` reads. ``student`` sets the student's recurrent
+    parts; the sizes it shares with the teacher are the teacher's, and setting one of them to
+    something else is an error (``rl/distill_runner.py: student_config_for``)."""
 
     dagger: DAggerConfig = field(default_factory=DAggerConfig)
     loss: DistillLossConfig = field(default_factory=DistillLossConfig)
     noise: HeightNoiseConfig = field(default_factory=HeightNoiseConfig)
     offline: OfflineConfig = field(default_factory=OfflineConfig)
     env: DistillEnvConfig = field(default_factory=DistillEnvConfig)
-    student: StudentConfig | None = None  # None: derived from the teacher's config
+    student: StudentConfig | None = None  # None: the paper's recurrent parts
     # None: the teacher checkpoint's ``deploy`` section, else the simulator's deploy_config().
     deploy: DeployConfig | None = None
     runner: DistillRunnerConfig = field(default_factory=DistillRunnerConfig)

@@ -67,11 +67,43 @@ STAT_COLUMNS: tuple[str, ...] = (
 
 
 def student_config_for(teacher: TeacherConfig, given: StudentConfig | None) -> StudentConfig:
-    """``given``, or the teacher's shared sizes with the paper's recurrent parts."""
-    if given is not None:
-        return given
-    shared = dataclasses.fields(SharedNetConfig)
-    return StudentConfig(**{f.name: getattr(teacher, f.name) for f in shared})
+    """The student's sizes: those it shares with the teacher are the teacher's (it starts from
+    the teacher's encoder, policy MLP and action head), the recurrent parts ``given``'s, or
+    the paper's when ``given`` is None. So a ``student`` section need name only what it
+    changes (``student.gru_hidden=128``); a shared size it sets to neither the default nor the
+    teacher's raises ValueError naming each."""
+    shared = {f.name: getattr(teacher, f.name) for f in dataclasses.fields(SharedNetConfig)}
+    if given is None:
+        return StudentConfig(**shared)
+    default = StudentConfig()
+    clashes: list[tuple[str, Any, Any]] = []
+    for name, theirs in shared.items():
+        clashes += _set_apart(name, getattr(given, name), theirs, getattr(default, name))
+    if clashes:
+        raise ValueError(
+            "student: a size it shares with its teacher must be the teacher's or left out: "
+            + "; ".join(f"{name}: student {mine!r} vs teacher {theirs!r}"
+                        for name, mine, theirs in clashes)
+        )  # fmt: skip
+    return dataclasses.replace(given, **shared)
+
+
+def _set_apart(name: str, mine: Any, theirs: Any, default: Any) -> list[tuple[str, Any, Any]]:
+    """(dotted name, given, teacher's) for each field of ``mine`` that differs from both the
+    teacher's and the default, looking into nested sections such as ``action``."""
+    if dataclasses.is_dataclass(mine):
+        return [
+            clash
+            for f in dataclasses.fields(mine)
+            for clash in _set_apart(f"{name}.{f.name}", getattr(mine, f.name),
+                                    getattr(theirs, f.name), getattr(default, f.name))
+        ]  # fmt: skip
+    same = [_as_tuple(mine) == _as_tuple(other) for other in (theirs, default)]
+    return [] if any(same) else [(name, mine, theirs)]
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 class DistillRunner(TrainingLoop):
