@@ -143,3 +143,23 @@ def test_falls_command_prints_the_table_and_names_what_it_cannot_read(tmp_path, 
     assert "not a scorecard.json or eval.json" in capsys.readouterr().out
     assert main(["falls", str(tmp_path / "missing.json")]) == 2
     assert "missing.json" in capsys.readouterr().out
+
+
+def test_falls_command_picks_rows_and_pools_them_per_role_noise_and_physics(tmp_path, capsys):
+    up = {**_cell(1, [_fall(0, "trunk", 1.0, 0.5, band=0)], 0.5), "row": "stairs 17 cm up"}
+    down = {**_cell(1, [_fall(1, "tilt", 0.9, 0.4)], 0.5), "row": "stairs 17 cm down"}
+    flat = {**_cell(1, [_fall(2, "tilt", 0.9, 0.4)], 0.5), "row": "flat"}
+    noisy = {**down, "noise": "noisy"}
+    result = tmp_path / "scorecard.json"
+    result.write_text(json.dumps({"cells": [up, down, flat, noisy]}))
+    argv = ["falls", str(result), "--rows", "stairs 17 cm up", "stairs 17 cm down", "--pool"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    # Up and down with clean heights in one row, the noisy cell (down alone) in another;
+    # flat left out.
+    assert "| stairs 17 cm up + stairs 17 cm down | none | training | 2 (1) / 20 |" in out
+    assert "| stairs 17 cm down | noisy | training | 1 (0) / 10 |" in out
+    assert "flat" not in out
+    assert "| 1 / 2 | 0 / 4 | 0 / 6 | 0 / 4 | 1 / 4 |" in out  # the pooled bands
+    assert main(["falls", str(result), "--rows", "stairs 17 cm"]) == 2
+    assert "no row 'stairs 17 cm'; it has ['stairs 17 cm up'" in capsys.readouterr().out

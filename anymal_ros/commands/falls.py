@@ -1,6 +1,7 @@
-"""`anymal-ros falls RESULT.json [--role ROLE]`: who fell in the cells of a `scorecard` or `eval`
-result: the commands and randomised physics of the robots that fell against those of all, and
-the falls per band of commanded forward speed."""
+"""`anymal-ros falls RESULT.json [--role ROLE] [--rows ROW ...] [--pool]`: who fell in the cells
+of a `scorecard` or `eval` result: the commands and randomised physics of the robots that fell
+against those of all, and the falls per band of commanded forward speed; ``--pool`` sums the
+rows into one (the 17 cm stairs up and down together, say)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--role", help="a scorecard's cells of this role only (candidate, teacher, baseline)"
     )
+    parser.add_argument(
+        "--rows", nargs="+", metavar="ROW",
+        help="these rows only: a scorecard's row names ('stairs 17 cm up'), an eval's terrains",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pool", action="store_true",
+        help="sum the rows (--rows, else all) into one per role, noise and physics",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    from anymal_ros.eval.falls import markdown, markdown_by_vx, summary
+    from anymal_ros.eval.falls import markdown, markdown_by_vx, pool_rows, row_name, summary
 
     path = Path(args.result)
     try:
@@ -31,6 +40,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.role is not None:
         cells = [c for c in cells if c.get("role") == args.role]
+    if args.rows:
+        known = list(dict.fromkeys(row_name(c) for c in cells))
+        unknown = [r for r in args.rows if r not in known]
+        if unknown:
+            print(f"error: {path}: no row {', '.join(map(repr, unknown))}; it has {known}")
+            return 2
+        cells = [c for c in cells if row_name(c) in args.rows]
+    if args.pool:
+        cells = pool_rows(cells)
     rows = summary(cells)
     if not rows:
         which = f" of role {args.role!r}" if args.role is not None else ""

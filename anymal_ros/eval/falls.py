@@ -128,6 +128,26 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def row_name(cell: Mapping[str, Any]) -> str:
+    """A scorecard cell's row, or an `eval` row's terrain."""
+    return str(cell.get("row", cell.get("terrain", "")))
+
+
+def pool_rows(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``cells`` relabelled so that :func:`summary` sums their rows into one per role, noise
+    and physics, named after the rows it holds (``"stairs 17 cm up + stairs 17 cm down"``)."""
+
+    def group(c: Mapping[str, Any]) -> tuple:
+        return tuple(c.get(k) for k in GROUP_KEYS if k not in ("row", "terrain"))
+
+    names: dict[tuple, list[str]] = {}
+    for c in cells:
+        held = names.setdefault(group(c), [])
+        if row_name(c) not in held:
+            held.append(row_name(c))
+    return [{**c, "row" if "row" in c else "terrain": " + ".join(names[group(c)])} for c in cells]
+
+
 def _group_table(
     rows: Sequence[Mapping[str, Any]],
     head: Sequence[str],
