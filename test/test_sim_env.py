@@ -201,6 +201,24 @@ def test_termination_vs_truncation_and_final_obs():
     np.testing.assert_allclose(np.maximum(total, 0.0), reward, rtol=1e-5, atol=1e-6)
 
 
+def test_a_fall_costs_the_fall_penalty_once_after_the_clip():
+    def first_step(fall: float):
+        env = QuadrupedVecEnv(make_cfg(QUIET, rewards={"fall": fall}), 2, seed=0)
+        env.reset()
+        env.data.qpos[env.index.qpos_base[0, 3:]] = [0, 1, 0, 0]  # robot 0 upside down: falls
+        return env.step(np.zeros((2, env.action_dim), np.float32))
+
+    _, plain, terminated, _, plain_info = first_step(0.0)
+    _, reward, _, _, info = first_step(-5.0)
+    assert terminated.tolist() == [True, False] and "fall" not in plain_info["reward_terms"]
+    assert plain[0] >= 0.0  # the clip at zero: alone, a fall costs nothing on this step
+    assert reward[0] == pytest.approx(plain[0] - 5.0) and reward[1] == pytest.approx(plain[1])
+    assert info["reward_terms"]["fall"].tolist() == [-5.0, 0.0]
+    assert info["episode_return"][0] == pytest.approx(reward[0])
+    with pytest.raises(ValueError, match="fall is a penalty"):
+        make_cfg(rewards={"fall": 1.0})
+
+
 def test_a_push_is_not_a_base_contact():
     """MuJoCo reports xfrc_applied inside cfrc_ext; a push must not count as the base touching
     the ground (it used to end every episode at its first push)."""

@@ -258,6 +258,11 @@ class RewardConfig:
     # negative, and a policy then learns that ending the episode early (falling) pays; the
     # clip removes that incentive (legged_gym does the same for ANYmal with these terms).
     only_positive: bool = True
+    # Reward added once, on the step a robot falls (terminated; < 0 is a penalty), after the
+    # clip above: with the clip alone a fall costs only the clipped reward it forgoes, which
+    # on steep stairs at speed is about half of what a slow robot forgoes and nothing on a
+    # third of its steps (benchmarks/curriculum_by_speed.py; MODEL_CARD.md).
+    fall: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(REWARD_TERMS))
@@ -267,6 +272,8 @@ class RewardConfig:
             raise ValueError(f"swing_clearance must be >= 0 m, got {self.swing_clearance}")
         if self.trunk_margin < 0:
             raise ValueError(f"trunk_margin must be >= 0 m, got {self.trunk_margin}")
+        if self.fall > 0:
+            raise ValueError(f"fall is a penalty: must be <= 0, got {self.fall}")
         object.__setattr__(self, "weights", {**default_reward_weights(), **self.weights})
 
 

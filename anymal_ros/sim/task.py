@@ -118,7 +118,8 @@ class LocomotionTask:
             * ``command``, ``base_lin_vel``, ``base_ang_vel``: ``[N, 3]`` float32, base frame,
               for this step (before any reset);
             * ``reward_terms``: name -> ``[N]`` float32 weighted terms (their sum is the reward
-              before ``rewards.only_positive`` clips it at zero);
+              before ``rewards.only_positive`` clips it at zero; ``fall``, where weighted,
+              comes after the clip);
             * the simulator's own keys (e.g. ``terrain_level`` in MuJoCo);
             * ``final_obs``: obs dict; rows where ``terminated | truncated`` hold the old
               episode's last observation (other rows equal ``obs``);
@@ -137,9 +138,12 @@ class LocomotionTask:
         reward, terms = self._rewards(s)
         self.prev_joint_vel = s["joint_vel"].copy()
         self.episode_step += 1
-        self.episode_return += reward
 
         terminated, cut_short = self._terminations(s)
+        if self.cfg.rewards.fall != 0.0:
+            terms["fall"] = (self.cfg.rewards.fall * terminated).astype(np.float32)
+            reward = reward + terms["fall"]
+        self.episode_return += reward
         ended = self.episode_step >= self.max_episode_steps
         if cut_short is not None:
             ended = ended | cut_short
