@@ -258,7 +258,7 @@ def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_proces
                     "kind": "quadruped",
                     "num_envs": 4,
                     "num_workers": workers,
-                    "sim": tiny_sim(1.0),
+                    "sim": {**tiny_sim(1.0), "rewards": {"fall": -5.0}},
                 },
                 "model": {
                     "type": "teacher",
@@ -284,6 +284,7 @@ def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_proces
     assert ckpt["extra"]["env"]["levels"].tolist() == [1, 0, 1, 0]
     columns = read_metrics(tmp_path / "metrics.csv")
     assert not math.isnan(columns["reward/lin_vel_tracking"][0])
+    assert columns["reward/fall"][0] <= 0.0  # the fall penalty, weighted, has its column
     assert columns["terrain_level"][0] == levels.mean()
     for kind in TERRAIN_TYPES:  # types no robot walks on are blank, not zero
         expected = levels[kinds == kind].mean() if kind in kinds else math.nan

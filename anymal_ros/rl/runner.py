@@ -73,8 +73,9 @@ def _task_columns(cfg: TrainConfig) -> tuple[str, ...]:
     metrics.csv alone."""
     if cfg.env.kind not in ("quadruped", "ros"):
         return ()
-    weights = cfg.env.sim.rewards.weights
-    columns = tuple(f"reward/{name}" for name, w in weights.items() if w != 0.0)
+    rewards = cfg.env.sim.rewards
+    weighted = {**rewards.weights, "fall": rewards.fall}
+    columns = tuple(f"reward/{name}" for name, w in weighted.items() if w != 0.0)
     if cfg.env.kind != "quadruped":
         return columns
     return columns + terrain_level_columns(cfg.env.sim.terrain.proportions)
