@@ -13,7 +13,6 @@ pytest.importorskip(
 from geometry_msgs.msg import Twist  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from ros_helpers import FakeRobot, RosSession  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -76,9 +75,8 @@ def test_joint_targets_carry_the_stamp_of_their_joint_states(ros, student_path, 
     def stamp(msg) -> tuple[int, int]:
         return (msg.header.stamp.sec, msg.header.stamp.nanosec)
 
-    robot.create_subscription(
-        JointState, "/joint_states", lambda m: sent.add(stamp(m)), qos_profile_sensor_data
-    )
+    # Recorded as published: a second best-effort subscriber may miss one on a busy machine.
+    robot.edit["joint_states"] = lambda m: sent.add(stamp(m))
     robot.create_subscription(
         JointState,
         "/policy_node/joint_targets",
