@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim-render": ("anymal_ros.commands.sim_render", "record the MuJoCo simulator to MP4/GIF/PNG"),
     "train": ("anymal_ros.commands.train", "train a policy with PPO or PPG"),
     "plot": ("anymal_ros.commands.plot", "plot a training run's learning curves"),
+    "average": ("anymal_ros.commands.average", "average the weights of a run's checkpoints"),
     "record": ("anymal_ros.commands.record", "record a policy's episodes into an episode store"),
     "eval": ("anymal_ros.commands.eval", "evaluate a policy over terrains and noise modes"),
     "step-sweep": ("anymal_ros.commands.step_sweep", "falls per 10 min against stairs step height"),

@@ -145,3 +145,43 @@ def test_atomic_write_syncs_the_file_and_then_its_directory(tmp_path, monkeypatc
         assert os.path.dirname(synced[-2]) == str(target.parent)
     else:
         assert synced == []
+
+
+def test_average_of_checkpoints_means_the_weights_and_keeps_the_last_files_state(tmp_path):
+    from anymal_ros.cli import main
+
+    torch.manual_seed(1)
+    models = [Tiny(), Tiny()]
+    for i, model in enumerate(models):
+        model.norm.update(torch.randn(16, 3) + i)
+        save_checkpoint(
+            tmp_path / f"ck{i}.pt", models={"policy": model}, counters={"iteration": 10 * i}
+        )
+    out = tmp_path / "mean.pt"
+    assert main([
+        "average", str(tmp_path / "ck0.pt"), str(tmp_path / "ck1.pt"), "--out", str(out)
+    ]) == 0
+    data = load_checkpoint(out)
+    mean = Tiny()
+    load_model_state(mean, data, "policy")
+    a, b = (m.state_dict() for m in models)
+    torch.testing.assert_close(mean.net[0].weight, (a["net.0.weight"] + b["net.0.weight"]) / 2)
+    torch.testing.assert_close(mean.norm.mean, (a["norm.mean"] + b["norm.mean"]) / 2)
+    assert data["counters"] == {"iteration": 10}
+    assert [e["iteration"] for e in data["extra"]["averaged_from"]] == [0, 10]
+
+
+def test_average_refuses_one_file_and_checkpoints_of_other_models(tmp_path, capsys):
+    from anymal_ros.cli import main
+
+    save_checkpoint(tmp_path / "a.pt", models={"policy": Tiny(8)})
+    save_checkpoint(tmp_path / "b.pt", models={"policy": Tiny(16)})
+    save_checkpoint(tmp_path / "c.pt", models={"critic": Tiny(8)})
+    out = str(tmp_path / "mean.pt")
+    assert main(["average", str(tmp_path / "a.pt"), "--out", out]) == 2
+    assert "at least two checkpoints" in capsys.readouterr().out
+    assert main(["average", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out", out]) == 2
+    assert "net.0.weight is [8, 3]" in capsys.readouterr().out
+    assert main(["average", str(tmp_path / "a.pt"), str(tmp_path / "c.pt"), "--out", out]) == 2
+    assert "only checkpoints of one model" in capsys.readouterr().out
+    assert not (tmp_path / "mean.pt").exists()

@@ -10,7 +10,7 @@ power cut, leaves the previous checkpoint or the new one, never a broken file, a
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,14 @@ def save_checkpoint(
         "rng": dict(rng) if rng is not None else capture_rng_state(),
         "extra": dict(extra or {}),
     }
+    return write_checkpoint_payload(path, payload)
+
+
+def write_checkpoint_payload(path: str | Path, payload: Mapping[str, Any]) -> Path:
+    """Write an already assembled checkpoint (as :func:`load_checkpoint` returns) atomically."""
+    path = Path(path)
     with atomic_write(path) as tmp, open(tmp, "wb") as f:
-        torch.save(payload, f)
+        torch.save(dict(payload), f)
     return path
 
 
@@ -77,6 +83,56 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"(this code reads version {FORMAT_VERSION})"
         )
     return data
+
+
+def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """One checkpoint whose model weights are the mean of those of ``paths``.
+
+    A policy trained at a small learning rate wanders between updates; the mean of its recent
+    checkpoints' weights (one run's neighbours, so they share a basin) sits nearer the middle
+    of where it wanders. Every floating-point tensor of every model is averaged, normaliser
+    statistics included; integer and boolean buffers (sample counts, flags) come from the
+    last file, as do the optimiser state, config, counters and RNG state, so training can
+    resume from the result. ``extra["averaged_from"]`` lists the files and their iterations.
+    Refuses fewer than two files, or files whose models differ in names, keys or shapes.
+    """
+    if len(paths) < 2:
+        raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    checkpoints = [load_checkpoint(p) for p in paths]
+    last = checkpoints[-1]
+    models: dict[str, dict[str, torch.Tensor]] = {}
+    for name, state in last["models"].items():
+        averaged = {}
+        for key, value in state.items():
+            stack = []
+            for path, ck in zip(paths, checkpoints, strict=True):
+                other = ck["models"].get(name, {}).get(key)
+                if other is None or other.shape != value.shape:
+                    found = "missing" if other is None else list(other.shape)
+                    raise CheckpointError(
+                        f"{path}: model '{name}' {key} is {found}, {paths[-1]} has "
+                        f"{list(value.shape)}; only checkpoints of one model can be averaged"
+                    )
+                stack.append(other)
+            floating = torch.is_floating_point(value)
+            averaged[key] = torch.stack(stack).mean(0) if floating else value.clone()
+        models[name] = averaged
+    for path, ck in zip(paths, checkpoints, strict=True):
+        if set(ck["models"]) != set(models):
+            raise CheckpointError(
+                f"{path}: models {sorted(ck['models'])}, {paths[-1]} has {sorted(models)}"
+            )
+    return {
+        **last,
+        "models": models,
+        "extra": {
+            **last.get("extra", {}),
+            "averaged_from": [
+                {"path": str(p), "iteration": int(ck.get("counters", {}).get("iteration", -1))}
+                for p, ck in zip(paths, checkpoints, strict=True)
+            ],
+        },
+    }
 
 
 def load_model_state(module: nn.Module, checkpoint: Mapping[str, Any], name: str) -> None:
