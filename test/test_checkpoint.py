@@ -181,7 +181,7 @@ def test_average_refuses_one_file_and_checkpoints_of_other_models(tmp_path, caps
     assert main(["average", str(tmp_path / "a.pt"), "--out", out]) == 2
     assert "at least two checkpoints" in capsys.readouterr().out
     assert main(["average", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out", out]) == 2
-    assert "net.0.weight is [8, 3]" in capsys.readouterr().out
+    assert "net.0.weight is [8, 3], not [16, 3]" in capsys.readouterr().out
     assert main(["average", str(tmp_path / "a.pt"), str(tmp_path / "c.pt"), "--out", out]) == 2
     assert "only checkpoints of one model" in capsys.readouterr().out
     assert not (tmp_path / "mean.pt").exists()

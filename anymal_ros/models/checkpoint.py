@@ -91,37 +91,38 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
     A policy trained at a small learning rate wanders between updates; the mean of its recent
     checkpoints' weights (one run's neighbours, so they share a basin) sits nearer the middle
     of where it wanders. Every floating-point tensor of every model is averaged, normaliser
-    statistics included; integer and boolean buffers (sample counts, flags) come from the
-    last file, as do the optimiser state, config, counters and RNG state, so training can
-    resume from the result. ``extra["averaged_from"]`` lists the files and their iterations.
-    Refuses fewer than two files, or files whose models differ in names, keys or shapes.
+    statistics included; integer and boolean buffers (flags) come from the last file, as do
+    the optimiser state, config, counters and RNG state, so training can resume from the
+    result. ``extra["averaged_from"]`` lists the files and their iterations. Refuses fewer
+    than two files, or files whose models differ in names, keys or shapes.
     """
     if len(paths) < 2:
         raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
     checkpoints = [load_checkpoint(p) for p in paths]
     last = checkpoints[-1]
-    models: dict[str, dict[str, torch.Tensor]] = {}
-    for name, state in last["models"].items():
-        averaged = {}
-        for key, value in state.items():
-            stack = []
-            for path, ck in zip(paths, checkpoints, strict=True):
-                other = ck["models"].get(name, {}).get(key)
-                if other is None or other.shape != value.shape:
-                    found = "missing" if other is None else list(other.shape)
-                    raise CheckpointError(
-                        f"{path}: model '{name}' {key} is {found}, {paths[-1]} has "
-                        f"{list(value.shape)}; only checkpoints of one model can be averaged"
-                    )
-                stack.append(other)
-            floating = torch.is_floating_point(value)
-            averaged[key] = torch.stack(stack).mean(0) if floating else value.clone()
-        models[name] = averaged
+    reference = {
+        name: {key: list(value.shape) for key, value in state.items()}
+        for name, state in last["models"].items()
+    }
     for path, ck in zip(paths, checkpoints, strict=True):
-        if set(ck["models"]) != set(models):
+        shapes = {
+            name: {key: list(value.shape) for key, value in state.items()}
+            for name, state in ck["models"].items()
+        }
+        if shapes != reference:
             raise CheckpointError(
-                f"{path}: models {sorted(ck['models'])}, {paths[-1]} has {sorted(models)}"
+                f"{path}: {_first_difference(shapes, reference)} against {paths[-1]}; only "
+                "checkpoints of one model can be averaged"
             )
+    models = {
+        name: {
+            key: torch.stack([ck["models"][name][key] for ck in checkpoints]).mean(0)
+            if torch.is_floating_point(value)
+            else value.clone()
+            for key, value in state.items()
+        }
+        for name, state in last["models"].items()
+    }
     return {
         **last,
         "models": models,
@@ -133,6 +134,18 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _first_difference(shapes: dict[str, dict], reference: dict[str, dict]) -> str:
+    """Where two ``{model: {key: shape}}`` maps first differ, in words."""
+    if set(shapes) != set(reference):
+        return f"models {sorted(shapes)}, not {sorted(reference)}"
+    for name, keys in reference.items():
+        for key in [*keys, *(k for k in shapes[name] if k not in keys)]:  # file order
+            if shapes[name].get(key) != keys.get(key):
+                found, wanted = shapes[name].get(key, "missing"), keys.get(key, "missing")
+                return f"model '{name}' {key} is {found}, not {wanted}"
+    return "no difference"
 
 
 def load_model_state(module: nn.Module, checkpoint: Mapping[str, Any], name: str) -> None:
