@@ -18,7 +18,7 @@ rclpy_kilted := 9.1
 rclpy_jazzy  := 7.1
 
 # The suite runs in one xdist worker so that a hang costs one test, not the run: a deadlock
-# inside DDS/rclpy C code (seen once in CI) is ended by test/conftest.py's watchdog, which
+# inside DDS/rclpy C code (seen once in CI) is ended by faulthandler (pyproject.toml), which
 # prints every thread's stack and kills the worker; the test then runs once more in a fresh
 # one. Only crashes are retried: --only-rerun names an error no test raises, so an ordinary
 # failure fails the run at once.

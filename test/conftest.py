@@ -1,6 +1,5 @@
 """Test-wide settings: single-threaded maths and DDS that never leaves loopback."""
 
-import faulthandler
 import os
 import random
 
@@ -16,27 +15,6 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 import pytest  # noqa: E402
-
-# pytest-timeout (pyproject.toml, 600 s) acts from a Python thread, which never runs while a
-# hang inside C code holds the GIL: one such hang once ran CI into its 90-minute limit with no
-# trace. faulthandler's watchdog is a C thread: past this limit it prints every thread's stack
-# and ends the process, hang or not (under `make test` that is an xdist worker, and the test
-# runs once more in a fresh one: Makefile).
-HANG_LIMIT_S = 660.0
-
-
-def pytest_configure(config):
-    # The terminal's stderr, kept before per-test capture swallows what a dying run prints.
-    config.hang_report_fd = os.dup(2)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    faulthandler.dump_traceback_later(HANG_LIMIT_S, exit=True, file=item.config.hang_report_fd)
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture
