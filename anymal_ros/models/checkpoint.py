@@ -100,15 +100,9 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
         raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
     checkpoints = [load_checkpoint(p) for p in paths]
     last = checkpoints[-1]
-    reference = {
-        name: {key: list(value.shape) for key, value in state.items()}
-        for name, state in last["models"].items()
-    }
+    reference = _model_shapes(last)
     for path, ck in zip(paths, checkpoints, strict=True):
-        shapes = {
-            name: {key: list(value.shape) for key, value in state.items()}
-            for name, state in ck["models"].items()
-        }
+        shapes = _model_shapes(ck)
         if shapes != reference:
             raise CheckpointError(
                 f"{path}: {_first_difference(shapes, reference)} against {paths[-1]}; only "
@@ -133,6 +127,14 @@ def average_checkpoints(paths: Sequence[str | Path]) -> dict[str, Any]:
                 for p, ck in zip(paths, checkpoints, strict=True)
             ],
         },
+    }
+
+
+def _model_shapes(checkpoint: Mapping[str, Any]) -> dict[str, dict[str, list[int]]]:
+    """``{model: {key: shape}}`` of a loaded checkpoint."""
+    return {
+        name: {key: list(value.shape) for key, value in state.items()}
+        for name, state in checkpoint["models"].items()
     }
 
 
