@@ -50,6 +50,21 @@ def test_overrides_and_round_trip(tmp_path):
         apply_overrides({}, ["oops"])
 
 
+
+def test_exponents_without_a_dot_are_numbers(tmp_path):
+    """PyYAML alone reads ``1e-4`` as a string (YAML 1.1 wants ``1.0e-4``); in a file and
+    on the command line it is the number a user means. A quoted one stays a string."""
+    path = tmp_path / "t.yaml"
+    path.write_text("action:\n  init_std: 5e-1\n")
+    cfg = load_config(TeacherConfig, path, ["action.log_std_range=[-2E+0, 1e0]"])
+    assert cfg.action.init_std == 0.5 and cfg.action.log_std_range == (-2.0, 1.0)
+    assert apply_overrides({}, ["a=1e-4", "b=.5e2", "c='1e-4'", "d=1e4x"]) == {
+        "a": 1e-4,
+        "b": 50.0,
+        "c": "1e-4",
+        "d": "1e4x",
+    }
+
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(TeacherConfig, tmp_path / "nope.yaml")
