@@ -213,3 +213,39 @@ def test_quality_benchmark_runs_on_a_tiny_budget(teacher_ckpt, tmp_path):
         assert np.isfinite(saved[key]["student"]) and np.isfinite(saved[key]["teacher"])
     assert isinstance(result["target_noisy_student_beats_teacher"], bool)
     assert [r["noise"] for r in saved["student_rows"]] == ["none", "noisy"]
+
+
+def test_imitation_by_command_benchmark_counts_every_robot_step(teacher_ckpt, tmp_path):
+    """The benchmark on a tiny student: every robot-step lands in one (terrain, band) cell,
+    and a cell has a loss and a teacher spread exactly when robots spent time in it."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    argv = ["distill", "--teacher", str(teacher_ckpt), "--config", "config/distill.yaml",
+            "--run-dir", str(run), "--set", *TINY_RUN, "runner.iterations=2"]  # fmt: skip
+    assert main(argv) == 0
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "imitation_by_command.py"
+    spec = importlib.util.spec_from_file_location("imitation_by_command", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "imitation.json"
+    result = module.main(
+        [str(run / "checkpoints" / "latest.pt"), "--seconds", "0.48", "--out", str(out),
+         "--set", *TINY_RUN]
+    )  # fmt: skip
+    assert json.loads(out.read_text()) == result
+    assert result["teacher"] == str(teacher_ckpt) and result["levels"] == "the curriculum's start"
+    assert result["robots"] == 3 and result["seconds"] == pytest.approx(0.48)
+    steps = result["robot_steps"]
+    assert sum(v for cells in steps.values() for v in cells.values()) == 3 * 24  # 0.48 s at 50 Hz
+    for kind, cells in steps.items():
+        for band, robot_steps in cells.items():
+            loss = result["behaviour_loss"][kind][band]
+            spread = result["teacher_action_spread"][kind][band]
+            if robot_steps > 0:
+                assert loss > 0 and spread > 0
+                assert result["falls"][kind][band] >= 0
+            else:
+                assert loss is None and spread is None

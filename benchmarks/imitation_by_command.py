@@ -1,0 +1,187 @@
+"""How well a student imitates its teacher, by terrain type and band of commanded speed, on
+the student's own rollouts; and how often it falls there.
+
+Off the stairs the students fall about five times as often as their teacher when told to walk
+backwards faster than 0.6 m/s, and no more at other speeds (policies/MODEL_CARD.md, "Off the
+stairs"). This asks whether the imitation error says so too: it rebuilds the distillation of a
+student checkpoint (its config, its teacher, the teacher's simulator), puts the robots on the
+terrain levels the teacher's checkpoint had reached (where it saved them; else where the
+curriculum starts them), lets the student act alone (DAgger's ``beta`` 0, its mean action, the
+run's height noise), labels every step with the teacher's mean action and reports, per (terrain
+type, band of commanded vx), the robot time, the behaviour loss (the distillation's per-step
+MSE), the teacher's own action spread (RMS of its label about the band's mean, the scale the
+error is measured against) and the falls per 10 min.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/imitation_by_command.py \\
+        runs/student/checkpoints/latest.pt --seconds 60 \\
+        --out benchmarks/results/imitation_by_command.json
+
+Each step counts towards the command in force during it (the simulator's ``info["command"]``).
+A fall is a termination other than the episode's time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("student", help="a distillation checkpoint (.pt)")
+    p.add_argument("--teacher", default=None, help="default: the one it was distilled from")
+    p.add_argument("--config", default=str(ROOT / "config/distill.yaml"))
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[])
+    p.add_argument("--seconds", type=float, default=60.0, help="simulated time (s)")
+    p.add_argument("--noise", type=float, default=1.0, help="height-noise curriculum factor")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/imitation_by_command.json"))
+    a = p.parse_args(argv)
+
+    import torch
+
+    from anymal_ros.eval.falls import VX_BANDS, VX_EDGES
+    from anymal_ros.models.checkpoint import load_checkpoint
+    from anymal_ros.rl.dagger import as_numpy
+    from anymal_ros.rl.distill import behaviour_loss
+    from anymal_ros.rl.distill_runner import distill_runner, load_distill_config
+    from anymal_ros.rl.distill_storage import time_chunks
+
+    torch.set_num_threads(1)
+    extra = load_checkpoint(a.student).get("extra", {})
+    teacher_path = a.teacher or extra.get("teacher_checkpoint")
+    if not teacher_path:
+        raise SystemExit(f"{a.student}: no teacher named; pass --teacher")
+    teacher_env = load_checkpoint(teacher_path).get("extra", {}).get("env") or {}
+    levels = teacher_env["levels"].numpy() if "levels" in teacher_env else None
+    if levels is None:
+        print(f"{teacher_path}: no terrain levels saved; robots start where the curriculum does")
+
+    overrides = [
+        *a.overrides,
+        *([f"env.num_envs={len(levels)}"] if levels is not None else []),
+        "env.num_workers=1",
+        f"runner.seed={a.seed}",
+        "runner.tensorboard=false",
+        "runner.progress=false",
+    ]
+    cfg = load_distill_config(a.config, overrides)
+    with tempfile.TemporaryDirectory() as run_dir:
+        runner = distill_runner(cfg, teacher_path, run_dir, resume=a.student)
+        source, student = runner.source, runner.student
+        collector, rollout, env = source.collector, source.rollout, source.env
+        student.eval()
+        if levels is not None:
+            env.set_terrain_levels(levels)
+            collector.host_obs = env.reset()  # every robot starts on its level
+            collector.episode_start[:] = True
+        collector.set_noise_curriculum(a.noise)
+        types = np.asarray(env.terrain_types())
+        kinds = sorted(set(types.tolist()))
+
+        # The collector steps the environment itself; wrapping its step keeps, per step of
+        # the rollout being collected, the command band and whether the robot fell.
+        seen: dict[str, list[np.ndarray]] = {"band": [], "fell": []}
+        step = env.step
+
+        def step_and_record(action):  # type: ignore[no-untyped-def]
+            out = step(action)
+            _, _, terminated, truncated, info = out
+            seen["band"].append(np.digitize(as_numpy(info["command"])[:, 0], VX_EDGES))
+            fell = as_numpy(terminated).astype(bool) & ~as_numpy(truncated).astype(bool)
+            seen["fell"].append(fell)
+            return out
+
+        env.step = step_and_record
+        shape = (len(kinds), len(VX_BANDS))
+        steps, falls = np.zeros(shape), np.zeros(shape)
+        loss_sum = np.zeros(shape)
+        actions = rollout.teacher_target.shape[-1]
+        label_sum, label_sq = np.zeros((*shape, actions)), np.zeros(shape)
+        kind_of = np.array([kinds.index(t) for t in types])
+        rollouts = max(1, round(a.seconds / (rollout.T * runner.sim.control_dt)))
+        t0 = time.perf_counter()
+        for k in range(rollouts):
+            seen["band"].clear()
+            seen["fell"].clear()
+            collector.collect(rollout, beta=0.0)
+            with torch.no_grad():
+                (chunk,) = time_chunks(rollout, rollout.T, torch.arange(rollout.N))
+                out, _ = student.forward_sequence(
+                    chunk.proprio, chunk.extero, rollout.hidden0, chunk.episode_start
+                )
+                loss = behaviour_loss(
+                    out.deterministic, chunk.teacher_target, student.cfg.action.type
+                )
+            loss = loss.numpy().T  # [T, N]
+            label = chunk.teacher_target.numpy().transpose(1, 0, 2)  # [T, N, A]
+            band = np.stack(seen["band"])  # [T, N]
+            fell = np.stack(seen["fell"])
+            cell = (np.broadcast_to(kind_of, band.shape), band)
+            np.add.at(steps, cell, 1)
+            np.add.at(falls, cell, fell)
+            np.add.at(loss_sum, cell, loss)
+            np.add.at(label_sum, cell, label)
+            np.add.at(label_sq, cell, (label**2).sum(-1))
+            done = (k + 1) * rollout.T * rollout.N
+            rate = done / (time.perf_counter() - t0)
+            eta = (rollouts - k - 1) * rollout.T * rollout.N / rate
+            print(f"{k + 1}/{rollouts} rollouts, {rate:.0f} robot-steps/s, ETA {eta:.0f} s",
+                  flush=True)  # fmt: skip
+        env.close()
+
+    n = np.where(steps > 0, steps, np.nan)
+    mean_label = label_sum / n[..., None]
+    # RMS about the band's mean action, per action dimension (the behaviour loss's units).
+    spread = np.sqrt(np.maximum(label_sq / n - (mean_label**2).sum(-1), 0) / actions)
+    minutes = steps * runner.sim.control_dt / 60
+
+    def table(values: np.ndarray, digits: int) -> dict[str, dict[str, float | None]]:
+        return {
+            kind: {
+                band: (None if np.isnan(v) else round(float(v), digits))
+                for band, v in zip(VX_BANDS, values[i], strict=True)
+            }
+            for i, kind in enumerate(kinds)
+        }
+
+    result = {
+        "student": str(a.student),
+        "teacher": str(teacher_path),
+        "robots": rollout.N,
+        "levels": "the teacher's" if levels is not None else "the curriculum's start",
+        "seconds": rollouts * rollout.T * runner.sim.control_dt,
+        "noise_curriculum": a.noise,
+        "seed": a.seed,
+        "vx_bands": list(VX_BANDS),
+        "robot_steps": table(steps, 0),
+        "robot_minutes": table(minutes, 2),
+        "behaviour_loss": table(loss_sum / n, 4),
+        "teacher_action_spread": table(spread, 4),
+        "falls_per_10min": table(10 * falls / np.where(minutes > 0, minutes, np.nan), 1),
+        "falls": table(falls, 0),
+    }
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"{'terrain':>12} {'vx band':>13} {'robot-min':>9} {'loss':>7} {'spread':>7} falls/10min")
+    per_10min = 10 * falls / np.maximum(minutes, 1e-9)
+    for i, kind in enumerate(kinds):
+        for j, band in enumerate(VX_BANDS):
+            print(f"{kind:>12} {band:>13} {minutes[i, j]:9.1f} {loss_sum[i, j] / n[i, j]:7.4f} "
+                  f"{spread[i, j]:7.4f} {per_10min[i, j]:6.1f}")  # fmt: skip
+    return result
+
+
+if __name__ == "__main__":
+    main()
