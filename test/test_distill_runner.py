@@ -192,17 +192,23 @@ def _load_teacher(path):
     return teacher_from_checkpoint(load_checkpoint(path), path)
 
 
-def test_quality_benchmark_runs_on_a_tiny_budget(teacher_ckpt, tmp_path):
+def _benchmark(name):
+    """The script ``benchmarks/<name>.py`` as a module (benchmarks are not a package)."""
     import importlib.util
-    import json
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_quality.py"
-    spec = importlib.util.spec_from_file_location("distill_quality", script)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_benchmark_runs_on_a_tiny_budget(teacher_ckpt, tmp_path):
+    import json
+
     out = tmp_path / "quality.json"
-    result = module.main(
+    result = _benchmark("distill_quality").main(
         ["--teacher", str(teacher_ckpt), "--iterations", "2", "--terrains", "flat",
          "--eval-envs", "2", "--run-dir", str(tmp_path / "run"), "--out", str(out),
          "--set", *TINY_RUN]
@@ -218,20 +224,14 @@ def test_quality_benchmark_runs_on_a_tiny_budget(teacher_ckpt, tmp_path):
 def test_imitation_by_command_benchmark_counts_every_robot_step(teacher_ckpt, tmp_path):
     """The benchmark on a tiny student: every robot-step lands in one (terrain, band) cell,
     and a cell has a loss and a teacher spread exactly when robots spent time in it."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     run = tmp_path / "run"
     argv = ["distill", "--teacher", str(teacher_ckpt), "--config", "config/distill.yaml",
             "--run-dir", str(run), "--set", *TINY_RUN, "runner.iterations=2"]  # fmt: skip
     assert main(argv) == 0
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "imitation_by_command.py"
-    spec = importlib.util.spec_from_file_location("imitation_by_command", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     out = tmp_path / "imitation.json"
-    result = module.main(
+    result = _benchmark("imitation_by_command").main(
         [str(run / "checkpoints" / "latest.pt"), "--seconds", "0.48", "--out", str(out),
          "--set", *TINY_RUN]
     )  # fmt: skip
