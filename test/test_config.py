@@ -50,7 +50,6 @@ def test_overrides_and_round_trip(tmp_path):
         apply_overrides({}, ["oops"])
 
 
-
 def test_exponents_without_a_dot_are_numbers(tmp_path):
     """PyYAML alone reads ``1e-4`` as a string (YAML 1.1 wants ``1.0e-4``); in a file and
     on the command line it is the number a user means. A quoted one stays a string."""
@@ -64,6 +63,7 @@ def test_exponents_without_a_dot_are_numbers(tmp_path):
         "c": "1e-4",
         "d": "1e4x",
     }
+
 
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
