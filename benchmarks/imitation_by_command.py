@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
     # RMS about the band's mean action, per action dimension (the behaviour loss's units).
     spread = np.sqrt(np.maximum(label_sq / n - (mean_label**2).sum(-1), 0) / actions)
     minutes = steps * runner.sim.control_dt / 60
+    per_10min = 10 * falls / (n * runner.sim.control_dt / 60)
 
     def table(values: np.ndarray, digits: int) -> dict[str, dict[str, float | None]]:
         return {
@@ -169,13 +170,12 @@ def main(argv: list[str] | None = None) -> dict:
         "robot_minutes": table(minutes, 2),
         "behaviour_loss": table(loss_sum / n, 4),
         "teacher_action_spread": table(spread, 4),
-        "falls_per_10min": table(10 * falls / np.where(minutes > 0, minutes, np.nan), 1),
+        "falls_per_10min": table(per_10min, 1),
         "falls": table(falls, 0),
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"{'terrain':>12} {'vx band':>13} {'robot-min':>9} {'loss':>7} {'spread':>7} falls/10min")
-    per_10min = 10 * falls / np.maximum(minutes, 1e-9)
     for i, kind in enumerate(kinds):
         for j, band in enumerate(VX_BANDS):
             print(f"{kind:>12} {band:>13} {minutes[i, j]:9.1f} {loss_sum[i, j] / n[i, j]:7.4f} "
