@@ -7,15 +7,18 @@ import numpy as np
 import pytest
 import torch
 from distill_helpers import small_pair, synthetic_rollout
+from test_sim_env import QUIET, make_cfg
 
 from anymal_ros.config import ConfigError, load_config
 from anymal_ros.config.distill import DAggerConfig, DistillConfig, DistillLossConfig
 from anymal_ros.config.models import ActionHeadConfig
+from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.config.rl import TrainConfig
 from anymal_ros.config.sim import ActionConfig
-from anymal_ros.rl.dagger import mix_actions
+from anymal_ros.rl.dagger import DAggerCollector, TeacherTakeover, mix_actions
 from anymal_ros.rl.distill import Distiller, behaviour_loss
 from anymal_ros.rl.distill_storage import DistillRollout, chunk_bounds
+from anymal_ros.sim.env import QuadrupedVecEnv
 
 
 def _indexed_rollout(T: int, N: int, starts: np.ndarray) -> DistillRollout:
@@ -137,6 +140,67 @@ def test_mix_actions_beta():
     act, who = mix_actions(torch.zeros(10, dtype=torch.long), torch.ones(10, dtype=torch.long),
                            1.0, "blend", rng)  # fmt: skip
     assert act.tolist() == [1] * 10
+
+
+def _pitched(angles: list[float]) -> np.ndarray:
+    """Raw proprioception ``[N, 120]`` of robots whose bases are pitched by ``angles`` rad."""
+    proprio = np.zeros((len(angles), 120), np.float32)
+    a = np.asarray(angles)
+    proprio[:, TeacherTakeover.GRAVITY] = np.stack([np.sin(a), 0 * a, -np.cos(a)], -1)
+    return proprio
+
+
+def test_the_teacher_drives_a_tipped_robot_until_it_has_been_upright_for_the_set_steps():
+    takeover = TeacherTakeover(3, tilt=0.8, steps=2)
+    up, tipped = 0.1, 1.0
+    pitches = [[up, tipped, up], [up, up, tipped], [up, up, tipped], [up, up, up], [up, up, up]]
+    driven = [takeover(_pitched(p)).tolist() for p in pitches]
+    assert driven == [
+        [False, True, False],
+        [False, True, True],  # robot 1 upright again: driven for two more steps
+        [False, True, True],  # robot 2 still tipped: its count starts again
+        [False, False, True],
+        [False, False, True],
+    ]
+    assert not takeover(_pitched([up, up, up])).any()
+    takeover(_pitched([tipped, tipped, up]))
+    takeover.reset(np.array([0]))  # a new episode starts with the student
+    assert takeover(_pitched([up, up, up])).tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="takeover_tilt"):
+        DAggerConfig(takeover_tilt=-0.1)
+
+
+@pytest.mark.parametrize("takeover_tilt", [0.0, 0.25])
+def test_collector_hands_tipped_robots_to_the_teacher_on_the_simulator(takeover_tilt):
+    # Hard, frequent pushes tip the robots within the rollout.
+    pushes = {"enabled": True, "push_interval_s": [0.1, 0.2], "push_force": 1500.0,
+              "push_torque": 300.0, "latency_steps": [0, 0]}  # fmt: skip
+    env = QuadrupedVecEnv(make_cfg(QUIET, randomization=pushes), 4, seed=3)
+    teacher, student = small_pair(ActionHeadConfig(num_actions=12), proprio_dim=120)
+    dagger = DAggerConfig(num_steps=40, takeover_tilt=takeover_tilt, takeover_steps=1000)
+    collector = DAggerCollector(env, student, teacher, HeightNoiseConfig(enabled=False), dagger)
+    executed: list[np.ndarray] = []
+    step = env.step
+    env.step = lambda action: executed.append(np.array(action)) or step(action)
+    rollout = DistillRollout(
+        40, 4, 120, (4, 52), 50, 12, (student.cfg.gru_layers, student.cfg.gru_hidden)
+    )
+    stats = collector.collect(rollout, beta=0.0)
+    label = rollout.teacher_target.numpy()  # [T, N, 12]
+    by_teacher = np.isclose(np.stack(executed), label, atol=1e-6).all(-1)
+    cos_tilt = -rollout.proprio[..., TeacherTakeover.GRAVITY][..., 2].numpy()
+    tipped = cos_tilt < np.cos(0.25)
+    # Since a robot first tipped in its episode the teacher has driven it; before, the student.
+    since_tip = tipped.copy()
+    for t in range(1, len(tipped)):
+        since_tip[t] |= since_tip[t - 1] & ~rollout.episode_start[t].numpy()
+    assert tipped.any() and (~since_tip).any()
+    assert not by_teacher[~since_tip].any()
+    if takeover_tilt:
+        assert by_teacher[since_tip].all()
+        assert stats["teacher_action_share"] == pytest.approx(since_tip.mean())
+    else:
+        assert not by_teacher.any() and stats["teacher_action_share"] == 0.0
 
 
 def test_beta_schedule_and_config_file():

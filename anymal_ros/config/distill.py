@@ -8,6 +8,7 @@ fitted to the labels with truncated back-propagation through time over contiguou
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +34,11 @@ class DAggerConfig:
     Early teacher control keeps the (random-GRU) student from falling at once, so the first
     labels come from states worth learning; with ``beta = 0`` the student alone acts, as in
     the paper. Every visited state is labelled by the teacher whoever acted.
+
+    ``takeover_tilt > 0`` hands a robot to the teacher for ``takeover_steps`` control steps
+    once its base tilts more than that (rad from upright): a robot the student has tipped is
+    then walked back up by the teacher instead of falling, so the data also holds recoveries
+    from the student's own errors, labelled like every other step.
     """
 
     num_steps: int = 50  # rollout length T per environment and iteration
@@ -42,10 +48,16 @@ class DAggerConfig:
     beta_mode: Literal["switch", "blend"] = "switch"
     # The student's executed action: its mean/argmax (what is deployed) or a sample.
     student_action: Literal["mean", "sample"] = "mean"
+    takeover_tilt: float = 0.0  # rad; 0: the teacher never takes a robot over
+    takeover_steps: int = 25
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+        if not 0.0 <= self.takeover_tilt < math.pi:
+            raise ValueError(f"takeover_tilt must be in [0, pi) rad, got {self.takeover_tilt}")
+        if self.takeover_steps < 1:
+            raise ValueError(f"takeover_steps must be >= 1, got {self.takeover_steps}")
         for name in ("beta_start", "beta_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

@@ -6,6 +6,7 @@ Per control step, for all ``N`` environments at once::
     label = teacher(proprio, clean extero, privileged) Gaussian mean or categorical logits
     out, h = student.step(proprio, noisy, h)            h zeroed where an episode starts
     action = mix(student action, teacher action, beta)  see DAggerConfig
+    action = teacher action where the teacher has taken the robot over (tipped; optional)
     obs, reward, terminated, truncated, info = env.step(action)
 
 The environment is any object with the quadruped vector-env interface (``num_envs``,
@@ -31,6 +32,7 @@ from torch import Tensor
 
 from anymal_ros.config.distill import DAggerConfig
 from anymal_ros.config.noise import HeightNoiseConfig
+from anymal_ros.contract import proprio_layout
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.height_noise import HeightNoiseView
@@ -81,6 +83,29 @@ def mix_actions(
     return torch.where(pick.view(shape), teacher_action, student_action), pick
 
 
+class TeacherTakeover:
+    """Which robots the teacher drives because they tipped: from the step a robot's base
+    tilts more than ``tilt`` rad until ``steps`` steps after it is back within that."""
+
+    GRAVITY = proprio_layout(cpg=False).slices()["gravity"]  # same place with CPG terms
+
+    def __init__(self, num_envs: int, tilt: float, steps: int) -> None:
+        self.cos_tilt = float(np.cos(tilt))
+        self.steps = steps
+        self.left = np.zeros(num_envs, dtype=np.int64)
+
+    def __call__(self, proprio: np.ndarray) -> np.ndarray:
+        """``[N]`` bool: robots the teacher drives this step, from raw ``proprio [N, P]``."""
+        upright = -proprio[:, self.GRAVITY][:, 2]  # cosine of the base's tilt
+        tipped = upright < self.cos_tilt
+        driven = tipped | (self.left > 0)
+        self.left = np.where(tipped, self.steps, np.maximum(self.left - 1, 0))
+        return driven
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        self.left[env_ids] = 0
+
+
 class DAggerCollector:
     """Keeps the environment, student hidden state and episode bookkeeping between rollouts."""
 
@@ -104,6 +129,11 @@ class DAggerCollector:
         lookup = env.heights_at_offsets if isinstance(env, ShiftedHeights) else None
         self.noise = HeightNoiseView(noise_cfg, self.num_envs, seed, lookup)
         self.rng = np.random.default_rng(seed + 7919)
+        self.takeover = (
+            TeacherTakeover(self.num_envs, dagger.takeover_tilt, dagger.takeover_steps)
+            if dagger.takeover_tilt > 0
+            else None
+        )
         # Observations stay on the host until the step that uses them: the height noise is
         # drawn there, and observations and noisy heights then travel to a GPU in one copy.
         self.host_obs: Mapping[str, Any] = env.reset()
@@ -139,6 +169,11 @@ class DAggerCollector:
                 s_act = out.deterministic.argmax(-1) if categorical else out.deterministic
             t_act = label.argmax(-1) if categorical else label
             action, teacher_acted = mix_actions(s_act, t_act, beta, self.cfg.beta_mode, self.rng)
+            if self.takeover is not None:
+                tipped = self.takeover(as_numpy(self.host_obs["proprio"]))
+                driven = torch.as_tensor(tipped, device=action.device)
+                action = torch.where(driven.view(-1, *(1,) * (action.dim() - 1)), t_act, action)
+                teacher_acted = teacher_acted.to(action.device) | driven
             teacher_steps += float(teacher_acted.float().mean())
 
             next_obs, _, terminated, truncated, info = self.env.step(as_numpy(action))
@@ -150,6 +185,8 @@ class DAggerCollector:
             done_ids = np.flatnonzero(done)
             if done_ids.size:
                 self.noise.reset(done_ids)
+                if self.takeover is not None:
+                    self.takeover.reset(done_ids)
                 if "episode_return" in info:
                     self.recent_returns.extend(as_numpy(info["episode_return"])[done_ids].tolist())
                     self.recent_lengths.extend(
