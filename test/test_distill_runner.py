@@ -124,6 +124,34 @@ def test_distill_online_logs_checkpoints_resumes_and_exports(teacher_ckpt, tmp_p
                  "--num-envs", "2", "--out", str(tmp_path / "ev"), "--quiet"]) == 0  # fmt: skip
 
 
+def test_a_resumed_distillation_keeps_its_robots_terrain_levels(teacher_ckpt, tmp_path):
+    """The curriculum's progress is in the checkpoint: a resumed run's robots start their next
+    episodes on the levels they had reached, not back where the curriculum starts (on the
+    full terrain that cost a resumed run hundreds of iterations on easy ground)."""
+    cfg = load_distill_config("config/distill.yaml", [*TINY_RUN, "env.num_envs=4"])
+    runner = distill_runner(cfg, teacher_ckpt, tmp_path / "run")
+    start = np.asarray(runner.source.env.terrain_levels())
+    reached = 1 - start  # every robot on the other of the small terrain's two levels
+    runner.source.env.set_terrain_levels(reached)
+    runner.save(tmp_path / "reached.pt")
+
+    resumed = distill_runner(cfg, teacher_ckpt, tmp_path / "run", resume=tmp_path / "reached.pt")
+    np.testing.assert_array_equal(resumed.source.env.terrain_levels(), reached)
+    assert resumed.source.collector.episode_start.all()  # new episodes, on those levels
+    fresh = distill_runner(cfg, teacher_ckpt, tmp_path / "fresh")
+    np.testing.assert_array_equal(fresh.source.env.terrain_levels(), start)
+
+    # A checkpoint from before the levels were saved still resumes, and says what it lacks.
+    old = load_checkpoint(tmp_path / "reached.pt")
+    del old["extra"]["source"]
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="no terrain levels"):
+        distill_runner(cfg, teacher_ckpt, tmp_path / "run", resume=tmp_path / "old.pt")
+    fewer = load_distill_config("config/distill.yaml", [*TINY_RUN, "env.num_envs=3"])
+    with pytest.raises(ValueError, match="terrain levels for 4 robots .* has 3"):
+        distill_runner(fewer, teacher_ckpt, tmp_path / "run", resume=tmp_path / "reached.pt")
+
+
 def test_student_runs_with_the_action_settings_it_was_distilled_with(teacher_ckpt, tmp_path):
     """A teacher saved with its deploy section, distilled with ``env.sim.actions`` changed:
     the student's deploy (what export writes into the ONNX file) follows the distillation

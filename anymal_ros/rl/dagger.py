@@ -203,6 +203,16 @@ class DAggerCollector:
             "noise_curriculum": self.noise.model.curriculum,
         }
 
+    def restart(self) -> None:
+        """Every robot starts a new episode (where the environment's reset puts it: a resumed
+        run sets the terrain levels first)."""
+        every = np.arange(self.num_envs)
+        self.host_obs = self.env.reset()
+        self.episode_start[:] = True
+        self.noise.reset(every)
+        if self.takeover is not None:
+            self.takeover.reset(every)
+
     def _observe(self, host_obs: Mapping[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
         """The learner's view of host observations: ``(obs, noisy extero)`` on the device."""
         noisy = self.noise(as_numpy(host_obs["extero"]))

@@ -255,7 +255,11 @@ class DistillRunner(TrainingLoop):
         return self._stamped_run_dir("distill")
 
     def _rank_state(self) -> dict[str, Any]:
-        return {"rng": self._checkpoint_rng(), "distiller": self.distiller.state_dict()}
+        return {
+            "rng": self._checkpoint_rng(),
+            "distiller": self.distiller.state_dict(),
+            "source": self.source.state_dict(),
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint (rank 0; the other ranks hand it their state and return)."""
@@ -283,6 +287,7 @@ class DistillRunner(TrainingLoop):
                 "kind": "distill",
                 "teacher_checkpoint": self.teacher_checkpoint,
                 "distiller": own["distiller"],
+                "source": own["source"],
                 "offline": isinstance(self.source, EpisodeStoreSource),
                 **others,
             },
@@ -305,6 +310,7 @@ class DistillRunner(TrainingLoop):
             group["lr"] = self.cfg.loss.learning_rate
         own = self._own_rank_state(ckpt)
         self.distiller.load_state_dict(own["distiller"])
+        self.source.load_state_dict(own.get("source", {}))
         c = ckpt["counters"]
         self.iteration = int(c["iteration"])
         self.samples = int(c["samples"])

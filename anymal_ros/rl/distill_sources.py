@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ from anymal_ros.models.teacher import Teacher
 from anymal_ros.obs.height_noise import HeightNoise
 from anymal_ros.rl.distill import Distiller
 from anymal_ros.rl.distill_storage import DistillRollout, rollout_from_episodes
-from anymal_ros.sim.interface import VecEnv
+from anymal_ros.sim.interface import TerrainCurriculum, VecEnv
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,12 @@ class DistillSource(Protocol):
     def run_iteration(self, distiller: Distiller, iteration: int) -> SourceIteration:
         """Get iteration ``iteration``'s data and update the student with ``distiller``."""
         ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep for a resumed run to go on where this one was."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
 class DAggerSource:
@@ -94,6 +102,32 @@ class DAggerSource:
             mean_return=collector.mean_return,
             mean_length=collector.mean_length,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The robots' terrain levels: a resumed run's robots go on where the curriculum had
+        taken them, instead of climbing back from its start for hundreds of iterations."""
+        if not isinstance(self.env, TerrainCurriculum):
+            return {}
+        return {"terrain_levels": torch.from_numpy(np.asarray(self.env.terrain_levels()))}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not isinstance(self.env, TerrainCurriculum):
+            return
+        levels = state.get("terrain_levels")
+        if levels is None:
+            warnings.warn(
+                "the checkpoint holds no terrain levels (written before distillation saved "
+                "them): the robots start where the terrain curriculum starts",
+                stacklevel=2,
+            )
+            return
+        if len(levels) != self.env.num_envs:
+            raise ValueError(
+                f"the checkpoint has terrain levels for {len(levels)} robots and this run "
+                f"has {self.env.num_envs} (env.num_envs): resume with the same number"
+            )
+        self.env.set_terrain_levels(levels.numpy())
+        self.collector.restart()
 
 
 class EpisodeStoreSource:
@@ -187,3 +221,9 @@ class EpisodeStoreSource:
             mean_return=math.nan,
             mean_length=math.nan,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # the store is read-only; a resumed run draws its episodes afresh
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
