@@ -141,12 +141,21 @@ def test_a_resumed_distillation_keeps_its_robots_terrain_levels(teacher_ckpt, tm
     fresh = distill_runner(cfg, teacher_ckpt, tmp_path / "fresh")
     np.testing.assert_array_equal(fresh.source.env.terrain_levels(), start)
 
-    # A checkpoint from before the levels were saved still resumes, and says what it lacks.
+    # A checkpoint from before the levels were saved still resumes, and says what it lacks;
+    # so does a next stage on another terrain (the levels were of other columns).
     old = load_checkpoint(tmp_path / "reached.pt")
     del old["extra"]["source"]
     torch.save(old, tmp_path / "old.pt")
     with pytest.warns(UserWarning, match="no terrain levels"):
         distill_runner(cfg, teacher_ckpt, tmp_path / "run", resume=tmp_path / "old.pt")
+    stage = load_distill_config(
+        "config/distill.yaml", [*TINY_RUN, "env.num_envs=4", "env.sim.terrain.max_init_level=0"]
+    )
+    with pytest.warns(UserWarning, match="terrain differs"):
+        next_stage = distill_runner(
+            stage, teacher_ckpt, tmp_path / "stage", resume=tmp_path / "reached.pt"
+        )
+    assert not next_stage.source.env.terrain_levels().any()
     fewer = load_distill_config("config/distill.yaml", [*TINY_RUN, "env.num_envs=3"])
     with pytest.raises(ValueError, match="terrain levels for 4 robots .* has 3"):
         distill_runner(fewer, teacher_ckpt, tmp_path / "run", resume=tmp_path / "reached.pt")
@@ -161,9 +170,7 @@ def test_student_runs_with_the_action_settings_it_was_distilled_with(teacher_ckp
     ckpt["config"]["deploy"] = to_dict(teacher_deploy)
     path = tmp_path / "teacher_with_deploy.pt"
     save_checkpoint(path, models={"teacher": teacher_from_checkpoint(ckpt)}, config=ckpt["config"])
-    cfg = load_distill_config(
-        "config/distill.yaml", [*TINY_RUN, "env.sim.actions.scale=0.35"]
-    )
+    cfg = load_distill_config("config/distill.yaml", [*TINY_RUN, "env.sim.actions.scale=0.35"])
     runner = distill_runner(cfg, path, tmp_path / "run")
     assert teacher_deploy.actions.scale != 0.35
     assert runner.deploy.actions.scale == 0.35

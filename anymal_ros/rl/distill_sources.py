@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from anymal_ros.config.base import to_dict
 from anymal_ros.config.distill import DistillConfig
 from anymal_ros.config.models import StudentConfig
 from anymal_ros.models.student import Student
@@ -104,30 +105,35 @@ class DAggerSource:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """The robots' terrain levels: a resumed run's robots go on where the curriculum had
-        taken them, instead of climbing back from its start for hundreds of iterations."""
+        """The robots' terrain levels and the terrain they are levels of: a resumed run's
+        robots go on where the curriculum had taken them, instead of climbing back from its
+        start for hundreds of iterations."""
         if not isinstance(self.env, TerrainCurriculum):
             return {}
-        return {"terrain_levels": torch.from_numpy(np.asarray(self.env.terrain_levels()))}
+        return {
+            "terrain": to_dict(self.env.cfg.terrain),
+            "terrain_levels": torch.from_numpy(np.asarray(self.env.terrain_levels())),
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not isinstance(self.env, TerrainCurriculum):
             return
         levels = state.get("terrain_levels")
         if levels is None:
-            warnings.warn(
-                "the checkpoint holds no terrain levels (written before distillation saved "
-                "them): the robots start where the terrain curriculum starts",
-                stacklevel=2,
-            )
-            return
-        if len(levels) != self.env.num_envs:
+            why = "the checkpoint holds no terrain levels (written before distillation saved them)"
+        elif state.get("terrain") != to_dict(self.env.cfg.terrain):
+            # A new stage with another terrain mix: the levels were of other columns.
+            why = "this run's terrain differs from the checkpoint's"
+        elif len(levels) != self.env.num_envs:
             raise ValueError(
                 f"the checkpoint has terrain levels for {len(levels)} robots and this run "
                 f"has {self.env.num_envs} (env.num_envs): resume with the same number"
             )
-        self.env.set_terrain_levels(levels.numpy())
-        self.collector.restart()
+        else:
+            self.env.set_terrain_levels(levels.numpy())
+            self.collector.restart()
+            return
+        warnings.warn(f"{why}: the robots start where the terrain curriculum starts", stacklevel=2)
 
 
 class EpisodeStoreSource:
