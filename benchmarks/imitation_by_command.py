@@ -18,6 +18,12 @@ error is measured against) and the falls per 10 min.
 
 Each step counts towards the command in force during it (the simulator's ``info["command"]``).
 A fall is a termination other than the episode's time limit.
+
+``before_falls`` says what the falls look like coming: the base's largest tilt and the largest
+behaviour loss in the half second up to each fall, against every step's, and for tilt
+thresholds how many steps exceed each and how far ahead of the falls it is first exceeded
+(within the second before; a window never reaches into the robot's previous episode). That is
+what a teacher taking over tipped robots during distillation (``dagger.takeover_tilt``) acts on.
 """
 
 from __future__ import annotations
@@ -37,6 +43,53 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+TILT_THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)  # rad from upright
+
+
+def before_falls(
+    fell: np.ndarray,
+    tilt: np.ndarray,
+    loss: np.ndarray,
+    episode_start: np.ndarray,
+    dt: float,
+    window_s: float = 0.5,
+    lead_s: float = 1.0,
+) -> dict:
+    """The run's falls against the steps before them. Every input is ``[T, N]`` in time order:
+    ``fell[t]`` the step from state ``t`` ended in a fall, ``tilt[t]`` the base's tilt (rad)
+    and ``loss[t]`` the behaviour loss in state ``t``, ``episode_start[t]`` state ``t`` begins
+    an episode."""
+    steps = np.arange(len(fell))[:, None]
+    first = np.maximum.accumulate(np.where(episode_start, steps, 0), axis=0)  # episode's start
+    windows = []
+    for t, n in zip(*np.nonzero(fell), strict=True):
+        span = slice(max(first[t, n], t + 1 - round(window_s / dt)), t + 1)
+        lead = slice(max(first[t, n], t + 1 - round(lead_s / dt)), t + 1)
+        windows.append((tilt[span, n].max(), loss[span, n].max(), tilt[lead, n]))
+
+    def quartiles(values: list[float] | np.ndarray) -> list[float] | None:
+        return np.percentile(values, [25, 50, 75]).round(3).tolist() if len(values) else None
+
+    thresholds = {}
+    for limit in TILT_THRESHOLDS:
+        over = [w > limit for _, _, w in windows]
+        leads = [(len(o) - 1 - np.argmax(o)) * dt for o in over if o.any()]  # first step over
+        thresholds[f"{limit}"] = {
+            "share_of_steps": round(float(np.mean(tilt > limit)), 5),
+            "share_of_falls_preceded": round(len(leads) / len(windows), 3) if windows else None,
+            "median_lead_s": round(float(np.median(leads)), 3) if leads else None,
+        }
+    return {
+        "falls": len(windows),
+        "window_s": window_s,
+        "max_tilt_quartiles": quartiles([w[0] for w in windows]),
+        "max_loss_quartiles": quartiles([w[1] for w in windows]),
+        "every_step_loss_percentiles_50_90_99": np.percentile(loss, [50, 90, 99]).round(4).tolist(),
+        "every_step_tilt_percentiles_50_99": np.percentile(tilt, [50, 99]).round(3).tolist(),
+        "tilt_thresholds": thresholds,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("student", help="a distillation checkpoint (.pt)")
@@ -53,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from anymal_ros.eval.falls import VX_BANDS, VX_EDGES
     from anymal_ros.models.checkpoint import load_checkpoint
-    from anymal_ros.rl.dagger import as_numpy
+    from anymal_ros.rl.dagger import TeacherTakeover, as_numpy
     from anymal_ros.rl.distill import behaviour_loss
     from anymal_ros.rl.distill_runner import distill_runner, load_distill_config
     from anymal_ros.rl.distill_storage import time_chunks
@@ -110,6 +163,7 @@ def main(argv: list[str] | None = None) -> dict:
         actions = rollout.teacher_target.shape[-1]
         label_sum, label_sq = np.zeros((*shape, actions)), np.zeros(shape)
         kind_of = np.array([kinds.index(t) for t in types])
+        over_time: dict[str, list[np.ndarray]] = {"fell": [], "tilt": [], "loss": [], "start": []}
         rollouts = max(1, round(a.seconds / (rollout.T * runner.sim.control_dt)))
         t0 = time.perf_counter()
         for k in range(rollouts):
@@ -134,6 +188,11 @@ def main(argv: list[str] | None = None) -> dict:
             np.add.at(loss_sum, cell, loss)
             np.add.at(label_sum, cell, label)
             np.add.at(label_sq, cell, (label**2).sum(-1))
+            upright = -chunk.proprio[..., TeacherTakeover.GRAVITY][..., 2].numpy().T
+            over_time["tilt"].append(np.arccos(np.clip(upright, -1.0, 1.0)))
+            over_time["start"].append(chunk.episode_start.numpy().T)
+            over_time["fell"].append(fell)
+            over_time["loss"].append(loss)
             done = (k + 1) * rollout.T * rollout.N
             rate = done / (time.perf_counter() - t0)
             eta = (rollouts - k - 1) * rollout.T * rollout.N / rate
@@ -172,6 +231,10 @@ def main(argv: list[str] | None = None) -> dict:
         "teacher_action_spread": table(spread, 4),
         "falls_per_10min": table(per_10min, 1),
         "falls": table(falls, 0),
+        "before_falls": before_falls(
+            *(np.concatenate(over_time[k]) for k in ("fell", "tilt", "loss", "start")),
+            dt=runner.sim.control_dt,
+        ),
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")

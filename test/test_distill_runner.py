@@ -284,3 +284,26 @@ def test_imitation_by_command_benchmark_counts_every_robot_step(teacher_ckpt, tm
                 assert result["falls"][kind][band] >= 0
             else:
                 assert loss is None and spread is None
+    assert result["before_falls"]["falls"] == sum(
+        v for cells in result["falls"].values() for v in cells.values() if v is not None
+    )
+
+
+def test_before_falls_looks_back_from_each_fall_within_its_episode():
+    before_falls = _benchmark("imitation_by_command").before_falls
+    T, dt = 100, 0.02
+    fell, start = np.zeros((T, 2), bool), np.zeros((T, 2), bool)
+    tilt, loss = np.full((T, 2), 0.1), np.full((T, 2), 0.01)
+    start[0] = True
+    tilt[80:91, 0], loss[88, 0], fell[90, 0] = 0.65, 0.5, True  # tips 0.2 s before it falls
+    tilt[60:75, 1] = 0.9  # a previous episode of robot 1: not part of its fall's story
+    start[85, 1], fell[88, 1] = True, True
+    out = before_falls(fell, tilt, loss, start, dt)
+    assert out["falls"] == 2
+    assert out["max_tilt_quartiles"][0] == pytest.approx(0.1 + 0.25 * 0.55, abs=1e-3)  # 0.1, 0.65
+    assert out["max_loss_quartiles"][-1] == pytest.approx(0.01 + 0.75 * 0.49, abs=1e-3)
+    at = out["tilt_thresholds"]
+    assert at["0.6"]["share_of_falls_preceded"] == 0.5
+    assert at["0.6"]["median_lead_s"] == pytest.approx(10 * dt)
+    assert at["0.7"]["share_of_falls_preceded"] == 0.0 and at["0.7"]["median_lead_s"] is None
+    assert at["0.8"]["share_of_steps"] == pytest.approx(15 / 200)
