@@ -35,10 +35,11 @@ class DAggerConfig:
     labels come from states worth learning; with ``beta = 0`` the student alone acts, as in
     the paper. Every visited state is labelled by the teacher whoever acted.
 
-    ``takeover_tilt > 0`` hands a robot to the teacher for ``takeover_steps`` control steps
-    once its base tilts more than that (rad from upright): a robot the student has tipped is
-    then walked back up by the teacher instead of falling, so the data also holds recoveries
-    from the student's own errors, labelled like every other step.
+    ``takeover_tilt > 0`` hands a robot to the teacher once its base tilts more than that (rad
+    from upright), until ``takeover_steps`` control steps after it is back within it, so the
+    data holds what the teacher does from the student's own errors, labelled like every other
+    step. (Past 0.45-0.6 rad the ANYmal C teacher cannot save a robot its student has tipped:
+    ``policies/MODEL_CARD.md``, "The teacher cannot catch a robot the student has tipped".)
     """
 
     num_steps: int = 50  # rollout length T per environment and iteration
