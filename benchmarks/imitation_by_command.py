@@ -104,9 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
+    from anymal_ros.contract import proprio_layout
     from anymal_ros.eval.falls import VX_BANDS, VX_EDGES
     from anymal_ros.models.checkpoint import load_checkpoint
-    from anymal_ros.rl.dagger import TeacherTakeover, as_numpy
+    from anymal_ros.obs.rotations import tilt_from_gravity
+    from anymal_ros.rl.dagger import as_numpy
     from anymal_ros.rl.distill import behaviour_loss
     from anymal_ros.rl.distill_runner import distill_runner, load_distill_config
     from anymal_ros.rl.distill_storage import time_chunks
@@ -164,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         label_sum, label_sq = np.zeros((*shape, actions)), np.zeros(shape)
         kind_of = np.array([kinds.index(t) for t in types])
         over_time: dict[str, list[np.ndarray]] = {"fell": [], "tilt": [], "loss": [], "start": []}
+        gravity_slice = proprio_layout(cpg=False).slices()["gravity"]  # same with CPG terms
         rollouts = max(1, round(a.seconds / (rollout.T * runner.sim.control_dt)))
         t0 = time.perf_counter()
         for k in range(rollouts):
@@ -188,8 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
             np.add.at(loss_sum, cell, loss)
             np.add.at(label_sum, cell, label)
             np.add.at(label_sq, cell, (label**2).sum(-1))
-            upright = -chunk.proprio[..., TeacherTakeover.GRAVITY][..., 2].numpy().T
-            over_time["tilt"].append(np.arccos(np.clip(upright, -1.0, 1.0)))
+            gravity = chunk.proprio[..., gravity_slice].numpy()  # [N, T, 3]
+            over_time["tilt"].append(tilt_from_gravity(gravity).T)
             over_time["start"].append(chunk.episode_start.numpy().T)
             over_time["fell"].append(fell)
             over_time["loss"].append(loss)

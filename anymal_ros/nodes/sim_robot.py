@@ -17,7 +17,12 @@ import numpy as np
 
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import NUM_JOINTS
-from anymal_ros.obs.rotations import projected_gravity, quat_rotate_inverse, yaw_from_quat
+from anymal_ros.obs.rotations import (
+    projected_gravity,
+    quat_rotate_inverse,
+    tilt_from_gravity,
+    yaw_from_quat,
+)
 from anymal_ros.sim.env import QuadrupedVecEnv
 
 
@@ -118,7 +123,7 @@ class SimRobot:
     def fallen(self, max_tilt: float, min_height: float) -> str | None:
         """Why the robot counts as fallen (tilt, or base too close to the terrain), or None."""
         s = self.state()
-        tilt = float(np.arccos(np.clip(-s.gravity[2], -1.0, 1.0)))
+        tilt = float(tilt_from_gravity(s.gravity))
         if tilt > max_tilt:
             return f"tilt {np.degrees(tilt):.0f} deg"
         ground = float(self.env.terrain.heights(s.base_pos[None, :2])[0])

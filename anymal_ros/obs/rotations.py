@@ -38,6 +38,11 @@ def projected_gravity(quat: np.ndarray) -> np.ndarray:
     return np.stack([gx, gy, gz], axis=-1)
 
 
+def tilt_from_gravity(gravity: np.ndarray) -> np.ndarray:
+    """Angle (rad) between the base's z axis and world up, from projected gravity ``[..., 3]``."""
+    return np.arccos(np.clip(-gravity[..., 2], -1.0, 1.0))
+
+
 def yaw_from_quat(quat: np.ndarray) -> np.ndarray:
     """Heading angle (rad, about world z) of each base orientation, ``[N]``."""
     w, x, y, z = quat[:, 0], quat[:, 1], quat[:, 2], quat[:, 3]
