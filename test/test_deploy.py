@@ -180,9 +180,13 @@ def test_bad_metadata_is_refused(tmp_path, student_file):
         (lambda p: p.update({PREFIX + "default_joint_pos": "[0.0]"}), "default_joint_pos: has 1"),
         (lambda p: p.update({PREFIX + "control_period": "-1"}), "control_period: must be a pos"),
         (lambda p: p.update({PREFIX + "training_physics": '{"cone": "round"}'}),
-         "training_physics: cone: 'round' is not one of"),
+         "training_physics.cone: 'round' is not one of"),
         (lambda p: p.update({PREFIX + "training_physics": '{"dtt": 0.01}'}),
          "training_physics.*dtt"),
+        (lambda p: p.update({PREFIX + "training_randomization": '{"com_offset": [0.1, -0.1]}'}),
+         "training_randomization: com_offset"),
+        (lambda p: p.update({PREFIX + "training_randomization": '[1, 2]'}),
+         "training_randomization: expected a JSON object of simulator settings"),
     ]  # fmt: skip
     for i, (edit, message) in enumerate(cases):
         dst = _rewrite(path, tmp_path / f"bad{i}.onnx", edit)
@@ -267,19 +271,30 @@ def test_every_action_setting_travels_in_the_file(tmp_path):
     assert OnnxPolicy(path).metadata.action_config() == actions
 
 
-def test_the_training_physics_travel_in_the_file_and_evaluations_simulate_them(tmp_path):
+def test_the_training_physics_and_robots_travel_in_the_file_and_evaluations_simulate_them(
+    tmp_path, capsys
+):
     from anymal_ros.commands._policy_sim import resolve_sim_config
-    from anymal_ros.config.sim import PhysicsConfig
+    from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig
 
     physics = PhysicsConfig(cone="elliptic", impratio=10.0, actuator="dc_motor")
+    robots = RandomizationConfig(added_base_mass=(-2.0, 2.0), com_offset=(-0.02, 0.02),
+                                 contact_timeconst=(0.01, 0.03))  # fmt: skip
     student = Student().eval()
-    stored = export_student(student, tmp_path / "s.onnx", belief=False, physics=physics)
-    assert OnnxPolicy(stored).metadata.training_physics == physics
-    assert resolve_sim_config(stored, None, []).physics == physics
-    # An override still wins, and a file without the key (exported before it existed)
-    # is simulated with the defaults.
+    stored = export_student(student, tmp_path / "s.onnx", belief=False, physics=physics,
+                            randomization=robots)  # fmt: skip
+    meta = OnnxPolicy(stored).metadata
+    assert meta.training_physics == physics and meta.training_randomization == robots
+    sim = resolve_sim_config(stored, None, [])
+    assert sim.physics == physics and sim.randomization == robots
+    assert "no training randomisation" not in capsys.readouterr().out
+    # An override still wins, and a file without the keys (exported before they existed)
+    # is simulated with the defaults, and says so for the robots (wider than ours trained on).
     assert resolve_sim_config(stored, None, ["physics.cone=pyramidal"]).physics.cone == "pyramidal"
-    legacy = _rewrite(stored, tmp_path / "legacy.onnx",
-                      lambda p: p.pop(PREFIX + "training_physics"))  # fmt: skip
+    legacy = _rewrite(stored, tmp_path / "legacy.onnx", lambda p: (
+        p.pop(PREFIX + "training_physics"), p.pop(PREFIX + "training_randomization")))  # fmt: skip
     assert OnnxPolicy(legacy).metadata.training_physics is None
-    assert resolve_sim_config(legacy, None, []).physics == PhysicsConfig()
+    assert OnnxPolicy(legacy).metadata.training_randomization is None
+    sim = resolve_sim_config(legacy, None, [])
+    assert sim.physics == PhysicsConfig() and sim.randomization == RandomizationConfig()
+    assert "legacy.onnx stores no training randomisation" in capsys.readouterr().out

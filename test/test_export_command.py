@@ -22,7 +22,8 @@ def test_export_student_uses_stored_model_and_deploy_config(tmp_path):
         tmp_path / "run.pt",
         models={"student": student, "teacher": Teacher()},
         config={"student": to_dict(cfg), "deploy": deploy,
-                "sim": {"physics": {"cone": "elliptic", "impratio": 10.0}}},
+                "sim": {"physics": {"cone": "elliptic", "impratio": 10.0},
+                        "randomization": {"com_offset": [-0.02, 0.02]}}},
     )  # fmt: skip
     out = tmp_path / "policy.onnx"
     assert main(["export", str(ckpt), "--out", str(out)]) == 0
@@ -34,6 +35,7 @@ def test_export_student_uses_stored_model_and_deploy_config(tmp_path):
     assert meta.joint_pos_upper == (2.0,) * 12
     assert meta.extra["source_checkpoint"] == str(ckpt)
     assert meta.training_physics.cone == "elliptic" and meta.training_physics.impratio == 10.0
+    assert meta.training_randomization.com_offset == (-0.02, 0.02)
     proprio, extero = np.ones(120, np.float32), np.zeros((4, 52), np.float32)
     with torch.no_grad():
         ref, _ = student.step_deterministic(
@@ -56,6 +58,7 @@ def test_export_teacher_with_defaults(tmp_path):
     assert meta.kind == "teacher" and meta.action_type == "cpg"  # 133 proprio -> CPG
     assert meta.control_period == 0.02 and meta.action_scale == 0.5
     assert meta.training_physics is None  # the checkpoint stored no simulator settings
+    assert meta.training_randomization is None
 
 
 def test_export_refuses_mismatched_checkpoint(tmp_path):

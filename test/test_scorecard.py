@@ -57,6 +57,45 @@ def test_the_second_editions_scorecard_names_the_issues_targets():
     assert (DEFAULT_SPEC.parent / spec.sim_to_sim.physics).is_file()
 
 
+def test_every_policy_meets_the_same_robots_on_a_field():
+    """A teacher checkpoint brings the randomisation it trained with, an ONNX file (which
+    stores none before 2026-12) the simulator's defaults: the spec must overwrite both, or a
+    student is judged on heavier, more off-centre robots than its own teacher was."""
+    from anymal_ros.config import to_dict
+    from anymal_ros.config.sim import RandomizationConfig, SimConfig
+    from anymal_ros.eval.scorecard import field_sim
+
+    spec, _ = load_spec(DEFAULT_SPEC)
+    odd = RandomizationConfig(
+        enabled=False, friction=(0.1, 0.2), added_base_mass=(-9.0, 9.0), com_offset=(0.1, 0.1),
+        motor_strength=(0.5, 0.6), kp_factor=(0.5, 0.6), kd_factor=(0.5, 0.6),
+        latency_steps=(3, 4), joint_damping_factor=(2.0, 3.0),
+        joint_frictionloss_factor=(2.0, 3.0), armature_factor=(2.0, 3.0),
+        link_mass_factor=(1.2, 1.3), contact_timeconst=(0.04, 0.05),
+    )  # fmt: skip
+    for row in spec.rows:
+        a = to_dict(field_sim(SimConfig(), spec, row).randomization)
+        b = to_dict(field_sim(SimConfig(randomization=odd), spec, row).randomization)
+        # Push timing does not matter without pushes; everything else must be the spec's.
+        for timing in ("push_interval_s", "push_duration_s"):
+            a.pop(timing), b.pop(timing)
+        assert a == b, row.name
+        assert a["push_force"] == 0 and a["added_base_mass"] == [-2.0, 2.0]
+
+
+def test_a_set_the_spec_would_overwrite_is_refused_or_noted(capsys):
+    from anymal_ros.commands.scorecard import check_overrides
+
+    spec, _ = load_spec(DEFAULT_SPEC)
+    with pytest.raises(SystemExit, match=r"--set randomization.com_offset=\[-0.05,0.05\]: .*"
+                       r"sets randomization.com_offset for every field"):  # fmt: skip
+        check_overrides(spec, ["randomization.com_offset=[-0.05,0.05]"], DEFAULT_SPEC)
+    check_overrides(spec, ["terrain.step_width=0.25", "physics.impratio=1.0"], DEFAULT_SPEC)
+    note = capsys.readouterr().out
+    assert "--set terrain.step_width=0.25 does not apply on ['stairs 17 cm up'" in note
+    assert "impratio" not in note  # no row sets it: it holds everywhere
+
+
 def _spec(**changes) -> dict:
     data = {
         "seeds": [3],

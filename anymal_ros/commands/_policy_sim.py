@@ -19,8 +19,8 @@ def resolve_sim_config(
     """``--sim-config`` if given, else the settings stored in the checkpoint, else the
     defaults; then ``key=value`` overrides. An ONNX file also selects its robot, its
     training-time action settings and (where the file stores them) its training-time physics
-    (``robot.description=...`` overrides the robot, e.g. to try a policy on another model of
-    it)."""
+    and robots' spread (``robot.description=...`` overrides the robot, e.g. to try a policy on
+    another model of it)."""
     from anymal_ros.config import apply_overrides, from_dict, load_yaml, to_dict
     from anymal_ros.eval.policies import sim_config_of
 
@@ -35,10 +35,17 @@ def resolve_sim_config(
         data = sim_config_of(policy_path) or {}
         if meta is not None:
             # The file carries its training-time action settings (mode, scale, CPG) and,
-            # since files store it, the physics it trained in.
+            # since files store them, the physics and the robots' spread it trained in.
             data = {**data, "actions": to_dict(meta.action_config())}
             if meta.training_physics is not None:
                 data = {**data, "physics": to_dict(meta.training_physics)}
+            if meta.training_randomization is not None:
+                data = {**data, "randomization": to_dict(meta.training_randomization)}
+            elif "randomization" not in data:
+                name = Path(policy_path).name
+                print(f"note: {name} stores no training randomisation (exported before files "
+                      "did): where no --set or scorecard pins them, its robots get the "
+                      "simulator's defaults, maybe wider than it trained on")  # fmt: skip
     if meta is not None:
         robot = meta.robot
         try:

@@ -9,8 +9,9 @@ the kind (``models["student"]`` or ``models["teacher"]``) and config sections re
   joint limits), as trainers store it from ``QuadrupedVecEnv.deploy_config()``. When absent:
   the simulator's default action settings (CPG if proprio_dim == 133, else joint residuals),
   control period 0.02 s, no joint limits.
-* ``config["sim"]["physics"]``: the simulator physics it trained in, stored in the file as
-  ``training_physics`` so that evaluations simulate it as trained (absent: none stored).
+* ``config["sim"]["physics"]`` and ``["randomization"]``: the simulator physics and the spread
+  of robots it trained in, stored in the file as ``training_physics`` and
+  ``training_randomization`` so that evaluations simulate it as trained (absent: none stored).
 
 Without ``--kind`` the student is exported if the checkpoint has one, else the teacher. A
 student's file carries its belief decoder as a second graph (``anymal_ros.deploy.belief``;
@@ -49,14 +50,17 @@ def run(args: argparse.Namespace) -> int:
         model = read(ckpt, args.checkpoint)
         deploy = loading.deploy_config_of(ckpt, args.checkpoint)
         physics = loading.physics_of(ckpt, args.checkpoint)
+        randomization = loading.randomization_of(ckpt, args.checkpoint)
     except CheckpointError as err:
         raise SystemExit(str(err)) from err
     source = str(args.checkpoint)
     if kind == "student":
         path = export_student(model.eval(), args.out, deploy, belief=not args.no_belief,
-                              physics=physics, source_checkpoint=source)  # fmt: skip
+                              physics=physics, randomization=randomization,
+                              source_checkpoint=source)  # fmt: skip
     else:
-        path = export_teacher(model.eval(), args.out, deploy, physics, source_checkpoint=source)
+        path = export_teacher(model.eval(), args.out, deploy, physics, randomization,
+                              source_checkpoint=source)  # fmt: skip
     policy = OnnxPolicy(path)  # re-open: the file we wrote must load
     meta = policy.metadata
     belief = "" if kind == "teacher" else (

@@ -82,11 +82,35 @@ def load_spec(
     return spec, spec != written
 
 
+def check_overrides(spec, overrides: list[str], spec_path: str | Path) -> None:
+    """``--set`` goes under the spec's settings: a key the spec sets for every field would be
+    overwritten without a word, so it ends the command; one some rows set gets a note."""
+
+    def sets(section: dict, keys: list[str]) -> bool:
+        for k in keys:
+            if not isinstance(section, dict) or k not in section:
+                return False
+            section = section[k]
+        return True
+
+    for item in overrides:
+        keys = item.split("=", 1)[0].strip().split(".")
+        if sets(spec.sim, keys):
+            raise SystemExit(
+                f"--set {item}: {spec_path} sets {'.'.join(keys)} for every field, over any "
+                "--set; change it in a copy of the spec (--spec) instead"
+            )
+        rows = [r.name for r in spec.rows if sets(r.sim, keys)]
+        if rows:
+            print(f"note: --set {item} does not apply on {rows}: their spec rows set it")
+
+
 def run(args: argparse.Namespace) -> int:
     from anymal_ros.commands._policy_sim import eval_policy
     from anymal_ros.eval.scorecard import markdown, measure, plot, read_cells, verdicts, write
 
     spec, quick_look = load_spec(args.spec, args.robots, args.seeds, args.rows, args.noise)
+    check_overrides(spec, args.overrides, args.spec)
     roles = {"candidate": args.policy, "teacher": args.teacher, "baseline": args.baseline}
     policies = {
         role: eval_policy(path, f"{role} {Path(path).name}", args.overrides)

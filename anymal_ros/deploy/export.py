@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.robot import DEFAULT_ROBOT, load_robot
-from anymal_ros.config.sim import PhysicsConfig
+from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig
 from anymal_ros.contract import ObsLayout, ObsTerm, proprio_layout
 from anymal_ros.deploy import belief as belief_graph
 from anymal_ros.deploy.metadata import ACTION_PARAMS, PolicyMetadata, default_action_config
@@ -93,11 +93,13 @@ def build_metadata(
     model: Student | Teacher,
     deploy: DeployConfig | None = None,
     physics: PhysicsConfig | None = None,
+    randomization: RandomizationConfig | None = None,
     **extra: str,
 ) -> PolicyMetadata:
     """Metadata for ``model``; unset action settings take :func:`default_action_config`, an
-    unset robot the default robot (its kinematics derived from its MJCF); ``physics``: the
-    simulator physics it trained in (stored for evaluation, see PolicyMetadata)."""
+    unset robot the default robot (its kinematics derived from its MJCF); ``physics`` and
+    ``randomization``: the simulator physics and the robots' spread it trained in (stored for
+    evaluation, see PolicyMetadata)."""
     deploy = deploy or DeployConfig()
     cfg = model.cfg
     actions = deploy.actions or default_action_config(cfg.proprio_dim)
@@ -131,6 +133,7 @@ def build_metadata(
         action_params={k: float(getattr(actions, k)) for k in ACTION_PARAMS},
         control_period=deploy.control_period,
         training_physics=physics,
+        training_randomization=randomization,
         extra=dict(extra),
     )
 
@@ -141,6 +144,7 @@ def export_student(
     deploy: DeployConfig | None = None,
     belief: bool = True,
     physics: PhysicsConfig | None = None,
+    randomization: RandomizationConfig | None = None,
     **extra: str,
 ) -> Path:
     """Write ``student`` as ONNX to ``path`` (atomically) and return the path; ``belief``:
@@ -151,7 +155,7 @@ def export_student(
         torch.zeros(1, model.cfg.num_feet, model.cfg.points_per_foot),
         model.initial_hidden(1),
     )
-    meta = build_metadata("student", model, deploy, physics, **extra)
+    meta = build_metadata("student", model, deploy, physics, randomization, **extra)
     props = {}
     if belief:
         graph = _onnx_bytes(
@@ -173,6 +177,7 @@ def export_teacher(
     path: str | Path,
     deploy: DeployConfig | None = None,
     physics: PhysicsConfig | None = None,
+    randomization: RandomizationConfig | None = None,
     **extra: str,
 ) -> Path:
     """Write ``teacher`` (actor only) as ONNX to ``path`` (atomically); for simulator use."""
@@ -183,7 +188,7 @@ def export_teacher(
         torch.zeros(1, cfg.num_feet, cfg.points_per_foot),
         torch.zeros(1, cfg.privileged_dim),
     )
-    meta = build_metadata("teacher", model, deploy, physics, **extra)
+    meta = build_metadata("teacher", model, deploy, physics, randomization, **extra)
     return _export(_TeacherGraph(model), args, TEACHER_INPUTS, TEACHER_OUTPUTS, meta, path)
 
 

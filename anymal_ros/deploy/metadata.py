@@ -17,7 +17,7 @@ from typing import Any
 from anymal_ros.config.base import ConfigError, from_dict, to_dict
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import LegChains
-from anymal_ros.config.sim import ActionConfig, PhysicsConfig
+from anymal_ros.config.sim import ActionConfig, PhysicsConfig, RandomizationConfig
 from anymal_ros.contract import (
     ACTION_MODES,
     CONTRACT_VERSION,
@@ -67,7 +67,8 @@ class PolicyMetadata:
     ``training_physics``: the simulator's physics settings the policy trained in (friction
     cones, contact softness, actuator model), so that ``anymal-ros eval`` and its kin simulate
     a file as it was trained; the robot never reads it. None in files exported before it was
-    stored: the simulator's defaults then.
+    stored: the simulator's defaults then. ``training_randomization`` likewise: the spread of
+    robots it trained on (payload, centre of mass, friction, motors, latency, pushes, ...).
     """
 
     kind: str
@@ -94,6 +95,7 @@ class PolicyMetadata:
     )
     control_period: float = 0.02
     training_physics: PhysicsConfig | None = None
+    training_randomization: RandomizationConfig | None = None
     contract_version: int = CONTRACT_VERSION
     extra: dict[str, str] = field(default_factory=dict)  # free text (e.g. source checkpoint)
 
@@ -168,9 +170,8 @@ class PolicyMetadata:
             "action_scale": repr(float(self.action_scale)),
             "action_params": json.dumps(self.action_params),
             "control_period": repr(float(self.control_period)),
-            "training_physics": json.dumps(
-                None if self.training_physics is None else to_dict(self.training_physics)
-            ),
+            "training_physics": _opt_json(self.training_physics),
+            "training_randomization": _opt_json(self.training_randomization),
             "extra": json.dumps(self.extra),
         }
         return {PREFIX + k: v for k, v in values.items()}
@@ -212,7 +213,8 @@ class PolicyMetadata:
             action_scale=reader.number("action_scale"),
             action_params=reader.action_params(),
             control_period=reader.number("control_period"),
-            training_physics=reader.physics("training_physics"),
+            training_physics=reader.settings("training_physics", PhysicsConfig),
+            training_randomization=reader.settings("training_randomization", RandomizationConfig),
             contract_version=version,
             extra=reader.json("extra", dict, "a JSON object", optional=True) or {},
         )
@@ -222,6 +224,10 @@ class PolicyMetadata:
             raise
         except (ValueError, TypeError) as err:
             raise PolicyFileError(f"policy metadata is inconsistent: {err}") from err
+
+
+def _opt_json(settings: Any) -> str:
+    return json.dumps(None if settings is None else to_dict(settings))
 
 
 def _opt_list(v: tuple[float, ...] | None) -> list[float] | None:
@@ -348,14 +354,15 @@ class _Reader:
             raise self._fail(key, what)
         return value
 
-    def physics(self, key: str) -> PhysicsConfig | None:
-        value = self.json(key, dict, "a JSON object of physics settings", optional=True)
+    def settings(self, key: str, cls: type) -> Any:
+        """An optional simulator settings section (a JSON object of ``cls``'s fields)."""
+        value = self.json(key, dict, "a JSON object of simulator settings", optional=True)
         if value is None:
             return None
         try:
-            return from_dict(PhysicsConfig, value)
-        except (ConfigError, ValueError) as err:
-            raise PolicyFileError(f"metadata key {PREFIX}{key}: {err}") from None
+            return from_dict(cls, value, key)
+        except (ConfigError, ValueError) as err:  # err names the key and the field
+            raise PolicyFileError(f"metadata key {PREFIX}{err}") from None
 
     def int_list(self, key: str) -> list[int]:
         value = self.json(key, list, "a JSON list of integers")

@@ -22,7 +22,7 @@ from typing import Any
 from anymal_ros.config import ConfigError, from_dict
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.models import StudentConfig, TeacherConfig
-from anymal_ros.config.sim import PhysicsConfig
+from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig
 from anymal_ros.models.checkpoint import CheckpointError, load_model_state
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
@@ -46,13 +46,23 @@ def sim_config_of(ckpt: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def physics_of(ckpt: Mapping[str, Any], path: str | Path = "") -> PhysicsConfig | None:
     """The physics settings the checkpoint's policy trained in, or None if not stored."""
+    return _sim_section(ckpt, path, "physics", PhysicsConfig)
+
+
+def randomization_of(ckpt: Mapping[str, Any], path: str | Path = "") -> RandomizationConfig | None:
+    """The robots' spread (domain randomisation) the checkpoint's policy trained on, or None
+    if not stored."""
+    return _sim_section(ckpt, path, "randomization", RandomizationConfig)
+
+
+def _sim_section(ckpt: Mapping[str, Any], path: str | Path, name: str, cls: type) -> Any:
     sim = sim_config_of(ckpt)
-    if sim is None or sim.get("physics") is None:
+    if sim is None or sim.get(name) is None:
         return None
     try:
-        return from_dict(PhysicsConfig, sim["physics"], "sim.physics")
+        return from_dict(cls, sim[name], f"sim.{name}")
     except ConfigError as err:
-        raise CheckpointError(f"{path}: stored physics settings are invalid: {err}") from err
+        raise CheckpointError(f"{path}: stored {name} settings are invalid: {err}") from err
 
 
 def deploy_config_of(ckpt: Mapping[str, Any], path: str | Path = "") -> DeployConfig:
