@@ -158,7 +158,10 @@ def test_stale_odometry_leaves_walk_for_stand_and_shows_in_diagnostics(ros, stud
 
 
 def test_lost_proprioception_goes_passive_and_stops_targets(ros, student_path):
-    node, robot = start(ros, student_path, stand_duration=0.1)
+    # Timeouts above a busy machine's scheduling hiccups (once, at the default 0.1 s, a sensor
+    # read stale before the IMU was cut): the loss itself still ends the walk within 0.5 s.
+    lenient = {f"{name}_timeout": 0.5 for name in ("joint_states", "imu", "odom")}
+    node, robot = start(ros, student_path, stand_duration=0.1, **lenient)
     walk(ros, node, robot)
     robot.enabled["imu"] = False
     assert ros.spin_until(lambda: node.controller.mode.value == "PASSIVE", 5.0)
