@@ -85,6 +85,7 @@ def load_spec(
 def check_overrides(spec, overrides: list[str], spec_path: str | Path) -> None:
     """``--set`` goes under the spec's settings: a key the spec sets for every field would be
     overwritten without a word, so it ends the command; one some rows set gets a note."""
+    from anymal_ros.config import parse_override
 
     def sets(section: dict, keys: list[str]) -> bool:
         for k in keys:
@@ -94,7 +95,7 @@ def check_overrides(spec, overrides: list[str], spec_path: str | Path) -> None:
         return True
 
     for item in overrides:
-        keys = item.split("=", 1)[0].strip().split(".")
+        keys, _ = parse_override(item)
         if sets(spec.sim, keys):
             raise SystemExit(
                 f"--set {item}: {spec_path} sets {'.'.join(keys)} for every field, over any "

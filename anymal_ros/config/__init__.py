@@ -8,6 +8,7 @@ from anymal_ros.config.base import (
     from_dict,
     load_config,
     load_yaml,
+    parse_override,
     to_dict,
 )
 
@@ -18,5 +19,6 @@ __all__ = [
     "from_dict",
     "load_config",
     "load_yaml",
+    "parse_override",
     "to_dict",
 ]

@@ -201,14 +201,19 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
     return out
 
 
+def parse_override(item: str) -> tuple[list[str], str]:
+    """A command-line override ``section.key=value``: its key path and its raw value text."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected key.path=value")
+    dotted, raw = item.split("=", 1)
+    return dotted.strip().split("."), raw
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply command-line overrides of the form ``section.key=value`` (value parsed as YAML)."""
     out = _deep_copy(data)
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key.path=value")
-        dotted, raw = item.split("=", 1)
-        keys = dotted.strip().split(".")
+        keys, raw = parse_override(item)
         node = out
         for k in keys[:-1]:
             node = node.setdefault(k, {})
