@@ -125,6 +125,19 @@ def test_adaptive_learning_rate_follows_kl():
     assert ppo.optimizer.param_groups[0]["lr"] < 1.5e-3
 
 
+def test_a_resume_takes_the_rate_settings_of_its_config():
+    """A run resumed with a new constant rate or adaptive range gets it, not the saved rate."""
+    policy = MLPActorCritic(4, ActionHeadConfig(type="gaussian", num_actions=2))
+    saved = PPO(policy, PPOConfig(learning_rate=1e-5)).state_dict()
+    constant = PPO(policy, PPOConfig(lr_schedule="constant", learning_rate=3e-6))
+    constant.load_state_dict(saved)
+    adaptive = PPO(policy, PPOConfig(learning_rate=1e-3, lr_range=(2e-5, 1e-2)))
+    adaptive.load_state_dict(saved)
+    same = PPO(policy, PPOConfig(learning_rate=1e-3))
+    same.load_state_dict(saved)
+    assert (constant.lr.lr, adaptive.lr.lr, same.lr.lr) == (3e-6, 2e-5, 1e-5)
+
+
 def test_ppg_policy_phase_leaves_critic_alone_and_aux_phase_distils_value():
     torch.manual_seed(0)
     policy = MLPActorCritic(4, ActionHeadConfig(type="categorical", num_actions=3))

@@ -101,7 +101,16 @@ class LearningRateController:
         return {"lr": self.lr}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.lr = float(state["lr"])
+        """The saved rate, within what the config allows now: a resume that changes the
+        schedule's settings (a constant rate, the adaptive range) gets them, not the old rate."""
+        saved = float(state["lr"])
+        if self.cfg.lr_schedule == "constant":
+            self.lr = self.cfg.learning_rate
+        elif self.cfg.lr_schedule == "adaptive":
+            lo, hi = self.cfg.lr_range
+            self.lr = min(hi, max(lo, saved))
+        else:  # linear: start_iteration recomputes it from the iteration
+            self.lr = saved
 
 
 def _clip_and_step(

@@ -351,7 +351,8 @@ class Runner(TrainingLoop):
 
     def _show_progress(self, bar: Any, stats: dict[str, Any]) -> None:
         bar.update(self.steps_per_iteration)
-        bar.set_postfix(it=self.iteration, ret=f"{self.mean_return:.1f}", refresh=False)
+        # A string: tqdm shortens numbers to three significant digits (30,050 read "3e+4").
+        bar.set_postfix(it=str(self.iteration), ret=f"{self.mean_return:.1f}", refresh=False)
 
     # -- checkpoints -----------------------------------------------------------------------
 
