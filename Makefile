@@ -53,6 +53,7 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # pytest exits 5 when it collects nothing; that is a broken suite, not a pass.
 test: lint $(addprefix test-,$(RELEASES))

@@ -91,8 +91,11 @@ def main() -> None:
         rows.append({"case": label, "lr": lr, "minibatches": minibatches, "epochs": epochs,
                      "fresh_adam": fresh, "kl_after_update": kl,
                      "minibatch_kl_mean": sum(per_minibatch) / len(per_minibatch)})  # fmt: skip
-        print(f"{label:40s} KL after the update {kl:.4f} (per-minibatch mean "
-              f"{rows[-1]['minibatch_kl_mean']:.4f})", flush=True)
+        print(
+            f"{label:40s} KL after the update {kl:.4f} (per-minibatch mean "
+            f"{rows[-1]['minibatch_kl_mean']:.4f})",
+            flush=True,
+        )
     result = {
         "checkpoint": args.checkpoint, "config": args.config, "iteration": runner.iteration,
         "rollout_samples": runner.steps_per_iteration, "desired_kl": ppo.desired_kl,

@@ -91,10 +91,13 @@ def main() -> None:
         base = rows[0]["cpu_ms_per_step"]
         label = f"grid {100 * res:4.1f} cm"
         label += f", stairs/boxes {100 * sharp:3.1f} cm" if sharp else ""
-        print(f"{label}: {r['cpu_ms_per_step']:6.1f} ms per step "
-              f"(x{r['cpu_ms_per_step'] / base:.2f}), mj_step {r['mj_step_ms_per_step']:6.1f} "
-              f"ms, {r['contacts_per_step']:6.0f} contacts, "
-              f"{r['constraint_rows_per_step']:6.0f} constraint rows", flush=True)
+        print(
+            f"{label}: {r['cpu_ms_per_step']:6.1f} ms per step "
+            f"(x{r['cpu_ms_per_step'] / base:.2f}), mj_step {r['mj_step_ms_per_step']:6.1f} "
+            f"ms, {r['contacts_per_step']:6.0f} contacts, "
+            f"{r['constraint_rows_per_step']:6.0f} constraint rows",
+            flush=True,
+        )
     result = {"config": args.config, "num_envs": args.num_envs, "steps": args.steps, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

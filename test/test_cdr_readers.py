@@ -133,8 +133,13 @@ INPUTS = {
             np.array([getattr(m.twist.twist.angular, a) for a in "xyz"]),
         ),
         lambda data, order: read_odometry(data, order, "odom_pose"),
-        lambda f: (f[0], np.array(f[1][:3]), np.array(f[1][3:]), np.array(f[2][:3]),
-                   np.array(f[2][3:])),  # fmt: skip
+        lambda f: (
+            f[0],
+            np.array(f[1][:3]),
+            np.array(f[1][3:]),
+            np.array(f[2][:3]),
+            np.array(f[2][3:]),
+        ),
     ),
     "cmd_vel": lambda: Input(
         Twist,

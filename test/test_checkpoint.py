@@ -158,9 +158,10 @@ def test_average_of_checkpoints_means_the_weights_and_keeps_the_last_files_state
             tmp_path / f"ck{i}.pt", models={"policy": model}, counters={"iteration": 10 * i}
         )
     out = tmp_path / "mean.pt"
-    assert main([
-        "average", str(tmp_path / "ck0.pt"), str(tmp_path / "ck1.pt"), "--out", str(out)
-    ]) == 0
+    assert (
+        main(["average", str(tmp_path / "ck0.pt"), str(tmp_path / "ck1.pt"), "--out", str(out)])
+        == 0
+    )
     data = load_checkpoint(out)
     mean = Tiny()
     load_model_state(mean, data, "policy")

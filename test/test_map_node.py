@@ -55,6 +55,7 @@ def test_stale_map_stops_the_walk_with_the_reason_on_diagnostics(ros, student_pa
     robot.map_stamp_age = 1.0  # maps keep arriving, but each was built a second ago
     assert ros.spin_until(lambda: node.controller.mode is Mode.STAND, 5.0)
     assert "watchdog" in str(node.controller.safety.last_transition)
+
     # Each map is rejected on arrival for its old stamp (README "Input checks"); the heights
     # go stale and the rejections say why.
     def told() -> bool:

@@ -75,7 +75,6 @@ def test_same_seed_same_run_different_seed_different_run(tmp_path):
     assert not all(torch.equal(p[0][k], p[2][k]) for k in p[0])
 
 
-
 def test_the_runner_drives_the_environment_it_is_handed(tmp_path, monkeypatch):
     """The runner builds no environment of its own; when it cannot be built (a checkpoint of
     another algorithm), the factory closes the environment it built for it."""
@@ -94,6 +93,7 @@ def test_the_runner_drives_the_environment_it_is_handed(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="ppo"):
         train_runner(_cfg("ppg"), tmp_path / "x", resume=tmp_path / "checkpoints" / "latest.pt")
     assert len(built) == 1 and built[0].learner.vec.closed
+
 
 def test_normalizer_statistics_are_updated_and_checkpointed(tmp_path):
     r = train_runner(_cfg(seed=0), run_dir=tmp_path)

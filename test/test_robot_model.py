@@ -200,8 +200,15 @@ def test_a_second_robot_trains_exports_and_runs_in_the_policy_node(ros, tmp_path
     assert meta.robot == "scaled"
     assert meta.leg_chains == leg_chains_of(scaled)  # the file carries the robot's legs
 
-    node = ros.add(PolicyNode(context=ros.context, parameter_overrides=[
-        Parameter("model_path", value=str(onnx)), Parameter("stand_duration", value=0.1)]))
+    node = ros.add(
+        PolicyNode(
+            context=ros.context,
+            parameter_overrides=[
+                Parameter("model_path", value=str(onnx)),
+                Parameter("stand_duration", value=0.1),
+            ],
+        )
+    )
     fake = ros.add(FakeRobot(ros.context))  # fmt: skip
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     decoder = node.controller.decoder

@@ -121,8 +121,16 @@ def _spec(**changes) -> dict:
         ({"rows": [{"name": "x", "terrain": "lava"}]}, "terrain 'lava'"),
         ({"rows": [{"name": "x", "terrain": "flat", "noise": ["foggy"]}]}, "noise"),
         ({"rows": [{"name": "x", "terrain": "flat", "targets": {"falls": {}}}]}, "a bound needs"),
-        ({"rows": [{"name": "x", "terrain": "flat", "targets": {"falls": {"min": 2, "max": 1}}}],
-          "teacher_check": None, "sim_to_sim": None}, "min 2.0 > max 1.0"),  # fmt: skip
+        (
+            {
+                "rows": [
+                    {"name": "x", "terrain": "flat", "targets": {"falls": {"min": 2, "max": 1}}}
+                ],
+                "teacher_check": None,
+                "sim_to_sim": None,
+            },
+            "min 2.0 > max 1.0",
+        ),
         ({"teacher_check": {"rows": ["stairs"]}}, "rows \\['stairs'\\]"),
         ({"teacher_check": {"rows": ["flat"]}}, "flat \\(noisy\\)"),
         ({"seeds": [1, 1]}, "seeds must be distinct"),
@@ -211,7 +219,10 @@ def test_a_tiny_scorecard_on_the_real_simulator(tmp_path, monkeypatch, capsys):
     ]  # fmt: skip
     # Each policy in its own simulator; one episode of 1 s (50 steps) per robot at most.
     assert {c["role"]: c["robot"] for c in cells} == {
-        "candidate": "anymal_c_like", "teacher": "anymal_c", "baseline": "anymal_c"}
+        "candidate": "anymal_c_like",
+        "teacher": "anymal_c",
+        "baseline": "anymal_c",
+    }
     for c in cells:
         assert c["robots"] == 2 and c["seed"] == 3 and 0 < c["steps"] <= 100
         assert c["falls_per_10min"] == pytest.approx(10 * c["falls"] / c["minutes"])

@@ -92,8 +92,10 @@ def test_the_columns_off_the_strip_are_unchanged():
         ({"sharp_resolution": 0.1}, "sharp_resolution must be 0 (off) or resolution (0.1) / n"),
         ({"sharp_resolution": -0.01}, "sharp_resolution must be 0 (off)"),
         ({"sharp_resolution": 0.04}, "sharp_resolution must be 0 (off)"),
-        ({"sharp_resolution": 0.03}, "tile_size (4.0 m) must be a whole number of "
-                                     "sharp_resolution cells"),
+        (
+            {"sharp_resolution": 0.03},
+            "tile_size (4.0 m) must be a whole number of sharp_resolution cells",
+        ),
         ({"resolution": 0.3}, "tile_size (4.0 m) must be a whole number of resolution cells"),
     ],
 )

@@ -8,7 +8,9 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "checkpoints", nargs="+", help="two or more checkpoints of one run; the last one "
+        "checkpoints",
+        nargs="+",
+        help="two or more checkpoints of one run; the last one "
         "gives the config, counters and optimiser state",
     )
     parser.add_argument("--out", required=True, help="path of the averaged checkpoint")

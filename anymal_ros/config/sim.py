@@ -16,7 +16,6 @@ TERRAIN_TYPES = ("flat", "rough", "slope_up", "slope_down", "stairs_up", "stairs
 SHARP_TERRAIN_TYPES = ("stairs_up", "stairs_down", "boxes")
 
 
-
 def _check_range(name: str, pair: tuple[float, float]) -> None:
     if pair[0] > pair[1]:
         raise ValueError(f"{name}: range must be (low, high) with low <= high, got {pair}")

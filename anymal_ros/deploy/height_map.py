@@ -78,13 +78,13 @@ def rotation_matrix(quat: np.ndarray) -> np.ndarray:
     a tenth of the cost of rotating them one by one (``quat_rotate``'s cross products) at the
     control tick."""
     w, x, y, z = (float(v) for v in quat)
-    return np.array(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ]  # fmt: skip
-    ).reshape(3, 3)
+    # fmt: off
+    return np.array([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]).reshape(3, 3)
+    # fmt: on
 
 
 def ring_reach(kinematics, default_joint_pos: np.ndarray) -> float:

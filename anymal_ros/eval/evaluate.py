@@ -363,8 +363,12 @@ def evaluate(
             if trace is not None:
                 vx, vy, yaw = env.commands.command[0]
                 heights = "clean" if mode == "none" else mode
-                plot_gait(trace, gait_plot, f"gait of robot 0: {terrain} (level {settings.level}), "
-                          f"{heights} heights, command {vx:.2f} / {vy:.2f} m/s, {yaw:.2f} rad/s")
+                plot_gait(
+                    trace,
+                    gait_plot,
+                    f"gait of robot 0: {terrain} (level {settings.level}), "
+                    f"{heights} heights, command {vx:.2f} / {vy:.2f} m/s, {yaw:.2f} rad/s",
+                )
         finally:
             if camera is not None:
                 camera.close()

@@ -151,9 +151,7 @@ class BeliefPublisher:
             return
         # Lifecycle publishers, as the node's other outputs: silent unless the node is active.
         self.terrain_pub = node.create_lifecycle_publisher(PointCloud2, "~/belief/terrain", 1)
-        self.privileged_pub = node.create_lifecycle_publisher(
-            JointState, "~/belief/privileged", 1
-        )
+        self.privileged_pub = node.create_lifecycle_publisher(JointState, "~/belief/privileged", 1)
         self._privileged_msg = JointState(name=list(PRIVILEGED_NAMES))
         odom = node.create_subscription(
             Odometry, odom_topic, self._on_odom, qos_profile_sensor_data, raw=True

@@ -158,11 +158,7 @@ class Runner(TrainingLoop):
             else:
                 self.algorithm = PPG(self.policy, cfg.ppo, ppg_cfg, rc.iterations, dist=d)
             self.obs = {k: v.to(self.device) for k, v in self.env.reset().items()}
-            action_shape = (
-                ()
-                if self.env.action_type == "categorical"
-                else (self.env.num_actions,)
-            )
+            action_shape = () if self.env.action_type == "categorical" else (self.env.num_actions,)
             self.storage = RolloutStorage(
                 cfg.ppo.num_steps,
                 self.num_envs,
@@ -505,4 +501,3 @@ def train_runner(
     except BaseException:
         env.close()  # e.g. a checkpoint of another algorithm: no simulator workers left behind
         raise
-

@@ -109,9 +109,7 @@ def decode_grid_map(msg, layer: str = "elevation", min_length: float = 0.0) -> E
         )
     outer, inner = int(msg.outer_start_index), int(msg.inner_start_index)
     if outer >= rows or inner >= cols:
-        raise _fail(
-            f"start index ({outer}, {inner}) outside the {rows} x {cols} circular buffer"
-        )
+        raise _fail(f"start index ({outer}, {inner}) outside the {rows} x {cols} circular buffer")
     stored = values[offset:].reshape(sizes)
     if not column_major:
         stored = stored.T

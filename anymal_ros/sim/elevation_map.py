@@ -108,9 +108,7 @@ class MapErrors:
         ``offset_xy`` shows at a cell the terrain ``offset_xy`` away."""
         return centres - self.offset_xy
 
-    def apply(
-        self, heights: np.ndarray, centres: np.ndarray, base_pos: np.ndarray
-    ) -> np.ndarray:
+    def apply(self, heights: np.ndarray, centres: np.ndarray, base_pos: np.ndarray) -> np.ndarray:
         """The map a pipeline would publish from the true ``heights [rows, cols]`` at
         ``centres [rows, cols, 2]`` (read through :meth:`lookup_points`) for a base at
         ``base_pos [3]``: float32, NaN = no data."""
@@ -145,7 +143,7 @@ def shadowed(
     origin = centres[0, 0]
     eye = np.array([base_pos[0], base_pos[1], base_pos[2] + sensor_height])
     hidden = np.zeros(heights.shape, dtype=bool)
-    for f in (np.arange(1, samples) / samples):
+    for f in np.arange(1, samples) / samples:
         xy = eye[:2] + f * (centres - eye[:2])
         c = np.clip(np.rint((xy[..., 0] - origin[0]) / res).astype(np.intp), 0, cols - 1)
         r = np.clip(np.rint((xy[..., 1] - origin[1]) / res).astype(np.intp), 0, rows - 1)
