@@ -4,7 +4,8 @@
 return target), shows a progress bar with env steps/s and ETA, writes ``metrics.csv`` (+
 TensorBoard), checkpoints every ``checkpoint_interval`` iterations and when interrupted
 (SIGINT/SIGTERM), and plots the learning curves at the end. ``train_runner(cfg, run_dir,
-resume=path)`` continues a run: weights, normalisers, optimisers, learning rate, PPG buffers,
+resume=path)`` continues a run: weights, normalisers, optimisers, learning rate (as far as the
+config's schedule settings allow: ``LearningRateController.load_state_dict``), PPG buffers,
 counters, RNG states (torch, numpy, python, environment seeds) and the environment state where
 the environment can save it.
 
