@@ -96,6 +96,15 @@ def test_a_set_the_spec_would_overwrite_is_refused_or_noted(capsys):
     assert "impratio" not in note  # no row sets it: it holds everywhere
 
 
+@pytest.mark.parametrize("command", ["scorecard", "eval"])
+def test_a_malformed_set_is_named_by_the_parser(command, capsys):
+    """Every command with ``--set`` names an item without ``=`` before it loads anything."""
+    with pytest.raises(SystemExit) as stop:
+        main([command, "policies/student.onnx", "--set", "randomization_bad"])
+    assert stop.value.code == 2
+    assert "--set: override 'randomization_bad': expected key.path=value" in capsys.readouterr().err
+
+
 def _spec(**changes) -> dict:
     data = {
         "seeds": [3],

@@ -11,6 +11,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _override(item: str) -> str:
+    """One ``--set`` item, its syntax checked here so every command names a malformed one."""
+    from anymal_ros.config import ConfigError, parse_override
+
+    try:
+        parse_override(item)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return item
+
+
 def add_overrides_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     """``--set key=value ...`` (repeatable) into ``args.overrides``."""
     parser.add_argument(
@@ -18,6 +29,7 @@ def add_overrides_option(parser: argparse.ArgumentParser, help_text: str) -> Non
         dest="overrides",
         nargs="+",
         action="extend",
+        type=_override,
         default=[],
         metavar="key=value",
         help=help_text,
