@@ -392,6 +392,38 @@ def test_the_simulator_steers_heading_commands_by_each_robots_own_yaw():
     env.close()
 
 
+def test_a_speed_limit_caps_the_tracked_speed_on_its_terrain_type_alone():
+    """Seven robots, one per terrain column, all told 1 m/s forward; stairs up allow 0.3: the
+    robot standing on them is rewarded for tracking 0.3 m/s and its commanded path grows at
+    0.3 m/s, the others' at 1 m/s; the policy still sees the command it was given."""
+    limits = {"speed_limits": {"stairs_up": 0.3}}
+    cfg = make_cfg(QUIET, terrain={"kind": "heightfield"}, rewards=limits)
+    env = QuadrupedVecEnv(cfg, 7, seed=0)
+    env.set_commands([1.0, 0.0, 0.0])
+    env.reset()
+    _, _, _, _, info = env.step(np.zeros((7, env.action_dim)))
+    stairs = env.terrain_types() == "stairs_up"
+    assert stairs.sum() == 1
+    speed = np.where(stairs, 0.3, 1.0)
+    rewards = cfg.rewards
+    err = (speed - info["base_lin_vel"][:, 0]) ** 2 + info["base_lin_vel"][:, 1] ** 2
+    weight = rewards.weights["lin_vel_tracking"] * env.control_dt
+    expected = weight * np.exp(-err / rewards.tracking_sigma)
+    np.testing.assert_allclose(info["reward_terms"]["lin_vel_tracking"], expected, rtol=1e-5)
+    np.testing.assert_allclose(info["command"][:, 0], 1.0)
+    np.testing.assert_allclose(env.commands.path[:, 0], speed * env.control_dt)
+    # The tiles' edges: the border around them is of no type
+    terrain = env.terrain
+    border, tile = terrain.cfg.border, terrain.cfg.tile_size
+    xy = np.array([[border + 0.1, border + 2.5 * tile], [1.0, 1.0], [border + 0.1, border - 0.1]])
+    assert terrain.columns_at(xy).tolist() == [2, -1, -1]
+    env.close()
+    with pytest.raises(ConfigError, match="unknown terrain types \\['stair'\\]"):
+        make_cfg(rewards={"speed_limits": {"stair": 0.3}})
+    with pytest.raises(ConfigError, match="speed_limits must be > 0"):
+        make_cfg(rewards={"speed_limits": {"boxes": 0.0}})
+
+
 @pytest.mark.parametrize(("demotion", "turner_level"), [("displacement", 1), ("speed", 0)])
 def test_a_robot_that_turns_as_told_keeps_its_level(demotion, turner_level):
     """Two robots told to walk a 0.4 m circle (0.8 m/s, 2 rad/s) for 2 s: robot 0 is put where

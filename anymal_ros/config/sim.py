@@ -262,11 +262,24 @@ class RewardConfig:
     # on steep stairs at speed is about half of what a slow robot forgoes and nothing on a
     # third of its steps (benchmarks/curriculum_by_speed.py; MODEL_CARD.md).
     fall: float = 0.0
+    # The planar speed (m/s) the tracking reward asks for at most on these terrain types (the
+    # tile under the robot): a faster command is tracked as its direction at this speed. The
+    # policy sees the command unchanged and learns where it may not go as fast as told. Empty
+    # by default: every command is tracked at its speed.
+    speed_limits: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(REWARD_TERMS))
         if unknown:
             raise ValueError(f"weights: unknown reward terms {unknown}; known {REWARD_TERMS}")
+        unknown = sorted(set(self.speed_limits) - set(TERRAIN_TYPES))
+        if unknown:
+            raise ValueError(
+                f"speed_limits: unknown terrain types {unknown}; known {TERRAIN_TYPES}"
+            )
+        slow = {t: v for t, v in self.speed_limits.items() if not v > 0}
+        if slow:
+            raise ValueError(f"speed_limits must be > 0 m/s, got {slow}")
         if self.swing_clearance < 0:
             raise ValueError(f"swing_clearance must be >= 0 m, got {self.swing_clearance}")
         if self.trunk_margin < 0:

@@ -7,6 +7,18 @@ import numpy as np
 from anymal_ros.config.sim import CommandConfig
 
 
+def speed_limited(command: np.ndarray, limit: np.ndarray | None) -> np.ndarray:
+    """``command [N, 3]`` with each planar part (vx, vy) shortened to at most ``limit [N]``
+    m/s (inf: unchanged), its direction kept; the yaw rate unchanged. None: no limit."""
+    if limit is None:
+        return command
+    speed = np.linalg.norm(command[:, :2], axis=1)
+    scale = np.minimum(1.0, limit / np.maximum(speed, 1e-9))
+    out = command.copy()
+    out[:, :2] *= scale[:, None]
+    return out
+
+
 class CommandManager:
     """Holds ``command [N, 3]``; resamples each robot's every ``resample_time`` seconds
     unless fixed with :meth:`set`. Also follows where the commands would have taken each robot
@@ -52,14 +64,21 @@ class CommandManager:
         self.command[ids] = cmd
         self.time_left[ids] = c.resample_time
 
-    def step(self, rng: np.random.Generator, yaw: np.ndarray | None = None) -> None:
+    def step(
+        self,
+        rng: np.random.Generator,
+        yaw: np.ndarray | None = None,
+        speed_limit: np.ndarray | None = None,
+    ) -> None:
         """Advance the commanded paths and the timers by one control period (the commands of
-        the period that ended) and resample those that ran out; with ``cfg.heading``, steer
-        the yaw rates of the next period towards the robots' headings from their ``yaw [N]``
+        the period that ended, at most ``speed_limit [N]`` m/s where given: the path a robot
+        was asked to walk) and resample those that ran out; with ``cfg.heading``, steer the
+        yaw rates of the next period towards the robots' headings from their ``yaw [N]``
         (rad, world frame)."""
         dt = self.control_dt
         cos, sin = np.cos(self.heading), np.sin(self.heading)
-        vx, vy = self.command[:, 0], self.command[:, 1]
+        walked = speed_limited(self.command, speed_limit)
+        vx, vy = walked[:, 0], walked[:, 1]
         self.path[:, 0] += (cos * vx - sin * vy) * dt
         self.path[:, 1] += (sin * vx + cos * vy) * dt
         self.heading += self.command[:, 2] * dt

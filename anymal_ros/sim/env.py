@@ -118,6 +118,12 @@ class QuadrupedVecEnv(LocomotionTask):
         self._act_flat = idx.actuator.ravel()
         self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
         self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
+        # rewards.speed_limits by terrain column, then inf for the border (column -1)
+        limits = cfg.rewards.speed_limits
+        self._column_speed_limit = None
+        if limits and not self.terrain.flat:
+            by_column = [limits.get(t, np.inf) for t in self.terrain.column_types]
+            self._column_speed_limit = np.array([*by_column, np.inf])
         self._seed(seed)
 
         self.levels = self.rng.integers(0, cfg.terrain.max_init_level + 1, size=n)
@@ -380,6 +386,11 @@ class QuadrupedVecEnv(LocomotionTask):
             | (xy[:, 1] > self.terrain.size_y - margin)
         )
         return terminated, off_map
+
+    def _speed_limit(self, s: State) -> np.ndarray | None:
+        if self._column_speed_limit is None:
+            return None
+        return self._column_speed_limit[self.terrain.columns_at(s["base_pos"][:, :2])]
 
     def _extra_info(self, s: State) -> dict[str, Any]:
         info: dict[str, Any] = {"terrain_level": self.levels.copy()}

@@ -18,7 +18,7 @@ from anymal_ros.config.sim import RewardConfig
 class RewardState:
     """Everything the terms read, for N robots (base frame unless stated)."""
 
-    command: np.ndarray  # [N, 3] vx, vy, yaw rate
+    command: np.ndarray  # [N, 3] vx, vy, yaw rate tracked (rewards.speed_limits applied)
     base_lin_vel: np.ndarray  # [N, 3]
     base_ang_vel: np.ndarray  # [N, 3]
     joint_vel: np.ndarray  # [N, 12]

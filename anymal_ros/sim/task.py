@@ -45,7 +45,7 @@ from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, NUM_LEGS, PRIVILEGED_D
 from anymal_ros.obs.actions import ActionDecoder
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import yaw_from_quat
-from anymal_ros.sim.commands import CommandManager
+from anymal_ros.sim.commands import CommandManager, speed_limited
 from anymal_ros.sim.interface import Obs, StepResult
 from anymal_ros.sim.rewards import RewardState, compute_rewards
 
@@ -135,7 +135,8 @@ class LocomotionTask:
         s = self._advance(prev_targets)
 
         self._update_contacts(s)
-        reward, terms = self._rewards(s)
+        speed_limit = self._speed_limit(s)
+        reward, terms = self._rewards(s, speed_limited(self.commands.command, speed_limit))
         self.prev_joint_vel = s["joint_vel"].copy()
         self.episode_step += 1
 
@@ -156,7 +157,7 @@ class LocomotionTask:
             "reward_terms": terms,
             **self._extra_info(s),
         }
-        self.commands.step(self.rng, yaw_from_quat(s["base_quat"]))
+        self.commands.step(self.rng, yaw_from_quat(s["base_quat"]), speed_limit)
         obs = self._observe(np.arange(self.num_envs), s)
         done = terminated | truncated
         done_ids = np.flatnonzero(done)
@@ -195,6 +196,12 @@ class LocomotionTask:
         step) and return their first observations."""
         raise NotImplementedError
 
+    def _speed_limit(self, s: State) -> np.ndarray | None:
+        """``[N]`` m/s: the planar speed each robot is rewarded for at most where it stands
+        now (inf: its command's; ``rewards.speed_limits``), from its raw state ``s``; None
+        where no limit applies (the default)."""
+        return None
+
     def _extra_info(self, s: State) -> dict[str, Any]:
         """Simulator-specific ``info`` entries of a step, from its state ``s`` (none by
         default)."""
@@ -225,10 +232,11 @@ class LocomotionTask:
         self.air_time[contact] = 0.0
         s["air_time"] = self.air_time.copy()
 
-    def _rewards(self, s: State) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """``(reward [N] float32, weighted terms)`` of the step that led to ``s``."""
+    def _rewards(self, s: State, tracked: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``(reward [N] float32, weighted terms)`` of the step that led to ``s``, tracking
+        the commands ``tracked [N, 3]``."""
         state = RewardState(
-            command=self.commands.command,
+            command=tracked,
             base_lin_vel=s["base_lin_vel"],
             base_ang_vel=s["base_ang_vel"],
             joint_vel=s["joint_vel"],

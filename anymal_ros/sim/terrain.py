@@ -202,6 +202,15 @@ class Terrain:
                 out[inside] = strip.heights(xy[inside])
         return out
 
+    def columns_at(self, xy: np.ndarray) -> np.ndarray:
+        """``[...]`` int: the terrain column under world points ``xy [..., 2]``; -1 on the
+        border around the tiles."""
+        col = np.floor((xy[..., 1] - self.cfg.border) / self.cfg.tile_size).astype(np.intp)
+        x = xy[..., 0] - self.cfg.border
+        inside = (col >= 0) & (col < self.num_columns)
+        inside &= (x >= 0) & (x < self.num_levels * self.cfg.tile_size)
+        return np.where(inside, col, -1)
+
     def height_fields(self) -> list[HeightField]:
         """The MuJoCo height fields: the coarse grid in pieces between the sharp strips (a
         strip shares its edge rows with its neighbours), then the strips."""
