@@ -392,19 +392,22 @@ def test_the_simulator_steers_heading_commands_by_each_robots_own_yaw():
     env.close()
 
 
-def test_a_speed_limit_caps_the_tracked_speed_on_its_terrain_type_alone():
-    """Seven robots, one per terrain column, all told 1 m/s forward; stairs up allow 0.3: the
-    robot standing on them is rewarded for tracking 0.3 m/s and its commanded path grows at
+@pytest.mark.parametrize(("lead", "capped"), [(1.2, True), (0.7, False)])
+def test_a_speed_limit_caps_the_tracked_speed_on_its_terrain_type_alone(lead, capped):
+    """Seven robots, one at the centre of each terrain type's tile, all told 1 m/s forward;
+    stairs up allow 0.3 from ``lead`` inside their 2 m platform's edge: where that reaches the
+    centre, the robot there is rewarded for tracking 0.3 m/s and its commanded path grows at
     0.3 m/s, the others' at 1 m/s; the policy still sees the command it was given."""
-    limits = {"speed_limits": {"stairs_up": 0.3}}
-    cfg = make_cfg(QUIET, terrain={"kind": "heightfield"}, rewards=limits)
+    limits = {"speed_limits": {"stairs_up": 0.3}, "speed_limit_lead": lead}
+    cfg = make_cfg(QUIET, terrain={"kind": "heightfield", "platform_size": 2.0}, rewards=limits,
+                   robot={"init_joint_noise": 0.0, "init_xy_noise": 0.0})  # fmt: skip
     env = QuadrupedVecEnv(cfg, 7, seed=0)
     env.set_commands([1.0, 0.0, 0.0])
     env.reset()
     _, _, _, _, info = env.step(np.zeros((7, env.action_dim)))
     stairs = env.terrain_types() == "stairs_up"
     assert stairs.sum() == 1
-    speed = np.where(stairs, 0.3, 1.0)
+    speed = np.where(stairs & capped, 0.3, 1.0)
     rewards = cfg.rewards
     err = (speed - info["base_lin_vel"][:, 0]) ** 2 + info["base_lin_vel"][:, 1] ** 2
     weight = rewards.weights["lin_vel_tracking"] * env.control_dt
@@ -412,16 +415,29 @@ def test_a_speed_limit_caps_the_tracked_speed_on_its_terrain_type_alone():
     np.testing.assert_allclose(info["reward_terms"]["lin_vel_tracking"], expected, rtol=1e-5)
     np.testing.assert_allclose(info["command"][:, 0], 1.0)
     np.testing.assert_allclose(env.commands.path[:, 0], speed * env.control_dt)
-    # The tiles' edges: the border around them is of no type
-    terrain = env.terrain
-    border, tile = terrain.cfg.border, terrain.cfg.tile_size
-    xy = np.array([[border + 0.1, border + 2.5 * tile], [1.0, 1.0], [border + 0.1, border - 0.1]])
-    assert terrain.columns_at(xy).tolist() == [2, -1, -1]
     env.close()
+
+
+def test_the_terrain_locates_points_by_column_and_distance_from_their_tiles_centre():
+    terrain = QuadrupedVecEnv(make_cfg(), 1, seed=0).terrain
+    border, tile = terrain.cfg.border, terrain.cfg.tile_size  # 2 levels x 7 columns
+    xy = np.array([[border + 0.1, border + 2.5 * tile],  # level 0, column 2, by an edge
+                   [border + 1.5 * tile + 0.3, border + 6.5 * tile - 0.2],  # a centre's side
+                   [1.0, 1.0], [border + 0.1, border - 0.1],  # on the border
+                   # beyond the last level
+                   [border + 2 * tile + 0.1, border + 0.5 * tile]])  # fmt: skip
+    column, from_centre = terrain.locate(xy)
+    assert column.tolist() == [2, 6, -1, -1, -1]
+    np.testing.assert_allclose(from_centre[:2], [tile / 2 - 0.1, 0.3])
+
+
+def test_speed_limits_name_a_bad_terrain_type_or_speed():
     with pytest.raises(ConfigError, match="unknown terrain types \\['stair'\\]"):
         make_cfg(rewards={"speed_limits": {"stair": 0.3}})
     with pytest.raises(ConfigError, match="speed_limits must be > 0"):
         make_cfg(rewards={"speed_limits": {"boxes": 0.0}})
+    with pytest.raises(ConfigError, match="speed_limit_lead must be >= 0"):
+        make_cfg(rewards={"speed_limit_lead": -0.1})
 
 
 @pytest.mark.parametrize(("demotion", "turner_level"), [("displacement", 1), ("speed", 0)])

@@ -267,6 +267,11 @@ class RewardConfig:
     # policy sees the command unchanged and learns where it may not go as fast as told. Empty
     # by default: every command is tracked at its speed.
     speed_limits: dict[str, float] = field(default_factory=dict)
+    # m: a limit starts this far inside the flat platform at a tile's centre, about as far as
+    # the robot sees the tile's first steps (its feet 0.3-0.4 m ahead of the base, their
+    # farthest height samples 0.48 m beyond). Nearer the centre it tracks its full command,
+    # as on flat ground, which looks the same.
+    speed_limit_lead: float = 0.7
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(REWARD_TERMS))
@@ -280,6 +285,8 @@ class RewardConfig:
         slow = {t: v for t, v in self.speed_limits.items() if not v > 0}
         if slow:
             raise ValueError(f"speed_limits must be > 0 m/s, got {slow}")
+        if self.speed_limit_lead < 0:
+            raise ValueError(f"speed_limit_lead must be >= 0 m, got {self.speed_limit_lead}")
         if self.swing_clearance < 0:
             raise ValueError(f"swing_clearance must be >= 0 m, got {self.swing_clearance}")
         if self.trunk_margin < 0:

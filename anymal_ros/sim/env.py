@@ -390,7 +390,10 @@ class QuadrupedVecEnv(LocomotionTask):
     def _speed_limit(self, s: State) -> np.ndarray | None:
         if self._column_speed_limit is None:
             return None
-        return self._column_speed_limit[self.terrain.columns_at(s["base_pos"][:, :2])]
+        column, from_centre = self.terrain.locate(s["base_pos"][:, :2])
+        # On a platform's middle the robot sees only flat ground: no limit it could tell.
+        seen = from_centre > self.cfg.terrain.platform_size / 2 - self.cfg.rewards.speed_limit_lead
+        return np.where(seen, self._column_speed_limit[column], np.inf)
 
     def _extra_info(self, s: State) -> dict[str, Any]:
         info: dict[str, Any] = {"terrain_level": self.levels.copy()}

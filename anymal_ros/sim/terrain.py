@@ -202,14 +202,17 @@ class Terrain:
                 out[inside] = strip.heights(xy[inside])
         return out
 
-    def columns_at(self, xy: np.ndarray) -> np.ndarray:
-        """``[...]`` int: the terrain column under world points ``xy [..., 2]``; -1 on the
-        border around the tiles."""
-        col = np.floor((xy[..., 1] - self.cfg.border) / self.cfg.tile_size).astype(np.intp)
-        x = xy[..., 0] - self.cfg.border
+    def locate(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where world points ``xy [..., 2]`` lie: ``(column [...] int, -1 on the border
+        around the tiles; distance [...] m from the centre of the tile they are on, the larger
+        of the two axes', as the tiles' platforms and steps are laid out)``."""
+        tile = self.cfg.tile_size
+        rel = (xy - self.cfg.border) / tile  # in tiles from the first tile's corner
+        col = np.floor(rel[..., 1]).astype(np.intp)
         inside = (col >= 0) & (col < self.num_columns)
-        inside &= (x >= 0) & (x < self.num_levels * self.cfg.tile_size)
-        return np.where(inside, col, -1)
+        inside &= (rel[..., 0] >= 0) & (rel[..., 0] < self.num_levels)
+        from_centre = np.abs(rel - np.floor(rel) - 0.5).max(axis=-1) * tile
+        return np.where(inside, col, -1), from_centre
 
     def height_fields(self) -> list[HeightField]:
         """The MuJoCo height fields: the coarse grid in pieces between the sharp strips (a
