@@ -18,6 +18,7 @@ from anymal_ros.contract import PRIVILEGED_LAYOUT, proprio_layout
 from anymal_ros.sim.actuator import DcMotorEnvelope
 from anymal_ros.sim.env import QuadrupedVecEnv
 from anymal_ros.sim.rewards import RewardState, compute_rewards
+from anymal_ros.sim.terrain import Terrain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -419,7 +420,7 @@ def test_a_speed_limit_caps_the_tracked_speed_on_its_terrain_type_alone(lead, ca
 
 
 def test_the_terrain_locates_points_by_column_and_distance_from_their_tiles_centre():
-    terrain = QuadrupedVecEnv(make_cfg(), 1, seed=0).terrain
+    terrain = Terrain(make_cfg().terrain, seed=0)
     border, tile = terrain.cfg.border, terrain.cfg.tile_size  # 2 levels x 7 columns
     xy = np.array([[border + 0.1, border + 2.5 * tile],  # level 0, column 2, by an edge
                    [border + 1.5 * tile + 0.3, border + 6.5 * tile - 0.2],  # a centre's side
