@@ -12,7 +12,17 @@ import pytest
 from anymal_ros.cli import main
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.eval.evaluate import EvalSettings, make_eval_env, run_cell
-from anymal_ros.eval.falls import CONDITIONS, VX_BANDS, markdown, markdown_by_vx, summary
+from anymal_ros.eval.falls import (
+    CONDITIONS,
+    PLACES,
+    SPEED_WINDOW_S,
+    VX_BANDS,
+    FallLog,
+    markdown,
+    markdown_by_place,
+    markdown_by_vx,
+    summary,
+)
 
 
 class _StandStill:
@@ -45,6 +55,7 @@ def test_every_fall_is_logged_with_the_conditions_its_robot_was_drawn():
         strength = r.motor_strength[:, 0]
         added = twin.model.body_mass[twin.index.base_body] - r.nominal_mass
         latency, command = r.latency, twin.commands.command
+        start, centre = twin.start_xy, twin.origins[:, :2]
         dt, end = twin.control_dt, twin.max_episode_steps * twin.control_dt
     finally:
         env.close()
@@ -62,11 +73,52 @@ def test_every_fall_is_logged_with_the_conditions_its_robot_was_drawn():
         assert f["added_mass"] == pytest.approx(added[i], abs=1e-3)
         assert f["latency_steps"] == latency[i]
         assert VX_BANDS[f["vx_band"]] == _band(command[i, 0])
+        # Each settled where it was dropped: on its tile's flat centre, about where it started.
+        assert PLACES[f["place"]] == "platform"
+        assert f["from_centre"] == pytest.approx(np.abs(start[i] - centre[i]).max(), abs=0.05)
+        if f["time_s"] > SPEED_WINDOW_S[1] + dt / 2:  # its window has begun: a small speed
+            assert 0 <= f["ground_speed"] < 0.5 and abs(f["outward_speed"]) <= f["ground_speed"]
+        else:
+            assert f["ground_speed"] is None and f["outward_speed"] is None
     assert len({f["friction"] for f in cell["fall_log"]}) == 4  # drawn per robot
     assert cell["conditions"]["friction"] == pytest.approx(friction.mean(), abs=1e-4)
     assert cell["conditions"]["turn_rate"] == pytest.approx(np.abs(command[:, 2]).mean(), abs=1e-4)
     bands = [_band(vx) for vx in command[:, 0]]
     assert cell["robots_by_vx"] == [bands.count(b) for b in VX_BANDS]
+
+
+def test_a_fall_is_placed_on_its_field_with_the_speeds_of_the_second_before():
+    """Four robots on a field of stairs down, moved along set paths for 2 s: one walks down the
+    steps (away from its tile's centre) at 0.5 m/s, one up them at 0.3 m/s, one stands on the
+    flat centre, one has walked onto the next tile. All fall at the end."""
+    settings = EvalSettings(num_envs=4, seed=1, episode_length_s=2.0)
+    env = make_eval_env(SimConfig(), "stairs_down", settings)
+    try:
+        env.reset()
+        log = FallLog(env)
+        centre, dt = env.origins[:, :2], env.control_dt
+        steps = round(2.0 / dt)
+        platform, tile = env.terrain.cfg.platform_size, env.terrain.cfg.tile_size
+        for k in range(1, steps + 1):
+            t = k * dt
+            xy = centre + np.array([[platform / 2 + 0.5 * t, 0.0],  # +x, down the steps
+                                    [0.0, -(tile / 2 - 0.2) + 0.3 * t],  # -y side, going up
+                                    [0.1, 0.2],  # on the platform
+                                    [tile / 2 + 0.3, 0.0]])  # fmt: skip
+            last = k == steps
+            log.update(np.full(4, last), np.zeros(4, bool), t, xy)
+        records = log.result()["fall_log"]
+    finally:
+        env.close()
+    assert [PLACES[f["place"]] for f in records] == [
+        "walking out", "walking in", "platform", "another tile"]  # fmt: skip
+    down, up, still, beyond = records
+    assert (down["ground_speed"], down["outward_speed"]) == pytest.approx((0.5, 0.5))
+    assert (up["ground_speed"], up["outward_speed"]) == pytest.approx((0.3, -0.3))
+    assert down["from_centre"] == pytest.approx(platform / 2 + 1.0)
+    assert up["from_centre"] == pytest.approx(tile / 2 - 0.2 - 0.6)
+    assert still["ground_speed"] == 0 and still["from_centre"] == pytest.approx(0.2)
+    assert beyond["from_centre"] == pytest.approx(tile / 2 - 0.3)
 
 
 def _band(vx: float) -> str:
@@ -117,6 +169,29 @@ def test_summary_pools_the_seeds_and_sets_the_fallen_against_all():
     bands = markdown_by_vx([cand, base]).splitlines()
     assert "vx < -0.6 m/s" in bands[0]
     assert bands[2].endswith("| 1 / 2 | 0 / 4 | 0 / 6 | 0 / 4 | 2 / 4 |")
+
+
+def test_summary_counts_the_falls_by_place_with_their_speed_before(tmp_path, capsys):
+    def placed(robot: int, place: str, speed: float | None) -> dict:
+        where = {"place": PLACES.index(place), "from_centre": 2.0, "ground_speed": speed,
+                 "outward_speed": speed}  # fmt: skip
+        return {**_fall(robot, "tilt", 0.8, 0.7), **where}
+
+    log = [placed(0, "walking out", 0.6), placed(1, "walking out", 0.4),
+           placed(2, "platform", None), placed(3, "another tile", 0.9)]  # fmt: skip
+    (row,) = summary([_cell(1, log, speed=0.5)])
+    assert row["by_place"] == [[1, None], [2, pytest.approx(0.5)], [0, None], [1, 0.9]]
+    table = markdown_by_place([row]).splitlines()
+    assert "| platform | walking out | walking in | another tile |" in table[0]
+    assert table[2].endswith("| 1 | 2 (0.50) | 0 | 1 (0.90) |")
+    result = tmp_path / "eval.json"
+    result.write_text(json.dumps({"rows": [_cell(1, log, speed=0.5)]}))
+    assert main(["falls", str(result)]) == 0
+    out = capsys.readouterr().out
+    assert "Falls by place" in out and table[2] in out
+    # A log from before the places has none, and no table.
+    (old,) = summary([_cell(1, [_fall(0, "trunk", 1.0, 0.5)], speed=0.5)])
+    assert old["by_place"] is None and markdown_by_place([old]) == ""
 
 
 def test_a_group_with_a_cell_from_before_the_bands_has_none():

@@ -430,6 +430,11 @@ def test_the_terrain_locates_points_by_column_and_distance_from_their_tiles_cent
     column, from_centre = terrain.locate(xy)
     assert column.tolist() == [2, 6, -1, -1, -1]
     np.testing.assert_allclose(from_centre[:2], [tile / 2 - 0.1, 0.3])
+    # Away from the centre, square to the steps: -x by the first point's edge, +x on the
+    # second (0.3 m along x, 0.2 m across), +y by a tile's edge 0.2 m off its centre line.
+    on_side = [border + 0.5 * tile - 0.2, border + 3 * tile - 0.5]
+    outward = terrain.outward(np.array([xy[0], xy[1], on_side]))
+    np.testing.assert_array_equal(outward, [[-1, 0], [1, 0], [0, 1]])
 
 
 def test_speed_limits_name_a_bad_terrain_type_or_speed():

@@ -1,6 +1,7 @@
 """`anymal-ros falls RESULT.json [--role ROLE] [--rows ROW ...] [--pool]`: who fell in the cells
 of a `scorecard` or `eval` result: the commands and randomised physics of the robots that fell
-against those of all, and the falls per band of commanded forward speed; ``--pool`` sums the
+against those of all, the falls per band of commanded forward speed and where on the field they
+fell (the flat centre, walking away from it or towards it, another tile); ``--pool`` sums the
 rows into one (the 17 cm stairs up and down together, say)."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anymal_ros.eval.falls import markdown, markdown_by_vx, pool_rows, row_name, summary
+    from anymal_ros.eval import falls
 
     path = Path(args.result)
     try:
@@ -41,22 +42,26 @@ def run(args: argparse.Namespace) -> int:
     if args.role is not None:
         cells = [c for c in cells if c.get("role") == args.role]
     if args.rows:
-        known = list(dict.fromkeys(row_name(c) for c in cells))
+        known = list(dict.fromkeys(falls.row_name(c) for c in cells))
         unknown = [r for r in args.rows if r not in known]
         if unknown:
             print(f"error: {path}: no row {', '.join(map(repr, unknown))}; it has {known}")
             return 2
-        cells = [c for c in cells if row_name(c) in args.rows]
+        cells = [c for c in cells if falls.row_name(c) in args.rows]
     if args.pool:
-        cells = pool_rows(cells)
-    rows = summary(cells)
+        cells = falls.pool_rows(cells)
+    rows = falls.summary(cells)
     if not rows:
         which = f" of role {args.role!r}" if args.role is not None else ""
         print(f"error: {path}: no cell{which} has a fall log (files written before it have none)")
         return 2
-    print(markdown(rows))
-    by_vx = markdown_by_vx(rows)
+    print(falls.markdown(rows))
+    by_vx = falls.markdown_by_vx(rows)
     if by_vx:
         print("\nFalls / robots by commanded forward speed:\n")
         print(by_vx)
+    by_place = falls.markdown_by_place(rows)
+    if by_place:
+        print("\nFalls by place (mean ground speed over the second before, m/s):\n")
+        print(by_place)
     return 0

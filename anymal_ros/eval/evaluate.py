@@ -24,9 +24,9 @@ Metrics per cell:
 
 For a student with its belief decoder, each cell also reports how well the belief
 reconstructs the true terrain and privileged state (:mod:`anymal_ros.eval.belief`). Each cell
-also lists its falls with the command and randomised physics of the robots that fell
-and how many robots it commanded per band of forward speed (``fall_log``, ``conditions``,
-``robots_by_vx``: :mod:`anymal_ros.eval.falls`).
+also lists its falls with the command and randomised physics of the robots that fell and
+where and how fast they were walking, and how many robots it commanded per band of forward
+speed (``fall_log``, ``conditions``, ``robots_by_vx``: :mod:`anymal_ros.eval.falls`).
 
 Noise modes: ``none`` (clean heights) or one of the height-noise model's ``nominal`` /
 ``offset`` / ``noisy`` modes at curriculum factor 1, applied to the heights *every* policy
@@ -204,9 +204,10 @@ def run_cell(
         v_xy = info["base_lin_vel"][:, :2]
         terms = info["reward_terms"]
         a = active
-        gait.update(info["gait"], np.linalg.norm(v_xy, axis=-1), a)
+        g = info["gait"]
+        gait.update(g, np.linalg.norm(v_xy, axis=-1), a)
         if gait_trace is not None:
-            gait_trace.update(info["gait"], bool(a[0]), bool(terminated[0]))
+            gait_trace.update(g, bool(a[0]), bool(terminated[0]))
         ret[a] += reward[a]
         tracking = terms.get("lin_vel_tracking", 0.0) + terms.get("ang_vel_tracking", 0.0)
         track_reward[a] += np.broadcast_to(tracking, (n,))[a]
@@ -214,7 +215,7 @@ def run_cell(
         distance[a] += np.linalg.norm(v_xy, axis=-1)[a] * dt
         steps[a] += 1
         done = terminated | truncated
-        falls.update(a & terminated, info["gait"]["base_contact"], (step + 1) * dt)
+        falls.update(a & terminated, g["base_contact"], (step + 1) * dt, g["base_xy"])
         ended = np.flatnonzero(done)
         if ended.size:
             policy.reset(ended)

@@ -9,11 +9,18 @@ also keeps the mean of those conditions over all the cell's robots, so that :fun
 can set the robots that fell against the field as a whole (``anymal-ros falls``), and how
 many robots it commanded in each band of forward speed (``robots_by_vx``), so that a fall rate
 per band can be read: a mean speed hides whether the fast robots that fall walk forwards or
-backwards.
+backwards. Each record also says where the robot fell (``place``, an index into PLACES:
+on its start tile's flat centre, on the steps or slope around it walking away from the centre
+or towards it, on another tile), how far from its tile's centre (``from_centre``, m, along the
+larger axis, as steps are laid out) and how fast it had been moving over the ground
+(``ground_speed``) and away from that centre (``outward_speed``, m/s; None for a fall in the
+first quarter second), over a second ending a quarter second before the fall (the tumble
+left out): whether robots fall walking down the stairs or up them, and at what speed.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +48,11 @@ CONDITION_LABELS: dict[str, str] = {
 #: Bands of the commanded forward speed vx [m/s]: their inner edges, and a label for each.
 VX_EDGES: tuple[float, ...] = (-0.6, -0.2, 0.2, 0.6)
 VX_BANDS: tuple[str, ...] = ("< -0.6", "-0.6 to -0.2", "-0.2 to 0.2", "0.2 to 0.6", ">= 0.6")
+#: Where a robot fell, the names of a record's ``place``: on a field of stairs down, walking
+#: out is walking down.
+PLACES: tuple[str, ...] = ("platform", "walking out", "walking in", "another tile")
+#: The window of the speeds before a fall [s before it, from, to].
+SPEED_WINDOW_S: tuple[float, float] = (1.25, 0.25)
 #: Cells are grouped by those of these keys they have (scorecard cells or `eval` rows).
 GROUP_KEYS: tuple[str, ...] = ("role", "row", "terrain", "noise", "physics")
 
@@ -65,17 +77,48 @@ class FallLog:
         }
         self._vx_band = np.digitize(command[:, 0], VX_EDGES)
         self._records: list[dict[str, Any]] = []
+        self._terrain, self._dt = env.terrain, env.control_dt
+        self._tile_centre = env.origins[:, :2].copy()
+        self._lags = [round(s / env.control_dt) for s in SPEED_WINDOW_S]  # in control steps
+        #: The base's planar positions of the last steps, newest last.
+        self._track = deque([env.start_xy.copy()], maxlen=self._lags[0] + 1)
 
-    def update(self, fell: np.ndarray, trunk_down: np.ndarray, time_s: float) -> None:
+    def update(
+        self, fell: np.ndarray, trunk_down: np.ndarray, time_s: float, base_xy: np.ndarray
+    ) -> None:
         """Record the robots of the ``[N]`` mask ``fell`` (those falling this step);
-        ``trunk_down``: which of all robots have the trunk or a hip on the terrain."""
+        ``trunk_down``: which of all robots have the trunk or a hip on the terrain; ``base_xy
+        [N, 2]``: where the bases are (called every step: it keeps the last second's path)."""
+        self._track.append(np.array(base_xy, dtype=float))
         for i in np.flatnonzero(fell):
             record: dict[str, Any] = {"robot": int(i), "time_s": round(float(time_s), 3),
                                       "cause": "trunk" if trunk_down[i] else "tilt"}  # fmt: skip
             for name in ("vx", "vy", "yaw_rate", *CONDITIONS):
                 record[name] = round(float(self._conditions[name][i]), 3)
             record["vx_band"] = int(self._vx_band[i])  # an index into VX_BANDS
+            record.update(self._where(int(i)))
             self._records.append(record)
+
+    def _where(self, i: int) -> dict[str, Any]:
+        """Robot ``i``'s place, distance from its tile's centre and speeds before it fell."""
+        xy = self._track[-1][i]
+        _, from_centre = self._terrain.locate(xy)
+        early, late = (min(lag, len(self._track) - 1) for lag in self._lags)
+        ground = outward = None
+        if early > late:
+            moved = self._track[-1 - late][i] - self._track[-1 - early][i]
+            seconds = (early - late) * self._dt
+            ground = round(float(np.linalg.norm(moved)) / seconds, 3)
+            outward = round(float(moved @ self._terrain.outward(xy)) / seconds, 3)
+        half_tile = self._terrain.cfg.tile_size / 2
+        if np.abs(xy - self._tile_centre[i]).max() >= half_tile:
+            place = "another tile"
+        elif from_centre <= self._terrain.cfg.platform_size / 2:
+            place = "platform"
+        else:
+            place = "walking in" if outward is not None and outward < 0 else "walking out"
+        return {"place": PLACES.index(place), "from_centre": round(float(from_centre), 3),
+                "ground_speed": ground, "outward_speed": outward}  # fmt: skip
 
     @property
     def count(self) -> int:
@@ -100,8 +143,9 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     ``trunk`` (those with the trunk or a hip down), ``robots``, and per condition the mean
     over the robots that fell (``fell/<name>``, None without falls) and over all
     (``all/<name>``); ``by_vx``: per band of VX_BANDS ``[falls, robots]`` (None unless every
-    cell of the group counted its robots by band). Cells without a fall log (files written
-    before it) are left out."""
+    cell of the group counted its robots by band); ``by_place``: per place of PLACES ``[falls,
+    their mean ground speed before falling or None]`` (None unless every fall has a place).
+    Cells without a fall log (files written before it) are left out."""
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for c in cells:
         if "fall_log" in c and "conditions" in c:
@@ -124,6 +168,13 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             robots_by = np.sum([c["robots_by_vx"] for c in group], axis=0)
             falls_by = np.bincount([f["vx_band"] for f in log], minlength=len(VX_BANDS))
             row["by_vx"] = [[int(f), int(r)] for f, r in zip(falls_by, robots_by, strict=True)]
+        row["by_place"] = None
+        if all("place" in f for f in log):
+            row["by_place"] = []
+            for place in range(len(PLACES)):
+                there = [f for f in log if f["place"] == place]
+                speeds = [f["ground_speed"] for f in there if f["ground_speed"] is not None]
+                row["by_place"].append([len(there), float(np.mean(speeds)) if speeds else None])
         out.append(row)
     return out
 
@@ -183,3 +234,16 @@ def markdown_by_vx(rows: Sequence[Mapping[str, Any]]) -> str:
         return ""
     head = [f"vx {band} m/s" for band in VX_BANDS]
     return _group_table(rows, head, lambda r: [f"{f} / {n}" for f, n in r["by_vx"]])
+
+
+def markdown_by_place(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`summary`'s rows whose falls have a place: per place of PLACES the falls there,
+    with their mean ground speed before falling (empty without any)."""
+    rows = [r for r in rows if r.get("by_place") is not None]
+    if not rows:
+        return ""
+
+    def cells(r: Mapping[str, Any]) -> list[str]:
+        return [str(n) if speed is None else f"{n} ({speed:.2f})" for n, speed in r["by_place"]]
+
+    return _group_table(rows, PLACES, cells)

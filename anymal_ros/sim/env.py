@@ -404,8 +404,8 @@ class QuadrupedVecEnv(LocomotionTask):
     def _gait(self, s: State) -> dict[str, np.ndarray]:
         """What :class:`~anymal_ros.eval.gait.GaitMeter` reads: heights above the terrain
         directly below (base, soles, the lowest point of the trunk's underside), the joints'
-        and limbs' raw state of this step, and whether the trunk or a hip touches, which the
-        evaluation reads as a fall's cause."""
+        and limbs' raw state of this step, whether the trunk or a hip touches, which the
+        evaluation reads as a fall's cause, and where the base is (where a robot fell)."""
         return {
             "base_height": s["base_pos"][:, 2] - self.terrain.heights(s["base_pos"][:, :2]),
             "foot_clearance": s["foot_clearance"].copy(),
@@ -416,6 +416,7 @@ class QuadrupedVecEnv(LocomotionTask):
             "joint_vel": s["joint_vel"].copy(),
             "joint_effort": s["joint_effort"].copy(),
             "base_contact": s["base_contact"].copy(),
+            "base_xy": s["base_pos"][:, :2].copy(),
         }
 
     def _restart(self, ids: np.ndarray, s: State) -> Obs:

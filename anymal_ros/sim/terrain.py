@@ -206,13 +206,28 @@ class Terrain:
         """Where world points ``xy [..., 2]`` lie: ``(column [...] int, -1 on the border
         around the tiles; distance [...] m from the centre of the tile they are on, the larger
         of the two axes', as the tiles' platforms and steps are laid out)``."""
-        tile = self.cfg.tile_size
-        rel = (xy - self.cfg.border) / tile  # in tiles from the first tile's corner
+        rel = (xy - self.cfg.border) / self.cfg.tile_size  # in tiles from the first's corner
         col = np.floor(rel[..., 1]).astype(np.intp)
         inside = (col >= 0) & (col < self.num_columns)
         inside &= (rel[..., 0] >= 0) & (rel[..., 0] < self.num_levels)
-        from_centre = np.abs(rel - np.floor(rel) - 0.5).max(axis=-1) * tile
+        from_centre = np.abs(self._from_tile_centre(xy)).max(axis=-1)
         return np.where(inside, col, -1), from_centre
+
+    def outward(self, xy: np.ndarray) -> np.ndarray:
+        """``[..., 2]`` unit vectors at world points ``xy [..., 2]`` pointing away from the
+        centre of the tile they are on, square to its steps: along the axis of the larger
+        offset from the centre (down the steps of stairs down, up those of stairs up)."""
+        offset = self._from_tile_centre(xy)
+        axis = np.abs(offset).argmax(axis=-1)
+        out = np.zeros_like(offset)
+        sign = np.where(np.take_along_axis(offset, axis[..., None], -1) < 0, -1.0, 1.0)
+        np.put_along_axis(out, axis[..., None], sign, -1)
+        return out
+
+    def _from_tile_centre(self, xy: np.ndarray) -> np.ndarray:
+        """``[..., 2]`` offsets [m] of world points from the centre of the tile they are on."""
+        rel = (xy - self.cfg.border) / self.cfg.tile_size
+        return (rel - np.floor(rel) - 0.5) * self.cfg.tile_size
 
     def height_fields(self) -> list[HeightField]:
         """The MuJoCo height fields: the coarse grid in pieces between the sharp strips (a
