@@ -398,13 +398,16 @@ def test_a_speed_limit_caps_the_tracked_speed_on_its_terrain_type_alone(lead, ca
     """Seven robots, one at the centre of each terrain type's tile, all told 1 m/s forward;
     stairs up allow 0.3 from ``lead`` inside their 2 m platform's edge: where that reaches the
     centre, the robot there is rewarded for tracking 0.3 m/s and its commanded path grows at
-    0.3 m/s, the others' at 1 m/s; the policy still sees the command it was given."""
-    limits = {"speed_limits": {"stairs_up": 0.3}, "speed_limit_lead": lead}
+    0.3 m/s, the others' at 1 m/s; the policy still sees the command it was given. Pushed to
+    about 1 m/s, that robot alone pays for the speed over its limit (``speeding``)."""
+    limits = {"speed_limits": {"stairs_up": 0.3}, "speed_limit_lead": lead,
+              "weights": {"speeding": -2.0}}  # fmt: skip
     cfg = make_cfg(QUIET, terrain={"kind": "heightfield", "platform_size": 2.0}, rewards=limits,
                    robot={"init_joint_noise": 0.0, "init_xy_noise": 0.0})  # fmt: skip
     env = QuadrupedVecEnv(cfg, 7, seed=0)
     env.set_commands([1.0, 0.0, 0.0])
     env.reset()
+    env.data.qvel[env.index.qvel_base[:, 0]] = 1.0  # world x: each robot's own direction
     _, _, _, _, info = env.step(np.zeros((7, env.action_dim)))
     stairs = env.terrain_types() == "stairs_up"
     assert stairs.sum() == 1
@@ -416,7 +419,22 @@ def test_a_speed_limit_caps_the_tracked_speed_on_its_terrain_type_alone(lead, ca
     np.testing.assert_allclose(info["reward_terms"]["lin_vel_tracking"], expected, rtol=1e-5)
     np.testing.assert_allclose(info["command"][:, 0], 1.0)
     np.testing.assert_allclose(env.commands.path[:, 0], speed * env.control_dt)
+    ground_speed = np.linalg.norm(info["base_lin_vel"][:, :2], axis=1)
+    over = np.where(stairs & capped, ground_speed - 0.3, 0.0)
+    assert over.max() > 0.5 if capped else not over.any()  # capped: it kept most of 1 m/s
+    speeding = info["reward_terms"]["speeding"]
+    np.testing.assert_allclose(speeding, -2.0 * env.control_dt * over, rtol=1e-5, atol=1e-7)
     env.close()
+
+
+def test_speeding_charges_the_planar_speed_over_the_limit_and_nothing_without_one():
+    cfg = from_dict(SimConfig, {"rewards": {"weights": {"speeding": -1.0}}}).rewards
+    velocity = np.array([[0.3, 0.4, 0.2], [0.1, 0.0, 0.0], [2.0, 0.0, 0.0]])  # 0.5, 0.1, 2 m/s
+    limit = np.array([0.3, 0.3, np.inf])
+    _, terms = compute_rewards(_still_robots(3, base_lin_vel=velocity, speed_limit=limit), cfg)
+    np.testing.assert_allclose(-terms["speeding"] / 0.02, [0.2, 0.0, 0.0], atol=1e-7)
+    _, terms = compute_rewards(_still_robots(3, base_lin_vel=velocity), cfg)  # no limits
+    np.testing.assert_array_equal(terms["speeding"], 0.0)
 
 
 def test_the_terrain_locates_points_by_column_and_distance_from_their_tiles_centre():

@@ -232,6 +232,8 @@ def default_reward_weights() -> dict[str, float]:
         # The trunk's underside kept clear of the terrain under it (off by default): on stairs
         # a trunk carried level meets the steps ahead or behind unless it pitches with them.
         "trunk_clearance": 0.0,
+        # Planar speed over rewards.speed_limits where one applies (off by default).
+        "speeding": 0.0,
     }
 
 

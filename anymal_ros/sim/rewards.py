@@ -43,6 +43,9 @@ class RewardState:
     # [N, P] m, points of the trunk's underside above the terrain directly below; None where
     # the simulator does not know its terrain or the term is off
     trunk_clearance: np.ndarray | None = None
+    # [N] m/s, the planar speed allowed where each robot is (rewards.speed_limits, inf where
+    # none); None where the simulator has no limits
+    speed_limit: np.ndarray | None = None
 
 
 Term = Callable[[RewardState, RewardConfig], np.ndarray]
@@ -137,6 +140,16 @@ def trunk_clearance(s: RewardState, cfg: RewardConfig) -> np.ndarray:
     return np.sum(deficit**2, axis=1)
 
 
+def speeding(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    """Planar speed over the limit where the robot is (``rewards.speed_limits``), m/s. The
+    tracked command is capped there too, but the tracking kernel barely tells 0.55 m/s from
+    0.4 (1 - exp(-0.15^2 / 0.25) = 9 %): this term charges the excess itself."""
+    if s.speed_limit is None:
+        return np.zeros(s.command.shape[0])
+    speed = np.linalg.norm(s.base_lin_vel[:, :2], axis=1)
+    return np.maximum(speed - s.speed_limit, 0.0)  # an infinite limit: never over it
+
+
 # Each term is the function of its name; the names and their order are config.sim.REWARD_TERMS'
 # (a test checks that every term there has its function here and no other).
 TERMS: dict[str, Term] = {
@@ -157,6 +170,7 @@ TERMS: dict[str, Term] = {
         hip_abduction,
         foot_clearance,
         trunk_clearance,
+        speeding,
     )
 }
 

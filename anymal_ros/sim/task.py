@@ -136,7 +136,8 @@ class LocomotionTask:
 
         self._update_contacts(s)
         speed_limit = self._speed_limit(s)
-        reward, terms = self._rewards(s, speed_limited(self.commands.command, speed_limit))
+        tracked = speed_limited(self.commands.command, speed_limit)
+        reward, terms = self._rewards(s, tracked, speed_limit)
         self.prev_joint_vel = s["joint_vel"].copy()
         self.episode_step += 1
 
@@ -232,9 +233,11 @@ class LocomotionTask:
         self.air_time[contact] = 0.0
         s["air_time"] = self.air_time.copy()
 
-    def _rewards(self, s: State, tracked: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _rewards(
+        self, s: State, tracked: np.ndarray, speed_limit: np.ndarray | None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``(reward [N] float32, weighted terms)`` of the step that led to ``s``, tracking
-        the commands ``tracked [N, 3]``."""
+        the commands ``tracked [N, 3]`` under the planar speed limits ``speed_limit [N]``."""
         state = RewardState(
             command=tracked,
             base_lin_vel=s["base_lin_vel"],
@@ -257,6 +260,7 @@ class LocomotionTask:
             default_joint_pos=self.decoder.default_joint_pos,
             foot_clearance=s.get("foot_clearance"),
             trunk_clearance=s.get("trunk_clearance"),
+            speed_limit=speed_limit,
         )
         return compute_rewards(state, self.cfg.rewards)
 
