@@ -186,9 +186,15 @@ def test_summary_counts_the_falls_by_place_with_their_speed_before(tmp_path, cap
     assert table[2].endswith("| 1 | 2 (0.50) | 0 | 1 (0.90) |")
     result = tmp_path / "eval.json"
     result.write_text(json.dumps({"rows": [_cell(1, log, speed=0.5)]}))
-    assert main(["falls", str(result)]) == 0
+    assert main(["falls", str(result), "--plot", str(tmp_path / "places.png")]) == 0
     out = capsys.readouterr().out
     assert "Falls by place" in out and table[2] in out
+    assert f"wrote {tmp_path / 'places.png'}" in out and (tmp_path / "places.png").stat().st_size
+    old_log = tmp_path / "old.json"
+    old_log.write_text(json.dumps({"rows": [_cell(1, [_fall(0, "trunk", 1.0, 0.5)], 0.5)]}))
+    assert main(["falls", str(old_log), "--plot", str(tmp_path / "none.png")]) == 0
+    assert "no plot: no fall in these cells has a place" in capsys.readouterr().out
+    assert not (tmp_path / "none.png").exists()
     # A log from before the places has none, and no table.
     (old,) = summary([_cell(1, [_fall(0, "trunk", 1.0, 0.5)], speed=0.5)])
     assert old["by_place"] is None and markdown_by_place([old]) == ""

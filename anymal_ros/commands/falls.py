@@ -1,8 +1,9 @@
-"""`anymal-ros falls RESULT.json [--role ROLE] [--rows ROW ...] [--pool]`: who fell in the cells
-of a `scorecard` or `eval` result: the commands and randomised physics of the robots that fell
-against those of all, the falls per band of commanded forward speed and where on the field they
-fell (the flat centre, walking away from it or towards it, another tile); ``--pool`` sums the
-rows into one (the 17 cm stairs up and down together, say)."""
+"""`anymal-ros falls RESULT.json [--role ROLE] [--rows ROW ...] [--pool] [--plot PNG]`: who
+fell in the cells of a `scorecard` or `eval` result: the commands and randomised physics of the
+robots that fell against those of all, the falls per band of commanded forward speed and where
+on the field they fell (the flat centre, walking away from it or towards it, another tile);
+``--pool`` sums the rows into one (the 17 cm stairs up and down together, say), ``--plot``
+draws where on their start tiles they fell."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rows", nargs="+", metavar="ROW",
         help="these rows only: a scorecard's row names ('stairs 17 cm up'), an eval's terrains",
+    )  # fmt: skip
+    parser.add_argument(
+        "--plot", metavar="PNG",
+        help="also draw where on their start tiles the robots fell, a panel per row",
     )  # fmt: skip
     parser.add_argument(
         "--pool", action="store_true",
@@ -64,4 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if by_place:
         print("\nFalls by place (mean ground speed over the second before, m/s):\n")
         print(by_place)
+    if args.plot:
+        drawn = falls.plot_places(cells, args.plot)
+        print(f"\nwrote {drawn}" if drawn else "\nno plot: no fall in these cells has a place")
     return 0

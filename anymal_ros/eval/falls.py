@@ -22,10 +22,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from anymal_ros.config.sim import TerrainConfig
+from anymal_ros.eval.figures import pyplot, save_figure
 from anymal_ros.eval.tables import pipe_table
 
 if TYPE_CHECKING:
@@ -51,7 +54,7 @@ VX_BANDS: tuple[str, ...] = ("< -0.6", "-0.6 to -0.2", "-0.2 to 0.2", "0.2 to 0.
 #: Where a robot fell, the names of a record's ``place``: on a field of stairs down, walking
 #: out is walking down.
 PLACES: tuple[str, ...] = ("platform", "walking out", "walking in", "another tile")
-#: The window of the speeds before a fall [s before it, from, to].
+#: The speeds before a fall are taken from SPEED_WINDOW_S[0] to [1] seconds before it.
 SPEED_WINDOW_S: tuple[float, float] = (1.25, 0.25)
 #: Cells are grouped by those of these keys they have (scorecard cells or `eval` rows).
 GROUP_KEYS: tuple[str, ...] = ("role", "row", "terrain", "noise", "physics")
@@ -146,15 +149,9 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     cell of the group counted its robots by band); ``by_place``: per place of PLACES ``[falls,
     their mean ground speed before falling or None]`` (None unless every fall has a place).
     Cells without a fall log (files written before it) are left out."""
-    groups: dict[tuple, list[Mapping[str, Any]]] = {}
-    for c in cells:
-        if "fall_log" in c and "conditions" in c:
-            # A scorecard's row names its terrain; an `eval` row has the terrain alone.
-            named = [k for k in GROUP_KEYS if k in c and not (k == "terrain" and "row" in c)]
-            key = tuple((k, c[k]) for k in named)
-            groups.setdefault(key, []).append(c)
     out = []
-    for key, group in groups.items():
+    for group in _grouped(cells):
+        key = _group_key(group[0])
         log = [f for c in group for f in c["fall_log"]]
         robots = sum(int(c["episodes"]) for c in group)
         row: dict[str, Any] = {**dict(key), "robots": robots, "falls": len(log),
@@ -177,6 +174,13 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 row["by_place"].append([len(there), float(np.mean(speeds)) if speeds else None])
         out.append(row)
     return out
+
+
+def _group_key(cell: Mapping[str, Any]) -> tuple:
+    """``((key, value), ...)`` of the GROUP_KEYS a cell has: a scorecard's row names its
+    terrain; an `eval` row has the terrain alone."""
+    named = [k for k in GROUP_KEYS if k in cell and not (k == "terrain" and "row" in cell)]
+    return tuple((k, cell[k]) for k in named)
 
 
 def row_name(cell: Mapping[str, Any]) -> str:
@@ -247,3 +251,50 @@ def markdown_by_place(rows: Sequence[Mapping[str, Any]]) -> str:
         return [str(n) if speed is None else f"{n} ({speed:.2f})" for n, speed in r["by_place"]]
 
     return _group_table(rows, PLACES, cells)
+
+
+def plot_places(
+    cells: Sequence[Mapping[str, Any]], path: str | Path, terrain: TerrainConfig | None = None
+) -> Path | None:
+    """Where on their start tiles the robots of ``cells`` fell: per group of :func:`summary`
+    (a panel each), the falls by distance from the tile's centre, walking out and walking in
+    apart, with the platform's edge and, on stairs, the risers of ``terrain`` (the default
+    field's) marked. None, and no file, if no fall has a place."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for group in _grouped(cells):
+        log = [f for c in group for f in c["fall_log"]]
+        if log and all("place" in f for f in log):
+            groups[", ".join(str(v) for _, v in _group_key(group[0]))] = log
+    if not groups:
+        return None
+    terrain = terrain or TerrainConfig()
+    edge, half = terrain.platform_size / 2, terrain.tile_size / 2
+    bins = np.arange(0.0, half + 1e-9, terrain.step_width / 3)
+    plt = pyplot()
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 * len(groups) + 0.6), squeeze=False)
+    for ax, (name, log) in zip(axes[:, 0], groups.items(), strict=True):
+        for place, color in (("walking out", "tab:red"), ("walking in", "tab:blue")):
+            at = [f["from_centre"] for f in log if PLACES[f["place"]] == place]
+            ax.hist(at, bins=bins, color=color, alpha=0.6, label=f"{place} ({len(at)})")
+        platform = sum(PLACES[f["place"]] == "platform" for f in log)
+        beyond = sum(PLACES[f["place"]] == "another tile" for f in log)
+        for x in np.arange(edge, half, terrain.step_width):
+            ax.axvline(x, color="0.8", lw=0.6, zorder=0)
+        ax.axvline(edge, color="0.3", lw=1.0, ls="--")
+        ax.set_title(f"{name}: {platform} on the platform, {beyond} on another tile", fontsize=9)
+        ax.set_ylabel("falls")
+        ax.legend(fontsize=8, loc="upper right")
+    axes[-1, 0].set_xlabel(
+        "distance from the start tile's centre [m] (dashed: the platform's edge; grey: risers)"
+    )
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _grouped(cells: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """The cells of each of :func:`summary`'s groups, in its order."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for c in cells:
+        if "fall_log" in c and "conditions" in c:
+            groups.setdefault(_group_key(c), []).append(c)
+    return list(groups.values())
