@@ -90,7 +90,9 @@ def test_every_fall_is_logged_with_the_conditions_its_robot_was_drawn():
 def test_a_fall_is_placed_on_its_field_with_the_speeds_of_the_second_before():
     """Four robots on a field of stairs down, moved along set paths for 2 s: one walks down the
     steps (away from its tile's centre) at 0.5 m/s, one up them at 0.3 m/s, one stands on the
-    flat centre, one has walked onto the next tile. All fall at the end."""
+    flat centre, one has walked onto the next tile. Their walk counts once the speed window no
+    longer reaches back to their start (their jump from it to their paths would read as speed);
+    the one on the centre stops counting at 1.6 s and does not fall, the others fall at the end."""
     settings = EvalSettings(num_envs=4, seed=1, episode_length_s=2.0)
     env = make_eval_env(SimConfig(), "stairs_down", settings)
     try:
@@ -99,26 +101,31 @@ def test_a_fall_is_placed_on_its_field_with_the_speeds_of_the_second_before():
         centre, dt = env.origins[:, :2], env.control_dt
         steps = round(2.0 / dt)
         platform, tile = env.terrain.cfg.platform_size, env.terrain.cfg.tile_size
+        first, stop = round(SPEED_WINDOW_S[0] / dt), round(1.6 / dt)  # counted steps
         for k in range(1, steps + 1):
             t = k * dt
             xy = centre + np.array([[platform / 2 + 0.5 * t, 0.0],  # +x, down the steps
                                     [0.0, -(tile / 2 - 0.2) + 0.3 * t],  # -y side, going up
                                     [0.1, 0.2],  # on the platform
                                     [tile / 2 + 0.3, 0.0]])  # fmt: skip
-            last = k == steps
-            log.update(np.full(4, last), np.zeros(4, bool), t, xy)
-        records = log.result()["fall_log"]
+            walking = np.array([k > first, k > first, first < k <= stop, k > first])
+            log.update(walking & (k == steps), np.zeros(4, bool), t, xy, walking)
+        result = log.result()
+        records = result["fall_log"]
     finally:
         env.close()
-    assert [PLACES[f["place"]] for f in records] == [
-        "walking out", "walking in", "platform", "another tile"]  # fmt: skip
-    down, up, still, beyond = records
+    assert [PLACES[f["place"]] for f in records] == ["walking out", "walking in", "another tile"]
+    down, up, beyond = records
     assert (down["ground_speed"], down["outward_speed"]) == pytest.approx((0.5, 0.5))
     assert (up["ground_speed"], up["outward_speed"]) == pytest.approx((0.3, -0.3))
     assert down["from_centre"] == pytest.approx(platform / 2 + 1.0)
     assert up["from_centre"] == pytest.approx(tile / 2 - 0.2 - 0.6)
-    assert still["ground_speed"] == 0 and still["from_centre"] == pytest.approx(0.2)
     assert beyond["from_centre"] == pytest.approx(tile / 2 - 0.3)
+    # Every counted step, placed and timed as a fall would be: seconds and mean speed per place.
+    seconds, still = (steps - first) * dt, (stop - first) * dt
+    assert result["walking_by_place"] == [
+        [pytest.approx(still), 0.0], [pytest.approx(seconds), pytest.approx(0.5)],
+        [pytest.approx(seconds), pytest.approx(0.3)], [pytest.approx(seconds), 0.0]]  # fmt: skip
 
 
 def _band(vx: float) -> str:
@@ -198,6 +205,16 @@ def test_summary_counts_the_falls_by_place_with_their_speed_before(tmp_path, cap
     # A log from before the places has none, and no table.
     (old,) = summary([_cell(1, [_fall(0, "trunk", 1.0, 0.5)], speed=0.5)])
     assert old["by_place"] is None and markdown_by_place([old]) == ""
+    # Where the cells timed every robot's walk, the seeds pool by robot-seconds.
+    first = {"walking_by_place": [[10, 0.2], [20, 0.4], [0, None], [5, 0.1]]}
+    second = {"walking_by_place": [[30, 0.2], [20, 0.6], [0, None], [5, 0.3]]}
+    (row,) = summary([_cell(1, log, 0.5) | first, _cell(2, [], 0.5) | second])
+    expected = [[40, 0.2], [40, 0.5], [0, None], [10, 0.2]]
+    assert row["walking_by_place"] == [
+        [t, v if v is None else pytest.approx(v)] for t, v in expected
+    ]
+    table = markdown_by_place([row]).splitlines()
+    assert table[2].endswith("| 1 (all 0.20) | 2 (0.50; all 0.50) | 0 | 1 (0.90; all 0.20) |")
 
 
 def test_a_group_with_a_cell_from_before_the_bands_has_none():

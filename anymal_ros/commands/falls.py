@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
         print(by_vx)
     by_place = falls.markdown_by_place(rows)
     if by_place:
-        print("\nFalls by place (mean ground speed over the second before, m/s):\n")
+        print(
+            "\nFalls by place (mean ground speed over the second before, m/s; all: every"
+            " robot's mean ground speed there, measured alike):\n"
+        )
         print(by_place)
     if args.plot:
         drawn = falls.plot_places(cells, args.plot)

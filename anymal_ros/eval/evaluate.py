@@ -215,7 +215,7 @@ def run_cell(
         distance[a] += np.linalg.norm(v_xy, axis=-1)[a] * dt
         steps[a] += 1
         done = terminated | truncated
-        falls.update(a & terminated, g["base_contact"], (step + 1) * dt, g["base_xy"])
+        falls.update(a & terminated, g["base_contact"], (step + 1) * dt, g["base_xy"], a)
         ended = np.flatnonzero(done)
         if ended.size:
             policy.reset(ended)

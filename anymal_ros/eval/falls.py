@@ -15,7 +15,11 @@ or towards it, on another tile), how far from its tile's centre (``from_centre``
 larger axis, as steps are laid out) and how fast it had been moving over the ground
 (``ground_speed``) and away from that centre (``outward_speed``, m/s; None for a fall in the
 first quarter second), over a second ending a quarter second before the fall (the tumble
-left out): whether robots fall walking down the stairs or up them, and at what speed.
+left out): whether robots fall walking down the stairs or up them, and at what speed. Against
+that, it measures every robot the same way on every step of its episode (``walking_by_place``:
+the robot-seconds spent in each place and the mean ground speed there), so that the fallers'
+speed can be set against the speed all robots walk at in the same place: whether they fell
+hurrying or stumbling.
 """
 
 from __future__ import annotations
@@ -85,43 +89,69 @@ class FallLog:
         self._lags = [round(s / env.control_dt) for s in SPEED_WINDOW_S]  # in control steps
         #: The base's planar positions of the last steps, newest last.
         self._track = deque([env.start_xy.copy()], maxlen=self._lags[0] + 1)
+        #: Per place, the steps robots in their counted episode spent there and the sum of
+        #: their ground speeds (measured as before a fall).
+        self._steps_at = np.zeros(len(PLACES), dtype=np.int64)
+        self._speed_sum_at = np.zeros(len(PLACES))
 
     def update(
-        self, fell: np.ndarray, trunk_down: np.ndarray, time_s: float, base_xy: np.ndarray
+        self,
+        fell: np.ndarray,
+        trunk_down: np.ndarray,
+        time_s: float,
+        base_xy: np.ndarray,
+        walking: np.ndarray,
     ) -> None:
         """Record the robots of the ``[N]`` mask ``fell`` (those falling this step);
         ``trunk_down``: which of all robots have the trunk or a hip on the terrain; ``base_xy
-        [N, 2]``: where the bases are (called every step: it keeps the last second's path)."""
+        [N, 2]``: where the bases are (called every step: it keeps the last second's path);
+        ``walking [N]``: the robots still in their counted episode, this step included."""
         self._track.append(np.array(base_xy, dtype=float))
+        speeds = self._speeds()
+        if speeds is None:  # too early for a speed: place them as walking out
+            ground = outward = None
+            place = self._places(np.zeros(len(base_xy)))
+        else:
+            ground, outward = speeds
+            place = self._places(outward)
+            np.add.at(self._steps_at, place[walking], 1)
+            np.add.at(self._speed_sum_at, place[walking], ground[walking])
+        _, from_centre = self._terrain.locate(self._track[-1])
         for i in np.flatnonzero(fell):
             record: dict[str, Any] = {"robot": int(i), "time_s": round(float(time_s), 3),
                                       "cause": "trunk" if trunk_down[i] else "tilt"}  # fmt: skip
             for name in ("vx", "vy", "yaw_rate", *CONDITIONS):
                 record[name] = round(float(self._conditions[name][i]), 3)
             record["vx_band"] = int(self._vx_band[i])  # an index into VX_BANDS
-            record.update(self._where(int(i)))
+            record["place"] = int(place[i])
+            record["from_centre"] = round(float(from_centre[i]), 3)
+            for name, speed in (("ground_speed", ground), ("outward_speed", outward)):
+                record[name] = None if speed is None else round(float(speed[i]), 3)
             self._records.append(record)
 
-    def _where(self, i: int) -> dict[str, Any]:
-        """Robot ``i``'s place, distance from its tile's centre and speeds before it fell."""
-        xy = self._track[-1][i]
-        _, from_centre = self._terrain.locate(xy)
+    def _speeds(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``[N]`` ground and outward speeds [m/s] over SPEED_WINDOW_S before now (outward:
+        away from the centre of the tile each robot is on now); None before the window's late
+        end has passed."""
         early, late = (min(lag, len(self._track) - 1) for lag in self._lags)
-        ground = outward = None
-        if early > late:
-            moved = self._track[-1 - late][i] - self._track[-1 - early][i]
-            seconds = (early - late) * self._dt
-            ground = round(float(np.linalg.norm(moved)) / seconds, 3)
-            outward = round(float(moved @ self._terrain.outward(xy)) / seconds, 3)
-        half_tile = self._terrain.cfg.tile_size / 2
-        if np.abs(xy - self._tile_centre[i]).max() >= half_tile:
-            place = "another tile"
-        elif from_centre <= self._terrain.cfg.platform_size / 2:
-            place = "platform"
-        else:
-            place = "walking in" if outward is not None and outward < 0 else "walking out"
-        return {"place": PLACES.index(place), "from_centre": round(float(from_centre), 3),
-                "ground_speed": ground, "outward_speed": outward}  # fmt: skip
+        if early <= late:
+            return None
+        moved = self._track[-1 - late] - self._track[-1 - early]
+        seconds = (early - late) * self._dt
+        away = np.einsum("ij,ij->i", moved, self._terrain.outward(self._track[-1]))
+        return np.linalg.norm(moved, axis=1) / seconds, away / seconds
+
+    def _places(self, outward_speed: np.ndarray) -> np.ndarray:
+        """``[N]`` indices into PLACES of where the robots are now, given their outward speeds."""
+        xy = self._track[-1]
+        _, from_centre = self._terrain.locate(xy)
+        elsewhere = np.abs(xy - self._tile_centre).max(axis=1) >= self._terrain.cfg.tile_size / 2
+        on_steps = np.where(outward_speed < 0, PLACES.index("walking in"),
+                            PLACES.index("walking out"))  # fmt: skip
+        on_tile = np.where(
+            from_centre <= self._terrain.cfg.platform_size / 2, PLACES.index("platform"), on_steps
+        )
+        return np.where(elsewhere, PLACES.index("another tile"), on_tile)
 
     @property
     def count(self) -> int:
@@ -135,10 +165,17 @@ class FallLog:
 
     def result(self) -> dict[str, Any]:
         """``fall_log`` (the records), ``conditions`` (each condition's mean over all the
-        cell's robots) and ``robots_by_vx`` (robots per band of VX_BANDS)."""
+        cell's robots), ``robots_by_vx`` (robots per band of VX_BANDS) and
+        ``walking_by_place`` (per place of PLACES ``[robot-seconds there, mean ground speed
+        or None]``)."""
         means = {name: round(float(np.mean(self._conditions[name])), 4) for name in CONDITIONS}
         by_vx = np.bincount(self._vx_band, minlength=len(VX_BANDS)).tolist()
-        return {"fall_log": list(self._records), "conditions": means, "robots_by_vx": by_vx}
+        walking = [
+            [round(float(n * self._dt), 2), round(float(total / n), 4) if n else None]
+            for n, total in zip(self._steps_at, self._speed_sum_at, strict=True)
+        ]
+        return {"fall_log": list(self._records), "conditions": means, "robots_by_vx": by_vx,
+                "walking_by_place": walking}  # fmt: skip
 
 
 def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -147,8 +184,10 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     over the robots that fell (``fell/<name>``, None without falls) and over all
     (``all/<name>``); ``by_vx``: per band of VX_BANDS ``[falls, robots]`` (None unless every
     cell of the group counted its robots by band); ``by_place``: per place of PLACES ``[falls,
-    their mean ground speed before falling or None]`` (None unless every fall has a place).
-    Cells without a fall log (files written before it) are left out."""
+    their mean ground speed before falling or None]`` (None unless every fall has a place);
+    ``walking_by_place``: per place ``[robot-seconds there, all robots' mean ground speed or
+    None]`` (None unless every cell measured it). Cells without a fall log (files written
+    before it) are left out."""
     out = []
     for group in _grouped(cells):
         key = _group_key(group[0])
@@ -172,6 +211,16 @@ def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 there = [f for f in log if f["place"] == place]
                 speeds = [f["ground_speed"] for f in there if f["ground_speed"] is not None]
                 row["by_place"].append([len(there), float(np.mean(speeds)) if speeds else None])
+        row["walking_by_place"] = None
+        if all("walking_by_place" in c for c in group):
+            seconds = np.sum([[s for s, _ in c["walking_by_place"]] for c in group], axis=0)
+            metres = np.sum(
+                [[s * (v or 0.0) for s, v in c["walking_by_place"]] for c in group], axis=0
+            )
+            row["walking_by_place"] = [
+                [float(t), float(m / t) if t > 0 else None]
+                for t, m in zip(seconds, metres, strict=True)
+            ]
         out.append(row)
     return out
 
@@ -242,13 +291,20 @@ def markdown_by_vx(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def markdown_by_place(rows: Sequence[Mapping[str, Any]]) -> str:
     """:func:`summary`'s rows whose falls have a place: per place of PLACES the falls there,
-    with their mean ground speed before falling (empty without any)."""
+    with their mean ground speed before falling, and after ``all`` every robot's mean ground
+    speed there, measured the same way (where the cells measured it; empty without any)."""
     rows = [r for r in rows if r.get("by_place") is not None]
     if not rows:
         return ""
 
     def cells(r: Mapping[str, Any]) -> list[str]:
-        return [str(n) if speed is None else f"{n} ({speed:.2f})" for n, speed in r["by_place"]]
+        walking = r.get("walking_by_place") or [[0.0, None]] * len(PLACES)
+        out = []
+        for (n, speed), (_, everyone) in zip(r["by_place"], walking, strict=True):
+            said = [f"{speed:.2f}"] if speed is not None else []
+            said += [f"all {everyone:.2f}"] if everyone is not None else []
+            out.append(f"{n} ({'; '.join(said)})" if said else str(n))
+        return out
 
     return _group_table(rows, PLACES, cells)
 
