@@ -107,16 +107,16 @@ class FallLog:
         [N, 2]``: where the bases are (called every step: it keeps the last second's path);
         ``walking [N]``: the robots still in their counted episode, this step included."""
         self._track.append(np.array(base_xy, dtype=float))
+        _, from_centre = self._terrain.locate(self._track[-1])
         speeds = self._speeds()
         if speeds is None:  # too early for a speed: place them as walking out
             ground = outward = None
-            place = self._places(np.zeros(len(base_xy)))
+            place = self._places(from_centre, np.zeros(len(base_xy)))
         else:
             ground, outward = speeds
-            place = self._places(outward)
+            place = self._places(from_centre, outward)
             np.add.at(self._steps_at, place[walking], 1)
             np.add.at(self._speed_sum_at, place[walking], ground[walking])
-        _, from_centre = self._terrain.locate(self._track[-1])
         for i in np.flatnonzero(fell):
             record: dict[str, Any] = {"robot": int(i), "time_s": round(float(time_s), 3),
                                       "cause": "trunk" if trunk_down[i] else "tilt"}  # fmt: skip
@@ -141,10 +141,10 @@ class FallLog:
         away = np.einsum("ij,ij->i", moved, self._terrain.outward(self._track[-1]))
         return np.linalg.norm(moved, axis=1) / seconds, away / seconds
 
-    def _places(self, outward_speed: np.ndarray) -> np.ndarray:
-        """``[N]`` indices into PLACES of where the robots are now, given their outward speeds."""
+    def _places(self, from_centre: np.ndarray, outward_speed: np.ndarray) -> np.ndarray:
+        """``[N]`` indices into PLACES of where the robots are now, given their distances from
+        the centre of the tile they are on (:meth:`Terrain.locate`) and outward speeds."""
         xy = self._track[-1]
-        _, from_centre = self._terrain.locate(xy)
         elsewhere = np.abs(xy - self._tile_centre).max(axis=1) >= self._terrain.cfg.tile_size / 2
         on_steps = np.where(outward_speed < 0, PLACES.index("walking in"),
                             PLACES.index("walking out"))  # fmt: skip
