@@ -307,3 +307,28 @@ def test_the_committed_first_edition_card_serves_as_the_baseline_without_a_rerun
     monkeypatch.setattr(parallel, "run_field", measured_again)
     cells = scorecard.measure(spec, {"candidate": student}, physics, done, progress=False)
     assert len(cells) == len(done) == 38
+
+
+def test_the_figure_gives_each_role_one_colour_and_a_legend_entry_in_it(tmp_path, monkeypatch):
+    """A full card's cells, where the teacher has bars only with noisy heights (its check): the
+    legend's swatch of every role is the colour of that role's bars in every panel."""
+    card = DEFAULT_SPEC.parents[1] / "policies" / "training" / "student_speed_limit_206.7M"
+    cells = scorecard.read_cells(card / "scorecard" / "scorecard.json")
+    figures = []
+    monkeypatch.setattr(scorecard, "save_figure", lambda fig, path: figures.append(fig))
+    scorecard.plot(cells, tmp_path / "card.png")
+    (fig,) = figures
+    legend = fig.legends[0]
+    swatch = {text.get_text().split(":")[0]: handle for text, handle
+              in zip(legend.get_texts(), legend.legend_handles, strict=True)}  # fmt: skip
+    assert [*swatch] == ["candidate", "teacher", "baseline", "1 fall per 10 min"]
+    in_panels = [
+        {tuple(p.get_facecolor()) for c in ax.containers for p in c.patches} for ax in fig.axes
+    ]
+    teacher = tuple(swatch["teacher"].get_facecolor())
+    assert teacher not in in_panels[0] and teacher in in_panels[1]  # noisy heights only
+    for role in ("candidate", "baseline"):
+        colour = tuple(swatch[role].get_facecolor())
+        assert all(colour in panel for panel in in_panels)
+    roles = ("candidate", "teacher", "baseline")
+    assert len({tuple(swatch[r].get_facecolor()) for r in roles}) == 3

@@ -326,22 +326,30 @@ def plot(cells: Sequence[dict[str, Any]], path: str | Path, title: str | None = 
         1, len(modes), figsize=(4.8 * len(modes) + 1.6, 1.2 + 0.22 * len(rows) * len(roles)),
         sharey=True, squeeze=False,
     )  # fmt: skip
+    # A role keeps its colour in every panel, and the legend takes its bars from a panel
+    # that has some: the teacher is measured with noisy heights only, and an empty bar set
+    # in the first panel had shifted the colours and left its legend entry the wrong colour.
+    legend: dict[str, Any] = {}
     for ax, mode in zip(axes[0], modes, strict=True):
         for i, role in enumerate(roles):
             got = [(j, value[(role, r, mode)]) for j, r in enumerate(rows)
                    if (role, r, mode) in value]  # fmt: skip
+            if not got:
+                continue
             ys = [j + (i - (len(roles) - 1) / 2) * height for j, _ in got]
             xs = [p["falls_per_10min"] for _, p in got]
-            bars = ax.barh(ys, xs, height=0.92 * height, label=f"{role}: {_label(pool, role)}")
+            bars = ax.barh(ys, xs, height=0.92 * height, color=f"C{i}")
             ax.bar_label(bars, [f"{x:.1f}" for x in xs], padding=2, fontsize=7)
-        ax.axvline(1.0, color="red", linestyle="--", linewidth=1.2, label="1 fall per 10 min")
+            legend.setdefault(role, bars)
+        line = ax.axvline(1.0, color="red", linestyle="--", linewidth=1.2)
         scale = falls_axis(ax, top, "x", headroom=1.6)  # room for the bars' labels
         ax.set_title(f"{_heights(mode)} heights", fontsize=10)
         ax.set_xlabel(f"falls per 10 min{scale}")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(rows)), rows)
     axes[0][0].invert_yaxis()
-    handles, names = axes[0][0].get_legend_handles_labels()
+    handles = [legend[role] for role in roles] + [line]
+    names = [f"{role}: {_label(pool, role)}" for role in roles] + ["1 fall per 10 min"]
     fig.legend(handles, names, loc="lower center", ncol=min(len(names), 2), fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
