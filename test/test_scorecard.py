@@ -18,6 +18,7 @@ from anymal_ros.config import ConfigError, from_dict
 from anymal_ros.config.scorecard import ScorecardConfig
 from anymal_ros.eval import parallel, scorecard
 from anymal_ros.eval.evaluate import METRICS
+from anymal_ros.eval.figures import pyplot
 from anymal_ros.nodes.policy_node import bundled_policy_path
 
 
@@ -332,3 +333,4 @@ def test_the_figure_gives_each_role_one_colour_and_a_legend_entry_in_it(tmp_path
         assert all(colour in panel for panel in in_panels)
     roles = ("candidate", "teacher", "baseline")
     assert len({tuple(swatch[r].get_facecolor()) for r in roles}) == 3
+    pyplot().close(fig)
