@@ -52,12 +52,14 @@ def summary(path: str | Path) -> dict:
 def plot(points: dict[str, dict], path: str | Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(10.0, 5.0))
+    # The default cycle repeats after ten colours; tab20 gives twenty distinct ones.
+    colours = plt.get_cmap("tab20").colors if len(points) > 10 else [f"C{i}" for i in range(10)]
     for i, (label, p) in enumerate(points.items()):
-        x = p["flat_tracking_error"]
-        ax.scatter([x], [p["falls_in_all"]], color=f"C{i}", marker="o", s=40, label=label)
-        ax.scatter([x], [p["falls_on_stairs"]], color=f"C{i}", marker="s", s=40,
+        x, colour = p["flat_tracking_error"], colours[i % len(colours)]
+        ax.scatter([x], [p["falls_in_all"]], color=colour, marker="o", s=40, label=label)
+        ax.scatter([x], [p["falls_on_stairs"]], color=colour, marker="s", s=40,
                    facecolors="none")  # fmt: skip
-        ax.plot([x, x], [p["falls_on_stairs"], p["falls_in_all"]], color=f"C{i}", lw=0.8)
+        ax.plot([x, x], [p["falls_on_stairs"], p["falls_in_all"]], color=colour, lw=0.8)
     ax.axvline(0.10, color="red", linestyle="--", linewidth=1.0, label="flat tracking target")
     ax.set_title("falls in all (dots) and on the stairs (squares), clean heights", fontsize=10)
     ax.set_xlabel("tracking error on flat ground [m/s] (a slower robot: right)")
