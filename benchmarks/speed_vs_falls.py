@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         label, sep, path = item.partition("=")
         if not sep or not label or not path:
             raise SystemExit(f"{item!r}: give LABEL=SCORECARD_JSON")
+        if label in points:  # a second card under one label would hide the first
+            raise SystemExit(f"label {label!r} is given twice: give each card its own")
         points[label] = {"scorecard": path, **summary(path)}
         if rows is None:
             rows = sorted(points[label]["falls"])

@@ -427,6 +427,26 @@ def test_a_speed_limit_caps_the_tracked_speed_on_its_terrain_type_alone(lead, ca
     env.close()
 
 
+def test_a_speed_limit_by_difficulty_binds_on_the_hardest_tiles_and_frees_the_easiest():
+    """Three robots at the centres of stairs-up tiles on levels 0, 1 and 2 (difficulty 0, 0.5
+    and 1), told 1 m/s forward, under a 0.3 m/s limit divided by the difficulty: their paths
+    grow at 1 (no limit at difficulty 0), 0.6 and 0.3 m/s."""
+    rewards = {"speed_limits": {"stairs_up": 0.3}, "speed_limit_lead": 1.2,
+               "speed_limits_by_difficulty": True}  # fmt: skip
+    terrain = {"kind": "heightfield", "platform_size": 2.0, "num_levels": 3}
+    robot = {"init_joint_noise": 0.0, "init_xy_noise": 0.0}
+    cfg = make_cfg(QUIET, terrain=terrain, rewards=rewards, robot=robot)
+    env = QuadrupedVecEnv(cfg, 3, seed=0)
+    np.testing.assert_allclose(env.terrain.level_difficulty, [0.0, 0.5, 1.0])
+    env.set_terrain_types("stairs_up")
+    env.set_terrain_levels(np.arange(3))
+    env.set_commands([1.0, 0.0, 0.0])
+    env.reset()
+    env.step(np.zeros((3, env.action_dim)))
+    np.testing.assert_allclose(env.commands.path[:, 0], np.array([1.0, 0.6, 0.3]) * env.control_dt)
+    env.close()
+
+
 def test_speeding_charges_the_planar_speed_over_the_limit_and_nothing_without_one():
     cfg = from_dict(SimConfig, {"rewards": {"weights": {"speeding": -1.0}}}).rewards
     velocity = np.array([[0.3, 0.4, 0.2], [0.1, 0.0, 0.0], [2.0, 0.0, 0.0]])  # 0.5, 0.1, 2 m/s
@@ -445,7 +465,8 @@ def test_the_terrain_locates_points_by_column_and_distance_from_their_tiles_cent
                    [1.0, 1.0], [border + 0.1, border - 0.1],  # on the border
                    # beyond the last level
                    [border + 2 * tile + 0.1, border + 0.5 * tile]])  # fmt: skip
-    column, from_centre = terrain.locate(xy)
+    level, column, from_centre = terrain.locate(xy)
+    assert level.tolist() == [0, 1, -1, -1, -1]
     assert column.tolist() == [2, 6, -1, -1, -1]
     np.testing.assert_allclose(from_centre[:2], [tile / 2 - 0.1, 0.3])
     # Away from the centre, square to the steps: -x by the first point's edge, +x on the

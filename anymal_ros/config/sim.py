@@ -274,6 +274,11 @@ class RewardConfig:
     # farthest height samples 0.48 m beyond). Nearer the centre it tracks its full command,
     # as on flat ground, which looks the same.
     speed_limit_lead: float = 0.7
+    # Each limit above binds on its type's hardest tiles (difficulty 1) and is divided by the
+    # difficulty on easier ones, none at difficulty 0: a tile's heights grow with its
+    # difficulty, so this holds the climb rate about constant, and the easiest tiles, which
+    # look like flat ground, are as free as flat ground. Off: one limit on every level.
+    speed_limits_by_difficulty: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.weights) - set(REWARD_TERMS))

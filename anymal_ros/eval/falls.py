@@ -107,7 +107,7 @@ class FallLog:
         [N, 2]``: where the bases are (called every step: it keeps the last second's path);
         ``walking [N]``: the robots still in their counted episode, this step included."""
         self._track.append(np.array(base_xy, dtype=float))
-        _, from_centre = self._terrain.locate(self._track[-1])
+        _, _, from_centre = self._terrain.locate(self._track[-1])
         speeds = self._speeds()
         if speeds is None:  # too early for a speed: place them as walking out
             ground = outward = None

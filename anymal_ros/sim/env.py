@@ -118,12 +118,7 @@ class QuadrupedVecEnv(LocomotionTask):
         self._act_flat = idx.actuator.ravel()
         self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
         self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
-        # rewards.speed_limits by terrain column, then inf for the border (column -1)
-        limits = cfg.rewards.speed_limits
-        self._column_speed_limit = None
-        if limits and not self.terrain.flat:
-            by_column = [limits.get(t, np.inf) for t in self.terrain.column_types]
-            self._column_speed_limit = np.array([*by_column, np.inf])
+        self._tile_speed_limit = self._speed_limits_by_tile()
         self._seed(seed)
 
         self.levels = self.rng.integers(0, cfg.terrain.max_init_level + 1, size=n)
@@ -387,13 +382,30 @@ class QuadrupedVecEnv(LocomotionTask):
         )
         return terminated, off_map
 
-    def _speed_limit(self, s: State) -> np.ndarray | None:
-        if self._column_speed_limit is None:
+    def _speed_limits_by_tile(self) -> np.ndarray | None:
+        """``[levels + 1, columns + 1]`` m/s, rewards.speed_limits on every tile (inf where
+        none applies), with a last row and column of inf for the border (level or column
+        -1); None without limits."""
+        rewards = self.cfg.rewards
+        if not rewards.speed_limits or self.terrain.flat:
             return None
-        column, from_centre = self.terrain.locate(s["base_pos"][:, :2])
+        terrain = self.terrain
+        by_column = np.array([rewards.speed_limits.get(t, np.inf) for t in terrain.column_types])
+        table = np.full((terrain.num_levels + 1, terrain.num_columns + 1), np.inf)
+        table[:-1, :-1] = by_column
+        if rewards.speed_limits_by_difficulty:
+            difficulty = terrain.level_difficulty[:, None]
+            with np.errstate(divide="ignore"):  # difficulty 0: no limit
+                table[:-1, :-1] = np.where(difficulty > 0, by_column / difficulty, np.inf)
+        return table
+
+    def _speed_limit(self, s: State) -> np.ndarray | None:
+        if self._tile_speed_limit is None:
+            return None
+        level, column, from_centre = self.terrain.locate(s["base_pos"][:, :2])
         # On a platform's middle the robot sees only flat ground: no limit it could tell.
         seen = from_centre > self.cfg.terrain.platform_size / 2 - self.cfg.rewards.speed_limit_lead
-        return np.where(seen, self._column_speed_limit[column], np.inf)
+        return np.where(seen, self._tile_speed_limit[level, column], np.inf)
 
     def _extra_info(self, s: State) -> dict[str, Any]:
         info: dict[str, Any] = {"terrain_level": self.levels.copy()}

@@ -49,7 +49,7 @@ class HeightField:
         return ((self.grid - lo) / span).ravel().astype(np.float32), lo, span
 
 
-def _lerp(pair: tuple[float, float], difficulty: float) -> float:
+def _lerp(pair: tuple[float, float], difficulty: float | np.ndarray) -> float | np.ndarray:
     return pair[0] + (pair[1] - pair[0]) * difficulty
 
 
@@ -74,6 +74,10 @@ class Terrain:
         self.size_x = (nx - 1) * self.resolution
         self.size_y = (ny - 1) * self.resolution
         self.column_types = self._column_types()
+        #: ``[levels]`` the difficulty in [0, 1] each level's tiles are built at.
+        self.level_difficulty = _lerp(
+            cfg.difficulty, np.arange(self.num_levels) / max(self.num_levels - 1, 1)
+        )
         self.flat = cfg.kind == "flat"
         #: The sharp strips, each ``(first column, last column, its finer HeightField)``.
         self.sharp_strips: list[tuple[int, int, HeightField]] = []
@@ -98,8 +102,7 @@ class Terrain:
             cols = int(round(self.size_x / fine)) + 1
             origin = (0.0, cfg.border + first * cfg.tile_size)
             strips[first, last] = HeightField(np.zeros((rows, cols)), origin, fine)
-        for level in range(self.num_levels):
-            difficulty = _lerp(cfg.difficulty, level / max(self.num_levels - 1, 1))
+        for level, difficulty in enumerate(self.level_difficulty):
             for col, kind in enumerate(self.column_types):
                 run = next(((a, b) for a, b in runs if a <= col <= b), None)
                 if run is None:
@@ -202,16 +205,17 @@ class Terrain:
                 out[inside] = strip.heights(xy[inside])
         return out
 
-    def locate(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where world points ``xy [..., 2]`` lie: ``(column [...] int, -1 on the border
-        around the tiles; distance [...] m from the centre of the tile they are on, the larger
-        of the two axes', as the tiles' platforms and steps are laid out)``."""
+    def locate(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where world points ``xy [..., 2]`` lie: ``(level [...], column [...] int, both -1
+        on the border around the tiles; distance [...] m from the centre of the tile they are
+        on, the larger of the two axes', as the tiles' platforms and steps are laid out)``."""
         rel = (xy - self.cfg.border) / self.cfg.tile_size  # in tiles from the first's corner
+        level = np.floor(rel[..., 0]).astype(np.intp)
         col = np.floor(rel[..., 1]).astype(np.intp)
         inside = (col >= 0) & (col < self.num_columns)
-        inside &= (rel[..., 0] >= 0) & (rel[..., 0] < self.num_levels)
+        inside &= (level >= 0) & (level < self.num_levels)
         from_centre = np.abs(self._from_tile_centre(xy)).max(axis=-1)
-        return np.where(inside, col, -1), from_centre
+        return np.where(inside, level, -1), np.where(inside, col, -1), from_centre
 
     def outward(self, xy: np.ndarray) -> np.ndarray:
         """``[..., 2]`` unit vectors at world points ``xy [..., 2]`` pointing away from the
