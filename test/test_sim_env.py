@@ -457,7 +457,7 @@ def test_speeding_charges_the_planar_speed_over_the_limit_and_nothing_without_on
     np.testing.assert_array_equal(terms["speeding"], 0.0)
 
 
-def test_the_terrain_locates_points_by_column_and_distance_from_their_tiles_centre():
+def test_the_terrain_locates_points_by_level_column_and_distance_from_their_tiles_centre():
     terrain = Terrain(make_cfg().terrain, seed=0)
     border, tile = terrain.cfg.border, terrain.cfg.tile_size  # 2 levels x 7 columns
     xy = np.array([[border + 0.1, border + 2.5 * tile],  # level 0, column 2, by an edge
