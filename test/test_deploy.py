@@ -186,7 +186,14 @@ def test_bad_metadata_is_refused(tmp_path, student_file):
         (lambda p: p.update({PREFIX + "training_randomization": '{"com_offset": [0.1, -0.1]}'}),
          "training_randomization: com_offset"),
         (lambda p: p.update({PREFIX + "training_randomization": '[1, 2]'}),
-         "training_randomization: expected a JSON object of simulator settings"),
+         "training_randomization: expected a JSON object of RandomizationConfig fields"),
+        (lambda p: p.update({PREFIX + "speed_governor": '{"slow_speed": -0.4}'}),
+         "speed_governor: slow_speed must be a finite number >= 0, got -0.4"),
+        (lambda p: p.update({PREFIX + "speed_governor": '{"spread": 0.1}'}),
+         r"speed_governor.spread: unknown key; known keys: \['hold', 'slow_speed'"),
+        (lambda p: p.update({PREFIX + "kind": "teacher", PREFIX + "hidden_shape": "[]",
+                             PREFIX + "privileged_dim": "50", PREFIX + "speed_governor": "{}"}),
+         "speed_governor: only a student has the belief"),
     ]  # fmt: skip
     for i, (edit, message) in enumerate(cases):
         dst = _rewrite(path, tmp_path / f"bad{i}.onnx", edit)

@@ -115,6 +115,7 @@ def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
         check_policy_fits(first, probe)
     finally:
         probe.close()
-    label = label or f"{first.kind} {Path(path).name}, {sim.robot.description}"
+    governed = ", speed governed" if getattr(first, "governor", None) is not None else ""
+    label = label or f"{first.kind} {Path(path).name}, {sim.robot.description}{governed}"
     # A partial, not a closure: an EvalPolicy travels to evaluation processes (scorecard --jobs).
     return EvalPolicy(label, str(path), sim, functools.partial(load_policy, str(path)))

@@ -1,4 +1,5 @@
-"""`anymal-ros export CKPT --out FILE [--kind student|teacher]`: checkpoint -> ONNX policy.
+"""`anymal-ros export CKPT --out FILE [--kind student|teacher] [--speed-governor [key=value ...]]`:
+checkpoint -> ONNX policy.
 
 The checkpoint follows the convention of ``anymal_ros.models.loading``: a model named after
 the kind (``models["student"]`` or ``models["teacher"]``) and config sections read as follows:
@@ -16,6 +17,12 @@ the kind (``models["student"]`` or ``models["teacher"]``) and config sections re
 Without ``--kind`` the student is exported if the checkpoint has one, else the teacher. A
 student's file carries its belief decoder as a second graph (``anymal_ros.deploy.belief``;
 the control graph is the same either way) unless ``--no-belief``.
+
+``--speed-governor`` writes a speed governor into a student's file
+(:mod:`anymal_ros.deploy.governor`; ``key=value`` items override the defaults of
+:class:`~anymal_ros.config.deploy.SpeedGovernorConfig`): evaluation and the policy node then run
+it governed. Given an ONNX file instead of a checkpoint, the command copies it with its
+governor set (``--speed-governor``) or removed (``--no-speed-governor``), graphs unchanged.
 """
 
 from __future__ import annotations
@@ -25,11 +32,67 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="checkpoint file (.pt)")
+    parser.add_argument(
+        "checkpoint", type=Path, help="checkpoint file (.pt), or a student's ONNX file to copy"
+    )
     parser.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--kind", choices=("student", "teacher"), default=None)
     parser.add_argument(
         "--no-belief", action="store_true", help="student: leave the belief decoder out"
+    )
+    governor = parser.add_mutually_exclusive_group()
+    governor.add_argument(
+        "--speed-governor",
+        nargs="*",
+        metavar="key=value",
+        default=None,
+        help="student: cap its speed where its belief shows steps (settings: spread_threshold "
+        "m, slow_speed m/s, hold s; defaults 0.12, 0.4, 1.0)",
+    )
+    governor.add_argument(
+        "--no-speed-governor",
+        action="store_true",
+        help="with an ONNX file: copy it without its speed governor",
+    )
+
+
+def _speed_governor(items: list[str] | None):
+    """The ``--speed-governor`` settings, or None when not asked for."""
+    from anymal_ros.config import ConfigError, apply_overrides, from_dict
+    from anymal_ros.config.deploy import SpeedGovernorConfig
+
+    if items is None:
+        return None
+    try:
+        return from_dict(SpeedGovernorConfig, apply_overrides({}, items), "speed_governor")
+    except ConfigError as err:
+        raise SystemExit(f"--speed-governor: {err}") from err
+
+
+def _copy_onnx(args: argparse.Namespace) -> int:
+    from anymal_ros.deploy.export import set_speed_governor
+    from anymal_ros.deploy.runtime import PolicyFileError
+
+    if args.speed_governor is None and not args.no_speed_governor:
+        raise SystemExit(
+            f"{args.checkpoint} is an ONNX file: say --speed-governor or --no-speed-governor "
+            "(exporting needs a checkpoint)"
+        )
+    governor = _speed_governor(args.speed_governor)
+    try:
+        path = set_speed_governor(args.checkpoint, args.out, governor)
+    except (PolicyFileError, ValueError) as err:
+        raise SystemExit(str(err)) from err
+    print(f"wrote {path}: {args.checkpoint} with " + _describe(governor))
+    return 0
+
+
+def _describe(governor) -> str:
+    if governor is None:
+        return "no speed governor"
+    return (
+        f"speed governor: {governor.slow_speed} m/s for {governor.hold} s after its belief's "
+        f"spread exceeds {governor.spread_threshold} m"
     )
 
 
@@ -39,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
     from anymal_ros.models import loading
     from anymal_ros.models.checkpoint import CheckpointError, load_checkpoint
 
+    if args.checkpoint.suffix == ".onnx":
+        return _copy_onnx(args)
+    if args.no_speed_governor:
+        raise SystemExit("--no-speed-governor copies an ONNX file; a new export has none anyway")
+    governor = _speed_governor(args.speed_governor)
     try:
         ckpt = load_checkpoint(args.checkpoint)
         kind = args.kind or ("student" if "student" in ckpt.get("models", {}) else "teacher")
@@ -55,10 +123,15 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(str(err)) from err
     source = str(args.checkpoint)
     if kind == "student":
-        path = export_student(model.eval(), args.out, deploy, belief=not args.no_belief,
-                              physics=physics, randomization=randomization,
-                              source_checkpoint=source)  # fmt: skip
+        try:
+            path = export_student(model.eval(), args.out, deploy, belief=not args.no_belief,
+                                  physics=physics, randomization=randomization,
+                                  speed_governor=governor, source_checkpoint=source)  # fmt: skip
+        except ValueError as err:  # a governor without the belief it reads
+            raise SystemExit(str(err)) from err
     else:
+        if governor is not None:
+            raise SystemExit("--speed-governor: a teacher has no belief to govern by")
         path = export_teacher(model.eval(), args.out, deploy, physics, randomization,
                               source_checkpoint=source)  # fmt: skip
     policy = OnnxPolicy(path)  # re-open: the file we wrote must load
@@ -70,5 +143,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {path} ({kind}): proprio {meta.proprio_dim}, extero {list(meta.extero_shape)}, "
         f"action {meta.action_dim} ({meta.action_type}, {meta.action_head}, scale "
         f"{meta.action_scale}), control period {meta.control_period} s{belief}"
+        + ("" if kind == "teacher" else f", {_describe(meta.speed_governor)}")
     )
     return 0

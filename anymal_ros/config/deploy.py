@@ -7,11 +7,34 @@ exactly the training-time action mode, scale and CPG parameters.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import LegChains
 from anymal_ros.config.sim import ActionConfig
+
+
+@dataclass(frozen=True)
+class SpeedGovernorConfig:
+    """A student's speed governor (:mod:`anymal_ros.deploy.governor`), carried in its file.
+
+    For ``hold`` seconds after the spread of the heights the student's belief reconstructs
+    exceeds ``spread_threshold`` m, its planar command is capped to ``slow_speed`` m/s. The
+    spread is the largest over the feet of the 90th minus the 10th percentile of a foot's
+    points: a student of the second edition believes at most 0.06 m on flat ground and
+    0.27-0.35 m on stairs with noisy heights (benchmarks/results/height_spread.json).
+    """
+
+    spread_threshold: float = 0.12  # m
+    slow_speed: float = 0.4  # m/s, planar
+    hold: float = 1.0  # s
+
+    def __post_init__(self) -> None:
+        for name in ("spread_threshold", "slow_speed", "hold"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
 
 
 @dataclass(frozen=True)

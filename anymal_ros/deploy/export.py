@@ -31,12 +31,13 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from anymal_ros.config.deploy import DeployConfig
+from anymal_ros.config.base import to_dict
+from anymal_ros.config.deploy import DeployConfig, SpeedGovernorConfig
 from anymal_ros.config.robot import DEFAULT_ROBOT, load_robot
 from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig
 from anymal_ros.contract import ObsLayout, ObsTerm, proprio_layout
 from anymal_ros.deploy import belief as belief_graph
-from anymal_ros.deploy.metadata import ACTION_PARAMS, PolicyMetadata, default_action_config
+from anymal_ros.deploy.metadata import ACTION_PARAMS, PREFIX, PolicyMetadata, default_action_config
 from anymal_ros.files import atomic_write
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
@@ -94,12 +95,13 @@ def build_metadata(
     deploy: DeployConfig | None = None,
     physics: PhysicsConfig | None = None,
     randomization: RandomizationConfig | None = None,
+    speed_governor: SpeedGovernorConfig | None = None,
     **extra: str,
 ) -> PolicyMetadata:
     """Metadata for ``model``; unset action settings take :func:`default_action_config`, an
     unset robot the default robot (its kinematics derived from its MJCF); ``physics`` and
     ``randomization``: the simulator physics and the robots' spread it trained in (stored for
-    evaluation, see PolicyMetadata)."""
+    evaluation, see PolicyMetadata); ``speed_governor``: how a student is to be governed."""
     deploy = deploy or DeployConfig()
     cfg = model.cfg
     actions = deploy.actions or default_action_config(cfg.proprio_dim)
@@ -134,6 +136,7 @@ def build_metadata(
         control_period=deploy.control_period,
         training_physics=physics,
         training_randomization=randomization,
+        speed_governor=speed_governor,
         extra=dict(extra),
     )
 
@@ -145,17 +148,21 @@ def export_student(
     belief: bool = True,
     physics: PhysicsConfig | None = None,
     randomization: RandomizationConfig | None = None,
+    speed_governor: SpeedGovernorConfig | None = None,
     **extra: str,
 ) -> Path:
     """Write ``student`` as ONNX to ``path`` (atomically) and return the path; ``belief``:
-    store its belief decoder too (a second graph, run only when asked for)."""
+    store its belief decoder too (a second graph, run only when asked for, and what a
+    ``speed_governor`` reads)."""
+    if speed_governor is not None and not belief:
+        raise ValueError("a speed governor reads the student's belief: export it with belief")
     model = copy.deepcopy(student).float().cpu().eval()
     args = (
         torch.zeros(1, model.cfg.proprio_dim),
         torch.zeros(1, model.cfg.num_feet, model.cfg.points_per_foot),
         model.initial_hidden(1),
     )
-    meta = build_metadata("student", model, deploy, physics, randomization, **extra)
+    meta = build_metadata("student", model, deploy, physics, randomization, speed_governor, **extra)
     props = {}
     if belief:
         graph = _onnx_bytes(
@@ -233,4 +240,34 @@ def _export(
         model.producer_name = "anymal_ros"
         onnx.checker.check_model(model)
         tmp.write_bytes(model.SerializeToString())
+    return Path(path)
+
+
+def set_speed_governor(
+    source: str | Path, path: str | Path, speed_governor: SpeedGovernorConfig | None
+) -> Path:
+    """Copy the student file ``source`` to ``path`` (atomically) with its speed governor set
+    (None: removed); graphs and every other key stay as they are. Settings are tried on an
+    exported file this way, without its checkpoint."""
+    from anymal_ros.deploy.runtime import OnnxPolicy
+
+    policy = OnnxPolicy(source)  # refuses a corrupt file or bad metadata, naming the key
+    if speed_governor is not None:
+        if policy.metadata.kind != "student":
+            raise ValueError(f"{source}: a {policy.metadata.kind} has no belief to govern by")
+        if policy.belief_decoder is None:
+            why = policy.belief_unavailable
+            raise ValueError(f"{source}: a speed governor reads the belief, but {why}")
+    model = onnx.load(str(source))
+    key = PREFIX + "speed_governor"
+    kept = [(e.key, e.value) for e in model.metadata_props if e.key != key]
+    del model.metadata_props[:]
+    if speed_governor is not None:  # None: the key left out, as in files made before it
+        kept.append((key, json.dumps(to_dict(speed_governor))))
+    for k, v in kept:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(model.SerializeToString())
+    OnnxPolicy(path)  # the file we wrote must load
     return Path(path)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from anymal_ros.config.base import ConfigError, from_dict, to_dict
+from anymal_ros.config.deploy import SpeedGovernorConfig
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import LegChains
 from anymal_ros.config.sim import ActionConfig, PhysicsConfig, RandomizationConfig
@@ -69,6 +70,10 @@ class PolicyMetadata:
     a file as it was trained; the robot never reads it. None in files exported before it was
     stored: the simulator's defaults then. ``training_randomization`` likewise: the spread of
     robots it trained on (payload, centre of mass, friction, motors, latency, pushes, ...).
+
+    ``speed_governor``: how a student's command is to be capped where its belief shows steps
+    (:mod:`anymal_ros.deploy.governor`), or None: run it ungoverned. Evaluation and the policy
+    node both follow it, so a file is measured as the robot runs it.
     """
 
     kind: str
@@ -96,6 +101,7 @@ class PolicyMetadata:
     control_period: float = 0.02
     training_physics: PhysicsConfig | None = None
     training_randomization: RandomizationConfig | None = None
+    speed_governor: SpeedGovernorConfig | None = None
     contract_version: int = CONTRACT_VERSION
     extra: dict[str, str] = field(default_factory=dict)  # free text (e.g. source checkpoint)
 
@@ -174,6 +180,8 @@ class PolicyMetadata:
             "training_randomization": _opt_json(self.training_randomization),
             "extra": json.dumps(self.extra),
         }
+        if self.speed_governor is not None:  # none: the key left out, as before it existed
+            values["speed_governor"] = _opt_json(self.speed_governor)
         return {PREFIX + k: v for k, v in values.items()}
 
     @classmethod
@@ -215,6 +223,7 @@ class PolicyMetadata:
             control_period=reader.number("control_period"),
             training_physics=reader.settings("training_physics", PhysicsConfig),
             training_randomization=reader.settings("training_randomization", RandomizationConfig),
+            speed_governor=reader.settings("speed_governor", SpeedGovernorConfig),
             contract_version=version,
             extra=reader.json("extra", dict, "a JSON object", optional=True) or {},
         )
@@ -304,6 +313,8 @@ def _validate(m: PolicyMetadata) -> None:
         raise bad("leg_chains", f"describes {len(m.leg_chains.joint_anchors)} joints for {n}")
     if not (math.isfinite(m.control_period) and m.control_period > 0):
         raise bad("control_period", f"must be a positive number of seconds, got {m.control_period}")
+    if m.speed_governor is not None and m.kind != "student":
+        raise bad("speed_governor", "only a student has the belief a speed governor reads")
 
 
 class _Reader:
@@ -355,8 +366,8 @@ class _Reader:
         return value
 
     def settings(self, key: str, cls: type) -> Any:
-        """An optional simulator settings section (a JSON object of ``cls``'s fields)."""
-        value = self.json(key, dict, "a JSON object of simulator settings", optional=True)
+        """An optional settings section (a JSON object of ``cls``'s fields)."""
+        value = self.json(key, dict, f"a JSON object of {cls.__name__} fields", optional=True)
         if value is None:
             return None
         try:

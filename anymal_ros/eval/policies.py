@@ -15,7 +15,8 @@ after ``act``, what it believes ``(heights [N, 4, 52] m, privileged [N, 50])`` i
 (``has_belief`` says whether it can; :mod:`anymal_ros.eval.belief` scores it).
 
 Checkpoints are read through :mod:`anymal_ros.models.loading` (a ``student`` is preferred
-over a ``teacher`` when a checkpoint holds both).
+over a ``teacher`` when a checkpoint holds both). A student file that carries a speed governor
+is run governed (:class:`GovernedPolicy`), as the policy node runs it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from anymal_ros.config.sim import SimConfig
+from anymal_ros.deploy.governor import SpeedGovernor
 from anymal_ros.models import loading
 from anymal_ros.models.checkpoint import load_checkpoint
 from anymal_ros.models.student import Student
@@ -157,11 +159,48 @@ class OnnxBatchPolicy:
         return np.stack([b.heights for b in beliefs]), np.stack([b.privileged for b in beliefs])
 
 
+class GovernedPolicy:
+    """A student with belief whose planar command is capped where its belief shows steps
+    (:class:`~anymal_ros.deploy.governor.SpeedGovernor`): the operator's command in ``obs`` is
+    what the robot is told, the capped one what the policy sees."""
+
+    def __init__(self, policy: OnnxBatchPolicy, governor: SpeedGovernor) -> None:
+        if not policy.has_belief:
+            raise ValueError("a speed governor reads the student's belief: the file has none")
+        self.policy, self.governor = policy, governor
+        self.kind, self.head, self.num_envs = policy.kind, policy.head, policy.num_envs
+        self.metadata, self.has_belief = policy.metadata, True
+        slices = policy.metadata.proprio_layout.slices()
+        if "command" not in slices:
+            raise ValueError("a speed governor caps the command: the file's proprio has none")
+        self._command = slices["command"]
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        self.policy.reset(env_ids)
+        self.governor.reset(env_ids)
+
+    def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        proprio = np.array(obs["proprio"], dtype=np.float32)
+        proprio[:, self._command] = self.governor.limit(proprio[:, self._command])
+        action = self.policy.act({**obs, "proprio": proprio})
+        self.governor.observe(self.policy.belief()[0])
+        return action
+
+    def belief(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.policy.belief()
+
+
 def load_policy(path: str | Path, num_envs: int, device: str = "cpu") -> BatchPolicy:
-    """A batched policy from a ``.onnx`` file or a checkpoint (student preferred)."""
+    """A batched policy from a ``.onnx`` file (governed where the file says so) or a
+    checkpoint (student preferred)."""
     path = Path(path)
     if path.suffix == ".onnx":
-        return OnnxBatchPolicy(path, num_envs)
+        policy = OnnxBatchPolicy(path, num_envs)
+        meta = policy.metadata
+        if meta.speed_governor is None:
+            return policy
+        governor = SpeedGovernor(meta.speed_governor, meta.control_period, num_envs)
+        return GovernedPolicy(policy, governor)
     ckpt = load_checkpoint(path)
     if "student" in ckpt.get("models", {}):
         return StudentPolicy(

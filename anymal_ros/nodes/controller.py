@@ -32,6 +32,13 @@ that takes plain values, fed by ``on_*`` from a message object or by :meth:`Poli
 receive` from the bytes; bytes that cannot be read are rejected like a message that cannot be
 decoded.
 
+A student file that carries a speed governor (:mod:`anymal_ros.deploy.governor`) is run
+governed unless ``ControllerConfig.speed_governor`` is off: after each policy step the
+controller decodes the student's belief of the heights around its feet, and while it shows
+steps the planar command the policy sees is capped (after the command ramp), exactly as
+``anymal-ros eval`` and ``scorecard`` run the file. The belief decode is timed with the
+policy step (``inference``).
+
 In WALK the policy's joint targets move at most ``joint_target_rate_limit`` rad/s per joint
 (counted in ``rate_limited``); clipping on every tick for ``rate_limit_stand_after`` seconds
 falls back to STAND. STAND's own trajectory is not rate limited (it is smooth by
@@ -48,6 +55,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anymal_ros.contract import EXTERO_SHAPE, JOINT_NAMES, proprio_layout
+from anymal_ros.deploy.governor import SpeedGovernor
 from anymal_ros.deploy.height_map import ElevationMap, FootHeightSampler, MapPlacement, ring_reach
 from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
 from anymal_ros.nodes.diagnostics import LatencyWindow
@@ -169,6 +177,8 @@ class ControllerConfig:
     joint_target_rate_limit: float = 40.0
     #: STAND once the rate limit has clipped on every tick for this long (s; 0 = never).
     rate_limit_stand_after: float = 0.25
+    #: Run the speed governor the policy file carries (False: ungoverned, e.g. to compare).
+    speed_governor: bool = True
 
     def __post_init__(self) -> None:
         missing = [n for n in INPUTS if n not in self.timeouts]
@@ -291,7 +301,17 @@ class PolicyController:
         #: Height fed for missing points: the value the student was trained with (its file's).
         self.missing_height_fill = float(meta.missing_height_fill)
         self.command = np.zeros(3)  # requested (cmd_vel, clipped)
-        self.policy_command = np.zeros(3)  # what the policy sees: ramped toward ``command``
+        self.policy_command = np.zeros(3)  # ramped toward ``command``
+        self.governed_command = np.zeros(3)  # what the policy sees: ramped, then governed
+        #: The file's speed governor, or None (the file has none, or the config turned it off).
+        self.governor: SpeedGovernor | None = None
+        if meta.speed_governor is not None and config.speed_governor:
+            if policy.belief_decoder is None:
+                raise PolicyFileError(
+                    f"{policy.path}: its speed governor reads the belief, but "
+                    f"{policy.belief_unavailable}"
+                )
+            self.governor = SpeedGovernor(meta.speed_governor, self.control_period)
         self._command_time = 0.0
         self.last_targets: np.ndarray | None = None
         self._last_target_time = 0.0
@@ -597,7 +617,7 @@ class PolicyController:
         gap = self.command - self.policy_command
         # Within reach: take the request itself (x + (y - x) need not round to y).
         self.policy_command = np.where(
-            np.abs(gap) <= step, self.command, self.policy_command + np.sign(gap) * step
+            np.abs(gap) <= step, self.command, self.policy_command + np.clip(gap, -step, step)
         )
 
     def _walk(self, now: float, health: InputHealth) -> np.ndarray | None:
@@ -610,7 +630,12 @@ class PolicyController:
             self.policy_command = np.zeros(3)  # a walk starts from standing still
             self._command_time = now
             self._clipping_since = None
+            if self.governor is not None:
+                self.governor.reset()
         self._ramp_command(now)
+        governor = self.governor
+        command = self.policy_command if governor is None else governor.limit(self.policy_command)
+        self.governed_command = command
         tracked = self.last_targets if self.last_targets is not None else self.joint_pos
         if health.heights and self._uses_map:
             # The rings around where the feet are now, on the newest map; a sample beyond the
@@ -634,13 +659,15 @@ class PolicyController:
                 base_quat=self.quat,
                 base_lin_vel=self.lin_vel,
                 base_ang_vel=self.imu_ang_vel,  # the gyro, not the estimator's twist
-                command=self.policy_command,
+                command=command,
                 joint_targets=tracked,
                 **self.decoder.proprio_cpg_kwargs(),
             )
             action = self.policy.step(proprio[0], heights)
             if not np.all(np.isfinite(action)):
                 raise ValueError("policy produced a non-finite action")
+            if governor is not None:  # what the next tick's command is capped by
+                governor.observe(self.policy.belief().heights)
             targets = self.decoder.decode(action)[0]
         except ValueError as err:  # ObservationError, decoder or our own check
             self.safety.action_failed(now, f"policy step failed: {err}", self.joint_pos)

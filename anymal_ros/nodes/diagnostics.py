@@ -84,6 +84,26 @@ def status_values(
     return out
 
 
+def governor_values(settings, governor) -> list[tuple[str, str]]:
+    """The speed governor's key/values: ``settings`` the file's
+    (:class:`~anymal_ros.config.deploy.SpeedGovernorConfig` or None), ``governor`` the running
+    :class:`~anymal_ros.deploy.governor.SpeedGovernor` (None: the file has none, or it is off)."""
+    if settings is None:
+        return [("speed_governor", "none in the policy file")]
+    if governor is None:
+        return [("speed_governor", "off (parameter speed_governor)")]
+    capped = bool(governor.capped[0])
+    state = f"capping planar speed to {settings.slow_speed:g} m/s" if capped else "not capping"
+    spread = float(governor.spread[0])
+    return [
+        ("speed_governor", state),
+        ("speed_governor.belief_spread_m", "none yet" if math.isnan(spread) else f"{spread:.3f}"),
+        ("speed_governor.spread_threshold_m", f"{settings.spread_threshold:g}"),
+        ("speed_governor.hold_s", f"{settings.hold:g}"),
+        ("speed_governor.capped_ticks", f"{governor.capped_steps} of {governor.steps}"),
+    ]
+
+
 def status_level(
     mode: str,
     stale: list[str],

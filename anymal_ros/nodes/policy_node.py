@@ -49,6 +49,11 @@ Joint targets in WALK move at most ``joint_target_rate_limit`` rad/s per joint (
 ticks are counted on ``/diagnostics`` as ``joint_targets.rate_limited``); clipping on every
 tick for ``rate_limit_stand_after`` seconds falls back to STAND.
 
+A student file that carries a speed governor (``anymal-ros export --speed-governor``) is run
+governed (``speed_governor: true``): where the student's belief shows steps, the planar command
+the policy sees is capped for a while (:mod:`anymal_ros.deploy.governor`); ``/diagnostics``
+says so in its summary and reports the belief's spread and how often the governor capped.
+
 Services (std_srvs/Trigger): ``~/passive``, ``~/stand``, ``~/walk``. Modes and watchdog rules
 are described in :mod:`anymal_ros.nodes.safety`.
 
@@ -92,7 +97,13 @@ from std_srvs.srv import Trigger
 from anymal_ros.deploy.height_map import MapPlacement
 from anymal_ros.nodes.belief import BELIEF_PARAMETERS, BeliefPublisher, BeliefSettings
 from anymal_ros.nodes.controller import INPUTS, ControllerConfig, PolicyController, StampCheck
-from anymal_ros.nodes.diagnostics import ERROR, LatencyWindow, status_level, status_values
+from anymal_ros.nodes.diagnostics import (
+    ERROR,
+    LatencyWindow,
+    governor_values,
+    status_level,
+    status_values,
+)
 from anymal_ros.nodes.process import node_process
 from anymal_ros.nodes.safety import Mode, SafetyConfig
 from anymal_ros.nodes.scheduling import apply_scheduling
@@ -223,6 +234,11 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "cmd_vel_max_rate": (
         list(_CONTROLLER.command_rate_limit),
         "largest change per second of (vx, vy, yaw rate) fed to the policy; 0 = no limit",
+    ),
+    "speed_governor": (
+        _CONTROLLER.speed_governor,
+        "run the speed governor a student file carries: its planar command capped where its "
+        "belief shows steps (false: ungoverned; a file without one is never governed)",
     ),
     # Declared by type only: unset means "use the limits stored in the policy file".
     "joint_lower_limits": (Parameter.Type.DOUBLE_ARRAY, "rad, model joint order"),
@@ -386,6 +402,7 @@ class PolicyNode(LifecycleNode):
             error_window=float(self.p("diagnostics_error_window")),
             joint_target_rate_limit=float(self.p("joint_target_rate_limit")),
             rate_limit_stand_after=float(self.p("rate_limit_stand_after")),
+            speed_governor=bool(self.p("speed_governor")),
         )
 
     def _create_interfaces(self) -> None:
@@ -631,9 +648,14 @@ class PolicyNode(LifecycleNode):
         values.append(("heights.stale", c.heights_stale(now) or "no"))
         if c.height_source == "elevation_map":
             values.append(("heights.implausible_points", str(c.implausible_heights)))
-        # vx vy yaw-rate: what cmd_vel asks, and what the policy sees on its way there.
-        for key, command in (("requested", c.command), ("policy", c.policy_command)):
+        # vx vy yaw-rate: what cmd_vel asks, on its way there, and what the policy sees.
+        commands = (("requested", c.command), ("ramped", c.policy_command),
+                    ("policy", c.governed_command))  # fmt: skip
+        for key, command in commands:
             values.append((f"command.{key}", " ".join(f"{v:.3f}" for v in command)))
+        values += governor_values(c.metadata.speed_governor, c.governor)
+        if c.governor is not None and c.governor.capped[0] and c.mode is Mode.WALK:
+            summary += f"; slowed to {c.governor.config.slow_speed:g} m/s: steps in its belief"
         self._publish_status(level, summary, values)
         stamp = self.get_clock().now().to_msg()
         self.belief.publish_diagnostics(self._diag_pub, self.get_name(), stamp)

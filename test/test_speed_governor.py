@@ -1,0 +1,224 @@
+"""The speed governor: its rule on known heights, its settings in a real ONNX file, and the same
+governor in evaluation (real simulator observations) and in the policy controller and node
+(real messages over DDS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anymal_ros.cli import main
+from anymal_ros.config import ConfigError, from_dict
+from anymal_ros.config.deploy import SpeedGovernorConfig
+from anymal_ros.deploy.governor import SpeedGovernor, height_spread
+from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
+
+DT = 0.02
+FLAT = np.zeros((4, 52))
+STEP = np.concatenate([np.zeros((4, 26)), np.full((4, 26), -0.17)], axis=1)  # a 17 cm step
+
+
+def governed_copy(tmp_path, student_path, *settings: str, name="governed.onnx"):
+    out = tmp_path / name
+    assert (
+        main(["export", str(student_path), "--out", str(out), "--speed-governor", *settings]) == 0
+    )
+    return out
+
+
+# --- the rule ---------------------------------------------------------------------------------
+def test_height_spread_is_per_foot_and_unsure_heights_read_as_steps():
+    tilted = FLAT + np.arange(4)[:, None]  # feet at different heights, each flat: no terrain
+    heights = np.stack([FLAT, STEP, tilted, np.where(STEP < 0, np.nan, 0.0)])
+    np.testing.assert_allclose(height_spread(heights), [0.0, 0.17, 0.0, np.inf])
+
+
+def test_the_cap_comes_the_step_after_steps_are_seen_holds_then_lifts():
+    governor = SpeedGovernor(SpeedGovernorConfig(0.12, 0.4, hold=0.1), DT, num_envs=2)
+    assert governor.hold_steps == 5
+    fast = np.array([[0.6, 0.8, 0.5], [0.2, 0.1, -1.0]])  # 1 m/s and 0.22 m/s, with yaw
+    np.testing.assert_array_equal(governor.limit(fast), fast)  # nothing seen yet
+    governor.observe(np.stack([STEP, STEP]))
+    capped = governor.limit(fast)
+    np.testing.assert_allclose(capped[0], [0.24, 0.32, 0.5])  # 0.4 m/s, direction and yaw kept
+    np.testing.assert_array_equal(capped[1], fast[1])  # already slower than the cap
+    for _ in range(4):  # flat ground again: the cap holds for the rest of its 0.1 s
+        governor.observe(np.stack([FLAT, FLAT]))
+        assert governor.capped.all()
+    governor.observe(np.stack([FLAT, FLAT]))
+    assert not governor.capped.any()
+    np.testing.assert_array_equal(governor.limit(fast), fast)
+    governor.observe(np.stack([STEP, FLAT]))
+    governor.reset([0])  # a new episode forgets what the old one saw
+    assert not governor.capped.any() and np.isnan(governor.spread[0])
+    assert governor.capped_steps == 2 and governor.steps == 2 * 3  # counted by limit()
+
+
+def test_flat_ground_is_never_capped_and_a_broken_belief_always_is():
+    governor = SpeedGovernor(SpeedGovernorConfig(), DT)
+    for _ in range(100):
+        governor.observe(FLAT + np.random.default_rng(0).normal(0, 0.01, FLAT.shape))
+        assert not governor.capped[0]
+    governor.observe(np.full((4, 52), np.nan))
+    assert governor.capped[0] and np.linalg.norm(governor.limit([1.0, 0.0, 0.0])[:2]) == 0.4
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"slow_speed": -0.4}, "slow_speed must be a finite number >= 0, got -0.4"),
+        ({"hold": float("nan")}, "hold must be a finite number >= 0, got nan"),
+        ({"threshold": 0.1}, "threshold: unknown key .did you mean 'spread_threshold'"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(data, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(SpeedGovernorConfig, data, "speed_governor")
+
+
+# --- the file ---------------------------------------------------------------------------------
+def test_export_writes_the_governor_into_a_file_and_removing_it_restores_the_file(
+    tmp_path, student_path
+):
+    governed = governed_copy(tmp_path, student_path, "slow_speed=0.3", "hold=0.5")
+    meta = OnnxPolicy(governed).metadata
+    assert meta.speed_governor == SpeedGovernorConfig(
+        spread_threshold=0.12, slow_speed=0.3, hold=0.5
+    )
+    assert OnnxPolicy(student_path).metadata.speed_governor is None
+    plain = tmp_path / "plain.onnx"
+    assert main(["export", str(governed), "--out", str(plain), "--no-speed-governor"]) == 0
+    assert plain.read_bytes() == student_path.read_bytes()
+
+
+def test_export_refuses_a_governor_it_cannot_run(tmp_path, student_path):
+    out = str(tmp_path / "x.onnx")
+    with pytest.raises(SystemExit, match="speed_governor.hold: expected a number, got 'long'"):
+        main(["export", str(student_path), "--out", out, "--speed-governor", "hold=long"])
+    with pytest.raises(SystemExit, match="say --speed-governor or --no-speed-governor"):
+        main(["export", str(student_path), "--out", out])
+    blind = tmp_path / "blind.onnx"  # the same student without its belief decoder
+    from test_deploy import _rewrite
+
+    from anymal_ros.deploy.belief import GRAPH_KEY, SPEC_KEY
+
+    _rewrite(student_path, blind, lambda p: (p.pop(GRAPH_KEY), p.pop(SPEC_KEY)))
+    with pytest.raises(SystemExit, match="a speed governor reads the belief, but"):
+        main(["export", str(blind), "--out", out, "--speed-governor"])
+
+
+# --- evaluation -------------------------------------------------------------------------------
+def test_evaluation_runs_a_governed_file_governed(tmp_path, student_path):
+    from anymal_ros.config.sim import SimConfig
+    from anymal_ros.eval.policies import GovernedPolicy, OnnxBatchPolicy, load_policy
+    from anymal_ros.sim.env import QuadrupedVecEnv
+
+    governed = load_policy(governed_copy(tmp_path, student_path, "spread_threshold=0"), 2)
+    plain = OnnxBatchPolicy(student_path, 2)
+    assert isinstance(governed, GovernedPolicy) and not isinstance(
+        load_policy(student_path, 2), GovernedPolicy
+    )
+    sim = from_dict(SimConfig, {"actions": {"mode": "joint_residual"}})  # the test student's
+    env = QuadrupedVecEnv(sim, 2, seed=0)
+    try:
+        obs = env.reset()
+        obs["proprio"][:, 0:3] = [1.0, 0.0, 0.3]  # the operator asks for 1 m/s
+        first = governed.act(obs)  # nothing seen yet: the command goes through
+        np.testing.assert_allclose(first, plain.act(obs), atol=1e-6)
+        assert governed.governor.capped.all()  # an untrained belief is never flat
+        slowed = {**obs, "proprio": obs["proprio"].copy()}
+        slowed["proprio"][:, 0] = 0.4
+        np.testing.assert_allclose(governed.act(obs), plain.act(slowed), atol=1e-6)
+        assert obs["proprio"][0, 0] == 1.0  # the caller's command is left as it was
+    finally:
+        env.close()
+
+
+# --- the controller and the node --------------------------------------------------------------
+def walking_controller(path, **config):
+    from test_command_ramp import feed_robot, run
+
+    from anymal_ros.nodes.controller import ControllerConfig, PolicyController
+    from anymal_ros.nodes.safety import Mode, SafetyConfig
+
+    c = PolicyController(
+        OnnxPolicy(path),
+        ControllerConfig(
+            safety=SafetyConfig(stand_duration=0.1),
+            command_rate_limit=(0.0, 0.0, 0.0),  # no ramp: the cap alone shows
+            height_source="height_samples",
+            **config,
+        ),
+    )
+    now = 1.0
+    feed_robot(c, now)
+    assert c.request(Mode.STAND, now)[0]
+    now = run(c, now, 10)
+    assert c.request(Mode.WALK, now)[0], c.safety.reason
+    return c, now
+
+
+def test_the_controller_caps_what_the_policy_sees_and_can_be_told_not_to(tmp_path, student_path):
+    from test_command_ramp import run, twist
+
+    always = governed_copy(tmp_path, student_path, "spread_threshold=0", "slow_speed=0.3")
+    c, now = walking_controller(always)
+    run(c, now, 3, twist(1.0, 0.0, 0.5))
+    np.testing.assert_allclose(c.policy_command, [1.0, 0.0, 0.5])
+    np.testing.assert_allclose(c.governed_command, [0.3, 0.0, 0.5])
+    assert c.governor.capped_steps == 2 and c.governor.steps == 3  # from the second tick
+    off, now = walking_controller(always, speed_governor=False)
+    run(off, now, 3, twist(1.0, 0.0, 0.5))
+    assert off.governor is None
+    np.testing.assert_allclose(off.governed_command, [1.0, 0.0, 0.5])
+    never = governed_copy(tmp_path, student_path, "spread_threshold=100", name="never.onnx")
+    c, now = walking_controller(never)
+    run(c, now, 3, twist(1.0, 0.0, 0.5))
+    np.testing.assert_allclose(c.governed_command, [1.0, 0.0, 0.5])
+
+
+@pytest.mark.ros
+def test_the_node_says_on_diagnostics_that_it_slows_the_robot(ros, tmp_path, student_path):
+    from geometry_msgs.msg import Twist
+    from test_policy_node import start, walk
+
+    path = governed_copy(tmp_path, student_path, "spread_threshold=0", "slow_speed=0.3")
+    lenient = {f"{name}_timeout": 1.0 for name in ("joint_states", "imu", "odom")}
+    node, robot = start(ros, path, stand_duration=0.1, **lenient)
+    walk(ros, node, robot)
+    joystick = robot.create_publisher(Twist, "/cmd_vel", 10)
+    msg = Twist()
+    msg.linear.x = 1.0
+    robot.create_timer(0.05, lambda: joystick.publish(msg))
+    robot.diagnostics.clear()
+
+    def slowed() -> bool:
+        last = robot.diagnostics[-1] if robot.diagnostics else {}
+        return last.get("command.requested") == "1.000 0.000 0.000" and last.get(
+            "command.ramped", ""
+        ).startswith("1.000")
+
+    assert ros.spin_until(slowed, 5.0), robot.diagnostics[-1:]
+    report = robot.diagnostics[-1]
+    assert report["speed_governor"] == "capping planar speed to 0.3 m/s"
+    assert report["command.policy"] == "0.300 0.000 0.000"
+    assert report["_message"] == "WALK; slowed to 0.3 m/s: steps in its belief"
+    assert float(report["speed_governor.belief_spread_m"]) > 0
+
+
+def test_a_governed_file_without_its_belief_is_refused_by_the_controller(tmp_path, student_path):
+    from test_deploy import _rewrite
+
+    from anymal_ros.deploy.belief import GRAPH_KEY, SPEC_KEY
+    from anymal_ros.nodes.controller import ControllerConfig, PolicyController
+
+    governed = governed_copy(tmp_path, student_path)
+    blind = _rewrite(
+        governed, tmp_path / "blind.onnx", lambda p: (p.pop(GRAPH_KEY), p.pop(SPEC_KEY))
+    )
+    config = ControllerConfig(height_source="height_samples")
+    with pytest.raises(PolicyFileError, match="its speed governor reads the belief, but"):
+        PolicyController(OnnxPolicy(blind), config)
+    PolicyController(
+        OnnxPolicy(blind), ControllerConfig(height_source="height_samples", speed_governor=False)
+    )
