@@ -52,7 +52,8 @@ def measure(job: tuple) -> dict:
 def measure_all(policy, spec: ScorecardConfig, args: argparse.Namespace) -> list[dict]:
     jobs = [(field_sim(policy.sim, spec, row), row.name, row.terrain, mode, seed, args.robots,
              policy)
-            for row in spec.rows for mode in row.noise for seed in args.seeds]  # fmt: skip
+            for row in spec.rows if not args.rows or row.name in args.rows
+            for mode in row.noise for seed in args.seeds]  # fmt: skip
     start, cells = time.monotonic(), []
     # fork: the jobs' policy factory reaches the workers as it is
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
@@ -75,11 +76,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=0.12, help="m of belief spread")
     parser.add_argument("--slow", type=float, default=0.4, help="m/s: the capped speed")
     parser.add_argument("--hold", type=float, default=1.0, help="s the cap holds")
+    parser.add_argument("--percentile", type=float, default=10.0,
+                        help="the spread: the (100 - p)th minus the pth percentile")  # fmt: skip
+    parser.add_argument("--rows", nargs="+", default=None, help="only these rows of the spec")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/governor_look.json")
     args = parser.parse_args(argv)
     spec = load_config(ScorecardConfig, args.spec)
-    settings = SpeedGovernorConfig(args.threshold, args.slow, args.hold)
+    if args.rows:
+        unknown = set(args.rows) - {row.name for row in spec.rows}
+        if unknown:
+            raise SystemExit(f"--rows: {sorted(unknown)} not in {args.spec}")
+    settings = SpeedGovernorConfig(args.threshold, args.slow, args.hold, args.percentile)
     with tempfile.TemporaryDirectory() as tmp:
         governed = set_speed_governor(args.policy, Path(tmp) / "governed.onnx", settings)
         cells = measure_all(eval_policy(governed, None, []), spec, args)
@@ -87,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"policy": args.policy, "spec": args.spec, "robots": args.robots,
               "seeds": args.seeds, "threshold_m": args.threshold, "slow_m_s": args.slow,
-              "hold_s": args.hold, "cells": cells}  # fmt: skip
+              "hold_s": args.hold, "percentile": args.percentile, "cells": cells}  # fmt: skip
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 

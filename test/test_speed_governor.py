@@ -31,6 +31,9 @@ def test_height_spread_is_per_foot_and_unsure_heights_read_as_steps():
     tilted = FLAT + np.arange(4)[:, None]  # feet at different heights, each flat: no terrain
     heights = np.stack([FLAT, STEP, tilted, np.where(STEP < 0, np.nan, 0.0)])
     np.testing.assert_allclose(height_spread(heights), [0.0, 0.17, 0.0, np.inf])
+    edge = FLAT.copy()
+    edge[0, -3:] = -0.17  # a step edge under three of a foot's outer points
+    assert height_spread(edge) == 0.0 and height_spread(edge, percentile=2) > 0.12
 
 
 def test_the_cap_comes_the_step_after_steps_are_seen_holds_then_lifts():
@@ -69,6 +72,7 @@ def test_flat_ground_is_never_capped_and_a_broken_belief_always_is():
         ({"slow_speed": -0.4}, "slow_speed must be a finite number >= 0, got -0.4"),
         ({"hold": float("nan")}, "hold must be a finite number >= 0, got nan"),
         ({"threshold": 0.1}, "threshold: unknown key .did you mean 'spread_threshold'"),
+        ({"spread_percentile": 50}, r"spread_percentile must be in \[0, 50\), got 50"),
     ],
 )
 def test_bad_settings_are_refused_by_name(data, message):

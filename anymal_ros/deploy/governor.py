@@ -22,13 +22,13 @@ import numpy as np
 from anymal_ros.config.deploy import SpeedGovernorConfig
 
 
-def height_spread(heights: np.ndarray) -> np.ndarray:
-    """``[...]`` m: the largest over the feet of the 90th minus the 10th percentile of a
-    foot's heights ``[..., feet, points]``; ``inf`` where a height is not finite. Per foot:
-    each foot's heights are relative to its own sole, so a spread across feet would count
-    the robot's posture as terrain."""
+def height_spread(heights: np.ndarray, percentile: float = 10.0) -> np.ndarray:
+    """``[...]`` m: the largest over the feet of the ``100 - percentile``th minus the
+    ``percentile``th percentile of a foot's heights ``[..., feet, points]``; ``inf`` where a
+    height is not finite. Per foot: each foot's heights are relative to its own sole, so a
+    spread across feet would count the robot's posture as terrain."""
     heights = np.asarray(heights, dtype=np.float64)
-    low, high = np.percentile(heights, [10, 90], axis=-1)
+    low, high = np.percentile(heights, [percentile, 100 - percentile], axis=-1)
     spread = np.max(high - low, axis=-1)
     return np.where(np.isfinite(heights).all(axis=(-2, -1)), spread, np.inf)
 
@@ -84,6 +84,7 @@ class SpeedGovernor:
     def observe(self, believed_heights: np.ndarray) -> None:
         """After a policy step: the heights ``[N, feet, points]`` (or ``[feet, points]``) the
         student believes around its feet now."""
-        self.spread = height_spread(believed_heights).reshape(self.num_envs)
+        spread = height_spread(believed_heights, self.config.spread_percentile)
+        self.spread = spread.reshape(self.num_envs)
         seen = ~(self.spread <= self.config.spread_threshold)  # inf and NaN read as steps
         self._since = np.where(seen, 0, np.minimum(self._since + 1, self.hold_steps))
