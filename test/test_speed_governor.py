@@ -31,6 +31,10 @@ def test_height_spread_is_per_foot_and_unsure_heights_read_as_steps():
     tilted = FLAT + np.arange(4)[:, None]  # feet at different heights, each flat: no terrain
     heights = np.stack([FLAT, STEP, tilted, np.where(STEP < 0, np.nan, 0.0)])
     np.testing.assert_allclose(height_spread(heights), [0.0, 0.17, 0.0, np.inf])
+    noisy = np.random.default_rng(1).normal(0.0, 0.1, (20, 4, 52))
+    for q in (0, 2.5, 10, 25):
+        low, high = np.percentile(noisy, [q, 100 - q], axis=-1)
+        np.testing.assert_allclose(height_spread(noisy, q), (high - low).max(-1), atol=1e-12)
     edge = FLAT.copy()
     edge[0, -3:] = -0.17  # a step edge under three of a foot's outer points
     assert height_spread(edge) == 0.0 and height_spread(edge, percentile=2) > 0.12
