@@ -182,6 +182,8 @@ class GovernedPolicy:
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         proprio = np.array(obs["proprio"], dtype=np.float32)
         proprio[:, self._command] = self.governor.limit(proprio[:, self._command])
+        #: ``[N, 3]`` the command the policy was given this step (capped where it was).
+        self.command_given = proprio[:, self._command]
         action = self.policy.act({**obs, "proprio": proprio})
         self.governor.observe(self.policy.belief()[0])
         return action
