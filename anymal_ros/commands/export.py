@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="key=value",
         default=None,
         help="student: cap its speed where its belief shows steps (settings: spread_threshold "
-        "m, slow_speed m/s, hold s; defaults 0.12, 0.4, 1.0)",
+        "m, slow_speed m/s, hold s, spread_percentile; defaults 0.12, 0.4, 1.0, 10)",
     )
     governor.add_argument(
         "--no-speed-governor",

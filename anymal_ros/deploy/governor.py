@@ -1,6 +1,6 @@
 """A speed governor: a student's planar command capped where its belief shows steps.
 
-Told to walk at most 0.4 m/s, the second edition's student falls 5-28 times less often on the
+Told to walk at most 0.4 m/s, the second edition's student falls 9-28 times less often on the
 scorecard's stairs, but a robot told so everywhere walks slowly everywhere. The governor slows
 it only where the ground asks for it: after every control step it reads the heights the
 student's belief decoder reconstructs around the feet (:meth:`OnnxPolicy.belief

@@ -174,6 +174,8 @@ class GovernedPolicy:
         if "command" not in slices:
             raise ValueError("a speed governor caps the command: the file's proprio has none")
         self._command = slices["command"]
+        #: ``[N, 3]`` the command the policy was given at the last step (capped where it was).
+        self.command_given = np.zeros((policy.num_envs, 3), dtype=np.float32)
 
     def reset(self, env_ids: np.ndarray) -> None:
         self.policy.reset(env_ids)
@@ -182,7 +184,6 @@ class GovernedPolicy:
     def act(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
         proprio = np.array(obs["proprio"], dtype=np.float32)
         proprio[:, self._command] = self.governor.limit(proprio[:, self._command])
-        #: ``[N, 3]`` the command the policy was given this step (capped where it was).
         self.command_given = proprio[:, self._command]
         action = self.policy.act({**obs, "proprio": proprio})
         self.governor.observe(self.policy.belief()[0])
