@@ -45,11 +45,13 @@ def run(c: PolicyController, now: float, ticks: int, command: Twist | None = Non
     return now
 
 
-def walking(student_path, rate=(2.0, 2.0, 4.0)) -> tuple[PolicyController, float]:
+def walking(student_path, rate=(2.0, 2.0, 4.0), **settings) -> tuple[PolicyController, float]:
+    """A controller walking on flat ground (``settings``: more ControllerConfig fields)."""
     config = ControllerConfig(
         safety=SafetyConfig(stand_duration=0.1),
         command_rate_limit=rate,
         height_source="height_samples",
+        **settings,
     )
     c = PolicyController(OnnxPolicy(student_path), config)
     now = 1.0

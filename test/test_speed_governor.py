@@ -144,26 +144,10 @@ def test_evaluation_runs_a_governed_file_governed(tmp_path, student_path):
 
 # --- the controller and the node --------------------------------------------------------------
 def walking_controller(path, **config):
-    from test_command_ramp import feed_robot, run
+    """Walking with no command ramp: the cap alone shows."""
+    from test_command_ramp import walking
 
-    from anymal_ros.nodes.controller import ControllerConfig, PolicyController
-    from anymal_ros.nodes.safety import Mode, SafetyConfig
-
-    c = PolicyController(
-        OnnxPolicy(path),
-        ControllerConfig(
-            safety=SafetyConfig(stand_duration=0.1),
-            command_rate_limit=(0.0, 0.0, 0.0),  # no ramp: the cap alone shows
-            height_source="height_samples",
-            **config,
-        ),
-    )
-    now = 1.0
-    feed_robot(c, now)
-    assert c.request(Mode.STAND, now)[0]
-    now = run(c, now, 10)
-    assert c.request(Mode.WALK, now)[0], c.safety.reason
-    return c, now
+    return walking(path, rate=(0.0, 0.0, 0.0), **config)
 
 
 def test_the_controller_caps_what_the_policy_sees_and_can_be_told_not_to(tmp_path, student_path):

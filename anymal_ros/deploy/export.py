@@ -25,13 +25,13 @@ import copy
 import io
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import onnx
 import torch
 from torch import Tensor, nn
 
-from anymal_ros.config.base import to_dict
 from anymal_ros.config.deploy import DeployConfig, SpeedGovernorConfig
 from anymal_ros.config.robot import DEFAULT_ROBOT, load_robot
 from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig
@@ -252,19 +252,16 @@ def set_speed_governor(
     from anymal_ros.deploy.runtime import OnnxPolicy
 
     policy = OnnxPolicy(source)  # refuses a corrupt file or bad metadata, naming the key
-    if speed_governor is not None:
-        if policy.metadata.kind != "student":
-            raise ValueError(f"{source}: a {policy.metadata.kind} has no belief to govern by")
-        if policy.belief_decoder is None:
-            why = policy.belief_unavailable
-            raise ValueError(f"{source}: a speed governor reads the belief, but {why}")
-    model = onnx.load(str(source))
+    if speed_governor is not None and policy.belief_decoder is None:  # a teacher too
+        why = policy.belief_unavailable
+        raise ValueError(f"{source}: a speed governor reads the belief, but {why}")
+    # The metadata writes (and checks) its own key; None: the key left out, as before it existed.
     key = PREFIX + "speed_governor"
+    value = replace(policy.metadata, speed_governor=speed_governor).to_props().get(key)
+    model = onnx.load(str(source))
     kept = [(e.key, e.value) for e in model.metadata_props if e.key != key]
     del model.metadata_props[:]
-    if speed_governor is not None:  # None: the key left out, as in files made before it
-        kept.append((key, json.dumps(to_dict(speed_governor))))
-    for k, v in kept:
+    for k, v in kept + ([(key, value)] if value is not None else []):
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v
     with atomic_write(path) as tmp:

@@ -176,6 +176,7 @@ class GovernedPolicy:
         self._command = slices["command"]
         #: ``[N, 3]`` the command the policy was given at the last step (capped where it was).
         self.command_given = np.zeros((policy.num_envs, 3), dtype=np.float32)
+        self._belief: tuple[np.ndarray, np.ndarray] | None = None
 
     def reset(self, env_ids: np.ndarray) -> None:
         self.policy.reset(env_ids)
@@ -186,11 +187,15 @@ class GovernedPolicy:
         proprio[:, self._command] = self.governor.limit(proprio[:, self._command])
         self.command_given = proprio[:, self._command]
         action = self.policy.act({**obs, "proprio": proprio})
-        self.governor.observe(self.policy.belief()[0])
+        self._belief = self.policy.belief()  # decoded once: the governor's, and belief()'s
+        self.governor.observe(self._belief[0])
         return action
 
     def belief(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.policy.belief()
+        """After :meth:`act`: what the student believes, as the wrapped policy's ``belief``."""
+        if self._belief is None:
+            raise RuntimeError("belief() before act(): nothing has been perceived yet")
+        return self._belief
 
 
 def load_policy(path: str | Path, num_envs: int, device: str = "cpu") -> BatchPolicy:
