@@ -1,5 +1,5 @@
 """A quick look at a speed governor's settings: a student on every field of the scorecard,
-governed by the package's speed governor (anymal_ros/deploy/governor.py) with the settings given
+governed by the package's speed governor (anymal_ros/obs/governor.py) with the settings given
 here, and how often it capped.
 
 The student file is copied with these settings (as `anymal-ros export STUDENT --out COPY
@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from anymal_ros.commands._policy_sim import eval_policy  # noqa: E402
 from anymal_ros.config import load_config  # noqa: E402
-from anymal_ros.config.deploy import SpeedGovernorConfig  # noqa: E402
 from anymal_ros.config.scorecard import ScorecardConfig  # noqa: E402
+from anymal_ros.config.sim import SpeedGovernorConfig  # noqa: E402
 from anymal_ros.deploy.export import set_speed_governor  # noqa: E402
 from anymal_ros.eval.evaluate import run_field  # noqa: E402
 from anymal_ros.eval.scorecard import field_sim  # noqa: E402

@@ -689,3 +689,42 @@ def test_the_simulator_reports_soles_above_the_terrain_under_them():
     assert np.abs(s["foot_clearance"][touching]).max() < 0.01
     assert s["foot_pos"][..., 2][touching].max() < -0.05
     env.close()
+
+
+def test_a_training_governor_caps_the_command_the_policy_sees_where_the_true_heights_show_steps():
+    """Seven robots at the centres of each terrain type's hardest tile (1 m platforms, so
+    their height samples reach the edges), told 1 m/s forward, under ``commands.governor``.
+    Where the true heights around a robot's feet spread more than 0.12 m (the stairs; not the
+    flat ground) the command in its observation, the speed its tracking reward asks for and
+    its commanded path are 0.4 m/s; ``info`` keeps the command it was given. New episodes on
+    flat ground start uncapped, though the 1 s hold has not run out."""
+    from anymal_ros.obs.governor import height_spread
+
+    cfg = make_cfg(QUIET, terrain={"kind": "heightfield", "platform_size": 1.0},
+                   commands={"governor": {}},
+                   robot={"init_joint_noise": 0.0, "init_xy_noise": 0.0})  # fmt: skip
+    env = QuadrupedVecEnv(cfg, 7, seed=0)
+    env.set_terrain_levels(1)
+    env.set_commands([1.0, 0.0, 0.0])
+    obs = env.reset()
+    command = proprio_layout(cpg=False).slices()["command"]
+    steps = height_spread(obs["extero"]) > 0.12
+    kind = env.terrain_types()
+    assert steps[np.isin(kind, ["stairs_up", "stairs_down"])].all() and not steps[kind == "flat"]
+    speed = np.where(steps, 0.4, 1.0)
+    np.testing.assert_allclose(obs["proprio"][:, command][:, 0], speed, rtol=1e-6)
+
+    env.data.qvel[env.index.qvel_base[:, 0]] = 1.0
+    obs, _, _, _, info = env.step(np.zeros((7, env.action_dim)))
+    rewards = cfg.rewards
+    err = (speed - info["base_lin_vel"][:, 0]) ** 2 + info["base_lin_vel"][:, 1] ** 2
+    weight = rewards.weights["lin_vel_tracking"] * env.control_dt
+    expected = weight * np.exp(-err / rewards.tracking_sigma)
+    np.testing.assert_allclose(info["reward_terms"]["lin_vel_tracking"], expected, rtol=1e-5)
+    np.testing.assert_allclose(env.commands.path[:, 0], speed * env.control_dt)
+    np.testing.assert_allclose(info["command"][:, 0], 1.0)
+
+    env.set_terrain_types("flat")  # new episodes on flat ground, the hold not run out
+    obs = env.reset()
+    np.testing.assert_allclose(obs["proprio"][:, command][:, 0], 1.0)
+    env.close()

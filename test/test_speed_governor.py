@@ -9,9 +9,9 @@ import pytest
 
 from anymal_ros.cli import main
 from anymal_ros.config import ConfigError, from_dict
-from anymal_ros.config.deploy import SpeedGovernorConfig
-from anymal_ros.deploy.governor import SpeedGovernor, height_spread
+from anymal_ros.config.sim import SpeedGovernorConfig
 from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
+from anymal_ros.obs.governor import SpeedGovernor, height_spread
 
 DT = 0.02
 FLAT = np.zeros((4, 52))
@@ -113,6 +113,53 @@ def test_export_refuses_a_governor_it_cannot_run(tmp_path, student_path):
     _rewrite(student_path, blind, lambda p: (p.pop(GRAPH_KEY), p.pop(SPEC_KEY)))
     with pytest.raises(SystemExit, match="a speed governor reads the belief, but"):
         main(["export", str(blind), "--out", out, "--speed-governor"])
+
+
+def governed_checkpoints(tmp_path):
+    """A small student and a small teacher checkpoint, both trained (by their stored settings)
+    under a training-time governor that slows to 0.3 m/s."""
+    import torch
+    from model_helpers import tiny_teacher_checkpoint
+    from sim_helpers import tiny_sim
+
+    from anymal_ros.config import to_dict
+    from anymal_ros.config.models import StudentConfig, sized_for_action_mode
+    from anymal_ros.models.checkpoint import load_checkpoint, save_checkpoint
+    from anymal_ros.models.student import Student
+
+    sim = {**tiny_sim(20.0), "commands": {"governor": {"slow_speed": 0.3}}}
+    cfg = sized_for_action_mode(StudentConfig(), "joint_residual")
+    student = save_checkpoint(tmp_path / "student.pt", models={"student": Student(cfg)},
+                              config={"student": to_dict(cfg), "sim": sim})  # fmt: skip
+    teacher = tiny_teacher_checkpoint(tmp_path / "plain_teacher.pt")
+    ckpt = load_checkpoint(teacher)
+    torch.save({**ckpt, "config": {**ckpt["config"], "sim": sim}}, tmp_path / "teacher.pt")
+    return student, tmp_path / "teacher.pt"
+
+
+def test_a_student_trained_under_a_governor_is_exported_with_its_settings(tmp_path):
+    student, _ = governed_checkpoints(tmp_path)
+    carried, without = tmp_path / "carried.onnx", tmp_path / "without.onnx"
+    assert main(["export", str(student), "--out", str(carried)]) == 0
+    assert OnnxPolicy(carried).metadata.speed_governor == SpeedGovernorConfig(slow_speed=0.3)
+    assert main(["export", str(student), "--out", str(without), "--no-speed-governor"]) == 0
+    assert OnnxPolicy(without).metadata.speed_governor is None
+
+
+def test_evaluation_drops_the_true_heights_governor_of_a_student_and_keeps_a_teachers(
+    tmp_path, capsys
+):
+    """No robot has the true heights: a student checkpoint runs ungoverned (its file carries
+    the governor it runs with), while a teacher is judged as it trained."""
+    from anymal_ros.commands._policy_sim import eval_policy
+
+    student, teacher = governed_checkpoints(tmp_path)
+    run = eval_policy(student, None, [])
+    assert run.sim.commands.governor is None
+    assert "runs without it" in capsys.readouterr().out
+    judged = eval_policy(teacher, None, [])
+    assert judged.sim.commands.governor == SpeedGovernorConfig(slow_speed=0.3)
+    assert judged.label.endswith(", speed governed on true heights")
 
 
 # --- evaluation -------------------------------------------------------------------------------

@@ -283,9 +283,10 @@ class RosTopicVecEnv(LocomotionTask):
         return min(self.ros_cfg.reset_retry, max(deadline - time.monotonic(), 0.0))
 
     def _observe(self, ids: np.ndarray, s: State) -> Obs:
+        heights = s["extero"].astype(np.float32)
         return {
-            "proprio": self._proprio(ids, s),
-            "extero": s["extero"].astype(np.float32),
+            "proprio": self._proprio(ids, s, heights),
+            "extero": heights,
             "privileged": s["privileged"].astype(np.float32),
         }
 

@@ -3,9 +3,9 @@ file."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 
 from anymal_ros.config import ConfigError
@@ -90,7 +90,8 @@ def trained_actions(policy_path: str | Path) -> ActionConfig | None:
 
 def action_differences(trained: ActionConfig, sim: ActionConfig) -> list[str]:
     """``actions.<field>: trained X, simulator Y`` for every setting that differs."""
-    pairs = ((f.name, getattr(trained, f.name), getattr(sim, f.name)) for f in fields(sim))
+    pairs = ((f.name, getattr(trained, f.name), getattr(sim, f.name))
+             for f in dataclasses.fields(sim))  # fmt: skip
     return [f"actions.{n}: trained {t!r}, simulator {s!r}" for n, t, s in pairs if t != s]
 
 
@@ -109,13 +110,24 @@ def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
     if diff:  # only through --set: asked for, but say so
         print(f"note: {path} runs with other action settings than it was trained with: "
               f"{'; '.join(diff)}")  # fmt: skip
+    first = load_policy(path, 1)
+    trained_governor = sim.commands.governor is not None
+    if trained_governor and first.kind == "student":
+        # The simulator's governor reads the true heights, which no robot has: a student
+        # is governed by its own belief, as its file says (anymal-ros export).
+        print(f"note: {path} trained under a speed governor on the true heights; it runs "
+              "without it (a student's file carries the one it runs with)")  # fmt: skip
+        sim = dataclasses.replace(sim, commands=dataclasses.replace(sim.commands, governor=None))
     probe = QuadrupedVecEnv(sim, 1, seed=0)
     try:
-        first = load_policy(path, 1)
         check_policy_fits(first, probe)
     finally:
         probe.close()
-    governed = ", speed governed" if getattr(first, "governor", None) is not None else ""
+    governed = ""
+    if getattr(first, "governor", None) is not None:
+        governed = ", speed governed"
+    elif trained_governor and first.kind == "teacher":
+        governed = ", speed governed on true heights"
     label = label or f"{first.kind} {Path(path).name}, {sim.robot.description}{governed}"
     # A partial, not a closure: an EvalPolicy travels to evaluation processes (scorecard --jobs).
     return EvalPolicy(label, str(path), sim, functools.partial(load_policy, str(path)))

@@ -19,10 +19,13 @@ student's file carries its belief decoder as a second graph (``anymal_ros.deploy
 the control graph is the same either way) unless ``--no-belief``.
 
 ``--speed-governor`` writes a speed governor into a student's file
-(:mod:`anymal_ros.deploy.governor`; ``key=value`` items override the defaults of
-:class:`~anymal_ros.config.deploy.SpeedGovernorConfig`): evaluation and the policy node then run
-it governed. Given an ONNX file instead of a checkpoint, the command copies it with its
-governor set (``--speed-governor``) or removed (``--no-speed-governor``), graphs unchanged.
+(:mod:`anymal_ros.obs.governor`; ``key=value`` items override the defaults of
+:class:`~anymal_ros.config.sim.SpeedGovernorConfig`): evaluation and the policy node then run
+it governed. A student distilled under a training-time governor (``commands.governor`` in
+its simulator settings) carries that governor's settings unless ``--speed-governor`` says
+otherwise or ``--no-speed-governor`` leaves it out: it learned the stairs at that speed. Given
+an ONNX file instead of a checkpoint, the command copies it with its governor set
+(``--speed-governor``) or removed (``--no-speed-governor``), graphs unchanged.
 """
 
 from __future__ import annotations
@@ -52,14 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     governor.add_argument(
         "--no-speed-governor",
         action="store_true",
-        help="with an ONNX file: copy it without its speed governor",
+        help="a student trained under a speed governor: export it without one; an ONNX "
+        "file: copy it without its speed governor",
     )
 
 
 def _speed_governor(items: list[str] | None):
     """The ``--speed-governor`` settings, or None when not asked for."""
     from anymal_ros.config import ConfigError, apply_overrides, from_dict
-    from anymal_ros.config.deploy import SpeedGovernorConfig
+    from anymal_ros.config.sim import SpeedGovernorConfig
 
     if items is None:
         return None
@@ -104,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.checkpoint.suffix == ".onnx":
         return _copy_onnx(args)
-    if args.no_speed_governor:
-        raise SystemExit("--no-speed-governor copies an ONNX file; a new export has none anyway")
     governor = _speed_governor(args.speed_governor)
     try:
         ckpt = load_checkpoint(args.checkpoint)
@@ -119,9 +121,15 @@ def run(args: argparse.Namespace) -> int:
         deploy = loading.deploy_config_of(ckpt, args.checkpoint)
         physics = loading.physics_of(ckpt, args.checkpoint)
         randomization = loading.randomization_of(ckpt, args.checkpoint)
+        trained = loading.training_governor_of(ckpt, args.checkpoint)
     except CheckpointError as err:
         raise SystemExit(str(err)) from err
     source = str(args.checkpoint)
+    if kind == "student" and governor is None and not args.no_speed_governor:
+        governor = trained  # it learned the stairs at that speed
+        if trained is not None:
+            print(f"note: {source} trained under a speed governor: the file carries its "
+                  "settings (--no-speed-governor leaves it out)")  # fmt: skip
     if kind == "student":
         try:
             path = export_student(model.eval(), args.out, deploy, belief=not args.no_belief,

@@ -7,40 +7,11 @@ exactly the training-time action mode, scale and CPG parameters.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import LegChains
 from anymal_ros.config.sim import ActionConfig
-
-
-@dataclass(frozen=True)
-class SpeedGovernorConfig:
-    """A student's speed governor (:mod:`anymal_ros.deploy.governor`), carried in its file.
-
-    For ``hold`` seconds after the spread of the heights the student's belief reconstructs
-    exceeds ``spread_threshold`` m, its planar command is capped to ``slow_speed`` m/s. The
-    spread is the largest over the feet of the 90th minus the 10th percentile of a foot's
-    points (``spread_percentile``: 10): a student of the second edition believes at most
-    0.06 m on flat ground and 0.27-0.35 m on stairs with noisy heights
-    (benchmarks/results/height_spread.json).
-    """
-
-    spread_threshold: float = 0.12  # m
-    slow_speed: float = 0.4  # m/s, planar
-    hold: float = 1.0  # s
-    #: The spread is the (100 - p)th minus the pth percentile of a foot's points: lower sees a
-    #: step edge sooner (fewer of the outer rings' points need to lie beyond it).
-    spread_percentile: float = 10.0
-
-    def __post_init__(self) -> None:
-        for name in ("spread_threshold", "slow_speed", "hold"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        if not 0 <= self.spread_percentile < 50:
-            raise ValueError(f"spread_percentile must be in [0, 50), got {self.spread_percentile}")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ Defaults follow legged-robot practice and Miki et al. 2022 (sim dt 0.005 s, deci
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -183,6 +184,35 @@ class TerrainConfig:
 
 
 @dataclass(frozen=True)
+class SpeedGovernorConfig:
+    """A speed governor (:mod:`anymal_ros.obs.governor`): in a student's file, or in training.
+
+    For ``hold`` seconds after the spread of the heights around the feet (a student's belief
+    on the robot, the true ones in training) exceeds ``spread_threshold`` m, the planar command
+    is capped to ``slow_speed`` m/s. The spread is the largest over the feet of the 90th minus
+    the 10th percentile of a foot's points (``spread_percentile``: 10): a student of the second
+    edition believes at most 0.06 m on flat ground and 0.27-0.35 m on stairs with noisy
+    heights; the true heights read 0 on flat ground and at most 0.10 m on 6 cm rough ground
+    (benchmarks/results/height_spread.json).
+    """
+
+    spread_threshold: float = 0.12  # m
+    slow_speed: float = 0.4  # m/s, planar
+    hold: float = 1.0  # s
+    #: The spread is the (100 - p)th minus the pth percentile of a foot's points: lower sees a
+    #: step edge sooner (fewer of the outer rings' points need to lie beyond it).
+    spread_percentile: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("spread_threshold", "slow_speed", "hold"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if not 0 <= self.spread_percentile < 50:
+            raise ValueError(f"spread_percentile must be in [0, 50), got {self.spread_percentile}")
+
+
+@dataclass(frozen=True)
 class CommandConfig:
     """Velocity commands (base frame), resampled every ``resample_time`` seconds."""
 
@@ -198,6 +228,11 @@ class CommandConfig:
     # (4 m from its start), where a constant yaw rate walks it in circles.
     heading: bool = False
     heading_gain: float = 0.5  # 1/s
+    # A speed governor in training (off by default): the command the policy sees, and the
+    # tracking reward asks for, is capped where the true heights around the feet show steps,
+    # as a governed student's is on the robot where its belief shows them
+    # (anymal_ros.obs.governor). The policy then need not learn where to slow down by itself.
+    governor: SpeedGovernorConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw"):

@@ -32,9 +32,9 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from anymal_ros.config.deploy import DeployConfig, SpeedGovernorConfig
+from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.robot import DEFAULT_ROBOT, load_robot
-from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig
+from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig, SpeedGovernorConfig
 from anymal_ros.contract import ObsLayout, ObsTerm, proprio_layout
 from anymal_ros.deploy import belief as belief_graph
 from anymal_ros.deploy.metadata import ACTION_PARAMS, PREFIX, PolicyMetadata, default_action_config

@@ -15,10 +15,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from anymal_ros.config.base import ConfigError, from_dict, to_dict
-from anymal_ros.config.deploy import SpeedGovernorConfig
 from anymal_ros.config.noise import MISSING_HEIGHT_FILL
 from anymal_ros.config.robot import LegChains
-from anymal_ros.config.sim import ActionConfig, PhysicsConfig, RandomizationConfig
+from anymal_ros.config.sim import (
+    ActionConfig,
+    PhysicsConfig,
+    RandomizationConfig,
+    SpeedGovernorConfig,
+)
 from anymal_ros.contract import (
     ACTION_MODES,
     CONTRACT_VERSION,
@@ -72,7 +76,7 @@ class PolicyMetadata:
     robots it trained on (payload, centre of mass, friction, motors, latency, pushes, ...).
 
     ``speed_governor``: how a student's command is to be capped where its belief shows steps
-    (:mod:`anymal_ros.deploy.governor`), or None: run it ungoverned. Evaluation and the policy
+    (:mod:`anymal_ros.obs.governor`), or None: run it ungoverned. Evaluation and the policy
     node both follow it, so a file is measured as the robot runs it.
     """
 

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from anymal_ros.config.sim import SimConfig
-from anymal_ros.deploy.governor import SpeedGovernor
 from anymal_ros.models import loading
 from anymal_ros.models.checkpoint import load_checkpoint
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
+from anymal_ros.obs.governor import SpeedGovernor
 
 
 class BatchPolicy(Protocol):
@@ -161,7 +161,7 @@ class OnnxBatchPolicy:
 
 class GovernedPolicy:
     """A student with belief whose planar command is capped where its belief shows steps
-    (:class:`~anymal_ros.deploy.governor.SpeedGovernor`): the operator's command in ``obs`` is
+    (:class:`~anymal_ros.obs.governor.SpeedGovernor`): the operator's command in ``obs`` is
     what the robot is told, the capped one what the policy sees."""
 
     def __init__(self, policy: OnnxBatchPolicy, governor: SpeedGovernor) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from anymal_ros.config import ConfigError, from_dict
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.models import StudentConfig, TeacherConfig
-from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig
+from anymal_ros.config.sim import PhysicsConfig, RandomizationConfig, SpeedGovernorConfig
 from anymal_ros.models.checkpoint import CheckpointError, load_model_state
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
@@ -53,6 +53,20 @@ def randomization_of(ckpt: Mapping[str, Any], path: str | Path = "") -> Randomiz
     """The robots' spread (domain randomisation) the checkpoint's policy trained on, or None
     if not stored."""
     return _sim_section(ckpt, path, "randomization", RandomizationConfig)
+
+
+def training_governor_of(
+    ckpt: Mapping[str, Any], path: str | Path = ""
+) -> SpeedGovernorConfig | None:
+    """The speed governor the checkpoint's policy trained under (``commands.governor``), or
+    None."""
+    governor = (sim_config_of(ckpt) or {}).get("commands", {}).get("governor")
+    if governor is None:
+        return None
+    try:
+        return from_dict(SpeedGovernorConfig, governor, "sim.commands.governor")
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: stored governor settings are invalid: {err}") from err
 
 
 def _sim_section(ckpt: Mapping[str, Any], path: str | Path, name: str, cls: type) -> Any:

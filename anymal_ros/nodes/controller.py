@@ -32,7 +32,7 @@ that takes plain values, fed by ``on_*`` from a message object or by :meth:`Poli
 receive` from the bytes; bytes that cannot be read are rejected like a message that cannot be
 decoded.
 
-A student file that carries a speed governor (:mod:`anymal_ros.deploy.governor`) is run
+A student file that carries a speed governor (:mod:`anymal_ros.obs.governor`) is run
 governed unless ``ControllerConfig.speed_governor`` is off: after each policy step the
 controller decodes the student's belief of the heights around its feet, and while it shows
 steps the planar command the policy sees is capped (after the command ramp), exactly as
@@ -55,7 +55,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anymal_ros.contract import EXTERO_SHAPE, JOINT_NAMES, proprio_layout
-from anymal_ros.deploy.governor import SpeedGovernor
 from anymal_ros.deploy.height_map import ElevationMap, FootHeightSampler, MapPlacement, ring_reach
 from anymal_ros.deploy.runtime import OnnxPolicy, PolicyFileError
 from anymal_ros.nodes.diagnostics import LatencyWindow
@@ -67,6 +66,7 @@ from anymal_ros.nodes.safety import (
     SafetyStateMachine,
     clip_to_limits,
 )
+from anymal_ros.obs.governor import SpeedGovernor
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import projected_gravity
 from anymal_ros.ros_io.cdr import (

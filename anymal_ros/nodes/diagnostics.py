@@ -87,7 +87,7 @@ def status_values(
 def governor_values(settings, governor) -> list[tuple[str, str]]:
     """The speed governor's key/values: ``settings`` the file's
     (:class:`~anymal_ros.config.deploy.SpeedGovernorConfig` or None), ``governor`` the running
-    :class:`~anymal_ros.deploy.governor.SpeedGovernor` (None: the file has none, or it is off)."""
+    :class:`~anymal_ros.obs.governor.SpeedGovernor` (None: the file has none, or it is off)."""
     if settings is None:
         return [("speed_governor", "none in the policy file")]
     if governor is None:

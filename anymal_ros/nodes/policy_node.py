@@ -51,7 +51,7 @@ tick for ``rate_limit_stand_after`` seconds falls back to STAND.
 
 A student file that carries a speed governor (``anymal-ros export --speed-governor``) is run
 governed (``speed_governor: true``): where the student's belief shows steps, the planar command
-the policy sees is capped for a while (:mod:`anymal_ros.deploy.governor`); ``/diagnostics``
+the policy sees is capped for a while (:mod:`anymal_ros.obs.governor`); ``/diagnostics``
 says so in its summary and reports the belief's spread and how often the governor capped.
 
 Services (std_srvs/Trigger): ``~/passive``, ``~/stand``, ``~/walk``. Modes and watchdog rules

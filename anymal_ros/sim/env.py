@@ -580,8 +580,8 @@ class QuadrupedVecEnv(LocomotionTask):
         return normals[ids] * foot_contact[..., None]
 
     def _observe(self, ids: np.ndarray, s: State) -> Obs:
-        proprio = self._proprio(ids, s)
         heights, _ = self.sample_heights(s["foot_pos"], yaw_from_quat(s["base_quat"]))
+        proprio = self._proprio(ids, s, heights)
         k = ids.size
         priv = np.empty((k, PRIVILEGED_DIM), dtype=np.float32)
         priv[:, _PRIV["foot_contact"]] = s["foot_contact"]

@@ -43,6 +43,7 @@ from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, NUM_LEGS, PRIVILEGED_DIM
 from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.governor import SpeedGovernor
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import yaw_from_quat
 from anymal_ros.sim.commands import CommandManager, speed_limited
@@ -79,6 +80,9 @@ class LocomotionTask:
             n, cpg=decoder.mode == "cpg", default_joint_pos=decoder.default_joint_pos
         )
         self.commands = CommandManager(cfg.commands, n, self.control_dt)
+        governor = cfg.commands.governor
+        #: ``commands.governor``: caps the command each robot's policy sees (None: off).
+        self.governor = None if governor is None else SpeedGovernor(governor, self.control_dt, n)
         self.proprio_dim = self.proprio.dim
         self.action_dim = decoder.action_dim
         self.extero_shape = EXTERO_SHAPE
@@ -135,7 +139,8 @@ class LocomotionTask:
         s = self._advance(prev_targets)
 
         self._update_contacts(s)
-        speed_limit = self._speed_limit(s)
+        # The governor's cap is the one the policy saw (set when the last step observed).
+        speed_limit = _tightest(self._speed_limit(s), self._command_caps())
         tracked = speed_limited(self.commands.command, speed_limit)
         reward, terms = self._rewards(s, tracked, speed_limit)
         self.prev_joint_vel = s["joint_vel"].copy()
@@ -202,6 +207,11 @@ class LocomotionTask:
         now (inf: its command's; ``rewards.speed_limits``), from its raw state ``s``; None
         where no limit applies (the default)."""
         return None
+
+    def _command_caps(self) -> np.ndarray | None:
+        """``[N]`` m/s: the governor's cap on each robot's planar command (inf: none); None
+        without a governor."""
+        return None if self.governor is None else self.governor.caps()
 
     def _extra_info(self, s: State) -> dict[str, Any]:
         """Simulator-specific ``info`` entries of a step, from its state ``s`` (none by
@@ -273,6 +283,8 @@ class LocomotionTask:
         and observation histories restarted, targets back to the default pose, counters 0."""
         self.commands.restart(ids)
         self.commands.sample(ids, self.rng)
+        if self.governor is not None:
+            self.governor.reset(ids)
         self.decoder.reset(ids)
         self.proprio.reset(ids)
         self.targets[ids] = self.decoder.default_joint_pos
@@ -283,16 +295,28 @@ class LocomotionTask:
         self.episode_step[ids] = 0
         self.episode_return[ids] = 0.0
 
-    def _proprio(self, ids: np.ndarray, s: State) -> np.ndarray:
-        """``[len(ids), P]`` float32 proprioception of robots ``ids`` (shared contract)."""
+    def _proprio(self, ids: np.ndarray, s: State, heights: np.ndarray) -> np.ndarray:
+        """``[len(ids), P]`` float32 proprioception of robots ``ids`` (shared contract); the
+        true heights around their feet now (``[len(ids), 4, 52]``, the extero observation)
+        let the governor, if any, cap the command in it."""
+        command = self.commands.command[ids]
+        if self.governor is not None:
+            self.governor.observe(heights, ids)
+            command = speed_limited(command, self.governor.caps()[ids])
         return self.proprio.build(
             joint_pos=s["joint_pos"],
             joint_vel=s["joint_vel"],
             base_quat=s["base_quat"],
             base_lin_vel=s["base_lin_vel"],
             base_ang_vel=s["base_ang_vel"],
-            command=self.commands.command[ids],
+            command=command,
             joint_targets=self.targets[ids],
             env_ids=ids,
             **self.decoder.proprio_cpg_kwargs(ids),
         )
+
+
+def _tightest(*limits: np.ndarray | None) -> np.ndarray | None:
+    """The elementwise least of the given ``[N]`` speed limits (None: no limit)."""
+    given = [limit for limit in limits if limit is not None]
+    return np.minimum.reduce(given) if given else None

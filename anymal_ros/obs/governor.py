@@ -1,25 +1,32 @@
-"""A speed governor: a student's planar command capped where its belief shows steps.
+"""A speed governor: a planar command capped where the heights around the feet show steps.
 
 Told to walk at most 0.4 m/s, the second edition's student falls 9-28 times less often on the
 scorecard's stairs, but a robot told so everywhere walks slowly everywhere. The governor slows
-it only where the ground asks for it: after every control step it reads the heights the
-student's belief decoder reconstructs around the feet (:meth:`OnnxPolicy.belief
-<anymal_ros.deploy.runtime.OnnxPolicy.belief>`, a cleaner view than the noisy heights
-themselves) and, for ``hold`` seconds after their spread last exceeded the threshold, caps the
-planar part of the command the policy sees (vx, vy; direction kept, yaw rate untouched).
+it only where the ground asks for it: after every control step it reads heights around the
+feet and, for ``hold`` seconds after their spread last exceeded the threshold, caps the planar
+part of the command the policy sees (vx, vy; direction kept, yaw rate untouched).
 
-The same object runs in evaluation (``anymal_ros.eval.policies``, ``N`` robots) and in the
-policy node (one robot), with the settings the policy file carries
-(:class:`~anymal_ros.config.deploy.SpeedGovernorConfig`). numpy only, like the runtime.
+It runs in two places, with the same rule:
 
-A belief that is not finite reads as steps: a governor unsure of the ground slows down.
+* **deployed**, on a student's belief: the heights its decoder reconstructs
+  (:meth:`OnnxPolicy.belief <anymal_ros.deploy.runtime.OnnxPolicy.belief>`, a cleaner view
+  than the noisy heights themselves), with the settings the file carries; in evaluation
+  (``anymal_ros.eval.policies``, ``N`` robots) and in the policy node (one robot);
+* **in training**, on the simulator's true heights (``commands.governor``,
+  :class:`~anymal_ros.sim.task.LocomotionTask`): the policy learns the stairs at the speed
+  it will be told there, and the tracking reward asks for that speed.
+
+It lives beside the observation builders since both the simulator and the runtime shape the
+command a policy observes with it. numpy only, like the runtime.
+
+A height that is not finite reads as steps: a governor unsure of the ground slows down.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from anymal_ros.config.deploy import SpeedGovernorConfig
+from anymal_ros.config.sim import SpeedGovernorConfig
 
 
 def height_spread(heights: np.ndarray, percentile: float = 10.0) -> np.ndarray:
@@ -90,10 +97,15 @@ class SpeedGovernor:
         planar *= scale[..., None]
         return command
 
-    def observe(self, believed_heights: np.ndarray) -> None:
-        """After a policy step: the heights ``[N, feet, points]`` (or ``[feet, points]``) the
-        student believes around its feet now."""
-        spread = height_spread(believed_heights, self.config.spread_percentile)
-        self.spread = spread.reshape(self.num_envs)
-        seen = ~(self.spread <= self.config.spread_threshold)  # inf and NaN read as steps
-        self._since = np.where(seen, 0, np.minimum(self._since + 1, self.hold_steps))
+    def observe(self, heights: np.ndarray, env_ids: np.ndarray | None = None) -> None:
+        """After a policy step: the heights ``[N, feet, points]`` (or ``[feet, points]``) around
+        the robots' feet now (believed, or true in training); of ``env_ids`` only if given."""
+        ids = slice(None) if env_ids is None else np.asarray(env_ids, dtype=np.int64)
+        spread = height_spread(heights, self.config.spread_percentile).reshape(-1)
+        self.spread[ids] = spread
+        seen = ~(spread <= self.config.spread_threshold)  # inf and NaN read as steps
+        self._since[ids] = np.where(seen, 0, np.minimum(self._since[ids] + 1, self.hold_steps))
+
+    def caps(self) -> np.ndarray:
+        """``[N]`` m/s: the planar speed each robot's command is capped to now (inf: none)."""
+        return np.where(self.capped, self.config.slow_speed, np.inf)
