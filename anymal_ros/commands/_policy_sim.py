@@ -3,9 +3,9 @@ file."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 
 from anymal_ros.config import ConfigError
@@ -90,8 +90,7 @@ def trained_actions(policy_path: str | Path) -> ActionConfig | None:
 
 def action_differences(trained: ActionConfig, sim: ActionConfig) -> list[str]:
     """``actions.<field>: trained X, simulator Y`` for every setting that differs."""
-    pairs = ((f.name, getattr(trained, f.name), getattr(sim, f.name))
-             for f in dataclasses.fields(sim))  # fmt: skip
+    pairs = ((f.name, getattr(trained, f.name), getattr(sim, f.name)) for f in fields(sim))
     return [f"actions.{n}: trained {t!r}, simulator {s!r}" for n, t, s in pairs if t != s]
 
 
@@ -117,7 +116,7 @@ def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
         # is governed by its own belief, as its file says (anymal-ros export).
         print(f"note: {path} trained under a speed governor on the true heights; it runs "
               "without it (a student's file carries the one it runs with)")  # fmt: skip
-        sim = dataclasses.replace(sim, commands=dataclasses.replace(sim.commands, governor=None))
+        sim = replace(sim, commands=replace(sim.commands, governor=None))
     probe = QuadrupedVecEnv(sim, 1, seed=0)
     try:
         check_policy_fits(first, probe)
