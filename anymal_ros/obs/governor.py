@@ -52,8 +52,9 @@ def height_spread(heights: np.ndarray, percentile: float = 10.0) -> np.ndarray:
 class SpeedGovernor:
     """The governor of ``num_envs`` robots stepped every ``control_period`` seconds.
 
-    Per control step: ``command = governor.limit(command)`` before the policy step, then
-    ``governor.observe(believed_heights)`` after it (the cap then holds from the next step).
+    Per control step: ``command = governor.limit(command)`` (or the planar speed under
+    :meth:`caps`) before the policy step, then ``governor.observe(heights)`` after it (the cap
+    then holds from the next step).
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class SpeedGovernor:
         self.hold_steps = int(round(config.hold / control_period))
         self.num_envs = num_envs
         self._since = np.full(num_envs, self.hold_steps)  # steps since steps were last seen
-        #: The latest spread of each robot's believed heights (m; NaN before the first).
+        #: The latest spread of each robot's heights (m; NaN before the first).
         self.spread = np.full(num_envs, np.nan)
         #: Robot-steps :meth:`limit` was called for, and how many of them were capped.
         self.steps = 0

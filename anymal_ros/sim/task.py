@@ -297,8 +297,8 @@ class LocomotionTask:
 
     def _proprio(self, ids: np.ndarray, s: State, heights: np.ndarray) -> np.ndarray:
         """``[len(ids), P]`` float32 proprioception of robots ``ids`` (shared contract); the
-        true heights around their feet now (``[len(ids), 4, 52]``, the extero observation)
-        let the governor, if any, cap the command in it."""
+        heights around their feet now (``[len(ids), 4, 52]``, the extero observation: the
+        true ones in MuJoCo) let the governor, if any, cap the command in it."""
         command = self.commands.command[ids]
         if self.governor is not None:
             self.governor.observe(heights, ids)
