@@ -86,7 +86,7 @@ def status_values(
 
 def governor_values(settings, governor) -> list[tuple[str, str]]:
     """The speed governor's key/values: ``settings`` the file's
-    (:class:`~anymal_ros.config.deploy.SpeedGovernorConfig` or None), ``governor`` the running
+    (:class:`~anymal_ros.config.sim.SpeedGovernorConfig` or None), ``governor`` the running
     :class:`~anymal_ros.obs.governor.SpeedGovernor` (None: the file has none, or it is off)."""
     if settings is None:
         return [("speed_governor", "none in the policy file")]

@@ -49,6 +49,19 @@ def height_spread(heights: np.ndarray, percentile: float = 10.0) -> np.ndarray:
     return np.where(np.isfinite(heights).all(axis=(-2, -1)), spread, np.inf)
 
 
+def speed_limited(command: np.ndarray, limit: np.ndarray | None) -> np.ndarray:
+    """``command [N, 3]`` with each planar part (vx, vy) shortened to at most ``limit [N]``
+    m/s (inf: unchanged), its direction kept; the yaw rate unchanged. None: no limit. The cap
+    of the governor, and of the simulator's speed limits on the tracking reward."""
+    if limit is None:
+        return command
+    speed = np.linalg.norm(command[:, :2], axis=1)
+    scale = np.minimum(1.0, limit / np.maximum(speed, 1e-9))
+    out = command.copy()
+    out[:, :2] *= scale[:, None]
+    return out
+
+
 class SpeedGovernor:
     """The governor of ``num_envs`` robots stepped every ``control_period`` seconds.
 
@@ -87,16 +100,11 @@ class SpeedGovernor:
     def limit(self, command: np.ndarray) -> np.ndarray:
         """The command ``[N, 3]`` (or ``[3]`` for one robot: vx, vy, yaw rate) with each capped
         robot's planar speed at most ``slow_speed``, its direction kept (a copy)."""
-        command = np.array(command, dtype=np.float64)
-        planar = command[..., :2]
-        speed = np.linalg.norm(planar, axis=-1)
+        command = np.asarray(command, dtype=np.float64)
         capped = self.capped
         self.steps += capped.size
         self.capped_steps += int(np.count_nonzero(capped))
-        too_fast = capped.reshape(speed.shape) & (speed > self.config.slow_speed)
-        scale = np.where(too_fast, self.config.slow_speed / np.maximum(speed, 1e-12), 1.0)
-        planar *= scale[..., None]
-        return command
+        return speed_limited(command.reshape(-1, 3), self.caps()).reshape(command.shape)
 
     def observe(self, heights: np.ndarray, env_ids: np.ndarray | None = None) -> None:
         """After a policy step: the heights ``[N, feet, points]`` (or ``[feet, points]``) around

@@ -5,18 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from anymal_ros.config.sim import CommandConfig
-
-
-def speed_limited(command: np.ndarray, limit: np.ndarray | None) -> np.ndarray:
-    """``command [N, 3]`` with each planar part (vx, vy) shortened to at most ``limit [N]``
-    m/s (inf: unchanged), its direction kept; the yaw rate unchanged. None: no limit."""
-    if limit is None:
-        return command
-    speed = np.linalg.norm(command[:, :2], axis=1)
-    scale = np.minimum(1.0, limit / np.maximum(speed, 1e-9))
-    out = command.copy()
-    out[:, :2] *= scale[:, None]
-    return out
+from anymal_ros.obs.governor import speed_limited
 
 
 class CommandManager:

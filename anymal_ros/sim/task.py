@@ -43,10 +43,10 @@ from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, NUM_LEGS, PRIVILEGED_DIM
 from anymal_ros.obs.actions import ActionDecoder
-from anymal_ros.obs.governor import SpeedGovernor
+from anymal_ros.obs.governor import SpeedGovernor, speed_limited
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import yaw_from_quat
-from anymal_ros.sim.commands import CommandManager, speed_limited
+from anymal_ros.sim.commands import CommandManager
 from anymal_ros.sim.interface import Obs, StepResult
 from anymal_ros.sim.rewards import RewardState, compute_rewards
 
