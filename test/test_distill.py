@@ -203,6 +203,69 @@ def test_collector_hands_tipped_robots_to_the_teacher_on_the_simulator(takeover_
         assert not by_teacher.any() and stats["teacher_action_share"] == 0.0
 
 
+@pytest.mark.parametrize("threshold", [1e-6, 10.0])
+def test_a_belief_governor_caps_what_both_observe_from_the_step_after_it_reads(threshold):
+    """dagger.governor reads the student's reconstructed heights: below any spread (1e-6 m)
+    every step of an episode but its first (0.25 s episodes: several in the rollout) is capped
+    to 0.1 m/s, for the student and for the teacher's label alike; above every spread (10 m)
+    the commands are the simulator's."""
+    from anymal_ros.config.sim import SpeedGovernorConfig
+    from anymal_ros.rl.dagger import teacher_target
+
+    env = QuadrupedVecEnv(make_cfg(QUIET, termination={"episode_length_s": 0.25}), 8, seed=5)
+    teacher, student = small_pair(ActionHeadConfig(num_actions=12), proprio_dim=120)
+    governor = SpeedGovernorConfig(spread_threshold=threshold, slow_speed=0.1)
+    dagger = DAggerConfig(num_steps=30, governor=governor)
+    collector = DAggerCollector(env, student, teacher, HeightNoiseConfig(enabled=False), dagger)
+    given = [np.array(collector.host_obs["proprio"])[:, DAggerCollector.COMMAND]]
+    step = env.step
+
+    def stepped(action):
+        result = step(action)
+        given.append(np.array(result[0]["proprio"])[:, DAggerCollector.COMMAND])
+        return result
+
+    env.step = stepped
+    rollout = DistillRollout(
+        30, 8, 120, (4, 52), 50, 12, (student.cfg.gru_layers, student.cfg.gru_hidden)
+    )
+    collector.collect(rollout, beta=0.0)
+    seen = rollout.proprio[..., DAggerCollector.COMMAND].numpy()  # [T, N, 3]
+    told = np.stack(given[:-1])
+    fast = np.linalg.norm(told[..., :2], axis=-1) > 0.1 + 1e-6
+    assert fast[1:].any()  # robots told to walk faster than the cap: the test can fail
+    first = rollout.episode_start.numpy()
+    assert first[1:].any()  # episodes restart inside the rollout, uncapped
+    np.testing.assert_allclose(seen[..., 2], told[..., 2])  # the yaw rate is never capped
+    if threshold < 1.0:
+        planar = np.linalg.norm(seen[..., :2], axis=-1)
+        assert (planar[~first] <= 0.1 + 1e-5).all()
+        np.testing.assert_allclose(seen[first], told[first], atol=1e-6)
+        assert (fast & ~first).any()
+    else:
+        np.testing.assert_allclose(seen, told, atol=1e-6)
+    t = 7  # the teacher labelled the command the student saw
+    seen_by_teacher = {"proprio": rollout.proprio[t], "extero": rollout.clean_extero[t],
+                       "privileged": rollout.privileged[t]}  # fmt: skip
+    label = teacher_target(teacher, seen_by_teacher)
+    np.testing.assert_allclose(label.numpy(), rollout.teacher_target[t].numpy(), atol=1e-5)
+
+
+def test_a_belief_governor_refuses_the_teachers_true_heights_governor_beside_it(tmp_path):
+    import torch
+    from model_helpers import tiny_teacher_checkpoint
+
+    from anymal_ros.models.checkpoint import load_checkpoint
+    from anymal_ros.rl.distill_runner import distill_runner
+
+    ckpt = load_checkpoint(tiny_teacher_checkpoint(tmp_path / "plain.pt"))
+    sim = {**ckpt["config"]["sim"], "commands": {"governor": {}}}
+    torch.save({**ckpt, "config": {**ckpt["config"], "sim": sim}}, tmp_path / "governed.pt")
+    cfg = load_config(DistillConfig, None, ["dagger.governor={}", "runner.tensorboard=false"])
+    with pytest.raises(ValueError, match="set env.sim.commands.governor=null"):
+        distill_runner(cfg, tmp_path / "governed.pt", run_dir=tmp_path / "run")
+
+
 def test_beta_schedule_and_config_file():
     d = DAggerConfig(beta_start=1.0, beta_end=0.0, beta_decay_iterations=10)
     assert [d.beta(i) for i in (0, 5, 10, 50)] == [1.0, 0.5, 0.0, 0.0]

@@ -146,6 +146,22 @@ def test_a_student_trained_under_a_governor_is_exported_with_its_settings(tmp_pa
     assert OnnxPolicy(without).metadata.speed_governor is None
 
 
+def test_a_student_distilled_under_a_belief_governor_is_exported_with_its_settings(tmp_path):
+    import torch
+
+    from anymal_ros.models.checkpoint import load_checkpoint
+
+    student, _ = governed_checkpoints(tmp_path)
+    ckpt = load_checkpoint(student)
+    distill = {"dagger": {"governor": {"slow_speed": 0.35}}}
+    sim = {**ckpt["config"]["sim"], "commands": {}}  # no true-heights governor
+    torch.save({**ckpt, "config": {**ckpt["config"], "sim": sim, "distill": distill}},
+               tmp_path / "belief_governed.pt")  # fmt: skip
+    out = tmp_path / "belief_governed.onnx"
+    assert main(["export", str(tmp_path / "belief_governed.pt"), "--out", str(out)]) == 0
+    assert OnnxPolicy(out).metadata.speed_governor == SpeedGovernorConfig(slow_speed=0.35)
+
+
 def test_evaluation_drops_the_true_heights_governor_of_a_student_and_keeps_a_teachers(
     tmp_path, capsys
 ):

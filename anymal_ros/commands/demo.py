@@ -275,6 +275,9 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.02)
     finally:
         executor.shutdown()
+        # shutdown() waits for the callback in progress, not for the spinner: one whose wait
+        # had already returned could still run a timer on a node being destroyed.
+        spinner.join(timeout=5.0)
         for node in (commander, policy, sim):
             node.destroy_node()
         rclpy.shutdown(context=context)

@@ -16,6 +16,7 @@ from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.models import StudentConfig
 from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.config.rl import LoopConfig
+from anymal_ros.config.sim import SpeedGovernorConfig
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class DAggerConfig:
     student_action: Literal["mean", "sample"] = "mean"
     takeover_tilt: float = 0.0  # rad; 0: the teacher never takes a robot over
     takeover_steps: int = 25
+    # A speed governor on the student's own belief (anymal_ros.obs.governor), off by default:
+    # the command the student and the teacher observe is capped where the heights the student
+    # reconstructs show steps, as the deployed governor caps it. Unlike the simulator's
+    # commands.governor (true heights), the cap then tells the student nothing it does not
+    # already believe.
+    governor: SpeedGovernorConfig | None = None
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:

@@ -58,13 +58,18 @@ def randomization_of(ckpt: Mapping[str, Any], path: str | Path = "") -> Randomiz
 def training_governor_of(
     ckpt: Mapping[str, Any], path: str | Path = ""
 ) -> SpeedGovernorConfig | None:
-    """The speed governor the checkpoint's policy trained under (``commands.governor``), or
-    None."""
-    governor = (sim_config_of(ckpt) or {}).get("commands", {}).get("governor")
+    """The speed governor the checkpoint's policy trained under, or None: its distillation's
+    (``distill.dagger.governor``, on the student's belief) or its simulator's
+    (``commands.governor``, on the true heights)."""
+    distill = (ckpt.get("config") or {}).get("distill") or {}
+    governor, where = distill.get("dagger", {}).get("governor"), "distill.dagger.governor"
+    if governor is None:
+        governor = (sim_config_of(ckpt) or {}).get("commands", {}).get("governor")
+        where = "sim.commands.governor"
     if governor is None:
         return None
     try:
-        return from_dict(SpeedGovernorConfig, governor, "sim.commands.governor")
+        return from_dict(SpeedGovernorConfig, governor, where)
     except ConfigError as err:
         raise CheckpointError(f"{path}: stored governor settings are invalid: {err}") from err
 

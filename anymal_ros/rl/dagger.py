@@ -9,6 +9,10 @@ Per control step, for all ``N`` environments at once::
     action = teacher action where the teacher has taken the robot over (tipped; optional)
     obs, reward, terminated, truncated, info = env.step(action)
 
+With ``dagger.governor`` the command in ``proprio`` is first capped where the student's belief
+of the step before showed steps (:class:`anymal_ros.obs.governor.SpeedGovernor`, as the
+deployed governor caps it); teacher and student both observe the capped command.
+
 The environment is any object with the quadruped vector-env interface (``num_envs``,
 ``reset() -> obs``, ``step(action [N, A]) -> obs, reward, terminated, truncated, info`` with
 auto-reset); numpy or torch outputs are both accepted.
@@ -35,6 +39,7 @@ from anymal_ros.config.noise import HeightNoiseConfig
 from anymal_ros.contract import proprio_layout
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
+from anymal_ros.obs.governor import SpeedGovernor
 from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.rl.device import HostToDevice
 from anymal_ros.rl.distill_storage import DistillRollout
@@ -109,6 +114,8 @@ class TeacherTakeover:
 class DAggerCollector:
     """Keeps the environment, student hidden state and episode bookkeeping between rollouts."""
 
+    COMMAND = proprio_layout(cpg=False).slices()["command"]  # same place with CPG terms
+
     def __init__(
         self,
         env: Any,
@@ -134,6 +141,11 @@ class DAggerCollector:
             if dagger.takeover_tilt > 0
             else None
         )
+        self.governor = (
+            SpeedGovernor(dagger.governor, env.control_dt, self.num_envs)
+            if dagger.governor is not None
+            else None
+        )
         # Observations stay on the host until the step that uses them: the height noise is
         # drawn there, and observations and noisy heights then travel to a GPU in one copy.
         self.host_obs: Mapping[str, Any] = env.reset()
@@ -156,11 +168,14 @@ class DAggerCollector:
         track_err, track_n = 0.0, 0
         categorical = student.cfg.action.type == "categorical"
         for _ in range(rollout.T):
-            obs, noisy = self._observe(self.host_obs)
+            obs, noisy = self._observe(self._governed(self.host_obs))
             clean = obs["extero"]
             label = teacher_target(teacher, obs)
             hidden = self.hidden * (~self.episode_start).to(self.hidden.dtype)[None, :, None]
             out, self.hidden = student.step(obs["proprio"], noisy, hidden)
+            if self.governor is not None:  # what it believes now caps the next step's command
+                believed = student.extero_norm.denormalize(out.recon_heights)
+                self.governor.observe(as_numpy(believed))
             rollout.add(obs["proprio"], noisy, clean, obs["privileged"], label, self.episode_start)
 
             if self.cfg.student_action == "sample":
@@ -187,6 +202,8 @@ class DAggerCollector:
                 self.noise.reset(done_ids)
                 if self.takeover is not None:
                     self.takeover.reset(done_ids)
+                if self.governor is not None:
+                    self.governor.reset(done_ids)
                 if "episode_return" in info:
                     self.recent_returns.extend(as_numpy(info["episode_return"])[done_ids].tolist())
                     self.recent_lengths.extend(
@@ -212,6 +229,16 @@ class DAggerCollector:
         self.noise.reset(every)
         if self.takeover is not None:
             self.takeover.reset(every)
+        if self.governor is not None:
+            self.governor.reset(every)
+
+    def _governed(self, host_obs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``host_obs`` with the command capped by the governor (unchanged without one)."""
+        if self.governor is None:
+            return host_obs
+        proprio = np.array(as_numpy(host_obs["proprio"]), dtype=np.float32)  # a copy
+        proprio[:, self.COMMAND] = self.governor.limit(proprio[:, self.COMMAND])
+        return {**host_obs, "proprio": proprio}
 
     def _observe(self, host_obs: Mapping[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
         """The learner's view of host observations: ``(obs, noisy extero)`` on the device."""

@@ -348,6 +348,12 @@ def distill_runner(
     rank = join_run(cfg.runner)
     teacher = TeacherCheckpoint.load(teacher_checkpoint)
     sim = from_dict(SimConfig, deep_merge(teacher.sim, cfg.env.sim), "sim")
+    if cfg.dagger.governor is not None and sim.commands.governor is not None:
+        raise ValueError(
+            "dagger.governor caps the command on the student's belief, and the simulator's "
+            "commands.governor (the teacher's, unless env.sim sets it) would cap it again on "
+            "the true heights: set env.sim.commands.governor=null"
+        )
     env = dagger_env(sim, cfg.env, rank) if store is None else None
     try:
         return DistillRunner(cfg, rank, teacher, sim, env, run_dir, resume, store)
