@@ -229,7 +229,7 @@ def test_a_belief_governor_caps_what_both_observe_from_the_step_after_it_reads(t
     rollout = DistillRollout(
         30, 8, 120, (4, 52), 50, 12, (student.cfg.gru_layers, student.cfg.gru_hidden)
     )
-    collector.collect(rollout, beta=0.0)
+    stats = collector.collect(rollout, beta=0.0)
     seen = rollout.proprio[..., DAggerCollector.COMMAND].numpy()  # [T, N, 3]
     told = np.stack(given[:-1])
     fast = np.linalg.norm(told[..., :2], axis=-1) > 0.1 + 1e-6
@@ -242,8 +242,10 @@ def test_a_belief_governor_caps_what_both_observe_from_the_step_after_it_reads(t
         assert (planar[~first] <= 0.1 + 1e-5).all()
         np.testing.assert_allclose(seen[first], told[first], atol=1e-6)
         assert (fast & ~first).any()
+        assert stats["governor_capped_share"] == pytest.approx(1.0 - first.mean())
     else:
         np.testing.assert_allclose(seen, told, atol=1e-6)
+        assert stats["governor_capped_share"] == 0.0
     t = 7  # the teacher labelled the command the student saw
     seen_by_teacher = {"proprio": rollout.proprio[t], "extero": rollout.clean_extero[t],
                        "privileged": rollout.privileged[t]}  # fmt: skip

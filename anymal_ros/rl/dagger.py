@@ -166,6 +166,8 @@ class DAggerCollector:
         rollout.clear(self.hidden * keep)
         teacher_steps = 0.0
         track_err, track_n = 0.0, 0
+        if self.governor is not None:
+            steps0, capped0 = self.governor.steps, self.governor.capped_steps
         categorical = student.cfg.action.type == "categorical"
         for _ in range(rollout.T):
             obs, noisy = self._observe(self._governed(self.host_obs))
@@ -213,12 +215,16 @@ class DAggerCollector:
             self.episode_start = torch.as_tensor(done, device=self.device)
             self.host_obs = next_obs
         self.env_steps += rollout.T * rollout.N
-        return {
+        stats = {
             "beta": beta,
             "teacher_action_share": teacher_steps / rollout.T,
             "tracking_error": track_err / track_n if track_n else float("nan"),
             "noise_curriculum": self.noise.model.curriculum,
         }
+        if self.governor is not None:  # robot-steps the student's belief slowed
+            g = self.governor
+            stats["governor_capped_share"] = (g.capped_steps - capped0) / max(g.steps - steps0, 1)
+        return stats
 
     def restart(self) -> None:
         """Every robot starts a new episode (where the environment's reset puts it: a resumed

@@ -170,8 +170,12 @@ class DistillRunner(TrainingLoop):
             )
             # Where the curriculum has taken the student's robots, as the teacher's run logs it.
             self._terrain = env if isinstance(env, TerrainCurriculum) else None
+            columns = STAT_COLUMNS
+            if cfg.dagger.governor is not None and store is None:
+                columns += ("governor_capped_share",)  # robot-steps the belief slowed
             if self._terrain is not None:
-                self.STAT_COLUMNS = STAT_COLUMNS + terrain_level_columns(sim.terrain.proportions)
+                columns += terrain_level_columns(sim.terrain.proportions)
+            self.STAT_COLUMNS = columns
             if checkpoint is not None:
                 self._restore(checkpoint, resume)
 
