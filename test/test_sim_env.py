@@ -514,6 +514,40 @@ def test_a_robot_that_turns_as_told_keeps_its_level(demotion, turner_level):
     env.close()
 
 
+@pytest.mark.parametrize(("promotion", "levels"), [("half_tile", [1, 1, 1]), ("path", [2, 1, 1])])
+def test_path_promotion_moves_up_a_robot_that_walked_most_of_a_short_path(promotion, levels):
+    """Three robots, 2 s episodes on 4 m tiles (half a tile: 2 m, a quarter: 1 m), put at the
+    end at a share of their commanded path: 90 % of 1.6 m (1.44 m), 70 % of 1.6 m, and all of
+    0.6 m. None got half a tile; only the first walked 80 % of a path beyond a quarter tile."""
+    from anymal_ros.obs.rotations import yaw_from_quat
+
+    terrain = {**SMALL_TERRAIN, "num_levels": 3, "curriculum_promotion": promotion}
+    cfg = make_cfg(QUIET, terrain=terrain, termination={"episode_length_s": 2.0},
+                   robot={"description": "anymal_c_like", "init_xy_noise": 0.0})  # fmt: skip
+    env = QuadrupedVecEnv(cfg, 3, seed=0)
+    env.set_terrain_levels(1)
+    env.set_commands(np.array([[0.8, 0.0, 0.0], [0.8, 0.0, 0.0], [0.3, 0.0, 0.0]]))
+    env.reset()
+    qpos = env.index.qpos_base
+    starts = [env.data.qpos[qpos[i, :2]].copy() for i in range(3)]
+    yaws = [float(yaw_from_quat(env.data.qpos[qpos[i, 3:7]][None])[0]) for i in range(3)]
+    zero = np.zeros((3, env.action_dim), np.float32)
+    for _ in range(env.max_episode_steps - 1):
+        env.step(zero)
+    for i, share in enumerate((0.9, 0.7, 1.0)):
+        c, s_ = np.cos(yaws[i]), np.sin(yaws[i])
+        env.data.qpos[qpos[i, :2]] = starts[i] + share * (
+            np.array([[c, -s_], [s_, c]]) @ env.commands.path[i]
+        )
+    np.testing.assert_allclose(
+        np.linalg.norm(env.commands.path, axis=1), [1.6, 1.6, 0.6], atol=0.03
+    )
+    _, _, _, truncated, _ = env.step(zero)
+    assert truncated.all()
+    assert env.terrain_levels().tolist() == levels
+    env.close()
+
+
 def test_gymnasium_checker_passes():
     from gymnasium.utils.env_checker import check_env
 

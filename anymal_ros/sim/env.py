@@ -27,7 +27,7 @@ import numpy as np
 
 from anymal_ros.config.deploy import DeployConfig
 from anymal_ros.config.robot import load_robot
-from anymal_ros.config.sim import SimConfig
+from anymal_ros.config.sim import PATH_PROMOTION_SHARE, SimConfig
 from anymal_ros.contract import (
     EXTERO_SHAPE,
     NUM_JOINTS,
@@ -490,7 +490,10 @@ class QuadrupedVecEnv(LocomotionTask):
             expected = np.linalg.norm(self.commands.command[ids, :2], axis=1) * (
                 self.episode_step[ids] * self.control_dt
             )
-        up = dist > self.cfg.terrain.tile_size / 2
+        tile = self.cfg.terrain.tile_size
+        up = dist > tile / 2
+        if self.cfg.terrain.curriculum_promotion == "path":
+            up |= (dist >= PATH_PROMOTION_SHARE * expected) & (dist > tile / 4)
         down = (dist < 0.5 * expected) & ~up
         levels = self.levels[ids] + up.astype(int) - down.astype(int)
         top = self.terrain.num_levels
