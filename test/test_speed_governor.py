@@ -146,7 +146,9 @@ def test_a_student_trained_under_a_governor_is_exported_with_its_settings(tmp_pa
     assert OnnxPolicy(without).metadata.speed_governor is None
 
 
-def test_a_student_distilled_under_a_belief_governor_is_exported_with_its_settings(tmp_path):
+def test_a_student_distilled_under_a_belief_governor_is_exported_with_its_settings(
+    tmp_path, capsys
+):
     import torch
 
     from anymal_ros.models.checkpoint import load_checkpoint
@@ -160,6 +162,13 @@ def test_a_student_distilled_under_a_belief_governor_is_exported_with_its_settin
     out = tmp_path / "belief_governed.onnx"
     assert main(["export", str(tmp_path / "belief_governed.pt"), "--out", str(out)]) == 0
     assert OnnxPolicy(out).metadata.speed_governor == SpeedGovernorConfig(slow_speed=0.35)
+    # Its checkpoint runs ungoverned in evaluation, and says which file runs governed.
+    from anymal_ros.commands._policy_sim import eval_policy
+
+    capsys.readouterr()
+    run = eval_policy(tmp_path / "belief_governed.pt", None, [])
+    assert run.sim.commands.governor is None and not run.label.endswith("governed")
+    assert "evaluate the file anymal-ros export writes" in capsys.readouterr().out
 
 
 def test_evaluation_drops_the_true_heights_governor_of_a_student_and_keeps_a_teachers(

@@ -94,6 +94,14 @@ def action_differences(trained: ActionConfig, sim: ActionConfig) -> list[str]:
     return [f"actions.{n}: trained {t!r}, simulator {s!r}" for n, t, s in pairs if t != s]
 
 
+def _distill_governor(path: str | Path) -> bool:
+    """Whether a checkpoint's student was distilled under a governor on its own belief."""
+    from anymal_ros.models.checkpoint import load_checkpoint
+
+    distill = (load_checkpoint(path).get("config") or {}).get("distill") or {}
+    return distill.get("dagger", {}).get("governor") is not None
+
+
 def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
     """An :class:`~anymal_ros.eval.policies.EvalPolicy` for a policy file in its own simulator
     (its settings plus ``overrides``), checked to fit it; ``label`` defaults to the policy's
@@ -117,6 +125,9 @@ def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
         print(f"note: {path} trained under a speed governor on the true heights; it runs "
               "without it (a student's file carries the one it runs with)")  # fmt: skip
         sim = replace(sim, commands=replace(sim.commands, governor=None))
+    elif first.kind == "student" and Path(path).suffix != ".onnx" and _distill_governor(path):
+        print(f"note: {path} was distilled under a speed governor on its belief; a checkpoint "
+              "runs without it: evaluate the file anymal-ros export writes")  # fmt: skip
     probe = QuadrupedVecEnv(sim, 1, seed=0)
     try:
         check_policy_fits(first, probe)
