@@ -295,6 +295,26 @@ def test_quadruped_teacher_on_simulator_workers_logs_terms_and_resumes_in_proces
     assert resumed.sim.terrain_levels().tolist() == [1, 0, 1, 0]
 
 
+@pytest.mark.parametrize("governed", [False, True])
+def test_distillation_curves_show_the_terrain_levels_and_the_governed_share(tmp_path, governed):
+    """A distillation run's curves add the terrain levels and, under a belief governor, the
+    share of robot-steps it slowed: seven or eight panels on a grid of four columns."""
+    import matplotlib.image
+
+    from anymal_ros.rl.logger import plot_run
+
+    columns = ["iteration", "env_steps", "wall_time", "mean_return", "behaviour_loss",
+               "tracking_error", "recon_heights_loss", "recon_privileged_loss", "terrain_level",
+               "terrain_level/stairs_up"]  # fmt: skip
+    columns += ["governor_capped_share"] if governed else []
+    rows = [[str(i), str(100 * i), str(i), "1.0", "0.01", "0.2", "0.05", "0.3", "2.0", "1.5"]
+            + (["0.4"] if governed else []) for i in range(1, 4)]  # fmt: skip
+    text = "\n".join(",".join(r) for r in [columns, *rows]) + "\n"
+    (tmp_path / "metrics.csv").write_text(text)
+    image = matplotlib.image.imread(plot_run(tmp_path))
+    assert image.shape[1] == 2000  # 4 columns of 5 inches at 100 dpi
+
+
 def test_latest_checkpoint_names_the_newest_periodic_one_during_a_run(tmp_path):
     """A user (or `make policy` after a crash) takes latest.pt while training still runs."""
     runner = train_runner(_cfg(checkpoint_interval=1), run_dir=tmp_path)

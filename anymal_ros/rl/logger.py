@@ -112,6 +112,12 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
             ("env_steps", "recon_heights_loss", "env steps", "heights reconstruction loss"),
             ("env_steps", "recon_privileged_loss", "env steps", "privileged reconstruction loss"),
         ]
+        if "terrain_level" in m:  # where the curriculum takes the student's robots
+            panels.append(("env_steps", "terrain_level", "env steps", "mean terrain level"))
+        if "governor_capped_share" in m:  # how often its belief slowed it (dagger.governor)
+            panels.append(
+                ("env_steps", "governor_capped_share", "env steps", "robot-steps governed")
+            )
     else:
         panels += [
             ("env_steps", "value_loss", "env steps", "value loss"),
@@ -122,9 +128,11 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                 ("env_steps", "mean_length", "env steps", "mean episode length [steps]"),
                 ("env_steps", "terrain_level", "env steps", "mean terrain level"),
             ]
-    cols = len(panels) // 2
+    cols = (len(panels) + 1) // 2
     fig, axes = plt.subplots(2, cols, figsize=(5 * cols, 7))
-    for ax, (x, y, xl, yl) in zip(axes.flat, panels, strict=True):
+    for ax in axes.flat[len(panels) :]:  # an odd number of panels leaves one cell empty
+        ax.set_visible(False)
+    for ax, (x, y, xl, yl) in zip(axes.flat[: len(panels)], panels, strict=True):
         if x in m and y in m:
             ax.plot(m[x], m[y], color="k" if y == "terrain_level" else None, label="all")
         if y == "terrain_level":
