@@ -17,6 +17,12 @@ stood on in the step it fell.
 The tile under a robot, not its episode's column, is what counts: at 1 m/s a robot leaves its
 8 m tile's centre for a neighbour (another level along x, another terrain type along y) within
 about 4 s, while the scorecard's fields are one terrain type for the whole 20 s episode.
+
+It also counts how the curriculum moved the robots at the end of each episode, per terrain type
+of the episode's column (``curriculum_moves``): up a level, down a level (after a fall, or
+after walking the whole episode), or kept. Robots that were on the top level are counted apart:
+one that masters it restarts at a random level, which a level's change cannot tell from a
+demotion.
 """
 
 from __future__ import annotations
@@ -49,6 +55,27 @@ def per_band(values: np.ndarray, digits: int = 2) -> dict[str, float | None]:
 def vx_band(vx: np.ndarray) -> np.ndarray:
     """``[N]`` int: the band of each forward command (edges in :data:`VX_EDGES`)."""
     return np.clip(np.searchsorted(VX_EDGES[1:-1], vx, side="right"), 0, len(VX_BANDS) - 1)
+
+
+MOVES = ("episodes", "up", "down_after_fall", "down_walked", "kept", "on_top_level")
+
+
+def count_moves(moves: dict, types: np.ndarray, before: np.ndarray, after: np.ndarray,
+                fell: np.ndarray, done: np.ndarray, top: int) -> None:  # fmt: skip
+    """Add the curriculum's moves of the robots whose episode ended (``done [N]``) to
+    ``moves[type]`` (keys :data:`MOVES`); ``before``/``after`` their levels around the step."""
+    change = after - before
+    for i in np.flatnonzero(done):
+        m = moves[types[i]]
+        m["episodes"] += 1
+        if before[i] == top:
+            m["on_top_level"] += 1
+        elif change[i] > 0:
+            m["up"] += 1
+        elif change[i] < 0:
+            m["down_after_fall" if fell[i] else "down_walked"] += 1
+        else:
+            m["kept"] += 1
 
 
 def main() -> None:
@@ -95,6 +122,8 @@ def main() -> None:
     # steps where the clip left nothing: a fall there forgoes no reward.
     reward_sum = np.zeros(steps.shape)
     zero_reward = np.zeros_like(steps)
+    column_types = env.terrain_types()
+    moves = {kind: dict.fromkeys(MOVES, 0) for kind in sorted(set(types))}
     qpos_xy = env.index.qpos_base[:, :2]
     total = int(round(a.seconds / sim.control_dt))
     t0 = time.perf_counter()
@@ -107,7 +136,10 @@ def main() -> None:
             o = {key: torch.as_tensor(obs[key]) for key in ("proprio", "extero", "privileged")}
             dist = teacher.distribution(o)
             action = dist.mode() if a.deterministic else dist.sample()
-        obs, reward, terminated, _, info = env.step(action.numpy())
+        before = env.terrain_levels()
+        obs, reward, terminated, truncated, info = env.step(action.numpy())
+        count_moves(moves, column_types, before, env.terrain_levels(), terminated,
+                    terminated | truncated, t.num_levels - 1)  # fmt: skip
         band = vx_band(info["command"][:, 0])
         cell = (column[on_grid], level[on_grid], band[on_grid])
         np.add.at(steps, cell, 1)
@@ -162,6 +194,7 @@ def main() -> None:
         "step_height_cm_by_level": [round(h, 1) for h in step_cm],
         "stepped_tiles_17cm_and_up": summary,
         "by_type": by_type,
+        "curriculum_moves": moves,
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
@@ -173,6 +206,8 @@ def main() -> None:
                   f"{s['falls_per_10min_there_by_band'][b]} falls / 10 min, reward "
                   f"{s['reward_per_s_there_by_band'][b]} / s, zero on "
                   f"{s['share_of_steps_with_zero_reward_by_band'][b]} of its steps")  # fmt: skip
+    for kind, m in moves.items():
+        print(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in m.items()))
     print(f"wrote {a.out}")
 
 
