@@ -94,12 +94,12 @@ def action_differences(trained: ActionConfig, sim: ActionConfig) -> list[str]:
     return [f"actions.{n}: trained {t!r}, simulator {s!r}" for n, t, s in pairs if t != s]
 
 
-def _distill_governor(path: str | Path) -> bool:
-    """Whether a checkpoint's student was distilled under a governor on its own belief."""
+def _trained_governor(path: str | Path) -> bool:
+    """Whether a checkpoint's policy trained under a speed governor of either kind."""
+    from anymal_ros.models import loading
     from anymal_ros.models.checkpoint import load_checkpoint
 
-    distill = (load_checkpoint(path).get("config") or {}).get("distill") or {}
-    return distill.get("dagger", {}).get("governor") is not None
+    return loading.training_governor_of(load_checkpoint(path), path) is not None
 
 
 def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
@@ -125,7 +125,8 @@ def eval_policy(path: str | Path, label: str | None, overrides: Sequence[str]):
         print(f"note: {path} trained under a speed governor on the true heights; it runs "
               "without it (a student's file carries the one it runs with)")  # fmt: skip
         sim = replace(sim, commands=replace(sim.commands, governor=None))
-    elif first.kind == "student" and Path(path).suffix != ".onnx" and _distill_governor(path):
+    elif first.kind == "student" and Path(path).suffix != ".onnx" and _trained_governor(path):
+        # Not the simulator's (that branch is above): the distillation's, on its belief.
         print(f"note: {path} was distilled under a speed governor on its belief; a checkpoint "
               "runs without it: evaluate the file anymal-ros export writes")  # fmt: skip
     probe = QuadrupedVecEnv(sim, 1, seed=0)
