@@ -207,8 +207,8 @@ def test_collector_hands_tipped_robots_to_the_teacher_on_the_simulator(takeover_
 def test_a_belief_governor_caps_what_both_observe_from_the_step_after_it_reads(threshold):
     """dagger.governor reads the student's reconstructed heights: below any spread (1e-6 m)
     every step of an episode but its first (0.25 s episodes: several in the rollout) is capped
-    to 0.1 m/s, for the student and for the teacher's label alike; above every spread (10 m)
-    the commands are the simulator's."""
+    to 0.1 m/s, for the student and for the teacher's label alike, and the simulator is told
+    so; above every spread (10 m) the commands are the simulator's."""
     from anymal_ros.config.sim import SpeedGovernorConfig
     from anymal_ros.rl.dagger import teacher_target
 
@@ -226,15 +226,22 @@ def test_a_belief_governor_caps_what_both_observe_from_the_step_after_it_reads(t
         return result
 
     env.step = stepped
+    told_caps: list[np.ndarray] = []
+    set_caps = env.set_command_caps
+    env.set_command_caps = lambda caps: told_caps.append(np.array(caps)) or set_caps(caps)
     rollout = DistillRollout(
         30, 8, 120, (4, 52), 50, 12, (student.cfg.gru_layers, student.cfg.gru_hidden)
     )
     stats = collector.collect(rollout, beta=0.0)
     seen = rollout.proprio[..., DAggerCollector.COMMAND].numpy()  # [T, N, 3]
+    first = rollout.episode_start.numpy()
+    # Before each step the simulator is told the caps of the command the student saw.
+    assert len(told_caps) == 30
+    capped = ~first if threshold < 1.0 else np.zeros_like(first)
+    np.testing.assert_array_equal(np.stack(told_caps), np.where(capped, 0.1, np.inf))
     told = np.stack(given[:-1])
     fast = np.linalg.norm(told[..., :2], axis=-1) > 0.1 + 1e-6
     assert fast[1:].any()  # robots told to walk faster than the cap: the test can fail
-    first = rollout.episode_start.numpy()
     assert first[1:].any()  # episodes restart inside the rollout, uncapped
     np.testing.assert_allclose(seen[..., 2], told[..., 2])  # the yaw rate is never capped
     if threshold < 1.0:

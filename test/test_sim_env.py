@@ -514,6 +514,60 @@ def test_a_robot_that_turns_as_told_keeps_its_level(demotion, turner_level):
     env.close()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_caps_told_from_outside_are_tracked_and_judged_until_told_again(workers):
+    """Four robots told 1 m/s forward stand still through a 1 s episode on level 1, their
+    commands capped from outside the simulator (DAgger's belief governor) to 0.4 m/s, none,
+    0 m/s and 0 m/s. The tracking reward asks for the capped speed and the caps hold until
+    told again; at the end only the robots capped to 0 m/s had nowhere to go and keep their
+    level, the others are demoted for standing. Cleared, the command is tracked uncapped.
+    Bad caps are refused by name, before a worker sees them."""
+    from anymal_ros.sim.multiproc import make_quadruped_env
+
+    cfg = make_cfg(QUIET, terrain=dict(SMALL_TERRAIN), termination={"episode_length_s": 1.0},
+                   robot={"description": "anymal_c_like", "init_xy_noise": 0.0})  # fmt: skip
+    env = make_quadruped_env(cfg, 4, seed=0, num_workers=workers)
+    try:
+        env.set_terrain_levels(1)
+        env.set_commands([1.0, 0.0, 0.0])
+        env.reset()
+        caps = np.array([0.4, np.inf, 0.0, 0.0])
+        env.set_command_caps(caps)
+        zero = np.zeros((4, env.action_dim), np.float32)
+
+        def tracking_reward_of(info, speed):
+            v = info["base_lin_vel"]
+            err = (speed - v[:, 0]) ** 2 + v[:, 1] ** 2
+            weight = cfg.rewards.weights["lin_vel_tracking"] * env.control_dt
+            return weight * np.exp(-err / cfg.rewards.tracking_sigma)
+
+        for _ in range(env.max_episode_steps):
+            _, _, terminated, truncated, info = env.step(zero)
+            np.testing.assert_allclose(
+                info["reward_terms"]["lin_vel_tracking"],
+                tracking_reward_of(info, np.minimum(1.0, caps)),
+                rtol=1e-5,
+            )
+            np.testing.assert_allclose(info["command"][:, 0], 1.0)  # the command given
+        assert truncated.all() and not terminated.any()
+        assert env.terrain_levels().tolist() == [0, 0, 1, 1]
+
+        env.set_command_caps(None)
+        _, _, _, _, info = env.step(zero)
+        np.testing.assert_allclose(
+            info["reward_terms"]["lin_vel_tracking"], tracking_reward_of(info, 1.0), rtol=1e-5
+        )
+        with pytest.raises(ValueError, match=r"caps: expected shape \(4,\)"):
+            env.set_command_caps(np.zeros(3))
+        with pytest.raises(ValueError, match="caps must be speeds >= 0"):
+            env.set_command_caps(np.array([0.4, np.nan, 0.0, 0.0]))
+        with pytest.raises(ValueError, match="caps must be speeds >= 0"):
+            env.set_command_caps(np.array([0.4, -1.0, 0.0, 0.0]))
+        env.step(zero)  # the workers live on
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize(("promotion", "levels"), [("half_tile", [1, 1, 1]), ("path", [2, 1, 1])])
 def test_path_promotion_moves_up_a_robot_that_walked_most_of_a_short_path(promotion, levels):
     """Three robots, 2 s episodes on 4 m tiles (half a tile: 2 m, a quarter: 1 m), put at the

@@ -9,7 +9,13 @@ import torch
 from test_sim_env import QUIET, make_cfg
 
 from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
-from anymal_ros.sim.interface import RandomStream, ShiftedHeights, TerrainCurriculum, VecEnv
+from anymal_ros.sim.interface import (
+    CommandCaps,
+    RandomStream,
+    ShiftedHeights,
+    TerrainCurriculum,
+    VecEnv,
+)
 
 
 def _learner_view_steps(sim: VecEnv) -> None:
@@ -33,6 +39,7 @@ def test_the_mujoco_env_implements_every_part():
     assert isinstance(sim, VecEnv)
     assert isinstance(sim, TerrainCurriculum) and isinstance(sim, ShiftedHeights)
     assert isinstance(sim, RandomStream)  # its generator is saved for --resume
+    assert isinstance(sim, CommandCaps)  # DAgger's belief governor tells it its caps
     _learner_view_steps(sim)
     sim.close()
 
@@ -45,6 +52,7 @@ def test_the_multiprocess_env_implements_every_part():
         assert isinstance(sim, VecEnv)
         assert isinstance(sim, TerrainCurriculum) and isinstance(sim, ShiftedHeights)
         assert not isinstance(sim, RandomStream)  # each worker draws from its own generator
+        assert isinstance(sim, CommandCaps)
         _learner_view_steps(sim)
     finally:
         sim.close()
@@ -60,6 +68,7 @@ def test_the_ros_topic_bridge_is_a_vec_env_without_terrain_access():
         assert isinstance(sim, VecEnv)
         # Its robots live elsewhere: no levels to set, no terrain to sample at moved points.
         assert not isinstance(sim, TerrainCurriculum) and not isinstance(sim, ShiftedHeights)
+        assert isinstance(sim, CommandCaps)  # it tracks and rewards the command here
         assert isinstance(sim, RandomStream)  # commands are drawn here
         view = TorchVecEnv(sim)
         assert isinstance(view, LearnerEnv) and isinstance(view, Resumable)
@@ -88,7 +97,9 @@ from anymal_ros.obs.height_noise import HeightLookup
 from anymal_ros.rl.distill_sources import DAggerSource, DistillSource, EpisodeStoreSource
 from anymal_ros.rl.vec_env import LearnerEnv, Resumable, TorchVecEnv
 from anymal_ros.sim.env import QuadrupedVecEnv
-from anymal_ros.sim.interface import RandomStream, ShiftedHeights, TerrainCurriculum, VecEnv
+from anymal_ros.sim.interface import (
+    CommandCaps, RandomStream, ShiftedHeights, TerrainCurriculum, VecEnv,
+)
 from anymal_ros.sim.multiproc import MultiProcessVecEnv
 
 
@@ -104,8 +115,8 @@ def check(
     a: QuadrupedVecEnv, b: MultiProcessVecEnv, c: RosTopicVecEnv, t: TorchVecEnv,
     g: GymnasiumVecEnv,
 ) -> tuple[list[VecEnv], list[TerrainCurriculum], list[ShiftedHeights], list[RandomStream],
-           list[LearnerEnv], list[Resumable]]:
-    return [a, b, c], [a, b], [a, b], [a, c], [t, g], [t, g]
+           list[CommandCaps], list[LearnerEnv], list[Resumable]]:
+    return [a, b, c], [a, b], [a, b], [a, c], [a, b, c], [t, g], [t, g]
 """
 
 

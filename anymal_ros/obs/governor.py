@@ -14,7 +14,9 @@ It runs in two places, with the same rule:
   (``anymal_ros.eval.policies``, ``N`` robots) and in the policy node (one robot);
 * **in training**, on the simulator's true heights (``commands.governor``,
   :class:`~anymal_ros.sim.task.LocomotionTask`): the policy learns the stairs at the speed
-  it will be told there, and the tracking reward asks for that speed.
+  it will be told there, and the tracking reward asks for that speed;
+* **in distillation**, on the student's belief (``dagger.governor``,
+  :class:`~anymal_ros.rl.dagger.DAggerCollector`), which tells the simulator its caps.
 
 It lives beside the observation builders since both the simulator and the runtime shape the
 command a policy observes with it. numpy only, like the runtime.
@@ -60,6 +62,17 @@ def speed_limited(command: np.ndarray, limit: np.ndarray | None) -> np.ndarray:
     out = command.copy()
     out[:, :2] *= scale[:, None]
     return out
+
+
+def checked_caps(caps: np.ndarray, num_envs: int) -> np.ndarray:
+    """``caps`` as ``[num_envs]`` float64 planar speed caps (m/s, inf: none); a clear error
+    for a wrong shape, NaN or a negative speed."""
+    caps = np.asarray(caps, dtype=np.float64)
+    if caps.shape != (num_envs,):
+        raise ValueError(f"caps: expected shape {(num_envs,)}, got {caps.shape}")
+    if not np.all(caps >= 0):  # NaN fails too
+        raise ValueError("caps must be speeds >= 0 m/s (inf: none), got NaN or a negative one")
+    return caps
 
 
 class SpeedGovernor:

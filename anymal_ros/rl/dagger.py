@@ -11,7 +11,8 @@ Per control step, for all ``N`` environments at once::
 
 With ``dagger.governor`` the command in ``proprio`` is first capped where the student's belief
 of the step before showed steps (:class:`anymal_ros.obs.governor.SpeedGovernor`, as the
-deployed governor caps it); teacher and student both observe the capped command.
+deployed governor caps it); teacher and student both observe the capped command. A simulator
+that takes caps (:class:`anymal_ros.sim.interface.CommandCaps`) is told them before each step.
 
 The environment is any object with the quadruped vector-env interface (``num_envs``,
 ``reset() -> obs``, ``step(action [N, A]) -> obs, reward, terminated, truncated, info`` with
@@ -43,7 +44,7 @@ from anymal_ros.obs.governor import SpeedGovernor
 from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.rl.device import HostToDevice
 from anymal_ros.rl.distill_storage import DistillRollout
-from anymal_ros.sim.interface import ShiftedHeights
+from anymal_ros.sim.interface import CommandCaps, ShiftedHeights
 
 
 def as_numpy(x: Any) -> np.ndarray:
@@ -146,6 +147,10 @@ class DAggerCollector:
             if dagger.governor is not None
             else None
         )
+        # The simulator, told the caps, tracks and rewards the capped command and judges the
+        # terrain curriculum against the path it asked for: the uncapped path, twice as long
+        # where steps slowed the robot, demoted it for walking as told.
+        self.caps_to_env = self.governor is not None and isinstance(env, CommandCaps)
         # Observations stay on the host until the step that uses them: the height noise is
         # drawn there, and observations and noisy heights then travel to a GPU in one copy.
         self.host_obs: Mapping[str, Any] = env.reset()
@@ -170,6 +175,8 @@ class DAggerCollector:
             steps0, capped0 = self.governor.steps, self.governor.capped_steps
         categorical = student.cfg.action.type == "categorical"
         for _ in range(rollout.T):
+            # The caps on this step's command (read before the governor observes this step).
+            caps = None if self.governor is None else self.governor.caps()
             obs, noisy = self._observe(self._governed(self.host_obs))
             clean = obs["extero"]
             label = teacher_target(teacher, obs)
@@ -193,6 +200,8 @@ class DAggerCollector:
                 teacher_acted = teacher_acted.to(action.device) | driven
             teacher_steps += float(teacher_acted.float().mean())
 
+            if self.caps_to_env:  # the simulator judges the robot against its capped command
+                self.env.set_command_caps(caps)
             next_obs, _, terminated, truncated, info = self.env.step(as_numpy(action))
             done = as_numpy(terminated).astype(bool) | as_numpy(truncated).astype(bool)
             if "command" in info and "base_lin_vel" in info:

@@ -9,7 +9,8 @@ through :class:`~anymal_ros.rl.vec_env.TorchVecEnv`, which turns it into the tor
 they drive (:class:`~anymal_ros.rl.vec_env.LearnerEnv`, also implemented by the Gymnasium
 adapter). What only some simulators can do is a protocol of its own, asked for with
 ``isinstance``: :class:`TerrainCurriculum` (robots on terrain levels),
-:class:`ShiftedHeights` (heights at moved sample points, for the height-noise model) and
+:class:`ShiftedHeights` (heights at moved sample points, for the height-noise model),
+:class:`CommandCaps` (caps set by a governor outside the simulator; every task) and
 :class:`RandomStream` (one generator in this process, which a checkpoint saves). The
 protocols are ``runtime_checkable``; ``test/test_vec_env_interface.py`` checks every
 implementation against them.
@@ -95,6 +96,18 @@ class ShiftedHeights(Protocol):
 
     def heights_at_offsets(self, xy: np.ndarray) -> np.ndarray:
         """``xy [N, 4, 52, 2]`` shifts in the base's yaw frame -> heights ``[N, 4, 52]``."""
+        ...
+
+
+@runtime_checkable
+class CommandCaps(Protocol):
+    """A governor outside the simulator caps the command its robots observe (DAgger's belief
+    governor): told the caps, the simulator tracks, rewards and judges the curriculum against
+    the capped command, as it does under its own ``commands.governor``."""
+
+    def set_command_caps(self, caps: np.ndarray | None) -> None:
+        """``[N]`` m/s: the planar speed each robot's command is capped to for the next step
+        and until set again (inf: none); None clears them."""
         ...
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from anymal_ros.config.sim import SimConfig
+from anymal_ros.obs.governor import checked_caps
 
 
 def _worker(conn, cfg: SimConfig, num_envs: int, seed: int, terrain_seed: int) -> None:
@@ -64,7 +65,8 @@ def _concat(parts: list[Any]) -> Any:
 
 class MultiProcessVecEnv:
     """Same interface as :class:`anymal_ros.sim.env.QuadrupedVecEnv`, over worker processes
-    (:class:`anymal_ros.sim.interface.VecEnv`, ``TerrainCurriculum`` and ``ShiftedHeights``).
+    (:class:`anymal_ros.sim.interface.VecEnv`, ``TerrainCurriculum``, ``ShiftedHeights`` and
+    ``CommandCaps``).
 
     Args:
         cfg, num_envs, seed: as for QuadrupedVecEnv (worker ``w`` is seeded from
@@ -200,6 +202,14 @@ class MultiProcessVecEnv:
 
     def resample_commands(self, env_ids: np.ndarray | None = None) -> None:
         self._call_all("resample_commands", [(i,) for i in self._split_ids(env_ids)])
+
+    def set_command_caps(self, caps: np.ndarray | None) -> None:
+        if caps is None:
+            self._call_all("set_command_caps", [(None,)] * self.num_workers)
+            return
+        caps = checked_caps(caps, self.num_envs)  # here: a worker's error would end them all
+        bounds = zip(self._starts[:-1], self._starts[1:], strict=True)
+        self._call_all("set_command_caps", [(caps[lo:hi],) for lo, hi in bounds])
 
     def close(self) -> None:
         if not getattr(self, "_procs", None):

@@ -43,7 +43,7 @@ from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, NUM_LEGS, PRIVILEGED_DIM
 from anymal_ros.obs.actions import ActionDecoder
-from anymal_ros.obs.governor import SpeedGovernor, speed_limited
+from anymal_ros.obs.governor import SpeedGovernor, checked_caps, speed_limited
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import yaw_from_quat
 from anymal_ros.sim.commands import CommandManager
@@ -83,6 +83,8 @@ class LocomotionTask:
         governor = cfg.commands.governor
         #: ``commands.governor``: caps the command each robot's policy sees (None: off).
         self.governor = None if governor is None else SpeedGovernor(governor, self.control_dt, n)
+        #: ``[N]`` m/s set by a governor outside the simulator (:meth:`set_command_caps`).
+        self.outside_caps: np.ndarray | None = None
         self.proprio_dim = self.proprio.dim
         self.action_dim = decoder.action_dim
         self.extero_shape = EXTERO_SHAPE
@@ -209,14 +211,22 @@ class LocomotionTask:
         return None
 
     def _command_caps(self) -> np.ndarray | None:
-        """``[N]`` m/s: the governor's cap on each robot's planar command (inf: none); None
-        without a governor."""
-        return None if self.governor is None else self.governor.caps()
+        """``[N]`` m/s: the governors' cap on each robot's planar command (inf: none), the
+        tighter of the simulator's own and the one set from outside; None without either."""
+        own = None if self.governor is None else self.governor.caps()
+        return _tightest(own, self.outside_caps)
 
     def _extra_info(self, s: State) -> dict[str, Any]:
         """Simulator-specific ``info`` entries of a step, from its state ``s`` (none by
         default)."""
         return {}
+
+    def set_command_caps(self, caps: np.ndarray | None) -> None:
+        """A governor outside the simulator (DAgger's, on the student's belief) capped each
+        robot's observed command to ``caps [N]`` m/s (inf: not capped) for the next step: its
+        tracking, reward and commanded path (the curriculum's yardstick) take the cap, until
+        set again. None clears it. The command in the observations is the caller's to cap."""
+        self.outside_caps = None if caps is None else checked_caps(caps, self.num_envs).copy()
 
     # --- shared pieces --------------------------------------------------------------------
 
