@@ -56,7 +56,7 @@ class DAggerConfig:
     # the command the student and the teacher observe is capped where the heights the student
     # reconstructs show steps, as the deployed governor caps it. Unlike the simulator's
     # commands.governor (true heights), the cap then tells the student nothing it does not
-    # already believe.
+    # already believe. The simulator is told the caps and judges the robots against them.
     governor: SpeedGovernorConfig | None = None
 
     def __post_init__(self) -> None:
