@@ -147,9 +147,9 @@ class DAggerCollector:
             if dagger.governor is not None
             else None
         )
-        # The simulator, told the caps, tracks and rewards the capped command and judges the
-        # terrain curriculum against the path it asked for: the uncapped path, twice as long
-        # where steps slowed the robot, demoted it for walking as told.
+        # Told the caps, the simulator tracks and rewards the capped command and judges the
+        # terrain curriculum against the capped path. Against the uncapped one a robot slowed
+        # on the steps walks less than half of it and is demoted for walking as told.
         self.caps_to_env = self.governor is not None and isinstance(env, CommandCaps)
         # Observations stay on the host until the step that uses them: the height noise is
         # drawn there, and observations and noisy heights then travel to a GPU in one copy.
