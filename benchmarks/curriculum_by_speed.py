@@ -122,7 +122,7 @@ def main() -> None:
     # steps where the clip left nothing: a fall there forgoes no reward.
     reward_sum = np.zeros(steps.shape)
     zero_reward = np.zeros_like(steps)
-    column_types = env.terrain_types()
+    robot_types = env.terrain_types()  # per robot: the type of its column, where it restarts
     moves = {kind: dict.fromkeys(MOVES, 0) for kind in sorted(set(types))}
     qpos_xy = env.index.qpos_base[:, :2]
     total = int(round(a.seconds / sim.control_dt))
@@ -138,7 +138,7 @@ def main() -> None:
             action = dist.mode() if a.deterministic else dist.sample()
         before = env.terrain_levels()
         obs, reward, terminated, truncated, info = env.step(action.numpy())
-        count_moves(moves, column_types, before, env.terrain_levels(), terminated,
+        count_moves(moves, robot_types, before, env.terrain_levels(), terminated,
                     terminated | truncated, t.num_levels - 1)  # fmt: skip
         band = vx_band(info["command"][:, 0])
         cell = (column[on_grid], level[on_grid], band[on_grid])
