@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hold", type=float, default=1.0, help="s the cap holds")
     parser.add_argument("--percentile", type=float, default=10.0,
                         help="the spread: the (100 - p)th minus the pth percentile")  # fmt: skip
+    parser.add_argument("--stance-threshold", type=float, default=None,
+                        help="m: the stance cue's threshold (default: off)")  # fmt: skip
+    parser.add_argument("--stance-window", type=float, default=0.5,
+                        help="s the stance cue's readings are averaged over")  # fmt: skip
     parser.add_argument("--rows", nargs="+", default=None, help="only these rows of the spec")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results/governor_look.json")
@@ -87,7 +91,10 @@ def main(argv: list[str] | None = None) -> None:
         unknown = set(args.rows) - {row.name for row in spec.rows}
         if unknown:
             raise SystemExit(f"--rows: {sorted(unknown)} not in {args.spec}")
-    settings = SpeedGovernorConfig(args.threshold, args.slow, args.hold, args.percentile)
+    settings = SpeedGovernorConfig(
+        args.threshold, args.slow, args.hold, args.percentile, args.stance_threshold,
+        args.stance_window,
+    )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         governed = set_speed_governor(args.policy, Path(tmp) / "governed.onnx", settings)
         cells = measure_all(eval_policy(governed, None, []), spec, args)
@@ -95,7 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"policy": args.policy, "spec": args.spec, "robots": args.robots,
               "seeds": args.seeds, "threshold_m": args.threshold, "slow_m_s": args.slow,
-              "hold_s": args.hold, "percentile": args.percentile, "cells": cells}  # fmt: skip
+              "hold_s": args.hold, "percentile": args.percentile,
+              "stance_threshold_m": args.stance_threshold, "stance_window_s": args.stance_window,
+              "cells": cells}  # fmt: skip
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 

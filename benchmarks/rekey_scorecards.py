@@ -32,13 +32,15 @@ SAME = ("policy_sha256", "row", "noise", "physics", "seed", "robots")
 
 
 def without(data: dict, dotted: str) -> dict:
-    """A copy of ``data`` with the key at ``dotted`` (a.b.c) removed."""
+    """A copy of ``data`` with the key at ``dotted`` (a.b.c) removed (unchanged where a
+    section on the way is absent or null: a field added to an optional section)."""
     *parents, last = dotted.split(".")
     out = json.loads(json.dumps(data))
     node = out
     for key in parents:
-        node = node[key]
-    node.pop(last)
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(last, None)
     return out
 
 

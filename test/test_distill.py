@@ -260,6 +260,30 @@ def test_a_belief_governor_caps_what_both_observe_from_the_step_after_it_reads(t
     np.testing.assert_allclose(label.numpy(), rollout.teacher_target[t].numpy(), atol=1e-5)
 
 
+def test_a_belief_governors_stance_cue_reads_the_proprioception_the_simulator_gives():
+    """dagger.governor.stance_threshold: the cue reads each robot's own proprioception, not the
+    student's belief (a 100 m spread threshold leaves that out). No two steps of real standing
+    feet are alike: once a diagonal pair has stood twice, a 1e-6 m threshold caps; joint-
+    residual actions say no legs stand, and the collector says so."""
+    from anymal_ros.config.sim import SpeedGovernorConfig
+
+    env = QuadrupedVecEnv(make_cfg(QUIET, actions={"mode": "cpg"}), 4, seed=5)
+    teacher, student = small_pair(ActionHeadConfig(num_actions=16), proprio_dim=133)
+    governor = SpeedGovernorConfig(spread_threshold=100.0, stance_threshold=1e-6)
+    dagger = DAggerConfig(num_steps=10, governor=governor)
+    collector = DAggerCollector(env, student, teacher, HeightNoiseConfig(enabled=False), dagger)
+    hidden = (student.cfg.gru_layers, student.cfg.gru_hidden)
+    stats = collector.collect(DistillRollout(10, 4, 133, (4, 52), 50, 16, hidden), beta=0.0)
+    assert collector.governor.capped.all() and (collector.governor.stance_stray > 0).all()
+    assert stats["governor_capped_share"] > 0.3  # from the first strays on (0.1 s here)
+    env.close()
+    residual = QuadrupedVecEnv(make_cfg(QUIET), 2, seed=5)
+    teacher, student = small_pair(ActionHeadConfig(num_actions=12), proprio_dim=120)
+    with pytest.raises(ValueError, match="dagger.governor.stance_threshold needs the CPG"):
+        DAggerCollector(residual, student, teacher, HeightNoiseConfig(enabled=False), dagger)
+    residual.close()
+
+
 def test_a_belief_governor_refuses_the_teachers_true_heights_governor_beside_it(tmp_path):
     import torch
     from model_helpers import tiny_teacher_checkpoint

@@ -816,3 +816,28 @@ def test_a_training_governor_caps_the_command_the_policy_sees_where_the_true_hei
     obs = env.reset()
     np.testing.assert_allclose(obs["proprio"][:, command][:, 0], 1.0)
     env.close()
+
+
+@pytest.mark.parametrize("threshold", [1e-6, 100.0])
+def test_a_training_governors_stance_cue_reads_each_simulated_robots_own_feet(threshold):
+    """``commands.governor.stance_threshold`` (CPG actions): the cue reads the proprioception
+    the simulator builds for each robot. No two steps of real standing feet are alike (a stray
+    above 1e-6 m caps, from the step after the first stand), none strays 100 m; the height map
+    is left out (a 100 m spread threshold). Joint-residual actions say no legs stand."""
+    governor = {"spread_threshold": 100.0, "stance_threshold": threshold, "stance_window": 0.1}
+    cfg = make_cfg(QUIET, actions={"mode": "cpg"}, commands={"governor": governor})
+    env = QuadrupedVecEnv(cfg, 3, seed=0)
+    env.set_commands([1.0, 0.0, 0.5])
+    command = proprio_layout(cpg=True).slices()["command"]
+    obs = env.reset()
+    for _ in range(5):
+        obs, *_ = env.step(np.zeros((3, env.action_dim)))
+    told = obs["proprio"][:, command]
+    capped = threshold < 1.0
+    np.testing.assert_allclose(told[:, 0], 0.4 if capped else 1.0, rtol=1e-6)
+    np.testing.assert_allclose(told[:, 2], 0.5, rtol=1e-6)  # the yaw rate is never capped
+    stray = env.governor.stance_stray
+    assert (stray > 1e-6).all() and (stray < 0.05).all()  # on flat ground, millimetres
+    env.close()
+    with pytest.raises(ValueError, match="stance_threshold needs the CPG action mode"):
+        QuadrupedVecEnv(make_cfg(QUIET, commands={"governor": governor}), 1, seed=0)

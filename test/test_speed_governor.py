@@ -75,7 +75,7 @@ def test_flat_ground_is_never_capped_and_a_broken_belief_always_is():
     [
         ({"slow_speed": -0.4}, "slow_speed must be a finite number >= 0, got -0.4"),
         ({"hold": float("nan")}, "hold must be a finite number >= 0, got nan"),
-        ({"threshold": 0.1}, "threshold: unknown key .did you mean 'spread_threshold'"),
+        ({"spread_treshold": 0.1}, "treshold: unknown key .did you mean 'spread_threshold'"),
         ({"spread_percentile": 50}, r"spread_percentile must be in \[0, 50\), got 50"),
     ],
 )
@@ -241,6 +241,29 @@ def test_the_controller_caps_what_the_policy_sees_and_can_be_told_not_to(tmp_pat
     np.testing.assert_allclose(c.governed_command, [1.0, 0.0, 0.5])
 
 
+def test_the_controller_reads_the_stance_cue_from_the_proprioception_it_builds(
+    tmp_path, cpg_student_path
+):
+    from test_command_ramp import run, twist
+
+    from anymal_ros.nodes.controller import Mode
+
+    settings = ("spread_threshold=100", "stance_threshold=0.02")  # an untrained belief: no map
+    cue = governed_copy(tmp_path, cpg_student_path, *settings, name="cue.onnx")
+    c, now = walking_controller(cue)
+    run(c, now, 30, twist(1.0, 0.0, 0.0))
+    assert c.mode is Mode.WALK, c.safety.reason  # a failed policy step would have stopped it
+    assert c.governor is not None and c.governor.stance is not None
+    # Its robot (fed the same joint angles every tick) stands still: its pairs never stray.
+    assert c.governor.stance_stray[0] == 0.0 and not c.governor.capped[0]
+    np.testing.assert_allclose(c.governed_command, [1.0, 0.0, 0.0])
+    from anymal_ros.nodes.diagnostics import governor_values
+
+    values = dict(governor_values(c.metadata.speed_governor, c.governor))
+    assert values["speed_governor.stance_stray_m"] == "0.0000"
+    assert values["speed_governor.stance_threshold_m"] == "0.02"
+
+
 @pytest.mark.ros
 def test_the_node_says_on_diagnostics_that_it_slows_the_robot(ros, tmp_path, student_path):
     from geometry_msgs.msg import Twist
@@ -286,3 +309,145 @@ def test_a_governed_file_without_its_belief_is_refused_by_the_controller(tmp_pat
     PolicyController(
         OnnxPolicy(blind), ControllerConfig(height_source="height_samples", speed_governor=False)
     )
+
+
+# --- the stance cue ---------------------------------------------------------------------------
+def anymal_c_stance():
+    """The stance cue's reader of the default robot (ANYmal C), CPG proprioception."""
+    from anymal_ros.config.robot import load_robot
+    from anymal_ros.contract import proprio_layout
+    from anymal_ros.obs.governor import StanceFeet
+    from anymal_ros.sim.robot import leg_chains_of
+
+    robot = load_robot()
+    return StanceFeet(leg_chains_of(robot), robot.default_pose(), proprio_layout(cpg=True))
+
+
+def stance_proprio(stance, feet_base, up_in_base, sin_phase):
+    """Raw CPG proprioception ``[1, 133]`` whose joint angles put the feet at ``feet_base``
+    ``[4, 3]`` (base frame, by inverse kinematics), with gravity ``-up_in_base`` and the legs'
+    phase sines ``sin_phase [4]``."""
+    from anymal_ros.contract import proprio_layout
+
+    s = proprio_layout(cpg=True).slices()
+    joints = stance.kinematics.inverse(feet_base[None], seed=stance.default_joint_pos)
+    proprio = np.zeros((1, proprio_layout(cpg=True).dim))
+    proprio[:, s["joint_pos"]] = joints - stance.default_joint_pos
+    proprio[:, s["gravity"]] = -np.asarray(up_in_base)
+    proprio[:, s["cpg_phase"]] = np.concatenate([sin_phase, np.sqrt(1 - np.square(sin_phase))])
+    return proprio
+
+
+def pitched(angle):
+    """The rotation of a base pitched nose-down by ``angle`` rad (base to world)."""
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def test_the_stance_cue_reads_the_height_between_the_feet_of_each_standing_diagonal_pair():
+    stance = anymal_c_stance()
+    level = stance.kinematics.forward(stance.default_joint_pos[None])[0]  # [4, 3], level feet
+    standing, up = np.full(4, -1.0), np.array([0.0, 0.0, 1.0])
+    difference, both = stance.diagonals(stance_proprio(stance, level, up, standing))
+    np.testing.assert_allclose(difference, 0.0, atol=1e-6)
+    assert both.all()
+    raised = level.copy()
+    raised[0, 2] += 0.03  # the left front foot on a 3 cm bump: LF-RH reads it
+    difference, _ = stance.diagonals(stance_proprio(stance, raised, up, standing))
+    np.testing.assert_allclose(difference, [[0.03, 0.0]], atol=1e-6)
+    swinging = np.array([1.0, -1.0, -1.0, -1.0])  # ... while it swings, its pair does not stand
+    _, both = stance.diagonals(stance_proprio(stance, raised, up, swinging))
+    np.testing.assert_array_equal(both, [[False, True]])
+    # A base pitched 5 degrees over level ground: gravity says which way is up, and the feet
+    # stand level. Told a gravity 1 degree off, front and hind feet 0.9 m apart read 1.6 cm.
+    tilt = pitched(np.radians(5))
+    in_base = level @ tilt  # R^T p for each foot
+    difference, _ = stance.diagonals(stance_proprio(stance, in_base, tilt.T @ up, standing))
+    np.testing.assert_allclose(difference, 0.0, atol=1e-6)
+    wrong = stance_proprio(stance, in_base, pitched(np.radians(6)).T @ up, standing)
+    front_to_hind = level[0, 0] - level[2, 0]
+    np.testing.assert_allclose(
+        stance.diagonals(wrong)[0], -front_to_hind * np.sin(np.radians(1)), rtol=0.02
+    )
+
+
+def test_the_stance_cue_caps_on_strays_from_the_pairs_own_slow_mean_and_forgets_at_reset():
+    stance = anymal_c_stance()
+    level = stance.kinematics.forward(stance.default_joint_pos[None])[0]
+    bumped = level.copy()
+    bumped[0, 2] += 0.06
+    up, standing = np.array([0.0, 0.0, 1.0]), np.full(4, -1.0)
+    flat_feet = stance_proprio(stance, level, up, standing)
+    rough_feet = stance_proprio(stance, bumped, up, standing)
+    settings = SpeedGovernorConfig(hold=0.02, stance_threshold=0.02, stance_window=0.1)
+    governor = SpeedGovernor(settings, DT, stance=stance)  # 5 readings, 1 step of hold
+    for _ in range(5):
+        governor.observe(FLAT, proprio=flat_feet)
+    governor.observe(FLAT, proprio=rough_feet)  # one 6 cm stray among five: a mean of 1.2 cm
+    assert not governor.capped[0] and governor.stance_stray[0] == pytest.approx(0.012)
+    governor.observe(FLAT, proprio=rough_feet)  # two (the slow mean moved 1 % towards 6 cm)
+    assert governor.capped[0] and governor.seen_by_feet[0]  # the feet, not the heights
+    assert governor.stance_stray[0] == pytest.approx((0.06 + 0.06 * 0.99) / 5)
+    governor.reset()  # a new episode: nothing stood yet
+    governor.observe(FLAT, proprio=rough_feet)  # a first stand is its own mean: no stray
+    assert not governor.capped[0] and governor.stance_stray[0] == pytest.approx(0.0, abs=1e-9)
+    # What lasts (a slope, a gravity direction a degree off: 1.6 cm) is no stray.
+    tilted = SpeedGovernor(settings, DT, stance=stance)
+    off = stance_proprio(stance, level, pitched(np.radians(1)).T @ up, standing)
+    for _ in range(100):
+        tilted.observe(FLAT, proprio=off)
+        assert not tilted.capped[0]
+    blind = SpeedGovernor(SpeedGovernorConfig(spread_threshold=100.0), DT, stance=stance)
+    blind.observe(STEP, proprio=rough_feet)  # the cue is off unless a threshold is set
+    assert not blind.capped[0] and np.isnan(blind.stance_stray[0])
+    with pytest.raises(ValueError, match="reads the proprioception: observe"):
+        governor.observe(FLAT)
+    with pytest.raises(ValueError, match="stance_threshold is set, but the governor was not"):
+        SpeedGovernor(settings, DT)
+    with pytest.raises(ValueError, match=r"reads \['cpg_phase'\] from the proprioception"):
+        from anymal_ros.contract import proprio_layout
+        from anymal_ros.obs.governor import StanceFeet
+
+        StanceFeet(stance.kinematics.chains, stance.default_joint_pos, proprio_layout(cpg=False))
+    with pytest.raises(ConfigError, match="stance_threshold must be None or a finite number"):
+        from_dict(SpeedGovernorConfig, {"stance_threshold": -0.01}, "speed_governor")
+
+
+@pytest.fixture(scope="module")
+def cpg_student_path(tmp_path_factory):
+    """A freshly initialised CPG student (the stance cue reads its phase), exported to ONNX."""
+    import torch
+
+    from anymal_ros.config.models import StudentConfig, sized_for_action_mode
+    from anymal_ros.deploy.export import export_student
+    from anymal_ros.models.student import Student
+
+    torch.manual_seed(0)
+    student = Student(sized_for_action_mode(StudentConfig(), "cpg")).eval()
+    return export_student(student, tmp_path_factory.mktemp("cpg") / "student.onnx")
+
+
+def test_a_file_carries_the_stance_cue_and_evaluation_runs_it(
+    tmp_path, cpg_student_path, student_path
+):
+    from anymal_ros.config.sim import SimConfig
+    from anymal_ros.eval.policies import load_policy
+    from anymal_ros.sim.env import QuadrupedVecEnv
+
+    cue = ("spread_threshold=100", "stance_threshold=0.000001", "stance_window=0.1")
+    governed = governed_copy(tmp_path, cpg_student_path, *cue)
+    assert OnnxPolicy(governed).metadata.speed_governor == SpeedGovernorConfig(
+        spread_threshold=100.0, stance_threshold=1e-6, stance_window=0.1
+    )
+    with pytest.raises(SystemExit, match="its stance cue reads the CPG phase, which this policy"):
+        governed_copy(tmp_path, student_path, "stance_threshold=0.02", name="no_cpg.onnx")
+    policy = load_policy(governed, 2)
+    env = QuadrupedVecEnv(SimConfig(), 2, seed=0)  # a CPG simulator, as the student's
+    try:
+        obs = env.reset()
+        for _ in range(10):  # a real robot's standing feet never stand exactly as they stood
+            obs, *_ = env.step(policy.act(obs))
+        assert policy.governor.capped.all() and (policy.governor.stance_stray > 1e-6).all()
+        assert (policy.governor.spread < 100.0).all()  # so the stance cue capped them
+    finally:
+        env.close()

@@ -94,9 +94,12 @@ def _copy_onnx(args: argparse.Namespace) -> int:
 def _describe(governor) -> str:
     if governor is None:
         return "no speed governor"
+    feet = ""
+    if governor.stance_threshold is not None:
+        feet = f" or its stance feet stray {governor.stance_threshold} m"
     return (
         f"speed governor: {governor.slow_speed} m/s for {governor.hold} s after its belief's "
-        f"spread exceeds {governor.spread_threshold} m"
+        f"spread exceeds {governor.spread_threshold} m{feet}"
     )
 
 

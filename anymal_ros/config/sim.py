@@ -213,12 +213,23 @@ class SpeedGovernorConfig:
     #: The spread is the (100 - p)th minus the pth percentile of a foot's points: lower sees a
     #: step edge sooner (fewer of the outer rings' points need to lie beyond it).
     spread_percentile: float = 10.0
+    #: The stance cue (None: off), blind to the heights: the cap also holds after the mean over
+    #: ``stance_window`` s of how far the height between the feet of a standing diagonal pair
+    #: strayed from its slow mean exceeded ``stance_threshold`` m (CPG policies only;
+    #: :class:`anymal_ros.obs.governor.StanceCue`). A student's noisy belief of 6 cm rough
+    #: ground spreads no wider than that of flat ground; its feet do
+    #: (benchmarks/roughness_cue.py).
+    stance_threshold: float | None = None  # m
+    stance_window: float = 0.5  # s
 
     def __post_init__(self) -> None:
-        for name in ("spread_threshold", "slow_speed", "hold"):
+        for name in ("spread_threshold", "slow_speed", "hold", "stance_window"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        stance = self.stance_threshold
+        if stance is not None and not (math.isfinite(stance) and stance >= 0):
+            raise ValueError(f"stance_threshold must be None or a finite number >= 0, got {stance}")
         if not 0 <= self.spread_percentile < 50:
             raise ValueError(f"spread_percentile must be in [0, 50), got {self.spread_percentile}")
 

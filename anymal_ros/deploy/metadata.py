@@ -35,6 +35,7 @@ from anymal_ros.contract import (
     proprio_layout,
 )
 from anymal_ros.obs.actions import ActionDecoder
+from anymal_ros.obs.governor import SpeedGovernor, StanceFeet
 from anymal_ros.obs.kinematics import LegKinematics
 
 #: Prefix of every key we write, so our keys never collide with a tool's own metadata.
@@ -124,6 +125,18 @@ class PolicyMetadata:
     def kinematics(self) -> LegKinematics:
         """Forward/inverse kinematics of the robot's legs (base frame)."""
         return LegKinematics(self.leg_chains)
+
+    def governor(self, num_envs: int = 1) -> SpeedGovernor | None:
+        """The speed governor this file asks for, for ``num_envs`` robots (None: none)."""
+        settings = self.speed_governor
+        if settings is None:
+            return None
+        stance = (
+            StanceFeet(self.leg_chains, self.default_joint_pos, self.proprio_layout)
+            if settings.stance_threshold is not None
+            else None
+        )
+        return SpeedGovernor(settings, self.control_period, num_envs, stance)
 
     @property
     def foot_radius(self) -> float:
@@ -319,6 +332,9 @@ def _validate(m: PolicyMetadata) -> None:
         raise bad("control_period", f"must be a positive number of seconds, got {m.control_period}")
     if m.speed_governor is not None and m.kind != "student":
         raise bad("speed_governor", "only a student has the belief a speed governor reads")
+    stance_cue = m.speed_governor is not None and m.speed_governor.stance_threshold is not None
+    if stance_cue and "cpg_phase" not in m.proprio_layout.names:
+        raise bad("speed_governor", "its stance cue reads the CPG phase, which this policy lacks")
 
 
 class _Reader:

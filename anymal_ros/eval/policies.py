@@ -188,7 +188,7 @@ class GovernedPolicy:
         self.command_given = proprio[:, self._command]
         action = self.policy.act({**obs, "proprio": proprio})
         self._belief = self.policy.belief()  # decoded once: the governor's, and belief()'s
-        self.governor.observe(self._belief[0])
+        self.governor.observe(self._belief[0], proprio=obs["proprio"])
         return action
 
     def belief(self) -> tuple[np.ndarray, np.ndarray]:
@@ -204,11 +204,8 @@ def load_policy(path: str | Path, num_envs: int, device: str = "cpu") -> BatchPo
     path = Path(path)
     if path.suffix == ".onnx":
         policy = OnnxBatchPolicy(path, num_envs)
-        meta = policy.metadata
-        if meta.speed_governor is None:
-            return policy
-        governor = SpeedGovernor(meta.speed_governor, meta.control_period, num_envs)
-        return GovernedPolicy(policy, governor)
+        governor = policy.metadata.governor(num_envs)
+        return policy if governor is None else GovernedPolicy(policy, governor)
     ckpt = load_checkpoint(path)
     if "student" in ckpt.get("models", {}):
         return StudentPolicy(

@@ -311,7 +311,7 @@ class PolicyController:
                     f"{policy.path}: its speed governor reads the belief, but "
                     f"{policy.belief_unavailable}"
                 )
-            self.governor = SpeedGovernor(meta.speed_governor, self.control_period)
+            self.governor = meta.governor()
         self._command_time = 0.0
         self.last_targets: np.ndarray | None = None
         self._last_target_time = 0.0
@@ -667,7 +667,7 @@ class PolicyController:
             if not np.all(np.isfinite(action)):
                 raise ValueError("policy produced a non-finite action")
             if governor is not None:  # what the next tick's command is capped by
-                governor.observe(self.policy.belief().heights)
+                governor.observe(self.policy.belief().heights, proprio=proprio)
             targets = self.decoder.decode(action)[0]
         except ValueError as err:  # ObservationError, decoder or our own check
             self.safety.action_failed(now, f"policy step failed: {err}", self.joint_pos)

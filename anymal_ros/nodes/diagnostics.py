@@ -95,10 +95,18 @@ def governor_values(settings, governor) -> list[tuple[str, str]]:
     capped = bool(governor.capped[0])
     state = f"capping planar speed to {settings.slow_speed:g} m/s" if capped else "not capping"
     spread = float(governor.spread[0])
-    return [
+    values = [
         ("speed_governor", state),
         ("speed_governor.belief_spread_m", "none yet" if math.isnan(spread) else f"{spread:.3f}"),
         ("speed_governor.spread_threshold_m", f"{settings.spread_threshold:g}"),
+    ]
+    if settings.stance_threshold is not None:
+        stray = float(governor.stance_stray[0])
+        values += [
+            ("speed_governor.stance_stray_m", "none yet" if math.isnan(stray) else f"{stray:.4f}"),
+            ("speed_governor.stance_threshold_m", f"{settings.stance_threshold:g}"),
+        ]
+    return values + [
         ("speed_governor.hold_s", f"{settings.hold:g}"),
         ("speed_governor.capped_ticks", f"{governor.capped_steps} of {governor.steps}"),
     ]

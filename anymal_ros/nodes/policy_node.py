@@ -655,7 +655,8 @@ class PolicyNode(LifecycleNode):
             values.append((f"command.{key}", " ".join(f"{v:.3f}" for v in command)))
         values += governor_values(c.metadata.speed_governor, c.governor)
         if c.governor is not None and c.governor.capped[0] and c.mode is Mode.WALK:
-            summary += f"; slowed to {c.governor.config.slow_speed:g} m/s: steps in its belief"
+            why = "rough ground underfoot" if c.governor.seen_by_feet[0] else "steps in its belief"
+            summary += f"; slowed to {c.governor.config.slow_speed:g} m/s: {why}"
         self._publish_status(level, summary, values)
         stamp = self.get_clock().now().to_msg()
         self.belief.publish_diagnostics(self._diag_pub, self.get_name(), stamp)

@@ -37,10 +37,11 @@ from torch import Tensor
 
 from anymal_ros.config.distill import DAggerConfig
 from anymal_ros.config.noise import HeightNoiseConfig
+from anymal_ros.config.sim import SpeedGovernorConfig
 from anymal_ros.contract import proprio_layout
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
-from anymal_ros.obs.governor import SpeedGovernor
+from anymal_ros.obs.governor import SpeedGovernor, StanceFeet
 from anymal_ros.obs.height_noise import HeightNoiseView
 from anymal_ros.rl.device import HostToDevice
 from anymal_ros.rl.distill_storage import DistillRollout
@@ -112,6 +113,19 @@ class TeacherTakeover:
         self.left[env_ids] = 0
 
 
+def _stance_feet(env: Any, governor: SpeedGovernorConfig) -> StanceFeet | None:
+    """The reader of the stance feet of ``env``'s robots, where ``governor`` asks for one."""
+    if governor.stance_threshold is None:
+        return None
+    layout = proprio_layout(cpg=True)
+    if env.proprio_dim != layout.dim:
+        raise ValueError("dagger.governor.stance_threshold needs the CPG action mode")
+    deploy = env.deploy_config()
+    if deploy.leg_chains is None or deploy.default_joint_pos is None:
+        raise ValueError("dagger.governor.stance_threshold: the simulator names no leg chains")
+    return StanceFeet(deploy.leg_chains, deploy.default_joint_pos, layout)
+
+
 class DAggerCollector:
     """Keeps the environment, student hidden state and episode bookkeeping between rollouts."""
 
@@ -143,7 +157,9 @@ class DAggerCollector:
             else None
         )
         self.governor = (
-            SpeedGovernor(dagger.governor, env.control_dt, self.num_envs)
+            SpeedGovernor(
+                dagger.governor, env.control_dt, self.num_envs, _stance_feet(env, dagger.governor)
+            )
             if dagger.governor is not None
             else None
         )
@@ -184,7 +200,7 @@ class DAggerCollector:
             out, self.hidden = student.step(obs["proprio"], noisy, hidden)
             if self.governor is not None:  # what it believes now caps the next step's command
                 believed = student.extero_norm.denormalize(out.recon_heights)
-                self.governor.observe(as_numpy(believed))
+                self.governor.observe(as_numpy(believed), proprio=self.host_obs["proprio"])
             rollout.add(obs["proprio"], noisy, clean, obs["privileged"], label, self.episode_start)
 
             if self.cfg.student_action == "sample":

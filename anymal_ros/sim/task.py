@@ -43,7 +43,7 @@ from anymal_ros.config.robot import load_robot
 from anymal_ros.config.sim import SimConfig
 from anymal_ros.contract import EXTERO_SHAPE, NUM_JOINTS, NUM_LEGS, PRIVILEGED_DIM
 from anymal_ros.obs.actions import ActionDecoder
-from anymal_ros.obs.governor import SpeedGovernor, checked_caps, speed_limited
+from anymal_ros.obs.governor import SpeedGovernor, StanceFeet, checked_caps, speed_limited
 from anymal_ros.obs.proprio import ProprioBuilder
 from anymal_ros.obs.rotations import yaw_from_quat
 from anymal_ros.sim.commands import CommandManager
@@ -82,10 +82,19 @@ class LocomotionTask:
         self.commands = CommandManager(cfg.commands, n, self.control_dt)
         governor = cfg.commands.governor
         #: ``commands.governor``: caps the command each robot's policy sees (None: off).
-        self.governor = None if governor is None else SpeedGovernor(governor, self.control_dt, n)
+        self.governor = None
+        if governor is not None:
+            stance = None
+            if governor.stance_threshold is not None:
+                if decoder.mode != "cpg" or decoder.kinematics is None:
+                    raise ValueError("commands.governor.stance_threshold needs the CPG action mode")
+                legs = decoder.kinematics.chains
+                stance = StanceFeet(legs, decoder.default_joint_pos, self.proprio.layout)
+            self.governor = SpeedGovernor(governor, self.control_dt, n, stance)
         #: ``[N]`` m/s set by a governor outside the simulator (:meth:`set_command_caps`).
         self.outside_caps: np.ndarray | None = None
         self.proprio_dim = self.proprio.dim
+        self._command = self.proprio.layout.slices()["command"]
         self.action_dim = decoder.action_dim
         self.extero_shape = EXTERO_SHAPE
         self.privileged_dim = PRIVILEGED_DIM
@@ -310,10 +319,7 @@ class LocomotionTask:
         heights around their feet now (``[len(ids), 4, 52]``, the extero observation: the
         true ones in MuJoCo) let the governor, if any, cap the command in it."""
         command = self.commands.command[ids]
-        if self.governor is not None:
-            self.governor.observe(heights, ids)
-            command = speed_limited(command, self.governor.caps()[ids])
-        return self.proprio.build(
+        proprio = self.proprio.build(
             joint_pos=s["joint_pos"],
             joint_vel=s["joint_vel"],
             base_quat=s["base_quat"],
@@ -324,6 +330,11 @@ class LocomotionTask:
             env_ids=ids,
             **self.decoder.proprio_cpg_kwargs(ids),
         )
+        if self.governor is not None:  # it reads the stance feet from the proprioception too
+            self.governor.observe(heights, ids, proprio=proprio)
+            capped = speed_limited(command, self.governor.caps()[ids])
+            proprio[:, self._command] = capped
+        return proprio
 
 
 def _tightest(*limits: np.ndarray | None) -> np.ndarray | None:
