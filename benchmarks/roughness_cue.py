@@ -333,11 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results, rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    head = json.dumps({
         "policy": policy, "hold_s": args.hold, "flat_budget": args.flat_budget,
         "before_fall_s": BEFORE_FALL_S, "seeds": sorted({c["seed"] for c in cells}),
-        "robots_per_cell": int(cells[0]["ended"].size), "cues": results,
-    }, indent=2) + "\n")  # fmt: skip
+        "robots_per_cell": int(cells[0]["ended"].size),
+    }, indent=2)  # fmt: skip
+    cues = ",\n".join("    " + json.dumps(r) for r in results)  # a cue a line: ~200 of them
+    out.write_text(f'{head[:-2]},\n  "cues": [\n{cues}\n  ]\n}}\n')
     print(f"wrote {out}")
 
 
