@@ -47,7 +47,7 @@ class Tracer:
         self._command, self._velocity = slices["command"], slices["base_lin_vel"]
         self.first_episode = np.ones(policy.num_envs, dtype=bool)
         self.trace: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("spread", "capped", "commanded", "given", "walked")
+            k: [] for k in ("spread", "stance", "capped", "commanded", "given", "walked")
         }
 
     def reset(self, env_ids: np.ndarray) -> None:
@@ -65,6 +65,7 @@ class Tracer:
 
         proprio = obs["proprio"]
         self.trace["spread"].append(np.where(on, self.governor.spread, np.nan))
+        self.trace["stance"].append(np.where(on, self.governor.stance_stray, np.nan))
         self.trace["capped"].append(capped & on)
         self.trace["commanded"].append(planar(proprio[:, self._command]))
         self.trace["given"].append(planar(self.policy.command_given))
@@ -91,7 +92,8 @@ def slowing_times(capped: np.ndarray, walked: np.ndarray, slow: float, dt: float
 
 
 def figure(trace: dict[str, np.ndarray], falls: list[dict], shown: list[int], threshold: float,
-           slow: float, dt: float, title: str, path: Path) -> None:  # fmt: skip
+           slow: float, dt: float, title: str, path: Path,
+           stance_threshold: float | None = None) -> None:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,6 +116,11 @@ def figure(trace: dict[str, np.ndarray], falls: list[dict], shown: list[int], th
         spread_ax.fill_between(t, 0, 1, where=trace["capped"][:, r], color="tab:orange",
                                alpha=0.2, transform=spread_ax.get_xaxis_transform())  # fmt: skip
         spread_ax.set_ylabel("belief\nspread [m]")
+        if stance_threshold is not None:  # the stance cue on an axis of its own (centimetres)
+            stance_ax = spread_ax.twinx()
+            stance_ax.plot(t, trace["stance"][:, r], color="tab:brown", lw=0.8)
+            stance_ax.axhline(stance_threshold, color="tab:brown", lw=0.6, ls=":")
+            stance_ax.set_ylabel("stance\nstray [m]", color="tab:brown")
         for fall in falls:
             if fall["robot"] == r:
                 speed_ax.plot(fall["time_s"], fall["ground_speed"], "rx", ms=9, mew=2)
@@ -157,13 +164,18 @@ def main(argv: list[str] | None = None) -> None:
     times = slowing_times(trace["capped"], trace["walked"], settings.slow_speed, dt)
     falls = figures["fall_log"]
     last = trace["capped"].shape[0] - 1
-    capped_at_fall = [bool(trace["capped"][min(round(f["time_s"] / dt) - 1, last), f["robot"]])
-                      for f in falls]  # fmt: skip
+    fall_steps = [min(round(f["time_s"] / dt) - 1, last) for f in falls]
+    capped_at_fall = [bool(trace["capped"][i, f["robot"]])
+                      for f, i in zip(falls, fall_steps, strict=True)]  # fmt: skip
     walking = ~np.isnan(trace["spread"])
     result = {
         "policy": args.policy, "row": args.row, "noise": args.noise, "seed": args.seed,
         "robots": args.robots, "governor": dataclasses.asdict(settings),
         "falls": figures["falls"], "falls_while_capped": sum(capped_at_fall),
+        "fallers": [{"robot": f["robot"], "time_s": f["time_s"], "capped": c,
+                     "commanded_m_s": round(float(trace["commanded"][i, f["robot"]]), 2),
+                     "walked_m_s": round(float(trace["walked"][i, f["robot"]]), 2)}
+                    for f, c, i in zip(falls, capped_at_fall, fall_steps, strict=True)],
         "capped_share": round(float(trace["capped"][walking].mean()), 4),
         "slowing_onsets": len(times),
         "slowing_s": {f"p{q}": round(float(np.percentile(times, q)), 3) for q in (10, 50, 90)}
@@ -174,12 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     title = (f"{Path(args.policy).name} governed on {args.row}, {args.noise} heights (seed "
              f"{args.seed}): cap {settings.slow_speed} m/s for {settings.hold} s after the "
-             f"spread exceeds {settings.spread_threshold} m")  # fmt: skip
+             f"spread exceeds {settings.spread_threshold} m"
+             + ("" if settings.stance_threshold is None
+                else f" or the stance stray {settings.stance_threshold} m"))  # fmt: skip
     # The robots that fell first (what the governor did before a fall), then the others.
     fell = list(dict.fromkeys(f["robot"] for f in falls))
     shown = (fell + [r for r in range(args.robots) if r not in fell])[: args.show]
-    figure(trace, falls, shown, settings.spread_threshold,
-           settings.slow_speed, dt, title, Path(args.figure))  # fmt: skip
+    figure(trace, falls, shown, settings.spread_threshold, settings.slow_speed, dt, title,
+           Path(args.figure), settings.stance_threshold)  # fmt: skip
     print(json.dumps(result, indent=2))
     print(f"wrote {out} and {args.figure}")
 
