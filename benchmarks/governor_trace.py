@@ -1,11 +1,12 @@
 """What a speed governor does over time: a governed student's robots on one field of the
 scorecard, step by step, the spread of the heights its belief reconstructs against the
-governor's threshold, and the planar speed the operator commands, the policy is given and the
-robot walks.
+governor's threshold (and, with a stance cue, the stray of its standing feet against its own),
+and the planar speed the operator commands, the policy is given and the robot walks.
 
 A figure of ``--show`` robots (those that fell first), and in JSON, over every robot's first
 episode: how long the robots take to come down to the capped speed once the governor caps
-(from above the cap + 0.1 m/s to below it), and how many of the falls came while it capped.
+(from above the cap + 0.1 m/s to below it), and how many of the falls came while it capped,
+with each faller's commanded and walked speed when it fell.
 
     anymal-ros export policies/training/student_speed_limit_206.7M/student.onnx \\
         --out /tmp/governed.onnx --speed-governor
