@@ -84,7 +84,7 @@ def foot_spreads(heights: np.ndarray) -> np.ndarray:
 
 
 class Recorder:
-    """A batched policy that notes, after every step, each foot's readings (``[N, feet]`` per
+    """A batched policy that notes, after every step, each foot's (or pair's) readings (per
     name of :data:`READINGS`), and which robots' first episodes ended when, then acts as the
     policy it wraps."""
 
