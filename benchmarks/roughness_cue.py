@@ -51,7 +51,7 @@ from anymal_ros.config.scorecard import ScorecardConfig  # noqa: E402
 from anymal_ros.contract import PRIVILEGED_LAYOUT  # noqa: E402
 from anymal_ros.eval.evaluate import run_field  # noqa: E402
 from anymal_ros.eval.scorecard import field_sim  # noqa: E402
-from anymal_ros.obs.governor import StanceCue, StanceFeet  # noqa: E402
+from anymal_ros.obs.governor import StanceCue, StanceFeet, foot_spreads  # noqa: E402
 
 PERCENTILES = (5.0, 10.0, 20.0, 30.0)
 OFF = ", gravity 1 deg off"
@@ -72,15 +72,6 @@ ROWS = ("flat", "rough 6 cm", "slope 20 deg up", "slope 20 deg down", "stairs 17
         "stairs 17 cm down", "boxes 15 cm")  # fmt: skip
 BEFORE_FALL_S = 1.0
 ARRAYS = (*READINGS, "ended", "fell")  # what --save keeps of a cell
-
-
-def foot_spreads(heights: np.ndarray) -> np.ndarray:
-    """``[N, feet, len(PERCENTILES)]`` m: each foot's (100 - p)th minus pth percentile of its
-    heights ``[N, feet, points]``."""
-    heights = np.asarray(heights, dtype=np.float64)
-    qs = [q for p in PERCENTILES for q in (p, 100.0 - p)]
-    cuts = np.percentile(heights, qs, axis=-1)  # [2P, N, feet]
-    return np.moveaxis(cuts[1::2] - cuts[0::2], 0, -1)
 
 
 class Recorder:
@@ -113,9 +104,8 @@ class Recorder:
     def act(self, obs) -> np.ndarray:
         action = self.policy.act(obs)
         heights, privileged = self.policy.belief()
-        spreads = foot_spreads(heights)
-        for i, p in enumerate(PERCENTILES):
-            self.readings[f"spread p{p:g}"].append(spreads[..., i].astype(np.float32))
+        for p in PERCENTILES:  # the governor's own spread, per foot
+            self.readings[f"spread p{p:g}"].append(foot_spreads(heights, p).astype(np.float32))
         self.readings["normal tilt, believed"].append(normal_tilt(privileged))
         self.readings["normal tilt, true"].append(normal_tilt(obs["privileged"]))
         everyone = np.arange(self.num_envs)
