@@ -44,6 +44,7 @@ from anymal_ros.obs.kinematics import LegKinematics
 STANCE_SIN = -0.3
 #: The trot's diagonal pairs (front leg, hind leg), in the contract's leg order LF, RF, LH, RH.
 DIAGONALS = ((0, 3), (1, 2))
+_FRONT, _HIND = np.array(DIAGONALS).T  # index arrays, built once rather than every tick
 #: s: the time constant of a diagonal pair's slow mean height difference. A slope or a tilted
 #: gravity direction lasts longer; rough ground changes with every step (about 0.4 s a trot).
 STANCE_TREND = 2.0
@@ -136,8 +137,7 @@ class StanceFeet:
         feet = self.kinematics.forward(self.default_joint_pos + proprio[:, self._joints])
         height = np.einsum("nfk,nk->nf", feet, -proprio[:, self._gravity])  # [N, 4], upwards
         stance = proprio[:, self._sin_phase] < STANCE_SIN
-        front, hind = np.array(DIAGONALS).T
-        return height[:, front] - height[:, hind], stance[:, front] & stance[:, hind]
+        return height[:, _FRONT] - height[:, _HIND], stance[:, _FRONT] & stance[:, _HIND]
 
 
 class StanceCue:
