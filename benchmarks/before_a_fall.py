@@ -1,0 +1,229 @@
+"""What the legs did before a fall: any policy on one field of the scorecard, its feet's
+contacts watched step by step, and what came in the seconds before each fall against what
+walking robots meet anyway.
+
+Per control step and foot, from the simulator's privileged state and the CPG phase:
+
+* an **edge touch**: the foot touches the terrain with a contact normal more than
+  ``EDGE_DEG`` from vertical (the side or corner of a block or riser, not its top);
+* a **stub**: the foot touches the terrain in the middle two thirds of its swing (CPG sine
+  above 0.5), when it should be in the air;
+* a **limb touch**: a thigh or shank touches the terrain.
+
+The JSON gives each fall with its counts over the last ``--window`` seconds, and rates (steps
+with the event, summed over feet or limbs, per robot-second) in four windows back from the
+falls, over all walking robots, and over those told as fast as the fallers (``|vx|`` of 0.6
+m/s or more). The figure shows the first fallers' feet over the last four windows: stance (by
+the CPG) shaded, contacts drawn, the events marked, the fall at the right edge.
+
+    .venv/bin/python benchmarks/before_a_fall.py \\
+        policies/training/teacher_governed/teacher_governed_from_speed_limit_mean_211.0M.pt \\
+        --row "rough 6 cm" --out benchmarks/results/before_a_fall.json \\
+        --figure benchmarks/results/before_a_fall.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from anymal_ros.commands._policy_sim import eval_policy  # noqa: E402
+from anymal_ros.config import load_config  # noqa: E402
+from anymal_ros.config.scorecard import ScorecardConfig  # noqa: E402
+from anymal_ros.contract import LEGS, NUM_LEGS, PRIVILEGED_LAYOUT, proprio_layout  # noqa: E402
+from anymal_ros.eval.evaluate import run_field  # noqa: E402
+from anymal_ros.eval.scorecard import field_sim  # noqa: E402
+
+EDGE_DEG = 30.0  # a contact normal this far from vertical meets a side, not a top
+STUB_SIN = 0.5  # mid-swing: the foot should be clear of the ground, not touching it
+FAST = 0.6  # m/s of commanded |vx|: the fallers' speeds on rough ground
+EVENTS = ("edge_touch", "swing_touch", "limb_touch")
+
+
+class Watch:
+    """A policy that notes, each step of each robot's first episode, its feet's contacts, the
+    events above, and whether the CPG has each foot in swing."""
+
+    def __init__(self, policy, cpg: bool) -> None:
+        self.policy = policy
+        self.kind, self.head, self.num_envs = policy.kind, policy.head, policy.num_envs
+        self.has_belief = getattr(policy, "has_belief", False)
+        priv = PRIVILEGED_LAYOUT.slices()
+        self._contact, self._normal = priv["foot_contact"], priv["foot_contact_normal"]
+        self._limbs = priv["thigh_shank_contact"]
+        proprio = proprio_layout(cpg).slices()
+        self._command = proprio["command"]
+        start = proprio["cpg_phase"].start if cpg else None
+        self._sin = None if start is None else slice(start, start + NUM_LEGS)
+        self.first_episode = np.ones(policy.num_envs, dtype=bool)
+        self.trace: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("on", "contact", "swing", *EVENTS, "vx")
+        }
+
+    def reset(self, env_ids: np.ndarray) -> None:
+        if self.trace["contact"]:  # not the reset that starts every robot's first episode
+            self.first_episode[np.asarray(env_ids, dtype=np.int64)] = False
+        self.policy.reset(env_ids)
+
+    def act(self, obs) -> np.ndarray:
+        priv, proprio = np.asarray(obs["privileged"]), np.asarray(obs["proprio"])
+        on = self.first_episode[:, None]
+        contact = priv[:, self._contact] > 0.5
+        normal_z = priv[:, self._normal].reshape(-1, NUM_LEGS, 3)[..., 2]
+        edge = contact & (normal_z < np.cos(np.radians(EDGE_DEG)))
+        if self._sin is None:  # no CPG: swing unknown, no stubs
+            sin = np.full(contact.shape, np.nan)
+        else:
+            sin = proprio[:, self._sin]
+        swing = sin >= 0.0  # swing is [0, pi) of the phase
+        self.trace["on"].append(self.first_episode.copy())
+        self.trace["contact"].append(contact & on)
+        self.trace["swing"].append(swing & on)
+        self.trace["edge_touch"].append(edge & on)  # [N, feet]
+        self.trace["swing_touch"].append(contact & (sin > STUB_SIN) & on)
+        limbs = priv[:, self._limbs] > 0.5  # [N, thighs then shanks]
+        self.trace["limb_touch"].append(limbs & on[:, :1])
+        self.trace["vx"].append(proprio[:, self._command][:, 0])
+        return self.policy.act(obs)
+
+    def belief(self):
+        return self.policy.belief()
+
+
+def figure(trace, falls, window_steps: int, dt: float, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = falls[:6]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(11, 1.5 * len(shown) + 0.6), squeeze=False)
+    for ax, fall in zip(axes[:, 0], shown, strict=False):
+        r, end = fall["robot"], fall["step"]
+        start = max(end - 4 * window_steps, 0)
+        t = (np.arange(start, end + 1) - end) * dt
+        for leg in range(NUM_LEGS):
+            y = NUM_LEGS - 1 - leg
+            swing = trace["swing"][start : end + 1, r, leg]
+            contact = trace["contact"][start : end + 1, r, leg]
+            ax.fill_between(t, y - 0.4, y + 0.4, where=~swing, color="0.85", step="mid")
+            ax.fill_between(t, y - 0.2, y + 0.2, where=contact, color="k", step="mid")
+        marks = (("edge_touch", 0.3, "r|", 8, "edge touch"), ("swing_touch", -0.3, "bv", 4, "stub"))
+        for leg in range(NUM_LEGS):
+            y = NUM_LEGS - 1 - leg
+            limbs = trace["limb_touch"][start : end + 1, r][:, [leg, NUM_LEGS + leg]].any(axis=1)
+            for event, dy, style, size, label in (*marks, ("", 0.0, "mx", 5, "thigh/shank")):
+                hit = limbs if not event else trace[event][start : end + 1, r, leg]
+                ax.plot(t[hit], np.full(hit.sum(), y + dy), style, ms=size,
+                        label=label if leg == 0 else None)  # fmt: skip
+        ax.axvline(-window_steps * dt, color="tab:red", lw=0.6, ls=":")
+        ax.set_yticks(range(NUM_LEGS), list(reversed(LEGS)))
+        ax.set_ylim(-0.6, NUM_LEGS + 0.4)
+        ax.set_ylabel(f"robot {r}\nvx {fall['vx']:+.1f}", fontsize=8)
+    axes[0, 0].legend(loc="upper left", fontsize=7, ncol=3)
+    axes[-1, 0].set_xlabel("time before the fall [s] (grey: stance by the CPG; black: contact)")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("policy", help="a checkpoint or ONNX file")
+    parser.add_argument("--spec", default="config/scorecard_edition2.yaml")
+    parser.add_argument("--row", default="rough 6 cm")
+    parser.add_argument("--noise", default="none", choices=("none", "noisy"))
+    parser.add_argument("--robots", type=int, default=90)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[201, 202])
+    parser.add_argument("--window", type=float, default=0.5, help="s before a fall")
+    parser.add_argument("--out", default="benchmarks/results/before_a_fall.json")
+    parser.add_argument("--figure", default=None, help="PNG of the first fallers' feet")
+    args = parser.parse_args(argv)
+    spec = load_config(ScorecardConfig, args.spec)
+    rows = {row.name: row for row in spec.rows}
+    if args.row not in rows:
+        raise SystemExit(f"--row {args.row!r} is not a row of {args.spec}: {sorted(rows)}")
+    row = rows[args.row]
+    policy = eval_policy(args.policy, None, [])
+    cpg = policy.sim.actions.mode == "cpg"
+    dt = policy.sim.control_dt
+    window = max(int(round(args.window / dt)), 1)
+    spans = 4  # windows back from each fall: when the trouble starts
+    before = [[] for _ in range(spans)]
+    walking, fast, falls, traces = [], [], [], []
+    for seed in args.seeds:
+        watch = Watch(policy.make(args.robots), cpg)
+        figures = run_field(field_sim(policy.sim, spec, row), row.terrain, watch, args.noise,
+                            seed, args.robots)  # fmt: skip
+        trace = {k: np.stack(v) for k, v in watch.trace.items()}
+        steps = trace["vx"].shape[0]
+        on = trace["on"]
+        ended = np.zeros((spans, *on.shape), dtype=bool)
+        for f in figures["fall_log"]:
+            end = min(int(round(f["time_s"] / dt)) - 1, steps - 1)
+            for k in range(spans):  # window k: from (k + 1) windows to k windows before
+                last = end - k * window
+                ended[k, max(last - window + 1, 0) : max(last + 1, 0), f["robot"]] = True
+            counts = {e: int(trace[e][max(end - window + 1, 0) : end + 1, f["robot"]].sum())
+                      for e in EVENTS}  # foot- (limb-) steps with the event  # fmt: skip
+            falls.append({"seed": seed, "robot": f["robot"], "time_s": f["time_s"],
+                          "step": end, "vx": f["vx"], "cause": f["cause"], **counts})  # fmt: skip
+        for k in range(spans):
+            before[k].append((trace, ended[k]))
+        walking.append((trace, on))
+        fast.append((trace, on & (np.abs(trace["vx"]) >= FAST)))
+        traces.append(trace)
+        print(f"seed {seed}: {figures['falls']} falls", flush=True)
+
+    def pooled(parts):
+        seconds = sum(float(m.sum()) for _, m in parts) * dt
+        return {e: round(sum(float(t[e][m].sum()) for t, m in parts) / max(seconds, 1e-9), 3)
+                for e in EVENTS} | {"robot_seconds": round(seconds, 1)}  # fmt: skip
+
+    def by_leg(parts):  # per leg (thigh and shank with their foot's leg), per robot-second
+        seconds = max(sum(float(m.sum()) for _, m in parts) * dt, 1e-9)
+        out = {}
+        for e in EVENTS:
+            counts = sum(t[e][m].reshape(-1, t[e].shape[-1] // NUM_LEGS, NUM_LEGS).sum(axis=(0, 1))
+                         for t, m in parts)  # fmt: skip
+            out[e] = dict(zip(LEGS, np.round(counts / seconds, 3).tolist(), strict=True))
+        return out
+
+    all_before = [(t, m) for b in before for t, m in b]
+    result = {
+        "policy": args.policy, "row": args.row, "noise": args.noise, "seeds": args.seeds,
+        "robots": args.robots, "window_s": args.window, "edge_deg": EDGE_DEG,
+        "falls": len(falls),
+        "falls_with": {e: sum(f[e] > 0 for f in falls) for e in EVENTS},
+        "rate_before_falls": {f"{k * args.window:g}-{(k + 1) * args.window:g} s": pooled(b)
+                              for k, b in enumerate(before)},
+        "rate_walking": pooled(walking),
+        f"rate_walking_vx_{FAST}": pooled(fast),
+        f"by_leg_before_falls_0-{spans * args.window:g} s": by_leg(all_before),
+        f"by_leg_walking_vx_{FAST}": by_leg(fast),
+        "fall_log": [{k: v for k, v in f.items() if k != "step"} for f in falls],
+    }  # fmt: skip
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "fall_log"}, indent=2))
+    if args.figure and falls:
+        first_seed = [f for f in falls if f["seed"] == args.seeds[0]]
+        title = (f"{Path(args.policy).name} on {args.row}, {args.noise} heights, seed "
+                 f"{args.seeds[0]}: the feet before each fall (dotted: the window)")  # fmt: skip
+        figure(traces[0], first_seed, window, dt, title, Path(args.figure))
+        print(f"wrote {out} and {args.figure}")
+    else:
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
