@@ -146,10 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--figure", default="benchmarks/results/governor_trace.png")
     args = parser.parse_args(argv)
     spec = load_config(ScorecardConfig, args.spec)
-    rows = {row.name: row for row in spec.rows}
-    if args.row not in rows:
-        raise SystemExit(f"--row {args.row!r} is not a row of {args.spec}: {sorted(rows)}")
-    row = rows[args.row]
+    try:
+        row = spec.only([args.row]).rows[0]
+    except ValueError as err:
+        raise SystemExit(f"--row: {err}") from err
     policy = eval_policy(args.policy, None, [])
     tracer_policy = policy.make(args.robots)
     if getattr(tracer_policy, "governor", None) is None:
