@@ -257,6 +257,23 @@ def test_default_parameters_configure_the_controllers_default_settings(ros, stud
     assert node.controller.config == ControllerConfig(stamps=StampCheck())
 
 
+def test_a_diagnostics_tick_in_the_middle_of_configure_is_skipped(ros, student_path, monkeypatch):
+    # The diagnostics timer runs on the executor's thread, a transition on the caller's: a tick
+    # can land after the controller is loaded and before its interfaces exist. It raised there
+    # once, which ended the spinning thread (the demo then heard no joint_states).
+    node, _ = start(ros, student_path)
+    create = node._create_interfaces
+
+    def tick_then_create() -> None:
+        assert node.controller is not None and node.belief is None  # the window itself
+        node._publish_diagnostics()
+        create()
+
+    monkeypatch.setattr(node, "_create_interfaces", tick_then_create)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    node._publish_diagnostics()  # configured: the whole report, the belief's included
+
+
 def test_configure_refuses_a_bad_policy_file(ros, tmp_path):
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not an onnx file")

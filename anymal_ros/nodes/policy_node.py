@@ -612,7 +612,12 @@ class PolicyNode(LifecycleNode):
         self.belief.after_tick(now)  # after the targets are out: the tick never waits for it
 
     def _publish_diagnostics(self) -> None:
-        c = self.controller
+        # The timer runs on the executor's thread and a transition on the thread that asks for
+        # it: a tick can come after configure loaded the controller and before its interfaces
+        # (the belief publisher among them) exist. Read both once; publish nothing until then.
+        c, belief = self.controller, self.belief
+        if c is not None and belief is None:
+            return
         if c is None:
             if self.configure_error is not None:
                 self._publish_status(
@@ -659,7 +664,7 @@ class PolicyNode(LifecycleNode):
             summary += f"; slowed to {c.governor.config.slow_speed:g} m/s: {why}"
         self._publish_status(level, summary, values)
         stamp = self.get_clock().now().to_msg()
-        self.belief.publish_diagnostics(self._diag_pub, self.get_name(), stamp)
+        belief.publish_diagnostics(self._diag_pub, self.get_name(), stamp)
 
     def _publish_status(self, level: int, summary: str, values: list[tuple[str, str]]) -> None:
         status = DiagnosticStatus(
