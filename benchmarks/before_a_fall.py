@@ -169,10 +169,12 @@ def main(argv: list[str] | None = None) -> None:
         ended = np.zeros((spans, *on.shape), dtype=bool)
         for f in figures["fall_log"]:
             end = min(int(round(f["time_s"] / dt)) - 1, steps - 1)
-            for k in range(spans):  # window k: from (k + 1) windows to k windows before
-                last = end - k * window
-                ended[k, max(last - window + 1, 0) : max(last + 1, 0), f["robot"]] = True
-            counts = {e: int(trace[e][max(end - window + 1, 0) : end + 1, f["robot"]].sum())
+            # window k: the steps from (k + 1) windows to k windows before the fall
+            spans_back = [slice(max(end - (k + 1) * window + 1, 0), max(end - k * window + 1, 0))
+                          for k in range(spans)]  # fmt: skip
+            for k, steps_k in enumerate(spans_back):
+                ended[k, steps_k, f["robot"]] = True
+            counts = {e: int(trace[e][spans_back[0], f["robot"]].sum())
                       for e in EVENTS}  # foot- (limb-) steps with the event  # fmt: skip
             falls.append({"seed": seed, "robot": f["robot"], "time_s": f["time_s"],
                           "step": end, "vx": f["vx"], "cause": f["cause"], **counts})  # fmt: skip
@@ -183,19 +185,24 @@ def main(argv: list[str] | None = None) -> None:
         traces.append(trace)
         print(f"seed {seed}: {figures['falls']} falls", flush=True)
 
-    def pooled(parts):
+    def leg_rates(parts) -> tuple[dict[str, np.ndarray], float]:
+        """Per event, ``[legs]`` steps with it per robot-second over the robot-steps of the
+        masks in ``parts`` (a thigh or shank counts for its foot's leg), and those seconds."""
         seconds = sum(float(m.sum()) for _, m in parts) * dt
-        return {e: round(sum(float(t[e][m].sum()) for t, m in parts) / max(seconds, 1e-9), 3)
-                for e in EVENTS} | {"robot_seconds": round(seconds, 1)}  # fmt: skip
+        rates = {e: sum(t[e][m].reshape(-1, t[e].shape[-1] // NUM_LEGS, NUM_LEGS).sum(axis=(0, 1))
+                        for t, m in parts) / max(seconds, 1e-9)
+                 for e in EVENTS}  # fmt: skip
+        return rates, seconds
 
-    def by_leg(parts):  # per leg (thigh and shank with their foot's leg), per robot-second
-        seconds = max(sum(float(m.sum()) for _, m in parts) * dt, 1e-9)
-        out = {}
-        for e in EVENTS:
-            counts = sum(t[e][m].reshape(-1, t[e].shape[-1] // NUM_LEGS, NUM_LEGS).sum(axis=(0, 1))
-                         for t, m in parts)  # fmt: skip
-            out[e] = dict(zip(LEGS, np.round(counts / seconds, 3).tolist(), strict=True))
-        return out
+    def pooled(parts):
+        rates, seconds = leg_rates(parts)
+        return {e: round(float(r.sum()), 3) for e, r in rates.items()} | {
+            "robot_seconds": round(seconds, 1)
+        }
+
+    def by_leg(parts):
+        rates, _ = leg_rates(parts)
+        return {e: dict(zip(LEGS, np.round(r, 3).tolist(), strict=True)) for e, r in rates.items()}
 
     all_before = [(t, m) for b in before for t, m in b]
     result = {
