@@ -779,6 +779,33 @@ def test_the_simulator_reports_soles_above_the_terrain_under_them():
     env.close()
 
 
+def test_swing_clearance_looks_ahead_along_the_foot_path_for_the_next_riser():
+    # 10 cm stairs up around the spawn pit: the pit is flat out to 1.2 m from the tile centre
+    # along x, the first riser (a ramp one 10 cm sample wide) tops out at 1.3 m. A foot 8 cm
+    # over the pit at 1.2 m, walking on towards the riser, is 2 cm below its top; walking
+    # away or at rest it is 8 cm clear, as it is directly over its own tread.
+    cfg = from_dict(SimConfig, {
+        "terrain": {**SMALL_TERRAIN, "kind": "heightfield", "proportions": {"stairs_up": 1.0},
+                    "step_height": [0.1, 0.1], "curriculum": False},
+        "randomization": {"enabled": False},
+        "rewards": {"weights": {"foot_clearance": -30.0}, "swing_clearance_lookahead": 0.1},
+    })  # fmt: skip
+    env = QuadrupedVecEnv(cfg, num_envs=1, seed=0)
+    env.reset()
+    centre = env.origins[0]
+    pit = float(env.terrain.heights(centre[None, :2])[0])
+    foot_pos = np.tile(centre + [1.2, 0.0, 0.0], (1, 4, 1))
+    soles = np.full((1, 4), pit + 0.08)
+    foot_vel_xy = np.array([[[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]])
+    ahead = env._swing_clearance(foot_pos, soles, foot_vel_xy)[0]
+    np.testing.assert_allclose(ahead, [-0.02, 0.08, 0.08, 0.08], atol=1e-9)
+    s = env._gather(np.arange(1))  # the reward reads it; the gait report keeps "below"
+    assert (s["swing_clearance"] <= s["foot_clearance"] + 1e-12).all()
+    env.close()
+    with pytest.raises(ConfigError, match="swing_clearance_lookahead"):
+        from_dict(SimConfig, {"rewards": {"swing_clearance_lookahead": -0.1}})
+
+
 def test_a_training_governor_caps_the_command_the_policy_sees_where_the_true_heights_show_steps():
     """Seven robots at the centres of each terrain type's hardest tile (1 m platforms, so
     their height samples reach the edges), told 1 m/s forward, under ``commands.governor``.

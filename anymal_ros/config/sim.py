@@ -310,6 +310,11 @@ class RewardConfig:
     tracking_sigma: float = 0.25  # (m/s)^2 and (rad/s)^2
     air_time_target: float = 0.5  # s
     swing_clearance: float = 0.08  # m above the terrain under a swinging foot (foot_clearance)
+    # m: foot_clearance measures a swinging foot against the highest terrain from directly
+    # below it to this far ahead along its path over the ground (three points), not only
+    # directly below: on rough ground a foot clear of its own block still runs into the next,
+    # up to 12 cm higher one cell (10 cm) ahead on 6 cm blocks. 0: directly below only.
+    swing_clearance_lookahead: float = 0.0
     trunk_margin: float = 0.3  # m above the terrain under the trunk's underside (trunk_clearance)
     contact_force_threshold: float = 1.0  # N: a body "touches" above this
     # Clip each step's total at zero. With mostly-penalty terms the per-step sum starts
@@ -353,6 +358,10 @@ class RewardConfig:
             raise ValueError(f"speed_limit_lead must be >= 0 m, got {self.speed_limit_lead}")
         if self.swing_clearance < 0:
             raise ValueError(f"swing_clearance must be >= 0 m, got {self.swing_clearance}")
+        if self.swing_clearance_lookahead < 0:
+            raise ValueError(
+                f"swing_clearance_lookahead must be >= 0 m, got {self.swing_clearance_lookahead}"
+            )
         if self.trunk_margin < 0:
             raise ValueError(f"trunk_margin must be >= 0 m, got {self.trunk_margin}")
         if self.fall > 0:

@@ -115,6 +115,9 @@ class QuadrupedVecEnv(LocomotionTask):
         self._trunk_points = trunk_underside(self.model, idx.base_body[0])  # [P, 3]
         # Terrain queries under the trunk only for its reward term or the gait report.
         self._weigh_trunk = bool(cfg.rewards.weights["trunk_clearance"])
+        # Terrain queries ahead of the feet only where the foot_clearance term reads them.
+        weigh_feet = bool(cfg.rewards.weights["foot_clearance"])
+        self._swing_lookahead = cfg.rewards.swing_clearance_lookahead if weigh_feet else 0.0
         self._act_flat = idx.actuator.ravel()
         self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
         self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
@@ -510,6 +513,18 @@ class QuadrupedVecEnv(LocomotionTask):
         ).reshape(k, p, 3)
         return world[..., 2] - self.terrain.heights(world[..., :2])
 
+    def _swing_clearance(
+        self, foot_pos: np.ndarray, soles: np.ndarray, foot_vel_xy: np.ndarray
+    ) -> np.ndarray:
+        """``[k, 4]`` m: soles above the highest terrain from directly below each foot to
+        ``rewards.swing_clearance_lookahead`` ahead along its path over the ground (what the
+        foot_clearance reward reads). A foot at rest looks only below itself."""
+        speed = np.linalg.norm(foot_vel_xy, axis=-1, keepdims=True)
+        heading = foot_vel_xy / np.maximum(speed, 1e-6)  # [k, 4, 2]
+        reach = self._swing_lookahead * np.array([0.0, 0.5, 1.0])
+        points = foot_pos[..., None, :2] + reach[:, None] * heading[..., None, :]  # [k, 4, 3, 2]
+        return soles - self.terrain.heights(points).max(axis=-1)
+
     def _gather(self, ids: np.ndarray) -> State:
         """Raw state of robots ``ids`` from MjData (current qpos/qvel, fresh kinematics)."""
         d, idx = self.data, self.index
@@ -540,6 +555,11 @@ class QuadrupedVecEnv(LocomotionTask):
         foot_vel_xy[..., 0] = cvel[..., 3] + (w[..., 1] * r[..., 2] - w[..., 2] * r[..., 1])
         foot_vel_xy[..., 1] = cvel[..., 4] + (w[..., 2] * r[..., 0] - w[..., 0] * r[..., 2])
         s["foot_vel_xy"] = foot_vel_xy
+        s["swing_clearance"] = (
+            self._swing_clearance(foot_pos, soles, foot_vel_xy)
+            if self._swing_lookahead
+            else s["foot_clearance"]
+        )
         # Forces of the last physics step (cfrc_ext: torque then force, world frame); a body
         # "touches" when |force| > threshold (compared squared: no square roots). cfrc_ext
         # also holds the wrench applied through xfrc_applied (the pushes of domain

@@ -37,8 +37,9 @@ class RewardState:
     joint_velocity_limit: float
     nominal_base_height: float  # m, the robot's default stance
     default_joint_pos: np.ndarray  # [12]
-    # [N, 4] m, soles above the terrain directly below; None where the simulator does not
-    # know its terrain (robots over ROS topics)
+    # [N, 4] m, soles above the terrain directly below (or the highest ahead: rewards.
+    # swing_clearance_lookahead); None where the simulator does not know its terrain (robots
+    # over ROS topics)
     foot_clearance: np.ndarray | None = None
     # [N, P] m, points of the trunk's underside above the terrain directly below; None where
     # the simulator does not know its terrain or the term is off
@@ -113,9 +114,10 @@ def hip_abduction(s: RewardState, cfg: RewardConfig) -> np.ndarray:
 
 
 def foot_clearance(s: RewardState, cfg: RewardConfig) -> np.ndarray:
-    """Swinging feet below ``swing_clearance`` (m above the terrain directly below them),
-    squared, weighted by how fast the foot moves over the ground: a foot that shuffles forward
-    close to the ground (and catches a stair's edge) costs; one being set down slowly does not.
+    """Swinging feet below ``swing_clearance`` (m above the terrain directly below them, or
+    the highest within ``swing_clearance_lookahead`` ahead), squared, weighted by how fast the
+    foot moves over the ground: a foot that shuffles forward close to the ground (and catches
+    a stair's edge) costs; one being set down slowly does not.
     """
     if s.foot_clearance is None:
         raise ValueError(

@@ -287,7 +287,7 @@ class LocomotionTask:
             joint_velocity_limit=self.joint_velocity_limit,
             nominal_base_height=self.nominal_base_height,
             default_joint_pos=self.decoder.default_joint_pos,
-            foot_clearance=s.get("foot_clearance"),
+            foot_clearance=s.get("swing_clearance"),
             trunk_clearance=s.get("trunk_clearance"),
             speed_limit=speed_limit,
         )
