@@ -7,14 +7,19 @@ Per control step and foot, from the simulator's privileged state and the CPG pha
 * an **edge touch**: the foot touches the terrain with a contact normal more than
   ``EDGE_DEG`` from vertical (the side or corner of a block or riser, not its top);
 * a **stub**: the foot touches the terrain in the middle two thirds of its swing (CPG sine
-  above 0.5), when it should be in the air;
+  above 0.5), when it should be in the air; of those, **held in swing**: the foot has not
+  left the ground since its swing began (a late lift-off, or a foot caught on an edge from the
+  start); the rest touched down again after lifting;
 * a **limb touch**: a thigh or shank touches the terrain.
 
 The JSON gives each fall with its counts over the last ``--window`` seconds, and rates (steps
 with the event, summed over feet or limbs, per robot-second) in four windows back from the
 falls, over all walking robots, and over those told as fast as the fallers (``|vx|`` of 0.6
-m/s or more). The figure shows the first fallers' feet over the last four windows: stance (by
-the CPG) shaded, contacts drawn, the events marked, the fall at the right edge.
+m/s or more). For those fast robots it also gives each leg's CPG phase at lift-off and
+touch-down (circular means over swings of at least ``MIN_SWING_S``; the CPG swings a foot from
+0 to 180 degrees), which shows whether the two diagonal pairs step alike. The figure shows
+the first fallers' feet over the last four windows: stance (by the CPG) shaded, contacts
+drawn, the events marked, the fall at the right edge.
 
     .venv/bin/python benchmarks/before_a_fall.py \\
         policies/training/teacher_governed/teacher_governed_from_speed_limit_mean_211.0M.pt \\
@@ -39,12 +44,13 @@ from anymal_ros.config import load_config  # noqa: E402
 from anymal_ros.config.scorecard import ScorecardConfig  # noqa: E402
 from anymal_ros.contract import LEGS, NUM_LEGS, PRIVILEGED_LAYOUT, proprio_layout  # noqa: E402
 from anymal_ros.eval.evaluate import run_field  # noqa: E402
+from anymal_ros.eval.gait import MIN_SWING_S  # noqa: E402
 from anymal_ros.eval.scorecard import field_sim  # noqa: E402
 
 EDGE_DEG = 30.0  # a contact normal this far from vertical meets a side, not a top
 STUB_SIN = 0.5  # mid-swing: the foot should be clear of the ground, not touching it
 FAST = 0.6  # m/s of commanded |vx|: the fallers' speeds on rough ground
-EVENTS = ("edge_touch", "swing_touch", "limb_touch")
+EVENTS = ("edge_touch", "swing_touch", "held_in_swing", "limb_touch")
 
 
 class Watch:
@@ -62,9 +68,13 @@ class Watch:
         self._command = proprio["command"]
         start = proprio["cpg_phase"].start if cpg else None
         self._sin = None if start is None else slice(start, start + NUM_LEGS)
+        self._cos = None if start is None else slice(start + NUM_LEGS, start + 2 * NUM_LEGS)
         self.first_episode = np.ones(policy.num_envs, dtype=bool)
+        # Whether each foot has left the ground since its swing began.
+        self._was_swing = np.zeros((policy.num_envs, NUM_LEGS), dtype=bool)
+        self._lifted = np.zeros((policy.num_envs, NUM_LEGS), dtype=bool)
         self.trace: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("on", "contact", "swing", *EVENTS, "vx")
+            k: [] for k in ("on", "contact", "swing", "phase", *EVENTS, "vx")
         }
 
     def reset(self, env_ids: np.ndarray) -> None:
@@ -79,15 +89,22 @@ class Watch:
         normal_z = priv[:, self._normal].reshape(-1, NUM_LEGS, 3)[..., 2]
         edge = contact & (normal_z < np.cos(np.radians(EDGE_DEG)))
         if self._sin is None:  # no CPG: swing unknown, no stubs
-            sin = np.full(contact.shape, np.nan)
+            sin = phase = np.full(contact.shape, np.nan)
         else:
             sin = proprio[:, self._sin]
+            phase = np.degrees(np.arctan2(sin, proprio[:, self._cos])) % 360.0
         swing = sin >= 0.0  # swing is [0, pi) of the phase
+        self._lifted &= ~(swing & ~self._was_swing)  # a new swing
+        self._lifted |= swing & ~contact
+        self._was_swing = swing
         self.trace["on"].append(self.first_episode.copy())
         self.trace["contact"].append(contact & on)
         self.trace["swing"].append(swing & on)
+        self.trace["phase"].append(phase.astype(np.float32))
         self.trace["edge_touch"].append(edge & on)  # [N, feet]
-        self.trace["swing_touch"].append(contact & (sin > STUB_SIN) & on)
+        stub = contact & (sin > STUB_SIN) & on
+        self.trace["swing_touch"].append(stub)
+        self.trace["held_in_swing"].append(stub & ~self._lifted)
         limbs = priv[:, self._limbs] > 0.5  # [N, thighs then shanks]
         self.trace["limb_touch"].append(limbs & on[:, :1])
         self.trace["vx"].append(proprio[:, self._command][:, 0])
@@ -95,6 +112,34 @@ class Watch:
 
     def belief(self):
         return self.policy.belief()
+
+
+def step_phases(parts, min_steps: int) -> dict[str, dict[str, float]]:
+    """Per leg, the circular mean CPG phase (degrees) at the lift-offs and touch-downs of the
+    swings (``min_steps`` or more off the ground: not a standing foot's flicker) in the
+    robot-steps masked in ``parts``, and how many there were."""
+    sums = {e: np.zeros(NUM_LEGS, dtype=complex) for e in ("lift_off", "touch_down")}
+    counts = {e: np.zeros(NUM_LEGS, dtype=np.int64) for e in sums}
+    for trace, mask in parts:
+        contact = trace["contact"]  # [T, N, legs], False outside the first episode
+        off = np.concatenate([~contact, np.zeros((min_steps, *contact.shape[1:]), bool)])
+        ran = np.concatenate([np.zeros((1, *contact.shape[1:])), np.cumsum(off, axis=0)])
+        stays_off = (ran[min_steps:] - ran[:-min_steps])[: len(contact)] == min_steps  # t on
+        at = {
+            "lift_off": contact[:-1] & stays_off[1:],  # the step after the last contact
+            "touch_down": np.zeros_like(contact[1:]),
+        }
+        at["touch_down"][min_steps - 1 :] = contact[min_steps:] & stays_off[:-min_steps]
+        angle = np.exp(1j * np.radians(trace["phase"][1:]))
+        for e, hit in at.items():
+            hit = hit & mask[1:, :, None]
+            sums[e] += np.where(hit, angle, 0).sum(axis=(0, 1))
+            counts[e] += hit.sum(axis=(0, 1))
+    return {
+        f"{e}_deg": dict(zip(LEGS, np.round(np.degrees(np.angle(s)) % 360.0, 1).tolist(),
+                             strict=True))
+        for e, s in sums.items()
+    } | {"swings": dict(zip(LEGS, counts["lift_off"].tolist(), strict=True))}  # fmt: skip
 
 
 def figure(trace, falls, window_steps: int, dt: float, title: str, path: Path) -> None:
@@ -216,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         f"rate_walking_vx_{FAST}": pooled(fast),
         f"by_leg_before_falls_0-{spans * args.window:g} s": by_leg(all_before),
         f"by_leg_walking_vx_{FAST}": by_leg(fast),
+        f"cpg_phase_walking_vx_{FAST}": step_phases(fast, int(round(MIN_SWING_S / dt))),
         "fall_log": [{k: v for k, v in f.items() if k != "step"} for f in falls],
     }  # fmt: skip
     out = Path(args.out)
