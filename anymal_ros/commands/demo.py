@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     import random
     import threading
     import time
+    import traceback
 
     if args.video is not False:  # before MuJoCo is imported: it picks its GL backend once
         os.environ.setdefault("MUJOCO_GL", "egl")
@@ -220,7 +221,24 @@ def run(args: argparse.Namespace) -> int:
     cmd_pub = commander.create_publisher(Twist, "/cmd_vel", 10)
     for node in (sim, policy, commander):
         executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spin_errors: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except Exception as err:  # a callback raised: the loops below say so and stop
+            spin_errors.append(err)
+            traceback.print_exc()
+
+    def stopped() -> bool:
+        """Whether the executor thread has ended (every node has then gone silent), said."""
+        if spinner.is_alive():
+            return False
+        why = f": {spin_errors[0]!r}" if spin_errors else ""
+        print(f"the nodes' executor thread ended{why}; the nodes no longer run")
+        return True
+
+    spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
     # t, commanded vx vy wz, actual vx vy wz, terrain height under the base
     log: list[tuple[float, ...]] = []
@@ -233,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         deadline = time.monotonic() + 10.0
         while not policy.controller.health(policy.now()).proprioception:
+            if stopped():
+                return 1
             if time.monotonic() > deadline:
                 print("no joint_states/imu from sim_node within 10 s")
                 return 1
@@ -243,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + 15.0
         while True:
             ok, message = policy.controller.request(Mode.WALK, policy.now(), "demo")
-            if ok or time.monotonic() > deadline:
+            if ok or time.monotonic() > deadline or stopped():
                 break
             time.sleep(0.1)
         print(f"walk: {message}")
@@ -253,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
         next_print = 0.0
         terrain = sim.robot.env.terrain
         while (t := sim.robot.time - t0) < args.seconds:
+            if stopped():
+                return 1
             vx, vy, wz = command_at(t, args.terrain)
             msg = Twist()
             msg.linear.x, msg.linear.y, msg.angular.z = vx, vy, wz
