@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     cmd_pub = commander.create_publisher(Twist, "/cmd_vel", 10)
     for node in (sim, policy, commander):
         executor.add_node(node)
-    spin_errors: list[BaseException] = []
+    spin_errors: list[Exception] = []
 
     def spin() -> None:
         try:
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
             traceback.print_exc()
 
     def stopped() -> bool:
-        """Whether the executor thread has ended (every node has then gone silent), said."""
+        """Whether the executor thread has ended, and with it every node (printing why)."""
         if spinner.is_alive():
             return False
         why = f": {spin_errors[0]!r}" if spin_errors else ""
