@@ -44,6 +44,8 @@ from anymal_ros.config import load_config  # noqa: E402
 from anymal_ros.config.scorecard import ScorecardConfig  # noqa: E402
 from anymal_ros.contract import LEGS, NUM_LEGS, PRIVILEGED_LAYOUT, proprio_layout  # noqa: E402
 from anymal_ros.eval.evaluate import run_field  # noqa: E402
+from anymal_ros.eval.falls import fall_step  # noqa: E402
+from anymal_ros.eval.figures import pyplot, save_figure  # noqa: E402
 from anymal_ros.eval.gait import MIN_SWING_S  # noqa: E402
 from anymal_ros.eval.scorecard import field_sim  # noqa: E402
 
@@ -143,11 +145,7 @@ def step_phases(parts, min_steps: int) -> dict[str, dict[str, float]]:
 
 
 def figure(trace, falls, window_steps: int, dt: float, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shown = falls[:6]
     fig, axes = plt.subplots(len(shown), 1, figsize=(11, 1.5 * len(shown) + 0.6), squeeze=False)
     for ax, fall in zip(axes[:, 0], shown, strict=False):
@@ -176,8 +174,7 @@ def figure(trace, falls, window_steps: int, dt: float, title: str, path: Path) -
     axes[-1, 0].set_xlabel("time before the fall [s] (grey: stance by the CPG; black: contact)")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         on = trace["on"]
         ended = np.zeros((spans, *on.shape), dtype=bool)
         for f in figures["fall_log"]:
-            end = min(int(round(f["time_s"] / dt)) - 1, steps - 1)
+            end = fall_step(f, dt, steps)
             # window k: the steps from (k + 1) windows to k windows before the fall
             spans_back = [slice(max(end - (k + 1) * window + 1, 0), max(end - k * window + 1, 0))
                           for k in range(spans)]  # fmt: skip

@@ -31,6 +31,8 @@ from anymal_ros.commands._policy_sim import eval_policy  # noqa: E402
 from anymal_ros.config import load_config  # noqa: E402
 from anymal_ros.config.scorecard import ScorecardConfig  # noqa: E402
 from anymal_ros.eval.evaluate import run_field  # noqa: E402
+from anymal_ros.eval.falls import fall_step  # noqa: E402
+from anymal_ros.eval.figures import pyplot, save_figure  # noqa: E402
 from anymal_ros.eval.scorecard import field_sim  # noqa: E402
 
 MARGIN = 0.1  # m/s above the cap that still counts as "slowed"
@@ -95,11 +97,7 @@ def slowing_times(capped: np.ndarray, walked: np.ndarray, slow: float, dt: float
 def figure(trace: dict[str, np.ndarray], falls: list[dict], shown: list[int], threshold: float,
            slow: float, dt: float, title: str, path: Path,
            stance_threshold: float | None = None) -> None:  # fmt: skip
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = len(shown)
     fig, axes = plt.subplots(2 * rows, 1, figsize=(10, 2.6 * rows), sharex=True, squeeze=False)
     t = np.arange(trace["spread"].shape[0]) * dt
@@ -129,8 +127,7 @@ def figure(trace: dict[str, np.ndarray], falls: list[dict], shown: list[int], th
     axes[-1, 0].set_xlabel("time [s] (shaded: the command capped; x: a fall)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,8 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     dt = policy.sim.control_dt
     times = slowing_times(trace["capped"], trace["walked"], settings.slow_speed, dt)
     falls = figures["fall_log"]
-    last = trace["capped"].shape[0] - 1
-    fall_steps = [min(round(f["time_s"] / dt) - 1, last) for f in falls]
+    fall_steps = [fall_step(f, dt, trace["capped"].shape[0]) for f in falls]
     capped_at_fall = [bool(trace["capped"][i, f["robot"]])
                       for f, i in zip(falls, fall_steps, strict=True)]  # fmt: skip
     walking = ~np.isnan(trace["spread"])

@@ -18,6 +18,7 @@ from anymal_ros.eval.falls import (
     SPEED_WINDOW_S,
     VX_BANDS,
     FallLog,
+    fall_step,
     markdown,
     markdown_by_place,
     markdown_by_vx,
@@ -85,6 +86,17 @@ def test_every_fall_is_logged_with_the_conditions_its_robot_was_drawn():
     assert cell["conditions"]["turn_rate"] == pytest.approx(np.abs(command[:, 2]).mean(), abs=1e-4)
     bands = [_band(vx) for vx in command[:, 0]]
     assert cell["robots_by_vx"] == [bands.count(b) for b in VX_BANDS]
+
+
+def test_a_fall_record_gives_back_the_step_it_was_taken_on():
+    # The log keeps the time at the end of the falling step, rounded to the millisecond; the
+    # step comes back from it at control periods from 2.5 to 20 ms, and a fall on the last
+    # step of a trace that ends there stays inside it.
+    for dt in (0.02, 0.0025, 1 / 60):
+        for step in (0, 1, 149, 999):
+            record = {"time_s": round((step + 1) * dt, 3)}
+            assert fall_step(record, dt, 1000) == step
+    assert fall_step({"time_s": 20.02}, 0.02, 1000) == 999
 
 
 def test_a_fall_is_placed_on_its_field_with_the_speeds_of_the_second_before():

@@ -178,6 +178,12 @@ class FallLog:
                 "walking_by_place": walking}  # fmt: skip
 
 
+def fall_step(record: Mapping[str, Any], control_dt: float, steps: int) -> int:
+    """The control step (0-based) a fall record was taken on, within a trace of ``steps``:
+    its ``time_s`` is the time at the end of that step, rounded to the millisecond."""
+    return min(int(round(record["time_s"] / control_dt)) - 1, steps - 1)
+
+
 def summary(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per group of cells (role, field, heights, physics; pooled over seeds): ``falls``,
     ``trunk`` (those with the trunk or a hip down), ``robots``, and per condition the mean
