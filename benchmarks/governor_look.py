@@ -52,7 +52,7 @@ def measure(job: tuple) -> dict:
 def measure_all(policy, spec: ScorecardConfig, args: argparse.Namespace) -> list[dict]:
     jobs = [(field_sim(policy.sim, spec, row), row.name, row.terrain, mode, seed, args.robots,
              policy)
-            for row in spec.rows if not args.rows or row.name in args.rows
+            for row in spec.rows
             for mode in row.noise for seed in args.seeds]  # fmt: skip
     start, cells = time.monotonic(), []
     # fork: the jobs' policy factory reaches the workers as it is
@@ -87,10 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="benchmarks/results/governor_look.json")
     args = parser.parse_args(argv)
     spec = load_config(ScorecardConfig, args.spec)
-    if args.rows:
-        unknown = set(args.rows) - {row.name for row in spec.rows}
-        if unknown:
-            raise SystemExit(f"--rows: {sorted(unknown)} not in {args.spec}")
+    try:
+        spec = spec.only(args.rows)
+    except ValueError as err:
+        raise SystemExit(f"--rows: {err}") from err
     settings = SpeedGovernorConfig(
         args.threshold, args.slow, args.hold, args.percentile, args.stance_threshold,
         args.stance_window,
