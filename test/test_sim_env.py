@@ -806,6 +806,39 @@ def test_swing_clearance_looks_ahead_along_the_foot_path_for_the_next_riser():
         from_dict(SimConfig, {"rewards": {"swing_clearance_lookahead": -0.1}})
 
 
+def test_foothold_edge_charges_feet_standing_over_a_riser_not_on_a_tread():
+    # 10 cm stairs up around the spawn pit, as above: the pit is flat out to 1.2 m from the
+    # tile centre along x, the first riser a ramp of slope 1 from 1.2 to 1.3 m. With a 3 cm
+    # margin a foot at 1.0 m reads a level tread, one at 1.2 m has its front over the ramp
+    # (3 cm), one at 1.25 m stands on it (6 cm), one sideways of the pit's middle level again.
+    cfg = from_dict(SimConfig, {
+        "terrain": {**SMALL_TERRAIN, "kind": "heightfield", "proportions": {"stairs_up": 1.0},
+                    "step_height": [0.1, 0.1], "curriculum": False},
+        "randomization": {"enabled": False},
+        "rewards": {"weights": {"foothold_edge": -3.0}, "foothold_margin": 0.03},
+    })  # fmt: skip
+    env = QuadrupedVecEnv(cfg, num_envs=1, seed=0)
+    env.reset()
+    centre = env.origins[0]
+    feet = centre + np.array([[[1.0, 0, 0], [1.2, 0, 0], [1.25, 0, 0], [0.0, 0.5, 0]]])
+    np.testing.assert_allclose(env._foothold_relief(feet)[0], [0.0, 0.03, 0.06, 0.0], atol=1e-9)
+    assert env._gather(np.arange(1))["foothold_relief"].shape == (1, 4)
+    env.close()
+    # The term sums the feet in contact: a swinging foot over the edge costs nothing.
+    state = _still_robots(1, foothold_relief=np.array([[0.0, 0.03, 0.06, 0.02]]),
+                          foot_contact=np.array([[True, True, False, True]]))  # fmt: skip
+    _, terms = compute_rewards(state, cfg.rewards)
+    assert terms["foothold_edge"][0] == pytest.approx(-3.0 * 0.02 * 0.05)
+    with pytest.raises(ValueError, match="foothold_edge reward needs the terrain"):
+        compute_rewards(_still_robots(1), cfg.rewards)
+    plain = QuadrupedVecEnv(from_dict(SimConfig, {"terrain": {"kind": "flat"}}), num_envs=1)
+    plain.reset()
+    assert "foothold_relief" not in plain._gather(np.arange(1))  # off: no terrain queries
+    plain.close()
+    with pytest.raises(ConfigError, match="foothold_margin"):
+        from_dict(SimConfig, {"rewards": {"foothold_margin": 0.0}})
+
+
 def test_a_training_governor_caps_the_command_the_policy_sees_where_the_true_heights_show_steps():
     """Seven robots at the centres of each terrain type's hardest tile (1 m platforms, so
     their height samples reach the edges), told 1 m/s forward, under ``commands.governor``.

@@ -291,6 +291,8 @@ def default_reward_weights() -> dict[str, float]:
         "trunk_clearance": 0.0,
         # Planar speed over rewards.speed_limits where one applies (off by default).
         "speeding": 0.0,
+        # Feet standing on uneven ground: a block's or a riser's edge (off by default).
+        "foothold_edge": 0.0,
     }
 
 
@@ -318,6 +320,10 @@ class RewardConfig:
     # (policies/MODEL_CARD.md, "A swing clearance that looks ahead").
     swing_clearance_lookahead: float = 0.0
     trunk_margin: float = 0.3  # m above the terrain under the trunk's underside (trunk_clearance)
+    # m: how far around a foot in contact foothold_edge reads the terrain (four points, along
+    # x and y): the radius of ANYmal C's sole, so a foot is charged when part of it hangs over
+    # an edge or stands on a ramp between blocks.
+    foothold_margin: float = 0.03
     contact_force_threshold: float = 1.0  # N: a body "touches" above this
     # Clip each step's total at zero. With mostly-penalty terms the per-step sum starts
     # negative, and a policy then learns that ending the episode early (falling) pays; the
@@ -366,6 +372,8 @@ class RewardConfig:
             )
         if self.trunk_margin < 0:
             raise ValueError(f"trunk_margin must be >= 0 m, got {self.trunk_margin}")
+        if not self.foothold_margin > 0:
+            raise ValueError(f"foothold_margin must be > 0 m, got {self.foothold_margin}")
         if self.fall > 0:
             raise ValueError(f"fall is a penalty: must be <= 0, got {self.fall}")
         object.__setattr__(self, "weights", {**default_reward_weights(), **self.weights})

@@ -118,6 +118,8 @@ class QuadrupedVecEnv(LocomotionTask):
         # Terrain queries ahead of the feet only where the foot_clearance term reads them.
         weigh_feet = bool(cfg.rewards.weights["foot_clearance"])
         self._swing_lookahead = cfg.rewards.swing_clearance_lookahead if weigh_feet else 0.0
+        # Terrain queries around the feet only for the foothold_edge term.
+        self._weigh_footholds = bool(cfg.rewards.weights["foothold_edge"])
         self._act_flat = idx.actuator.ravel()
         self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
         self._limb_bodies = np.concatenate([idx.thigh_body, idx.shank_body], axis=1)  # [N, 8]
@@ -525,6 +527,14 @@ class QuadrupedVecEnv(LocomotionTask):
         points = foot_pos[..., None, :2] + reach[:, None] * heading[..., None, :]  # [k, 4, 3, 2]
         return soles - self.terrain.heights(points).max(axis=-1)
 
+    def _foothold_relief(self, foot_pos: np.ndarray) -> np.ndarray:
+        """``[k, 4]`` m: the spread of the terrain's heights under each foot, at its centre and
+        ``rewards.foothold_margin`` from it along +-x and +-y (what foothold_edge reads)."""
+        m = self.cfg.rewards.foothold_margin
+        around = np.array([[0.0, 0.0], [m, 0.0], [-m, 0.0], [0.0, m], [0.0, -m]])
+        heights = self.terrain.heights(foot_pos[..., None, :2] + around)  # [k, 4, 5]
+        return heights.max(axis=-1) - heights.min(axis=-1)
+
     def _gather(self, ids: np.ndarray) -> State:
         """Raw state of robots ``ids`` from MjData (current qpos/qvel, fresh kinematics)."""
         d, idx = self.data, self.index
@@ -546,6 +556,8 @@ class QuadrupedVecEnv(LocomotionTask):
         s["foot_clearance"] = soles - self.terrain.heights(foot_pos[..., :2])
         if self._weigh_trunk or self.report_gait:
             s["trunk_clearance"] = self._trunk_clearance(qpos[:, :3], quat)
+        if self._weigh_footholds:
+            s["foothold_relief"] = self._foothold_relief(foot_pos)
         # Foot point velocity from the com-based spatial velocity (rotation, translation):
         # v + w x r, written out for x and y (np.cross costs more than the arithmetic here).
         cvel = d.cvel[feet]

@@ -47,6 +47,10 @@ class RewardState:
     # [N] m/s, the planar speed allowed where each robot is (rewards.speed_limits, inf where
     # none); None where the simulator has no limits
     speed_limit: np.ndarray | None = None
+    # [N, 4] m, the spread of terrain heights under each foot, from its centre to
+    # rewards.foothold_margin around it; None where the simulator does not know its terrain or
+    # the term is off
+    foothold_relief: np.ndarray | None = None
 
 
 Term = Callable[[RewardState, RewardConfig], np.ndarray]
@@ -152,6 +156,20 @@ def speeding(s: RewardState, cfg: RewardConfig) -> np.ndarray:
     return np.maximum(speed - s.speed_limit, 0.0)  # an infinite limit: never over it
 
 
+def foothold_edge(s: RewardState, cfg: RewardConfig) -> np.ndarray:
+    """Feet in contact where the ground under them is not level, m summed: the spread of the
+    terrain's heights from each foot's centre to ``foothold_margin`` around it. A sole over a
+    block's edge or on the ramp between two blocks rolls or slides; one on a block's top or in
+    the middle of a tread costs nothing. A slope's own tilt costs too (2 margin tan slope), the
+    same wherever the foot stands on it, so it does not move the feet."""
+    if s.foothold_relief is None:
+        raise ValueError(
+            "the foothold_edge reward needs the terrain under the feet, which this simulator "
+            "does not report: set its weight to 0"
+        )
+    return np.sum(s.foothold_relief * s.foot_contact, axis=1)
+
+
 # Each term is the function of its name; the names and their order are config.sim.REWARD_TERMS'
 # (a test checks that every term there has its function here and no other).
 TERMS: dict[str, Term] = {
@@ -173,6 +191,7 @@ TERMS: dict[str, Term] = {
         foot_clearance,
         trunk_clearance,
         speeding,
+        foothold_edge,
     )
 }
 

@@ -290,6 +290,7 @@ class LocomotionTask:
             foot_clearance=s.get("swing_clearance"),
             trunk_clearance=s.get("trunk_clearance"),
             speed_limit=speed_limit,
+            foothold_relief=s.get("foothold_relief"),
         )
         return compute_rewards(state, self.cfg.rewards)
 
