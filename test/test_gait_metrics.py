@@ -67,6 +67,7 @@ def _step(n=1, **over) -> dict:
         "base_height": np.full(n, 0.5),
         "foot_clearance": np.zeros((n, 4)),
         "trunk_clearance": np.full(n, 0.4),
+        "foothold_relief": np.zeros((n, 4)),
         "foot_contact": np.ones((n, 4), bool),
         "thigh_shank_contact": np.zeros((n, 8)),
         "joint_pos": np.zeros((n, 12)),
@@ -87,13 +88,17 @@ def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
     # LF swings twice for 0.12 s: a 10 cm apex, then a 1 cm scuff; between them it loses
     # contact for one 20 ms step (2 mm up: a stance foot's flicker, not a swing); the other
     # feet stay down.
-    for apex, steps in ((0.10, 6), (0.002, 1), (0.01, 6)):
+    # Its two swings land on level ground and on a ramp (2 cm of relief); the flicker comes
+    # down over an edge (4 cm), which is no landing from a swing and does not count.
+    for apex, steps, relief in ((0.10, 6, 0.0), (0.002, 1, 0.04), (0.01, 6, 0.02)):
         for i in range(steps):
             clearance = np.zeros((1, 4))
             clearance[0, 0] = apex if i == steps // 2 else 0.5 * apex
             contact = np.array([[False, True, True, True]])
             meter.update(_step(foot_clearance=clearance, foot_contact=contact), np.zeros(1), on)
-        meter.update(_step(), np.zeros(1), on)  # touch-down
+        landing = np.full((1, 4), 0.03)  # the standing feet's relief: they do not land
+        landing[0, 0] = relief
+        meter.update(_step(foothold_relief=landing), np.zeros(1), on)  # touch-down
     at_limit = np.zeros((1, 12))
     at_limit[0, 3] = 0.995  # within 0.02 rad of the upper limit
     meter.update(_step(joint_pos=at_limit), np.zeros(1), on)
@@ -105,6 +110,7 @@ def test_shank_contacts_scuffing_swings_and_limit_hits_are_counted():
     assert r["joint_limit_hits_per_minute"] == pytest.approx(1 / minutes)
     assert r["base_height_ratio"] == pytest.approx(1.0)
     assert r["trunk_clearance"] == pytest.approx(0.4)  # 21 counted steps, all at 0.4 m
+    assert r["foothold_relief"] == pytest.approx(0.01)  # mean of the two landings, 0 and 2 cm
 
 
 def test_steps_over_the_joint_speed_limit_are_a_share_of_active_robot_steps():

@@ -834,6 +834,9 @@ def test_foothold_edge_charges_feet_standing_over_a_riser_not_on_a_tread():
     plain = QuadrupedVecEnv(from_dict(SimConfig, {"terrain": {"kind": "flat"}}), num_envs=1)
     plain.reset()
     assert "foothold_relief" not in plain._gather(np.arange(1))  # off: no terrain queries
+    plain.report_gait = True  # the evaluation's gait report measures it all the same
+    *_, info = plain.step(np.zeros((1, plain.action_dim)))
+    np.testing.assert_array_equal(info["gait"]["foothold_relief"], np.zeros((1, 4)))
     plain.close()
     with pytest.raises(ConfigError, match="foothold_margin"):
         from_dict(SimConfig, {"rewards": {"foothold_margin": 0.0}})

@@ -65,7 +65,7 @@ METRICS: tuple[str, ...] = (
     *GAIT_METRICS,
 )
 #: Metrics that result files written before them lack: pooled only where every row has them.
-LATER_METRICS: tuple[str, ...] = ("trunk_clearance", "over_speed_limit")
+LATER_METRICS: tuple[str, ...] = ("trunk_clearance", "over_speed_limit", "foothold_relief")
 
 
 @dataclass(frozen=True)
@@ -397,6 +397,12 @@ def column_names(policy: str | Path, compare: str | Path) -> tuple[str, str]:
     return kinds if kinds[0] != kinds[1] else (Path(policy).name, Path(compare).name)
 
 
+def _figure(row: dict[str, Any], metric: str) -> str:
+    """A table cell: ``row``'s value of ``metric``, "-" where a file older than the metric
+    (``LATER_METRICS``) lacks it."""
+    return f"{row[metric]:.3f}" if metric in row or metric not in LATER_METRICS else "-"
+
+
 def markdown_table(
     rows: Sequence[dict[str, Any]], compare: Sequence[dict[str, Any]] | None = None,
     names: tuple[str, str] | None = None,
@@ -416,6 +422,7 @@ def markdown_table(
         "limb_contacts_per_minute": "limb contacts/min",
         "foot_clearance": "clearance p10 [m]",
         "trunk_clearance": "trunk clear. p10 [m]",
+        "foothold_relief": "foothold relief [m]",
         "mean_torque": "torque [N m]",
         "cost_of_transport": "CoT",
         "joint_limit_hits_per_minute": "limit hits/min",
@@ -424,7 +431,7 @@ def markdown_table(
     if compare is None:
         head = ["terrain", "noise", *(short[m] for m in METRICS)]
         return pipe_table(
-            head, ([r["terrain"], r["noise"], *(f"{r[m]:.3f}" for m in METRICS)] for r in rows)
+            head, ([r["terrain"], r["noise"], *(_figure(r, m) for m in METRICS)] for r in rows)
         )
     head = ["terrain", "noise"]
     for m in METRICS:
@@ -433,7 +440,7 @@ def markdown_table(
 
     def cells(r: dict[str, Any]) -> list[str]:
         o = other[(r["terrain"], r["noise"])]
-        return [r["terrain"], r["noise"], *(f"{x[m]:.3f}" for m in METRICS for x in (r, o))]
+        return [r["terrain"], r["noise"], *(_figure(x, m) for m in METRICS for x in (r, o))]
 
     return pipe_table(head, (cells(r) for r in rows))
 

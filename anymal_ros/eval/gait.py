@@ -16,6 +16,10 @@ the robots still in their first episode and reduces it to:
 * ``trunk_clearance`` (m): 10th percentile over every robot-step of the lowest point of the
   trunk's underside above the terrain directly below it: a trunk carried level over a flight of
   stairs has a low tail (its ends meet the steps);
+* ``foothold_relief`` (m): mean over every touch-down from a swing of the spread of the terrain's
+  heights within ``rewards.foothold_margin`` of the landing foot (what the foothold_edge reward
+  charges): 0 where feet land on level ground, more where they land over edges or on ramps
+  between blocks. Feet put down at random on the card's 6 cm rough ground read 0.017 m;
 * ``mean_torque`` (N*m): mean absolute joint torque;
 * ``cost_of_transport``: mean positive mechanical joint power over (mass * g * mean speed);
 * ``joint_limit_hits_per_minute``: steps with some joint within 0.02 rad of its range's end,
@@ -43,6 +47,7 @@ GAIT_METRICS: tuple[str, ...] = (
     "limb_contacts_per_minute",
     "foot_clearance",
     "trunk_clearance",
+    "foothold_relief",
     "mean_torque",
     "cost_of_transport",
     "joint_limit_hits_per_minute",
@@ -96,6 +101,7 @@ class GaitMeter:
         self.swing_steps = np.zeros((n, 4), dtype=np.int64)  # steps each foot has been up
         self.apexes: list[np.ndarray] = []
         self.trunk_lows: list[np.ndarray] = []
+        self.footholds: list[np.ndarray] = []  # relief under each foot as it lands
 
     def update(self, gait: dict[str, np.ndarray], speed: np.ndarray, active: np.ndarray) -> None:
         """One step: ``gait`` is ``info["gait"]``, ``speed [N]`` the planar base speed (m/s),
@@ -125,6 +131,7 @@ class GaitMeter:
         landed = contact & long_enough & a[:, None]
         if landed.any():
             self.apexes.append(self.swing_apex[landed].copy())
+            self.footholds.append(gait["foothold_relief"][landed].copy())
         self.swing_steps = np.where(contact, 0, self.swing_steps + 1)
         self.swing_apex = np.where(contact, -np.inf, np.maximum(self.swing_apex, clearance))
 
@@ -133,6 +140,7 @@ class GaitMeter:
         steps = max(self.steps, 1)
         apexes = np.concatenate(self.apexes) if self.apexes else np.empty(0)
         trunk = np.concatenate(self.trunk_lows) if self.trunk_lows else np.empty(0)
+        footholds = np.concatenate(self.footholds) if self.footholds else np.empty(0)
         height = self.height_sum / steps
         speed = max(self.speed_sum / steps, 1e-3)
         return {
@@ -141,6 +149,7 @@ class GaitMeter:
             "limb_contacts_per_minute": self.limb_onsets / minutes,
             "foot_clearance": float(np.percentile(apexes, 10)) if apexes.size else 0.0,
             "trunk_clearance": float(np.percentile(trunk, 10)) if trunk.size else 0.0,
+            "foothold_relief": float(footholds.mean()) if footholds.size else 0.0,
             "mean_torque": self.torque_sum / steps,
             "cost_of_transport": (self.power_sum / steps) / (self.mass * GRAVITY * speed),
             "joint_limit_hits_per_minute": self.limit_hits / minutes,

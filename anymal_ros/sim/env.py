@@ -118,7 +118,7 @@ class QuadrupedVecEnv(LocomotionTask):
         # Terrain queries ahead of the feet only where the foot_clearance term reads them.
         weigh_feet = bool(cfg.rewards.weights["foot_clearance"])
         self._swing_lookahead = cfg.rewards.swing_clearance_lookahead if weigh_feet else 0.0
-        # Terrain queries around the feet only for the foothold_edge term.
+        # Terrain queries around the feet only for the foothold_edge term or the gait report.
         self._weigh_footholds = bool(cfg.rewards.weights["foothold_edge"])
         self._act_flat = idx.actuator.ravel()
         self._foot_root = self.model.body_rootid[idx.foot_body]  # [N, 4]
@@ -420,13 +420,15 @@ class QuadrupedVecEnv(LocomotionTask):
 
     def _gait(self, s: State) -> dict[str, np.ndarray]:
         """What :class:`~anymal_ros.eval.gait.GaitMeter` reads: heights above the terrain
-        directly below (base, soles, the lowest point of the trunk's underside), the joints'
-        and limbs' raw state of this step, whether the trunk or a hip touches, which the
-        evaluation reads as a fall's cause, and where the base is (where a robot fell)."""
+        directly below (base, soles, the lowest point of the trunk's underside), the spread of
+        the terrain under each foot, the joints' and limbs' raw state of this step, whether the
+        trunk or a hip touches, which the evaluation reads as a fall's cause, and where the
+        base is (where a robot fell)."""
         return {
             "base_height": s["base_pos"][:, 2] - self.terrain.heights(s["base_pos"][:, :2]),
             "foot_clearance": s["foot_clearance"].copy(),
             "trunk_clearance": s["trunk_clearance"].min(axis=1),
+            "foothold_relief": s["foothold_relief"],
             "foot_contact": s["foot_contact"].copy(),
             "thigh_shank_contact": s["thigh_shank_contact"].copy(),
             "joint_pos": s["joint_pos"].copy(),
@@ -556,7 +558,7 @@ class QuadrupedVecEnv(LocomotionTask):
         s["foot_clearance"] = soles - self.terrain.heights(foot_pos[..., :2])
         if self._weigh_trunk or self.report_gait:
             s["trunk_clearance"] = self._trunk_clearance(qpos[:, :3], quat)
-        if self._weigh_footholds:
+        if self._weigh_footholds or self.report_gait:
             s["foothold_relief"] = self._foothold_relief(foot_pos)
         # Foot point velocity from the com-based spatial velocity (rotation, translation):
         # v + w x r, written out for x and y (np.cross costs more than the arithmetic here).
