@@ -19,7 +19,7 @@ the robots still in their first episode and reduces it to:
 * ``foothold_relief`` (m): mean over every touch-down from a swing of the spread of the terrain's
   heights within ``rewards.foothold_margin`` of the landing foot (what the foothold_edge reward
   charges): 0 where feet land on level ground, more where they land over edges or on ramps
-  between blocks. Feet put down at random on the card's 6 cm rough ground read 0.017 m;
+  between blocks;
 * ``mean_torque`` (N*m): mean absolute joint torque;
 * ``cost_of_transport``: mean positive mechanical joint power over (mass * g * mean speed);
 * ``joint_limit_hits_per_minute``: steps with some joint within 0.02 rad of its range's end,
