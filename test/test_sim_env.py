@@ -759,14 +759,21 @@ def test_the_simulator_reports_the_trunks_underside_above_the_terrain_pitch_incl
     plain.close()
 
 
-def test_the_simulator_reports_soles_above_the_terrain_under_them():
-    # Robots trotting in place on the height field, in the pit of 10 cm stairs where they
-    # spawn: the feet that touch are ~0 above the terrain, which lies well below the world's 0.
-    cfg = from_dict(SimConfig, {
+def _stairs_pit(**sections) -> SimConfig:
+    """10 cm stairs up around the spawn pit (risers of the 10 cm grid), no randomisation, and
+    the config ``sections`` given (e.g. rewards)."""
+    return from_dict(SimConfig, {
         "terrain": {**SMALL_TERRAIN, "kind": "heightfield", "proportions": {"stairs_up": 1.0},
                     "step_height": [0.1, 0.1], "curriculum": False},
         "randomization": {"enabled": False},
+        **sections,
     })  # fmt: skip
+
+
+def test_the_simulator_reports_soles_above_the_terrain_under_them():
+    # Robots trotting in place on the height field, in the pit of 10 cm stairs where they
+    # spawn: the feet that touch are ~0 above the terrain, which lies well below the world's 0.
+    cfg = _stairs_pit()
     env = QuadrupedVecEnv(cfg, num_envs=2, seed=0)
     env.reset()
     for _ in range(25):
@@ -784,12 +791,9 @@ def test_swing_clearance_looks_ahead_along_the_foot_path_for_the_next_riser():
     # along x, the first riser (a ramp one 10 cm sample wide) tops out at 1.3 m. A foot 8 cm
     # over the pit at 1.2 m, walking on towards the riser, is 2 cm below its top; walking
     # away or at rest it is 8 cm clear, as it is directly over its own tread.
-    cfg = from_dict(SimConfig, {
-        "terrain": {**SMALL_TERRAIN, "kind": "heightfield", "proportions": {"stairs_up": 1.0},
-                    "step_height": [0.1, 0.1], "curriculum": False},
-        "randomization": {"enabled": False},
-        "rewards": {"weights": {"foot_clearance": -30.0}, "swing_clearance_lookahead": 0.1},
-    })  # fmt: skip
+    cfg = _stairs_pit(
+        rewards={"weights": {"foot_clearance": -30.0}, "swing_clearance_lookahead": 0.1}
+    )
     env = QuadrupedVecEnv(cfg, num_envs=1, seed=0)
     env.reset()
     centre = env.origins[0]
@@ -811,12 +815,7 @@ def test_foothold_edge_charges_feet_standing_over_a_riser_not_on_a_tread():
     # tile centre along x, the first riser a ramp of slope 1 from 1.2 to 1.3 m. With a 3 cm
     # margin a foot at 1.0 m reads a level tread, one at 1.2 m has its front over the ramp
     # (3 cm), one at 1.25 m stands on it (6 cm), one sideways of the pit's middle level again.
-    cfg = from_dict(SimConfig, {
-        "terrain": {**SMALL_TERRAIN, "kind": "heightfield", "proportions": {"stairs_up": 1.0},
-                    "step_height": [0.1, 0.1], "curriculum": False},
-        "randomization": {"enabled": False},
-        "rewards": {"weights": {"foothold_edge": -3.0}, "foothold_margin": 0.03},
-    })  # fmt: skip
+    cfg = _stairs_pit(rewards={"weights": {"foothold_edge": -3.0}, "foothold_margin": 0.03})
     env = QuadrupedVecEnv(cfg, num_envs=1, seed=0)
     env.reset()
     centre = env.origins[0]
