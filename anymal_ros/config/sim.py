@@ -291,7 +291,9 @@ def default_reward_weights() -> dict[str, float]:
         "trunk_clearance": 0.0,
         # Planar speed over rewards.speed_limits where one applies (off by default).
         "speeding": 0.0,
-        # Feet standing on uneven ground: a block's or a riser's edge (off by default).
+        # Feet standing on uneven ground: a block's or a riser's edge (off by default). At -3
+        # for 700 iterations the governed teacher's feet landed where they had, and it fell
+        # more (policies/MODEL_CARD.md, "Feet kept off edges").
         "foothold_edge": 0.0,
     }
 
