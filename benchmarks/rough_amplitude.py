@@ -60,7 +60,7 @@ def run_amplitude(policy, spec: ScorecardConfig, amplitude: float, seed: int, ro
         counts[1] += caps.size
 
     try:
-        metrics = run_cell(env, batch, "none", seed, count_caps if governor else None)
+        metrics = run_cell(env, batch, "none", seed, None if governor is None else count_caps)
         metrics["minutes"] = metrics["steps"] * env.control_dt / 60.0
     finally:
         env.close()
