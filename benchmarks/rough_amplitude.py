@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from anymal_ros.commands._policy_sim import eval_policy  # noqa: E402
 from anymal_ros.config import load_config  # noqa: E402
 from anymal_ros.config.scorecard import ScorecardConfig  # noqa: E402
-from anymal_ros.eval.evaluate import EvalSettings, make_eval_env, run_cell  # noqa: E402
+from anymal_ros.eval.evaluate import EvalSettings, make_eval_env, pool_seeds, run_cell  # noqa: E402
 from anymal_ros.eval.falls import VX_BANDS  # noqa: E402
 from anymal_ros.eval.figures import pyplot, save_figure  # noqa: E402
 from anymal_ros.eval.scorecard import field_sim  # noqa: E402
@@ -40,8 +40,9 @@ ROW = "rough 6 cm"  # the card's rough field; its amplitude is what varies here
 
 
 def run_amplitude(policy, spec: ScorecardConfig, amplitude: float, seed: int, robots: int):
-    """One cell: the card's rough field at ``amplitude`` m, clean heights. ``(run_cell's
-    metrics, capped robot-steps, robot-steps)``."""
+    """One cell: the card's rough field at ``amplitude`` m, clean heights: run_cell's metrics
+    with what :func:`~anymal_ros.eval.evaluate.pool_seeds` pools them by, and the robot-steps
+    its governor ``capped`` of those it ``counted``."""
     row = spec.only([ROW]).rows[0]
     sim = field_sim(policy.sim, spec, row)
     terrain = dataclasses.replace(sim.terrain, rough_amplitude=(amplitude, amplitude))
@@ -61,31 +62,30 @@ def run_amplitude(policy, spec: ScorecardConfig, amplitude: float, seed: int, ro
 
     try:
         metrics = run_cell(env, batch, "none", seed, None if governor is None else count_caps)
-        metrics["minutes"] = metrics["steps"] * env.control_dt / 60.0
+        minutes = metrics["steps"] * env.control_dt / 60.0
     finally:
         env.close()
-    return metrics, counts[0], counts[1]
+    return {**metrics, "amplitude": amplitude, "seed": seed, "robots": robots,
+            "minutes": minutes, "capped": counts[0], "counted": counts[1]}  # fmt: skip
 
 
-def pooled(cells: list[tuple[dict, int, int]], amplitude: float) -> dict:
-    """One amplitude's cells over the seeds."""
-    falls = sum(m["falls"] for m, _, _ in cells)
-    steps = sum(m["steps"] for m, _, _ in cells)
-    minutes = sum(m["minutes"] for m, _, _ in cells)
-    robots_by = np.sum([m["robots_by_vx"] for m, _, _ in cells], axis=0)
-    bands = [f["vx_band"] for m, _, _ in cells for f in m["fall_log"]]
+def pooled(cells: list[dict]) -> dict:
+    """One amplitude's cells over the seeds (falls, rate and tracking as the scorecard pools
+    them)."""
+    over_seeds = pool_seeds(cells, ("amplitude",))[0]
+    robots_by = np.sum([c["robots_by_vx"] for c in cells], axis=0)
+    bands = [f["vx_band"] for c in cells for f in c["fall_log"]]
     falls_by = np.bincount(bands, minlength=len(VX_BANDS))
-    capped, counted = sum(c for _, c, _ in cells), sum(n for _, _, n in cells)
+    counted = sum(c["counted"] for c in cells)
     return {
-        "amplitude": amplitude,
-        "robots": int(robots_by.sum()),
-        "falls": falls,
-        "falls_per_10min": 10.0 * falls / minutes,
-        "tracking_error": sum(m["tracking_error"] * m["steps"] for m, _, _ in cells) / steps,
+        **{
+            k: over_seeds[k]
+            for k in ("amplitude", "robots", "falls", "falls_per_10min", "tracking_error")
+        },
         "falls_by_vx": {
             b: [int(f), int(r)] for b, f, r in zip(VX_BANDS, falls_by, robots_by, strict=True)
         },
-        "capped_share": capped / counted if counted else None,
+        "capped_share": sum(c["capped"] for c in cells) / counted if counted else None,
     }
 
 
@@ -130,9 +130,9 @@ def main() -> int:
             cells.append(run_amplitude(policy, spec, amplitude, seed, args.robots))
             done, spent = len(rows) * len(args.seeds) + len(cells), time.monotonic() - start
             print(f"[{done}/{total}] {100 * amplitude:.0f} cm, seed {seed}: "
-                  f"{cells[-1][0]['falls']} falls; {spent / 60:.1f} min, "
+                  f"{cells[-1]['falls']} falls; {spent / 60:.1f} min, "
                   f"ETA {spent / done * (total - done) / 60:.1f} min", flush=True)  # fmt: skip
-        rows.append(pooled(cells, amplitude))
+        rows.append(pooled(cells))
     result = {"policy": args.policy, "spec": args.spec, "row": ROW, "seeds": args.seeds,
               "robots_per_seed": args.robots, "amplitudes": rows}  # fmt: skip
     out = Path(args.out)
