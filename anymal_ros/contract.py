@@ -157,10 +157,13 @@ def height_sample_offsets() -> np.ndarray:
 
 # --- privileged state -----------------------------------------------------------------------
 
+# Its vectors (contact forces and normals, the external wrench) are in the world frame, or in
+# the base's yaw frame where the simulator's ``privileged_frame`` says so: the frame in which a
+# state's left-right mirror image can be formed (anymal_ros.obs.mirror).
 PRIVILEGED_LAYOUT = ObsLayout(
     (
         ObsTerm("foot_contact", NUM_LEGS),  # 0/1
-        ObsTerm("foot_contact_force", 3 * NUM_LEGS),  # N, world frame
+        ObsTerm("foot_contact_force", 3 * NUM_LEGS),  # N, world or yaw frame (above)
         ObsTerm("foot_contact_normal", 3 * NUM_LEGS),
         ObsTerm("foot_friction", NUM_LEGS),
         ObsTerm("thigh_shank_contact", 2 * NUM_LEGS),  # thighs then shanks, 0/1

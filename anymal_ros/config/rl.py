@@ -36,8 +36,14 @@ class PPOConfig:
     lr_range: tuple[float, float] = (1e-5, 1e-2)
     max_grad_norm: float = 1.0
     normalize_advantages: bool = True
+    # Weight of the left-right symmetry loss: the mean squared gap between the policy's mean
+    # action in each state's mirror image and the mirror image of its mean action there
+    # (anymal_ros.obs.mirror; quadruped teacher, env.sim.privileged_frame: yaw). 0: off.
+    symmetry_coef: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.symmetry_coef < 0:
+            raise ValueError(f"symmetry_coef must be >= 0, got {self.symmetry_coef}")
         for name in ("num_steps", "num_epochs", "num_minibatches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -147,3 +153,17 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    def __post_init__(self) -> None:
+        if self.ppo.symmetry_coef > 0:
+            where = (self.algorithm, self.env.kind, self.model.type)
+            if where != ("ppo", "quadruped", "teacher"):
+                raise ValueError(
+                    "ppo.symmetry_coef needs algorithm ppo, env.kind quadruped and model.type "
+                    f"teacher (the observations it can mirror), got {where}"
+                )
+            if self.env.sim.privileged_frame != "yaw":
+                raise ValueError(
+                    "ppo.symmetry_coef needs env.sim.privileged_frame: yaw (world-frame forces "
+                    "cannot be mirrored without the robot's heading)"
+                )

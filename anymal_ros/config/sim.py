@@ -474,6 +474,10 @@ class SimConfig:
     termination: TerminationConfig = field(default_factory=TerminationConfig)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     actions: ActionConfig = field(default_factory=ActionConfig)
+    # Frame of the privileged state's vectors (contact forces and normals, the push's
+    # wrench): "world", as the first teachers trained, or "yaw", the base's heading frame,
+    # in which a state and its left-right mirror image can be told apart (ppo.symmetry_coef).
+    privileged_frame: Literal["world", "yaw"] = "world"
 
     def __post_init__(self) -> None:
         soft = self.randomization.contact_timeconst

@@ -54,3 +54,14 @@ def quat_from_yaw(yaw: np.ndarray) -> np.ndarray:
     half = 0.5 * np.asarray(yaw, dtype=np.float64)
     zeros = np.zeros_like(half)
     return np.stack([np.cos(half), zeros, zeros, np.sin(half)], axis=-1)
+
+
+def world_to_yaw_frame(vec: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+    """World-frame vectors ``[N, ..., 3]`` in each robot's heading frame (turned by ``-yaw
+    [N]`` about z; z unchanged)."""
+    c = np.cos(yaw).reshape((-1,) + (1,) * (vec.ndim - 2))
+    s = np.sin(yaw).reshape(c.shape)
+    out = np.array(vec, dtype=np.float64)
+    out[..., 0] = c * vec[..., 0] + s * vec[..., 1]
+    out[..., 1] = c * vec[..., 1] - s * vec[..., 0]
+    return out

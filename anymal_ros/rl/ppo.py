@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from anymal_ros.config.rl import PPOConfig
+from anymal_ros.obs.mirror import ObsActionMirror
 from anymal_ros.rl.distributed import SINGLE, Distributed
 from anymal_ros.rl.storage import Batch, RolloutStorage
 
@@ -60,6 +61,14 @@ def approx_kl(log_probs: Tensor, old_log_probs: Tensor) -> Tensor:
     check_per_sample(log_probs=log_probs, old_log_probs=old_log_probs)
     log_ratio = log_probs - old_log_probs
     return (log_ratio.exp() - 1.0 - log_ratio).mean()
+
+
+def symmetry_loss(policy: nn.Module, obs: dict[str, Tensor], mean: Tensor, mirror: ObsActionMirror):
+    """Mean squared gap between the policy's mean action in the mirrored states and the mirror
+    image of its mean action ``mean [B, A]`` in the states themselves (held fixed: the loss
+    pulls the mirrored branch towards the policy as it is, not both towards each other)."""
+    mirrored = policy.distribution(mirror.observations(obs)).mode
+    return (mirrored - mirror.action(mean.detach())).pow(2).mean()
 
 
 def normalize_advantages(storage: RolloutStorage, dist: Distributed = SINGLE) -> None:
@@ -132,10 +141,14 @@ class PPO:
         cfg: PPOConfig,
         total_iterations: int | None = None,
         dist: Distributed = SINGLE,
+        mirror: ObsActionMirror | None = None,
     ) -> None:
+        if cfg.symmetry_coef > 0 and mirror is None:
+            raise ValueError("ppo.symmetry_coef > 0 needs the observations' mirror")
         self.policy = policy
         self.cfg = cfg
         self.dist = dist
+        self.mirror = mirror
         self.params = list(policy.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate)
         self.lr = LearningRateController(cfg, total_iterations)
@@ -162,6 +175,10 @@ class PPO:
             "approx_kl": approx_kl(log_probs.detach(), mb.log_probs),
             "clip_fraction": clip_frac,
         }
+        if cfg.symmetry_coef > 0:
+            sym = symmetry_loss(self.policy, mb.obs, dist.mode, self.mirror)
+            loss = loss + cfg.symmetry_coef * sym
+            stats["symmetry_loss"] = sym.detach()
         return loss, stats
 
     def update(self, storage: RolloutStorage, iteration: int = 0) -> dict[str, float]:

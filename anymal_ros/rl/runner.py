@@ -45,6 +45,7 @@ from anymal_ros.models.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from anymal_ros.obs.mirror import ObsActionMirror
 from anymal_ros.rl.device import HostToDevice
 from anymal_ros.rl.loop import TrainingLoop, terrain_level_columns, terrain_level_stats
 from anymal_ros.rl.ppg import PPG
@@ -65,6 +66,7 @@ STAT_COLUMNS = (
     "aux_value_loss",
     "aux_clone_kl",
     "aux_critic_loss",
+    "symmetry_loss",
 )
 
 
@@ -155,7 +157,16 @@ class Runner(TrainingLoop):
             self.policy = make_policy(cfg, self.env).to(self.device)
             d.broadcast_module(self.policy)  # every rank starts from rank 0's weights
             if cfg.algorithm == "ppo":
-                self.algorithm: PPO | PPG = PPO(self.policy, cfg.ppo, rc.iterations, dist=d)
+                mirror = (
+                    ObsActionMirror.for_quadruped(
+                        cfg.env.sim.actions.mode, cfg.env.sim.privileged_frame
+                    )
+                    if cfg.ppo.symmetry_coef > 0
+                    else None
+                )
+                self.algorithm: PPO | PPG = PPO(
+                    self.policy, cfg.ppo, rc.iterations, dist=d, mirror=mirror
+                )
             else:
                 self.algorithm = PPG(self.policy, cfg.ppo, ppg_cfg, rc.iterations, dist=d)
             self.obs = {k: v.to(self.device) for k, v in self.env.reset().items()}

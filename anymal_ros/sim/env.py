@@ -44,6 +44,7 @@ from anymal_ros.obs.rotations import (
     quat_from_yaw,
     quat_rotate,
     quat_rotate_inverse,
+    world_to_yaw_frame,
     yaw_from_quat,
 )
 from anymal_ros.sim.actuator import DcMotorEnvelope
@@ -617,15 +618,22 @@ class QuadrupedVecEnv(LocomotionTask):
         return normals[ids] * foot_contact[..., None]
 
     def _observe(self, ids: np.ndarray, s: State) -> Obs:
-        heights, _ = self.sample_heights(s["foot_pos"], yaw_from_quat(s["base_quat"]))
+        yaw = yaw_from_quat(s["base_quat"])
+        heights, _ = self.sample_heights(s["foot_pos"], yaw)
         proprio = self._proprio(ids, s, heights)
         k = ids.size
+        # [k, 4 feet + 2, 3]: the feet's forces and normals, the push's force and torque.
+        vectors = np.concatenate(
+            [s["foot_force"], s["foot_normal"], s["external_wrench"].reshape(k, 2, 3)], axis=1
+        )
+        if self.cfg.privileged_frame == "yaw":
+            vectors = world_to_yaw_frame(vectors, yaw)
         priv = np.empty((k, PRIVILEGED_DIM), dtype=np.float32)
         priv[:, _PRIV["foot_contact"]] = s["foot_contact"]
-        priv[:, _PRIV["foot_contact_force"]] = s["foot_force"].reshape(k, -1)
-        priv[:, _PRIV["foot_contact_normal"]] = s["foot_normal"].reshape(k, -1)
+        priv[:, _PRIV["foot_contact_force"]] = vectors[:, :NUM_LEGS].reshape(k, -1)
+        priv[:, _PRIV["foot_contact_normal"]] = vectors[:, NUM_LEGS : 2 * NUM_LEGS].reshape(k, -1)
         priv[:, _PRIV["foot_friction"]] = self.randomizer.foot_friction[ids]
         priv[:, _PRIV["thigh_shank_contact"]] = s["thigh_shank_contact"]
-        priv[:, _PRIV["external_wrench"]] = s["external_wrench"]
+        priv[:, _PRIV["external_wrench"]] = vectors[:, 2 * NUM_LEGS :].reshape(k, -1)
         priv[:, _PRIV["foot_air_time"]] = self.air_time[ids]
         return {"proprio": proprio, "extero": heights, "privileged": priv}
