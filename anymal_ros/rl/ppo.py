@@ -63,7 +63,9 @@ def approx_kl(log_probs: Tensor, old_log_probs: Tensor) -> Tensor:
     return (log_ratio.exp() - 1.0 - log_ratio).mean()
 
 
-def symmetry_loss(policy: nn.Module, obs: dict[str, Tensor], mean: Tensor, mirror: ObsActionMirror):
+def symmetry_loss(
+    policy: nn.Module, obs: dict[str, Tensor], mean: Tensor, mirror: ObsActionMirror
+) -> Tensor:
     """Mean squared gap between the policy's mean action in the mirrored states and the mirror
     image of its mean action ``mean [B, A]`` in the states themselves (held fixed: the loss
     pulls the mirrored branch towards the policy as it is, not both towards each other)."""
