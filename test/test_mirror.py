@@ -20,6 +20,7 @@ from anymal_ros.obs.mirror import (
     extero_mirror,
     layout_mirror,
 )
+from anymal_ros.rl.logger import plot_run
 from anymal_ros.rl.ppo import symmetry_loss
 from anymal_ros.sim.env import QuadrupedVecEnv
 
@@ -189,6 +190,7 @@ def test_a_teacher_trained_with_the_symmetry_loss_is_more_symmetric(tmp_path):
         float(r["symmetry_loss"]) for r in csv.DictReader(open(tmp_path / "with/metrics.csv"))
     ]
     assert len(logged) == 6 and all(np.isfinite(logged))
+    assert plot_run(tmp_path / "with").is_file()  # with a symmetry-loss panel
     obs = with_loss.obs  # the same states for both policies
     with torch.no_grad():
         gaps = [

@@ -86,6 +86,12 @@ def read_metrics(path: str | Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) if r[k] not in ("", None) else math.nan for r in rows] for k in rows[0]}
 
 
+def _logged(m: dict[str, list[float]], column: str) -> bool:
+    """Whether ``column`` holds a value anywhere (a run's CSV has every stat column, empty
+    where the run did not compute it)."""
+    return column in m and any(not math.isnan(v) for v in m[column])
+
+
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``learning_curves.png`` (return vs env steps and wall-clock, losses) for a run."""
     import matplotlib
@@ -128,6 +134,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                 ("env_steps", "mean_length", "env steps", "mean episode length [steps]"),
                 ("env_steps", "terrain_level", "env steps", "mean terrain level"),
             ]
+        if _logged(m, "symmetry_loss"):  # ppo.symmetry_coef: how far the gait is lopsided
+            panels.append(("env_steps", "symmetry_loss", "env steps", "symmetry loss"))
     cols = (len(panels) + 1) // 2
     fig, axes = plt.subplots(2, cols, figsize=(5 * cols, 7))
     for ax in axes.flat[len(panels) :]:  # an odd number of panels leaves one cell empty
