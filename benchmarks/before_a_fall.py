@@ -10,7 +10,9 @@ Per control step and foot, from the simulator's privileged state and the CPG pha
   above 0.5), when it should be in the air; of those, **held in swing**: the foot has not
   left the ground since its swing began (a late lift-off, or a foot caught on an edge from the
   start); the rest touched down again after lifting;
-* a **limb touch**: a thigh or shank touches the terrain.
+* a **limb touch**: a thigh or shank touches the terrain;
+* a **stance void**: the foot touches nothing in the middle two thirds of its stance (CPG
+  sine below -0.5), when it should bear weight: a foot over a dip, or a robot tipping.
 
 The JSON gives each fall with its counts over the last ``--window`` seconds, and rates (steps
 with the event, summed over feet or limbs, per robot-second) in four windows back from the
@@ -52,7 +54,7 @@ from anymal_ros.eval.scorecard import field_sim  # noqa: E402
 EDGE_DEG = 30.0  # a contact normal this far from vertical meets a side, not a top
 STUB_SIN = 0.5  # mid-swing: the foot should be clear of the ground, not touching it
 FAST = 0.6  # m/s of commanded |vx|: the fallers' speeds on rough ground
-EVENTS = ("edge_touch", "swing_touch", "held_in_swing", "limb_touch")
+EVENTS = ("edge_touch", "swing_touch", "held_in_swing", "limb_touch", "stance_void")
 
 
 class Watch:
@@ -109,6 +111,7 @@ class Watch:
         self.trace["held_in_swing"].append(stub & ~self._lifted)
         limbs = priv[:, self._limbs] > 0.5  # [N, thighs then shanks]
         self.trace["limb_touch"].append(limbs & on[:, :1])
+        self.trace["stance_void"].append(~contact & (sin < -STUB_SIN) & on)
         self.trace["vx"].append(proprio[:, self._command][:, 0])
         return self.policy.act(obs)
 
