@@ -39,6 +39,8 @@ from anymal_ros.contract import (
 )
 
 _MIRROR_LEG = {"LF": "RF", "RF": "LF", "LH": "RH", "RH": "LH"}
+#: For each leg in LEGS order, the position of its mirror image.
+_MIRRORED_LEGS = [LEGS.index(_MIRROR_LEG[leg]) for leg in LEGS]
 #: Sign of a joint's angle in the mirror image, by joint kind.
 _JOINT_SIGN = {"HAA": -1.0, "HFE": 1.0, "KFE": 1.0}
 
@@ -79,8 +81,7 @@ class Mirror:
 
 def _legs(per_leg: int = 1, sign: tuple[float, ...] | None = None) -> Mirror:
     """Blocks of ``per_leg`` values per leg in LEGS order: legs swapped, each block signed."""
-    order = [LEGS.index(_MIRROR_LEG[leg]) for leg in LEGS]
-    index = np.concatenate([np.arange(per_leg) + per_leg * j for j in order])
+    index = np.concatenate([np.arange(per_leg) + per_leg * j for j in _MIRRORED_LEGS])
     block = np.ones(per_leg) if sign is None else np.asarray(sign, dtype=np.float64)
     return Mirror(index, np.tile(block, NUM_LEGS))
 
@@ -155,8 +156,7 @@ def extero_mirror() -> Mirror:
     rings = _ring_points()
     if (NUM_LEGS, rings.dim) != EXTERO_SHAPE:
         raise ValueError(f"height rings give {rings.dim} points a foot, not {EXTERO_SHAPE[1]}")
-    order = [LEGS.index(_MIRROR_LEG[leg]) for leg in LEGS]
-    index = np.concatenate([rings.index + rings.dim * j for j in order])
+    index = np.concatenate([rings.index + rings.dim * j for j in _MIRRORED_LEGS])
     return Mirror(index, np.tile(rings.sign, NUM_LEGS))
 
 
