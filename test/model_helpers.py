@@ -12,6 +12,9 @@ from anymal_ros.models.checkpoint import save_checkpoint
 from anymal_ros.models.student import Student
 from anymal_ros.models.teacher import Teacher
 
+#: A teacher small enough for a test's training run (hidden sizes of its networks).
+SMALL_TEACHER = {"policy_mlp": [32], "value_mlp": [32], "height_encoder": [16]}
+
 
 def random_obs(batch: int, proprio_dim: int = 133, gen: torch.Generator | None = None):
     g = gen or torch.Generator().manual_seed(0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_helpers import SMALL_TEACHER, random_obs
 from sim_helpers import SMALL_TERRAIN
 
 from anymal_ros.config import from_dict
@@ -88,8 +89,7 @@ def _mirror_robot(env: QuadrupedVecEnv, src: int, dst: int) -> None:
     d.qpos[idx.qpos_base[dst, 3:7]] = [w, -x, y, -z]
     v = d.qvel[idx.qvel_base[src]].copy()  # world linear, local angular velocity
     d.qvel[idx.qvel_base[dst]] = v * [1, -1, 1, -1, 1, -1]
-    for rows in (idx.qpos_joint, idx.qvel_joint):
-        arr = d.qpos if rows is idx.qpos_joint else d.qvel
+    for arr, rows in ((d.qpos, idx.qpos_joint), (d.qvel, idx.qvel_joint)):
         arr[rows[dst]] = arr[rows[src]][joints.index] * joints.sign
     env.decoder.phase[dst] = env.decoder.phase[src][LEG_SWAP]
     env.decoder.frequency[dst] = env.decoder.frequency[src][LEG_SWAP]
@@ -127,11 +127,7 @@ def test_a_mirrored_robot_observes_the_mirror_image_in_the_simulator():
 def test_symmetry_loss_is_zero_for_a_mirror_symmetric_policy_only():
     mirror = ObsActionMirror.for_quadruped("cpg", "yaw")
     teacher = Teacher()
-    obs = {
-        "proprio": torch.randn(8, 133),
-        "extero": torch.randn(8, 4, 52),
-        "privileged": torch.randn(8, 50),
-    }
+    obs = random_obs(8)
     mean = teacher.distribution(obs).mode
     assert symmetry_loss(teacher, obs, mean, mirror) > 0
 
@@ -152,7 +148,6 @@ def _tiny_teacher_run(run_dir, symmetry_coef: float):
     its left front leg faster than its right."""
     from anymal_ros.rl.runner import train_runner
 
-    small = {"policy_mlp": [32], "value_mlp": [32], "height_encoder": [16]}
     cfg = from_dict(
         TrainConfig,
         {
@@ -161,7 +156,7 @@ def _tiny_teacher_run(run_dir, symmetry_coef: float):
                 "num_envs": 4,
                 "sim": {"terrain": {**SMALL_TERRAIN, "kind": "flat"}, "privileged_frame": "yaw"},
             },
-            "model": {"type": "teacher", "teacher": small},
+            "model": {"type": "teacher", "teacher": SMALL_TEACHER},
             "ppo": {
                 "num_steps": 8,
                 "num_epochs": 4,

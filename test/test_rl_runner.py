@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from model_helpers import SMALL_TEACHER
 
 from anymal_ros.cli import main as cli_main
 from anymal_ros.config import from_dict
@@ -206,7 +207,6 @@ def test_quadruped_teacher_checkpoint_exports_with_the_simulators_contract(tmp_p
     from anymal_ros.deploy.runtime import OnnxPolicy
     from anymal_ros.models.loading import sim_config_of, teacher_from_checkpoint
 
-    small = {"policy_mlp": [32], "value_mlp": [32], "height_encoder": [16]}
     cfg = from_dict(
         TrainConfig,
         {
@@ -223,7 +223,7 @@ def test_quadruped_teacher_checkpoint_exports_with_the_simulators_contract(tmp_p
                     "actions": {"mode": "joint_residual", "scale": 0.3},
                 },
             },  # fmt: skip
-            "model": {"type": "teacher", "teacher": small},
+            "model": {"type": "teacher", "teacher": SMALL_TEACHER},
             "ppo": {"num_steps": 4, "num_epochs": 1, "num_minibatches": 1},
             "runner": {"progress": False, "tensorboard": False, "checkpoint_interval": 1},
         },

@@ -79,11 +79,12 @@ class Mirror:
         return Mirror.concat([part] * times)
 
 
-def _legs(per_leg: int = 1, sign: tuple[float, ...] | None = None) -> Mirror:
-    """Blocks of ``per_leg`` values per leg in LEGS order: legs swapped, each block signed."""
-    index = np.concatenate([np.arange(per_leg) + per_leg * j for j in _MIRRORED_LEGS])
-    block = np.ones(per_leg) if sign is None else np.asarray(sign, dtype=np.float64)
-    return Mirror(index, np.tile(block, NUM_LEGS))
+def _legs(each: Mirror | None = None) -> Mirror:
+    """A block per leg in LEGS order, each mirrored by ``each`` (default: one value as it
+    is): the blocks swapped between mirror legs."""
+    each = each or _vector((1.0,))
+    index = np.concatenate([each.index + each.dim * j for j in _MIRRORED_LEGS])
+    return Mirror(index, np.tile(each.sign, NUM_LEGS))
 
 
 def _joints() -> Mirror:
@@ -130,8 +131,8 @@ _TERM_RULES: dict[str, Callable[[int], Mirror]] = {
     "cpg_frequency": lambda n: Mirror.concat([_legs(), _vector((1.0,))]),  # legs, then base
     # privileged state (the base's yaw frame)
     "foot_contact": lambda n: _legs(),
-    "foot_contact_force": lambda n: _legs(3, _POLAR),
-    "foot_contact_normal": lambda n: _legs(3, _POLAR),
+    "foot_contact_force": lambda n: _legs(_vector(_POLAR)),
+    "foot_contact_normal": lambda n: _legs(_vector(_POLAR)),
     "foot_friction": lambda n: _legs(),
     "thigh_shank_contact": lambda n: Mirror.repeat(_legs(), 2),  # thighs, then shanks
     "external_wrench": lambda n: Mirror.concat([_vector(_POLAR), _vector(_AXIAL)]),
@@ -156,8 +157,7 @@ def extero_mirror() -> Mirror:
     rings = _ring_points()
     if (NUM_LEGS, rings.dim) != EXTERO_SHAPE:
         raise ValueError(f"height rings give {rings.dim} points a foot, not {EXTERO_SHAPE[1]}")
-    index = np.concatenate([rings.index + rings.dim * j for j in _MIRRORED_LEGS])
-    return Mirror(index, np.tile(rings.sign, NUM_LEGS))
+    return _legs(rings)
 
 
 def action_mirror(mode: str) -> Mirror:
